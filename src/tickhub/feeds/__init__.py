@@ -1,0 +1,1 @@
+"""Market feeds: one ``Feed`` interface, several implementations chosen by config."""
