@@ -1,0 +1,59 @@
+"""The ``Bus`` contract that every backend implements and the conformance suite checks.
+
+A producer publishes :class:`BusMessage` objects: one encoded ``data`` payload for one topic. The
+bus delivers each message to every handler subscribed to its topic, in publish order per topic.
+A message with ``retain`` set also replaces the topic's retained value under that name; a new
+subscriber's snapshot is the topic's retained values, so a chart is never empty.
+
+The bus never sees clients: the hub subscribes once per topic that any of its clients wants (the
+first local subscriber subscribes, the last one unsubscribes) and fans out locally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class BusMessage:
+    """One encoded message for one topic.
+
+    ``slot`` names what the message updates (``tick``, ``candle:<start>``, ``market``...): a slow
+    client keeps only the latest message per slot. ``slot=None`` marks an event that must never
+    be conflated or dropped (alerts). ``retain`` names the retained value the message replaces
+    (``tick``, ``candle``...), or is ``None`` for messages that are not state.
+    """
+
+    topic: str
+    payload: bytes
+    slot: str | None = None
+    retain: str | None = None
+
+
+Handler = Callable[[BusMessage], None]
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def publish(self, message: BusMessage) -> None:
+        """Hand a message to the bus without blocking the producer."""
+        ...
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        """Deliver the topic's future messages to ``handler`` (called on the event loop)."""
+        ...
+
+    def unsubscribe(self, topic: str, handler: Handler) -> None: ...
+
+    def retained_nowait(self, topic: str) -> list[bytes] | None:
+        """The topic's retained payloads if known locally without I/O, else ``None``."""
+        ...
+
+    async def retained(self, topic: str) -> list[bytes]:
+        """The topic's retained payloads, one per slot, oldest slot first."""
+        ...

@@ -1,0 +1,82 @@
+"""``tickhub`` command line: the edge where settings are read and errors become exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from tickhub import __version__
+from tickhub.config import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _settings(env_file: str | None) -> Settings:
+    try:
+        return load_settings(env_file)
+    except ConfigError as exc:
+        click.echo(f"tickhub: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@click.group(invoke_without_command=True)
+@click.version_option(__version__, prog_name="tickhub")
+@click.option("--env-file", default=".env", show_default=True, help="dotenv file to read")
+@click.pass_context
+def main(ctx: click.Context, env_file: str) -> None:
+    """tickhub: real-time market data over WebSockets (runs `serve` by default)."""
+    ctx.ensure_object(dict)
+    ctx.obj["env_file"] = env_file if Path(env_file).exists() else None
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(serve)
+
+
+@main.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run the service (feed, engines and WebSocket/HTTP server) in one process."""
+    from tickhub.logs import setup_logging
+    from tickhub.service import Service
+
+    settings = _settings(ctx.obj["env_file"])
+    setup_logging(settings.log_level, settings.log_format)
+    try:
+        service = Service(settings)
+    except (ValueError, OSError) as exc:
+        click.echo(f"tickhub: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    try:
+        _run(service.run_forever())
+    except OSError as exc:
+        click.echo(f"tickhub: cannot listen on {settings.host}:{settings.listen_port}: {exc}", err=True)
+        sys.exit(1)
+
+
+@main.command("check")
+@click.option("--url", default=None, help="service base URL, e.g. ws://localhost:8081")
+@click.option("--multi/--single", default=True, help="all four endpoints or /ws/stream only")
+@click.option("--symbol", default="RELIANCE", show_default=True)
+@click.option("--timeout", default=15.0, show_default=True, help="seconds to wait for each step")
+@click.pass_context
+def check(ctx: click.Context, url: str | None, multi: bool, symbol: str, timeout: float) -> None:
+    """Exercise a running service's protocol and print a pass/fail report (exit 1 on failure)."""
+    from tickhub.checker import run_checks
+
+    if url is None:
+        settings = _settings(ctx.obj["env_file"])
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        url = f"ws://{host}:{settings.listen_port}"
+    ok = asyncio.run(run_checks(url, multi=multi, symbol=symbol, timeout=timeout))
+    sys.exit(0 if ok else 1)

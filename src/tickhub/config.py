@@ -1,0 +1,103 @@
+"""Settings from the environment and a ``.env`` file, read once at the edge (the CLI).
+
+Names follow the seed (``HOST``, ``PORT``, ``CORS_ORIGINS``); the service listens on
+``PORT + 81`` unless ``WS_PORT`` is set. A bad value stops the start with a one-line error naming
+the variable (:class:`ConfigError`, exit code 2 in the CLI). Every setting is documented with
+its default in the README and ``.env.example``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+DEFAULT_CORS_ORIGINS = (
+    "http://localhost:3000,http://127.0.0.1:3000,"
+    "http://localhost:5173,http://127.0.0.1:5173,"
+    "http://localhost:8000,http://127.0.0.1:8000"
+)
+
+
+class ConfigError(Exception):
+    """A setting has a bad value; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- network (seed names) ---
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=0, le=65535 - 81)
+    ws_port: int | None = Field(None, ge=0, le=65535)
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = tuple(DEFAULT_CORS_ORIGINS.split(","))
+
+    # --- feed ---
+    feed: Literal["sim"] = "sim"
+    instruments_file: Path | None = None
+    symbols: Annotated[tuple[str, ...], NoDecode] = ()
+    sim_seed: int = 42
+    sim_speed: float = Field(1.0, gt=0, le=100_000)
+    sim_start: datetime | None = None
+    sim_tick_rate: float = Field(4.0, gt=0, le=100)
+
+    # --- plumbing ---
+    bus_url: str = "memory://"
+    data_dir: Path = Path("data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # --- streams ---
+    update_interval: float = Field(1.0, gt=0, le=60)
+    candle_history: int = Field(500, ge=10, le=100_000)
+
+    # --- limits ---
+    max_connections: int = Field(10_000, ge=1)
+    max_subscriptions: int = Field(200, ge=1)
+    max_message_bytes: int = Field(65_536, ge=256, le=16 * 1024 * 1024)
+    outbox_bytes: int = Field(1_048_576, ge=4096)
+    slow_client_grace: float = Field(30.0, gt=0)
+
+    @property
+    def listen_port(self) -> int:
+        return self.ws_port if self.ws_port is not None else self.port + 81
+
+    @field_validator("cors_origins", "symbols", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if origin != "*" and "://" not in origin:
+                raise ValueError(f"origin {origin!r} must look like http://host:port or be *")
+        return tuple(o.rstrip("/") for o in value)
+
+    def allows_origin(self, origin: str) -> bool:
+        return "*" in self.cors_origins or origin.rstrip("/") in self.cors_origins
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+    """Read settings; raise :class:`ConfigError` with one line naming the bad variable."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "?"
+        value = err.get("input")
+        raise ConfigError(f"invalid value for {name}: {value!r} ({err['msg']})") from None

@@ -1,0 +1,251 @@
+"""The producer side: feed -> candles and engines -> numbered messages on the bus.
+
+Everything here is computed once per tick, whatever the number of clients or gateways. The
+``/ws/stream`` messages of one symbol go to one topic per candle interval (``stream:RELIANCE:1m``)
+so that each client's ``seq`` counts exactly the messages it receives. Ticks are published as they
+come; a candle's final update (``closed: true``) at once; the forming candle, ``market_data`` and
+the derived streams at most once per ``update_interval`` per topic (the latest state wins).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from tickhub import payloads
+from tickhub.bus import Bus
+from tickhub.candles import CandleEngine
+from tickhub.clock import Clock
+from tickhub.feeds.base import Feed
+from tickhub.instruments import InstrumentRegistry
+from tickhub.model import Candle, FeedState, FeedStatus, Interval, Tick
+from tickhub.protocol import iso
+from tickhub.publisher import Publisher
+from tickhub.topics import Endpoint, topic
+
+log = logging.getLogger(__name__)
+
+FLUSH_PERIOD = 0.1
+"""Seconds between checks for throttled updates that are due."""
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        feed: Feed,
+        registry: InstrumentRegistry,
+        bus: Bus,
+        clock: Clock,
+        intervals: Sequence[Interval] = tuple(Interval),
+        update_interval: float = 1.0,
+        history_size: int = 500,
+    ) -> None:
+        self.feed = feed
+        self.registry = registry
+        self.clock = clock
+        self.intervals = tuple(intervals)
+        self.update_interval = update_interval
+        self.candles = CandleEngine(self.intervals, history_size=history_size)
+        self.publisher = Publisher(bus, epoch=secrets.token_hex(4))
+        self.last_ticks: dict[str, Tick] = {}
+        self.market_time: datetime | None = None
+        self.feed_status = FeedStatus(FeedState.STARTING)
+        self.ticks_in = 0
+        self.last_tick_mono: float | None = None
+        self.tick_errors = 0
+        self._last_sent: dict[tuple[str, str, str], float] = {}
+        self._dirty: dict[tuple[str, str, str], Callable[[], None]] = {}
+        self._bucket: dict[tuple[str, Interval], datetime] = {}
+
+    # --- feed callbacks ------------------------------------------------------------------------
+
+    def on_tick(self, tick: Tick) -> None:
+        try:
+            self._on_tick(tick)
+        except Exception:
+            # One bad tick must not stop the feed: log it with context and go on.
+            self.tick_errors += 1
+            log.exception("failed to process tick for %s at %s", tick.symbol, tick.timestamp)
+
+    def _on_tick(self, tick: Tick) -> None:
+        self.ticks_in += 1
+        self.last_tick_mono = self.clock.monotonic()
+        symbol = tick.symbol
+        self.last_ticks[symbol] = tick
+        if self.market_time is None or tick.timestamp > self.market_time:
+            self.market_time = tick.timestamp
+        updates = self.candles.on_tick(tick)
+        data = payloads.tick_data(tick)
+        pub = self.publisher
+        for interval in self.intervals:
+            pub.data(
+                topic(Endpoint.STREAM, symbol, interval),
+                symbol,
+                "tick_data",
+                data,
+                tick.timestamp,
+                slot="tick",
+                retain="tick",
+            )
+        self._on_candles(updates)
+        self._throttled(("market", symbol, ""), lambda: self._publish_market(symbol))
+        self._throttled(("portfolio", symbol, ""), lambda: self._publish_portfolio(symbol))
+
+    def on_status(self, status: FeedStatus) -> None:
+        changed = status.state != self.feed_status.state
+        self.feed_status = status
+        if changed:
+            log.info("feed %s: %s %s", self.feed.name, status.state.value, status.detail)
+            self.publisher.status(self.clock.now(), feed=status.state.value, detail=status.detail)
+
+    # --- candles -------------------------------------------------------------------------------
+
+    def _on_candles(self, updates: Sequence[Candle]) -> None:
+        for candle in updates:
+            key = ("candle", candle.symbol, candle.interval.value)
+            if candle.closed:
+                self._dirty.pop(key, None)
+                self._publish_candle(candle)
+                self._publish_analysis(candle.symbol, candle.interval, closed=True)
+            elif self._is_new_bucket(candle):
+                self._last_sent[key] = self.clock.monotonic()
+                self._publish_candle(candle)
+            else:
+                symbol, interval = candle.symbol, candle.interval
+                self._throttled(key, lambda s=symbol, i=interval: self._publish_forming(s, i))
+
+    def _is_new_bucket(self, candle: Candle) -> bool:
+        key = (candle.symbol, candle.interval)
+        if self._bucket.get(key) == candle.start:
+            return False
+        self._bucket[key] = candle.start
+        return True
+
+    def _publish_forming(self, symbol: str, interval: Interval) -> None:
+        candle = self.candles.current(symbol, interval)
+        if candle is not None:
+            self._publish_candle(candle)
+            self._publish_analysis(symbol, interval, closed=False)
+
+    def _publish_candle(self, candle: Candle) -> None:
+        self.publisher.data(
+            topic(Endpoint.STREAM, candle.symbol, candle.interval),
+            candle.symbol,
+            "candle_data",
+            payloads.candle_data(candle),
+            candle.start,
+            slot=f"candle:{iso(candle.start)}",
+            retain="candle",
+            interval=candle.interval.value,
+        )
+
+    def _publish_market(self, symbol: str) -> None:
+        tick = self.last_ticks[symbol]
+        data = payloads.market_data(tick)
+        for interval in self.intervals:
+            self.publisher.data(
+                topic(Endpoint.STREAM, symbol, interval),
+                symbol,
+                "market_data",
+                data,
+                tick.timestamp,
+                slot="market",
+                retain="market",
+            )
+
+    # --- derived streams (computed for real in the analysis/alerts/portfolio engines) ----------
+
+    def _publish_analysis(self, symbol: str, interval: Interval, *, closed: bool) -> None:
+        candle = self.candles.current(symbol, interval)
+        history = self.candles.history(symbol, interval, 1)
+        ref = candle or (history[-1] if history else None)
+        if ref is None:
+            return
+        data: dict[str, Any] = {
+            "technical_indicators": {},
+            "patterns": [],
+            "risk_metrics": {},
+            "interval": interval.value,
+            "candle": payloads.candle_data(ref),
+        }
+        self.publisher.data(
+            topic(Endpoint.ANALYSIS, symbol, interval),
+            symbol,
+            "technical_analysis",
+            data,
+            ref.start,
+            slot="analysis",
+            retain="analysis",
+            interval=interval.value,
+        )
+
+    def _publish_portfolio(self, symbol: str) -> None:
+        tick = self.last_ticks[symbol]
+        data = {
+            "position": {
+                "symbol": symbol,
+                "quantity": 0,
+                "average_price": 0.0,
+                "last_price": tick.price,
+                "current_value": 0.0,
+                "invested_value": 0.0,
+            },
+            "pnl": {"unrealized": 0.0, "unrealized_percent": 0.0, "day": 0.0, "day_percent": 0.0},
+        }
+        self.publisher.data(
+            topic(Endpoint.PORTFOLIO, symbol),
+            symbol,
+            "position_data",
+            data,
+            tick.timestamp,
+            slot="position",
+            retain="position",
+        )
+
+    # --- pacing --------------------------------------------------------------------------------
+
+    def _throttled(self, key: tuple[str, str, str], publish: Callable[[], None]) -> None:
+        now = self.clock.monotonic()
+        last = self._last_sent.get(key)
+        if last is None or now - last >= self.update_interval:
+            self._last_sent[key] = now
+            self._dirty.pop(key, None)
+            publish()
+        else:
+            self._dirty[key] = publish
+
+    def flush(self) -> None:
+        """Publish throttled updates whose time has come, and close candles that are due."""
+        now = self.clock.monotonic()
+        due = [
+            k for k in self._dirty if now - self._last_sent.get(k, now) >= self.update_interval
+        ]
+        for key in due:
+            publish = self._dirty.pop(key)
+            self._last_sent[key] = now
+            try:
+                publish()
+            except Exception:
+                log.exception("throttled publish failed for %s", key)
+        if self.market_time is not None:
+            self._on_candles(self.candles.close_due(self.market_time))
+
+    async def run(self) -> None:
+        """Run the feed and the flusher until cancelled."""
+        feed_task = asyncio.create_task(self.feed.run(self.on_tick, self.on_status), name="feed")
+        try:
+            while not feed_task.done():
+                await self.clock.sleep(FLUSH_PERIOD)
+                self.flush()
+            feed_task.result()
+        finally:
+            feed_task.cancel()
+            try:
+                await feed_task
+            except asyncio.CancelledError:
+                pass

@@ -1,0 +1,193 @@
+"""The wire protocol, sans-I/O: decode what a client sends, encode what the server sends.
+
+The seed's messages (``connection``, ``subscription``, ``heartbeat``, ``pong``, ``data``,
+``error``) keep their names, fields and texts exactly; everything added is an extra field or an
+extra message type, so clients written against the seed keep working. Errors are values
+(:class:`ProtocolError`) carrying a stable machine-readable ``code`` beside the seed's ``message``.
+Full reference: ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+
+PROTOCOL_VERSION = 1
+WELCOME_TEXT = "WebSocket connection established successfully"
+
+
+class ErrorCode(str, Enum):
+    INVALID_JSON = "invalid_json"
+    INVALID_MESSAGE = "invalid_message"
+    UNKNOWN_TYPE = "unknown_type"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    UNKNOWN_INTERVAL = "unknown_interval"
+    NOT_SUBSCRIBED = "not_subscribed"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    UNSUPPORTED_FRAME = "unsupported_frame"
+    NOT_FOUND = "not_found"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    UPGRADE_REQUIRED = "upgrade_required"
+    INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolError:
+    """A client mistake, answered with an ``error`` message; the connection stays open."""
+
+    code: ErrorCode
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- time ---------------------------------------------------------------------------------------
+
+
+def iso(ts: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and ``Z``: ``2025-01-27T10:30:00.000Z``."""
+    ts = ts.astimezone(UTC)
+    return f"{ts:%Y-%m-%dT%H:%M:%S}.{ts.microsecond // 1000:03d}Z"
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def decode(raw: bytes | str) -> dict[str, Any] | ProtocolError:
+    """Parse one client message: a JSON object with a string ``type``."""
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return ProtocolError(ErrorCode.INVALID_JSON, "Invalid JSON format")
+    if not isinstance(msg, dict):
+        return ProtocolError(
+            ErrorCode.INVALID_MESSAGE,
+            f"message must be a JSON object, got {_json_kind(msg)}",
+        )
+    kind = msg.get("type")
+    if kind is None or kind == "":
+        return ProtocolError(ErrorCode.MISSING_FIELD, "missing field: 'type'", {"field": "type"})
+    if not isinstance(kind, str):
+        return ProtocolError(
+            ErrorCode.INVALID_FIELD, "field 'type' must be a string", {"field": "type"}
+        )
+    return msg
+
+
+def symbols_of(msg: Mapping[str, Any]) -> list[str] | ProtocolError:
+    """The symbols a subscribe/unsubscribe names: ``symbol`` (seed) and/or ``symbols`` (list)."""
+    out: list[str] = []
+    if "symbol" in msg:
+        sym = msg["symbol"]
+        if not isinstance(sym, str):
+            return ProtocolError(
+                ErrorCode.INVALID_FIELD, "field 'symbol' must be a string", {"field": "symbol"}
+            )
+        if sym.strip():
+            out.append(sym.strip())
+        elif "symbols" not in msg:
+            return ProtocolError(
+                ErrorCode.MISSING_FIELD, "field 'symbol' is empty", {"field": "symbol"}
+            )
+    if "symbols" in msg:
+        syms = msg["symbols"]
+        if not isinstance(syms, list) or not all(isinstance(s, str) for s in syms):
+            return ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                "field 'symbols' must be a list of strings",
+                {"field": "symbols"},
+            )
+        out.extend(s.strip() for s in syms if s.strip())
+        if not out:
+            return ProtocolError(
+                ErrorCode.MISSING_FIELD, "field 'symbols' is empty", {"field": "symbols"}
+            )
+    if not out:
+        return ProtocolError(ErrorCode.MISSING_FIELD, "missing field: 'symbol'", {"field": "symbol"})
+    # Keep order, drop repeats: one ack per distinct symbol.
+    return list(dict.fromkeys(out))
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+
+def encode(msg: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(msg, option=orjson.OPT_NON_STR_KEYS)
+
+
+def welcome(now: datetime, endpoint: str, connection_id: str) -> bytes:
+    return encode(
+        {
+            "type": "connection",
+            "status": "connected",
+            "timestamp": iso(now),
+            "message": WELCOME_TEXT,
+            "endpoint": endpoint,
+            "connection_id": connection_id,
+            "protocol_version": PROTOCOL_VERSION,
+        }
+    )
+
+
+def subscription(
+    now: datetime, status: str, symbol: str, **extra: Any
+) -> bytes:
+    """Ack of a subscribe/unsubscribe; ``status`` is ``subscribed`` or ``unsubscribed``."""
+    return encode(
+        {"type": "subscription", "status": status, "symbol": symbol, "timestamp": iso(now), **extra}
+    )
+
+
+def heartbeat_ack(now: datetime, **extra: Any) -> bytes:
+    return encode({"type": "heartbeat", "status": "ack", "timestamp": iso(now), **extra})
+
+
+def pong(now: datetime, **extra: Any) -> bytes:
+    return encode({"type": "pong", "timestamp": iso(now), **extra})
+
+
+def error(now: datetime, err: ProtocolError, **extra: Any) -> bytes:
+    body: dict[str, Any] = {
+        "type": "error",
+        "message": err.message,
+        "timestamp": iso(now),
+        "code": err.code.value,
+    }
+    if err.details:
+        body["details"] = dict(err.details)
+    body.update(extra)
+    return encode(body)
+
+
+def reply(now: datetime, kind: str, **fields: Any) -> bytes:
+    """Any other server message (``subscriptions``, ``status``, ...): type, timestamp, fields."""
+    return encode({"type": kind, "timestamp": iso(now), **fields})
+
+
+def mark_snapshot(payload: bytes) -> bytes:
+    """The same data message with ``"snapshot": true`` added, without decoding it.
+
+    Payloads are always encoded JSON objects, so splicing after the opening brace is exact.
+    """
+    return b'{"snapshot":true,' + payload[1:]

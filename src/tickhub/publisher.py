@@ -1,0 +1,62 @@
+"""Numbering and encoding of ``data`` messages on the producer side.
+
+Every topic has its own ``seq`` that increases by one per message, and an ``epoch`` that names this
+producer run: a client that sees ``seq`` jump knows it missed messages, and a new ``epoch`` tells it
+the numbering restarted. Numbering happens once, where messages are produced, so every gateway
+delivers the same ``seq`` for the same message. Each message is encoded exactly once here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tickhub import protocol
+from tickhub.bus import Bus, BusMessage
+
+STATUS_TOPIC = "status"
+
+
+class Publisher:
+    def __init__(self, bus: Bus, epoch: str) -> None:
+        self.bus = bus
+        self.epoch = epoch
+        self._seq: dict[str, int] = {}
+        self.published = 0
+
+    def data(
+        self,
+        topic: str,
+        symbol: str,
+        data_type: str,
+        data: dict[str, Any],
+        ts: datetime,
+        *,
+        slot: str | None,
+        retain: str | None = None,
+        interval: str | None = None,
+        **extra: Any,
+    ) -> None:
+        seq = self._seq.get(topic, 0) + 1
+        self._seq[topic] = seq
+        msg: dict[str, Any] = {
+            "type": "data",
+            "symbol": symbol,
+            "timestamp": protocol.iso(ts),
+            "data_type": data_type,
+            "seq": seq,
+            "epoch": self.epoch,
+        }
+        if interval is not None:
+            msg["interval"] = interval
+        if extra:
+            msg.update(extra)
+        msg["data"] = data
+        self.bus.publish(BusMessage(topic, protocol.encode(msg), slot, retain))
+        self.published += 1
+
+    def status(self, now: datetime, **fields: Any) -> None:
+        """A feed/service ``status`` message for every connected client."""
+        self.bus.publish(
+            BusMessage(STATUS_TOPIC, protocol.reply(now, "status", **fields), None, "status")
+        )

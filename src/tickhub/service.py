@@ -1,0 +1,260 @@
+"""The composition root: builds every component from settings, runs them, stops them cleanly.
+
+Nothing below this module reads configuration; each component gets its own typed arguments.
+Every background task is named, tracked, and cancelled on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from tickhub import __version__, protocol
+from tickhub.bus import Bus, create_bus
+from tickhub.clock import Clock, SystemClock
+from tickhub.config import Settings
+from tickhub.feeds.base import Feed
+from tickhub.hub import CloseCode, Hub, HubLimits
+from tickhub.ingest import Ingest
+from tickhub.instruments import InstrumentRegistry
+from tickhub.model import FeedState
+from tickhub.publisher import STATUS_TOPIC
+from tickhub.bus import BusMessage
+from tickhub.server import HttpResponse, WebSocketServer, text_frame
+from tickhub.topics import Endpoint
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER = 15.0
+"""Seconds without a tick (while the market is open) before /health says ``degraded``."""
+
+
+def build_registry(settings: Settings) -> InstrumentRegistry:
+    if settings.instruments_file is not None:
+        registry = InstrumentRegistry.load_csv(settings.instruments_file)
+    else:
+        registry = InstrumentRegistry.bundled()
+    if settings.symbols:
+        registry = registry.subset(settings.symbols)
+    return registry
+
+
+def build_feed(settings: Settings, registry: InstrumentRegistry, clock: Clock) -> Feed:
+    if settings.feed == "sim":
+        from tickhub.feeds.sim import SimFeed
+
+        return SimFeed(
+            list(registry),
+            seed=settings.sim_seed,
+            speed=settings.sim_speed,
+            start=settings.sim_start,
+            clock=clock,
+            tick_rate=settings.sim_tick_rate,
+        )
+    raise ValueError(f"unsupported feed: {settings.feed!r}")
+
+
+@dataclass
+class Service:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    registry: InstrumentRegistry | None = None
+    feed: Feed | None = None
+    bus: Bus | None = None
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.registry = self.registry or build_registry(s)
+        self.bus = self.bus or create_bus(s.bus_url)
+        self.feed = self.feed or build_feed(s, self.registry, self.clock)
+        self.ingest = Ingest(
+            feed=self.feed,
+            registry=self.registry,
+            bus=self.bus,
+            clock=self.clock,
+            update_interval=s.update_interval,
+            history_size=s.candle_history,
+        )
+        self.hub = Hub(
+            self.bus,
+            self.registry,
+            self.clock,
+            text_frame,
+            HubLimits(
+                max_connections=s.max_connections,
+                max_subscriptions=s.max_subscriptions,
+                max_message_bytes=s.max_message_bytes,
+                slow_client_grace=s.slow_client_grace,
+            ),
+        )
+        self.server = WebSocketServer(
+            self.hub,
+            {
+                "/health": self._route_health,
+                "/connections": self._route_connections,
+                "/test": self._route_test,
+            },
+            allow_origin=s.allows_origin,
+            outbox_bytes=s.outbox_bytes,
+            max_frame_bytes=max(s.max_message_bytes * 16, 1_048_576),
+        )
+        self.port: int | None = None
+        self.started_at = time.monotonic()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = False
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        assert self.bus is not None
+        await self.bus.start()
+        self.bus.subscribe(STATUS_TOPIC, self._on_status)
+        self._spawn(self.ingest.run(), "ingest")
+        self._spawn(self._housekeeping(), "housekeeping")
+        self.port = await self.server.start(self.settings.host, self.settings.listen_port)
+        self.started_at = time.monotonic()
+        log.info(
+            "tickhub %s serving ws://%s:%d/ws/{stream,analysis,alerts,portfolio} (feed=%s, bus=%s)",
+            __version__,
+            self.settings.host,
+            self.port,
+            self.settings.feed,
+            self.settings.bus_url,
+        )
+        return self.port
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        await self.server.stop()
+        self.hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("task %s failed during shutdown", task.get_name())
+        assert self.bus is not None
+        await self.bus.close()
+        log.info("tickhub stopped")
+
+    async def run_forever(self) -> None:
+        await self.start()
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, done.set)
+        try:
+            await done.wait()
+        finally:
+            log.info("shutting down")
+            await self.stop()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.hub.check_slow_clients()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    def _on_status(self, message: BusMessage) -> None:
+        for session in self.hub.iter_sessions():
+            session.send(message.payload)
+
+    # --- HTTP ----------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        status = self.ingest.feed_status
+        age = (
+            None
+            if self.ingest.last_tick_mono is None
+            else round(self.clock.monotonic() - self.ingest.last_tick_mono, 3)
+        )
+        state = status.state
+        if state == FeedState.LIVE and (age is None or age > STALE_AFTER):
+            state = FeedState.STALE
+        ok = state in (FeedState.LIVE, FeedState.MARKET_CLOSED)
+        return {
+            "status": "ok" if ok else "degraded",
+            "service": "tickhub",
+            "version": __version__,
+            "timestamp": protocol.iso(self.clock.now()),
+            "uptime_seconds": round(time.monotonic() - self.started_at, 3),
+            "pid": os.getpid(),
+            "feed": {
+                "name": self.settings.feed,
+                "state": state.value,
+                "detail": status.detail,
+                "last_tick_age_seconds": age,
+                "market_time": None
+                if self.ingest.market_time is None
+                else protocol.iso(self.ingest.market_time),
+                "ticks": self.ingest.ticks_in,
+                "tick_errors": self.ingest.tick_errors,
+                "reconnects": status.reconnects,
+            },
+            "bus": self.settings.bus_url.split("://", 1)[0],
+            "connections": len(self.hub),
+            "instruments": len(self.registry or ()),
+        }
+
+    def selftest(self) -> dict[str, Any]:
+        probe = self.hub.probe()
+        health = self.health()
+        topics = self.hub.topics()
+        endpoints = {}
+        report = self.hub.connection_report()["endpoints"]
+        for e in Endpoint:
+            prefix = e.value + ":"
+            endpoints[e.path] = {
+                "url": f"ws://{{host}}:{self.port}{e.path}",
+                "connections": report[e.path],
+                "topics": sum(1 for t in topics if t.startswith(prefix)),
+                "subscriptions": sum(n for t, n in topics.items() if t.startswith(prefix)),
+                "state": "ok" if probe["ok"] else "unknown",
+            }
+        return {
+            "status": "ok" if probe["ok"] and health["status"] == "ok" else "degraded",
+            "timestamp": health["timestamp"],
+            "probe": probe,
+            "feed": health["feed"],
+            "endpoints": endpoints,
+            "messages": {
+                "published": self.ingest.publisher.published,
+                "delivered": self.hub.messages_out,
+                "received": self.hub.messages_in,
+            },
+            "links": {"health": "/health", "connections": "/connections"},
+        }
+
+    def _route_health(self) -> HttpResponse:
+        body = self.health()
+        return HttpResponse(200 if body["status"] == "ok" else 503, protocol.encode(body))
+
+    def _route_connections(self) -> HttpResponse:
+        report = self.hub.connection_report()
+        report["timestamp"] = protocol.iso(self.clock.now())
+        return HttpResponse(200, protocol.encode(report))
+
+    def _route_test(self) -> HttpResponse:
+        return HttpResponse(200, protocol.encode(self.selftest()))
