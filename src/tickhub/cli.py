@@ -60,7 +60,9 @@ def serve(ctx: click.Context) -> None:
     try:
         _run(service.run_forever())
     except OSError as exc:
-        click.echo(f"tickhub: cannot listen on {settings.host}:{settings.listen_port}: {exc}", err=True)
+        click.echo(
+            f"tickhub: cannot listen on {settings.host}:{settings.listen_port}: {exc}", err=True
+        )
         sys.exit(1)
 
 

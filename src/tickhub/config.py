@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 DEFAULT_CORS_ORIGINS = (
     "http://localhost:3000,http://127.0.0.1:3000,"
@@ -56,6 +55,7 @@ class Settings(BaseSettings):
     # --- streams ---
     update_interval: float = Field(1.0, gt=0, le=60)
     candle_history: int = Field(500, ge=10, le=100_000)
+    analysis_history: int = Field(100, ge=0, le=100_000)
 
     # --- limits ---
     max_connections: int = Field(10_000, ge=1)
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         return "*" in self.cors_origins or origin.rstrip("/") in self.cors_origins
 
 
-def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Read settings; raise :class:`ConfigError` with one line naming the bad variable."""
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]

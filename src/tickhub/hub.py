@@ -314,7 +314,11 @@ class Hub:
                     ProtocolError(
                         ErrorCode.LIMIT_EXCEEDED,
                         f"subscription limit reached: {limit} per connection",
-                        {"limit": limit, "current": len(session.subs), "setting": "MAX_SUBSCRIPTIONS"},
+                        {
+                            "limit": limit,
+                            "current": len(session.subs),
+                            "setting": "MAX_SUBSCRIPTIONS",
+                        },
                     ),
                     symbol=symbol,
                     request="subscribe",
@@ -377,9 +381,7 @@ class Hub:
         ]
         symbols = list(dict.fromkeys(s.symbol for s in session.subs.values()))
         session.send(
-            protocol.reply(
-                self.clock.now(), "subscriptions", symbols=symbols, subscriptions=subs
-            )
+            protocol.reply(self.clock.now(), "subscriptions", symbols=symbols, subscriptions=subs)
         )
 
     # --- topic bookkeeping ---------------------------------------------------------------------
@@ -467,7 +469,9 @@ class Hub:
         deadline = self.clock.monotonic() - self.limits.slow_client_grace
         slow = [s for s in self._sessions.values() if s.paused and s.paused_since <= deadline]
         for session in slow:
-            self._close_slow(session, f"slow consumer: paused over {self.limits.slow_client_grace:g}s")
+            self._close_slow(
+                session, f"slow consumer: paused over {self.limits.slow_client_grace:g}s"
+            )
         return len(slow)
 
     def _close_slow(self, session: Session, reason: str) -> None:

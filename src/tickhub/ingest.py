@@ -10,6 +10,9 @@ the derived streams at most once per ``update_interval`` per topic (the latest s
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -17,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from tickhub import payloads
+from tickhub.analysis import AnalysisEngine
 from tickhub.bus import Bus
 from tickhub.candles import CandleEngine
 from tickhub.clock import Clock
@@ -44,6 +48,7 @@ class Ingest:
         intervals: Sequence[Interval] = tuple(Interval),
         update_interval: float = 1.0,
         history_size: int = 500,
+        snapshot_history: int = 100,
     ) -> None:
         self.feed = feed
         self.registry = registry
@@ -51,6 +56,8 @@ class Ingest:
         self.intervals = tuple(intervals)
         self.update_interval = update_interval
         self.candles = CandleEngine(self.intervals, history_size=history_size)
+        self.analysis = AnalysisEngine(maxlen=history_size)
+        self.snapshot_history = snapshot_history
         self.publisher = Publisher(bus, epoch=secrets.token_hex(4))
         self.last_ticks: dict[str, Tick] = {}
         self.market_time: datetime | None = None
@@ -95,6 +102,7 @@ class Ingest:
         self._on_candles(updates)
         self._throttled(("market", symbol, ""), lambda: self._publish_market(symbol))
         self._throttled(("portfolio", symbol, ""), lambda: self._publish_portfolio(symbol))
+        self._throttled(("alerts", symbol, ""), lambda: self._publish_alerts(symbol))
 
     def on_status(self, status: FeedStatus) -> None:
         changed = status.state != self.feed_status.state
@@ -108,6 +116,7 @@ class Ingest:
     def _on_candles(self, updates: Sequence[Candle]) -> None:
         for candle in updates:
             key = ("candle", candle.symbol, candle.interval.value)
+            self.analysis.on_candle(candle)
             if candle.closed:
                 self._dirty.pop(key, None)
                 self._publish_candle(candle)
@@ -116,8 +125,9 @@ class Ingest:
                 self._last_sent[key] = self.clock.monotonic()
                 self._publish_candle(candle)
             else:
-                symbol, interval = candle.symbol, candle.interval
-                self._throttled(key, lambda s=symbol, i=interval: self._publish_forming(s, i))
+                self._throttled(
+                    key, functools.partial(self._publish_forming, candle.symbol, candle.interval)
+                )
 
     def _is_new_bucket(self, candle: Candle) -> bool:
         key = (candle.symbol, candle.interval)
@@ -161,20 +171,17 @@ class Ingest:
     # --- derived streams (computed for real in the analysis/alerts/portfolio engines) ----------
 
     def _publish_analysis(self, symbol: str, interval: Interval, *, closed: bool) -> None:
+        """Analysis of the closed candles (and the forming one between closes)."""
         candle = self.candles.current(symbol, interval)
         history = self.candles.history(symbol, interval, 1)
-        ref = candle or (history[-1] if history else None)
+        ref = history[-1] if closed and history else candle
         if ref is None:
             return
-        data: dict[str, Any] = {
-            "technical_indicators": {},
-            "patterns": [],
-            "risk_metrics": {},
-            "interval": interval.value,
-            "candle": payloads.candle_data(ref),
-        }
+        result = self.analysis.analyze(symbol, interval, include_forming=not closed)
+        data = payloads.analysis_data(result, ref)
+        t = topic(Endpoint.ANALYSIS, symbol, interval)
         self.publisher.data(
-            topic(Endpoint.ANALYSIS, symbol, interval),
+            t,
             symbol,
             "technical_analysis",
             data,
@@ -183,6 +190,17 @@ class Ingest:
             retain="analysis",
             interval=interval.value,
         )
+        if closed:
+            bars = self.candles.history(symbol, interval, self.snapshot_history)
+            self.publisher.retain_only(
+                t,
+                symbol,
+                "candle_history",
+                {"interval": interval.value, "candles": [payloads.candle_data(c) for c in bars]},
+                ref.start,
+                retain="history",
+                interval=interval.value,
+            )
 
     def _publish_portfolio(self, symbol: str) -> None:
         tick = self.last_ticks[symbol]
@@ -207,6 +225,19 @@ class Ingest:
             retain="position",
         )
 
+    def _publish_alerts(self, symbol: str) -> None:
+        tick = self.last_ticks[symbol]
+        data: dict[str, Any] = {"price_alerts": [], "volume_alerts": [], "breakout_alerts": []}
+        self.publisher.data(
+            topic(Endpoint.ALERTS, symbol),
+            symbol,
+            "alert_data",
+            data,
+            tick.timestamp,
+            slot="alerts",
+            retain="alerts",
+        )
+
     # --- pacing --------------------------------------------------------------------------------
 
     def _throttled(self, key: tuple[str, str, str], publish: Callable[[], None]) -> None:
@@ -222,9 +253,7 @@ class Ingest:
     def flush(self) -> None:
         """Publish throttled updates whose time has come, and close candles that are due."""
         now = self.clock.monotonic()
-        due = [
-            k for k in self._dirty if now - self._last_sent.get(k, now) >= self.update_interval
-        ]
+        due = [k for k in self._dirty if now - self._last_sent.get(k, now) >= self.update_interval]
         for key in due:
             publish = self._dirty.pop(key)
             self._last_sent[key] = now
@@ -245,7 +274,5 @@ class Ingest:
             feed_task.result()
         finally:
             feed_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await feed_task
-            except asyncio.CancelledError:
-                pass

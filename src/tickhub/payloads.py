@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tickhub.analysis import Analysis
 from tickhub.model import Candle, Depth, Tick
 from tickhub.protocol import iso
 
@@ -54,7 +55,9 @@ def depth_data(depth: Depth | None) -> dict[str, list[dict[str, Any]]]:
     if depth is None:
         return {"buy": [], "sell": []}
     return {
-        "buy": [{"price": _p(d.price), "quantity": d.quantity, "orders": d.orders} for d in depth.buy],
+        "buy": [
+            {"price": _p(d.price), "quantity": d.quantity, "orders": d.orders} for d in depth.buy
+        ],
         "sell": [
             {"price": _p(d.price), "quantity": d.quantity, "orders": d.orders} for d in depth.sell
         ],
@@ -68,3 +71,26 @@ def market_data(tick: Tick) -> dict[str, Any]:
     body["tradable"] = tick.tradable
     body["oi"] = tick.oi
     return body
+
+
+def _rounded(value: Any, digits: int) -> Any:
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    return value
+
+
+def analysis_data(result: Analysis, candle: Candle) -> dict[str, Any]:
+    """The ``/ws/analysis`` payload: indicators rounded to 4 decimals, risk to 6."""
+    return {
+        "technical_indicators": _rounded(result["technical_indicators"], 4),
+        "patterns": [
+            {"name": p["name"], "direction": p["direction"], "start": iso(p["start"])}
+            for p in result["patterns"]
+        ],
+        "risk_metrics": _rounded(result["risk_metrics"], 6),
+        "trend": result["trend"],
+        "interval": result["interval"],
+        "candle": candle_data(candle),
+    }

@@ -110,7 +110,9 @@ def symbols_of(msg: Mapping[str, Any]) -> list[str] | ProtocolError:
                 ErrorCode.MISSING_FIELD, "field 'symbols' is empty", {"field": "symbols"}
             )
     if not out:
-        return ProtocolError(ErrorCode.MISSING_FIELD, "missing field: 'symbol'", {"field": "symbol"})
+        return ProtocolError(
+            ErrorCode.MISSING_FIELD, "missing field: 'symbol'", {"field": "symbol"}
+        )
     # Keep order, drop repeats: one ack per distinct symbol.
     return list(dict.fromkeys(out))
 
@@ -150,9 +152,7 @@ def welcome(now: datetime, endpoint: str, connection_id: str) -> bytes:
     )
 
 
-def subscription(
-    now: datetime, status: str, symbol: str, **extra: Any
-) -> bytes:
+def subscription(now: datetime, status: str, symbol: str, **extra: Any) -> bytes:
     """Ack of a subscribe/unsubscribe; ``status`` is ``subscribed`` or ``unsubscribed``."""
     return encode(
         {"type": "subscription", "status": status, "symbol": symbol, "timestamp": iso(now), **extra}

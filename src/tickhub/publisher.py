@@ -55,6 +55,32 @@ class Publisher:
         self.bus.publish(BusMessage(topic, protocol.encode(msg), slot, retain))
         self.published += 1
 
+    def retain_only(
+        self,
+        topic: str,
+        symbol: str,
+        data_type: str,
+        data: dict[str, Any],
+        ts: datetime,
+        *,
+        retain: str,
+        interval: str | None = None,
+    ) -> None:
+        """State that only new subscribers need (chart history): kept for snapshots, not sent
+        live, and numbered with the topic's current ``seq`` since it is not a new message."""
+        msg: dict[str, Any] = {
+            "type": "data",
+            "symbol": symbol,
+            "timestamp": protocol.iso(ts),
+            "data_type": data_type,
+            "seq": self._seq.get(topic, 0),
+            "epoch": self.epoch,
+        }
+        if interval is not None:
+            msg["interval"] = interval
+        msg["data"] = data
+        self.bus.publish(BusMessage(topic, protocol.encode(msg), None, retain, deliver=False))
+
     def status(self, now: datetime, **fields: Any) -> None:
         """A feed/service ``status`` message for every connected client."""
         self.bus.publish(

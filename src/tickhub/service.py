@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tickhub import __version__, protocol
-from tickhub.bus import Bus, create_bus
+from tickhub.bus import Bus, BusMessage, create_bus
 from tickhub.clock import Clock, SystemClock
 from tickhub.config import Settings
 from tickhub.feeds.base import Feed
@@ -25,7 +25,6 @@ from tickhub.ingest import Ingest
 from tickhub.instruments import InstrumentRegistry
 from tickhub.model import FeedState
 from tickhub.publisher import STATUS_TOPIC
-from tickhub.bus import BusMessage
 from tickhub.server import HttpResponse, WebSocketServer, text_frame
 from tickhub.topics import Endpoint
 
@@ -80,6 +79,7 @@ class Service:
             clock=self.clock,
             update_interval=s.update_interval,
             history_size=s.candle_history,
+            snapshot_history=s.analysis_history,
         )
         self.hub = Hub(
             self.bus,
@@ -191,7 +191,9 @@ class Service:
             else round(self.clock.monotonic() - self.ingest.last_tick_mono, 3)
         )
         state = status.state
-        if state == FeedState.LIVE and (age is None or age > STALE_AFTER):
+        if state == FeedState.LIVE and age is None:
+            state = FeedState.STARTING
+        elif state == FeedState.LIVE and age is not None and age > STALE_AFTER:
             state = FeedState.STALE
         ok = state in (FeedState.LIVE, FeedState.MARKET_CLOSED)
         return {

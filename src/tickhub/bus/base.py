@@ -23,13 +23,15 @@ class BusMessage:
     ``slot`` names what the message updates (``tick``, ``candle:<start>``, ``market``...): a slow
     client keeps only the latest message per slot. ``slot=None`` marks an event that must never
     be conflated or dropped (alerts). ``retain`` names the retained value the message replaces
-    (``tick``, ``candle``...), or is ``None`` for messages that are not state.
+    (``tick``, ``candle``...), or is ``None`` for messages that are not state. ``deliver=False``
+    only updates retained state (history that new subscribers need and live ones already have).
     """
 
     topic: str
     payload: bytes
     slot: str | None = None
     retain: str | None = None
+    deliver: bool = True
 
 
 Handler = Callable[[BusMessage], None]

@@ -27,7 +27,7 @@ class MemoryBus:
             slots.pop(message.retain, None)
             slots[message.retain] = message.payload
         handlers = self._handlers.get(message.topic)
-        if not handlers:
+        if not handlers or not message.deliver:
             return
         for handler in handlers:
             try:

@@ -20,10 +20,10 @@ The model is deliberately simple (a demo and test source, not a research tool):
   trading). The first previous close is ``Instrument.last_price`` (1000 when unknown). Prices are
   rounded to the tick size (0.05 when the instrument has none) and are never below one tick.
 - **Trades.** Every tick is a trade. Trades arrive as a Poisson process in session time:
-  ``tick_rate`` a second for heavyweights, 30-90 % of that for other names, about one a second for
-  indices. A trade's quantity is a lot multiple whose mean grows with the time since the previous
-  trade, so day volume (millions of shares for heavyweights) does not depend on how many ticks are
-  emitted. ``average_price`` is the running VWAP of the day's simulated trades.
+  ``tick_rate`` a second for a fixed list of heavyweights, 30-90 % of that for other names, about
+  one a second for indices. A trade's quantity is a lot multiple whose mean grows with the time
+  since the previous trade, so day volume (millions of shares for heavyweights) does not depend on
+  how many ticks are emitted. ``average_price`` is the running VWAP of the day's simulated trades.
 - **Book.** Five levels a side, one tick apart, the last price on the best bid or the best offer;
   ``buy_quantity``/``sell_quantity`` drift with a slow random imbalance.
 - **Indices** carry price, open/high/low and previous close only: no volume, no depth, no trade
@@ -69,7 +69,7 @@ SESSION_SECONDS = 22_500.0
 
 _SQRT_YEAR = math.sqrt(252 * SESSION_SECONDS)  # volatility is annualised over trading time
 _MARKET_VOL = 0.145
-_BANK_VOL = 0.09
+_BANK_VOL = 0.12
 _GAP_SECONDS = 1_800.0
 _DEFAULT_PRICE = 1_000.0
 _DEFAULT_TICK = 0.05
@@ -188,23 +188,25 @@ def add_session_time(t: datetime, seconds: float) -> datetime:
 # -- per-instrument state -----------------------------------------------------------------------
 
 
-def _decimals(tick: float) -> int:
+def _tick_ratio(tick: float) -> tuple[int, int]:
+    """``tick`` as an exact ratio of integers: 0.05 -> (5, 100)."""
     exponent = Decimal(repr(tick)).normalize().as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    scale = 10**-exponent if isinstance(exponent, int) and exponent < 0 else 1
+    return round(tick * scale), scale
 
 
 class _Book:
-    """Mutable simulation state of one instrument: latent price, day counters, book shape."""
+    """Mutable simulation state of one instrument: latent price, day counters, order book."""
 
     __slots__ = (
         "book",
-        "decimals",
         "depth_size",
         "factor_b",
         "factor_m",
         "high",
         "imbalance",
         "last",
+        "levels",
         "load_b",
         "load_m",
         "lot",
@@ -214,13 +216,16 @@ class _Book:
         "rate",
         "rng",
         "sigma",
+        "steps",
         "symbol",
         "tau",
         "tick",
+        "tick_den",
+        "tick_num",
         "token",
         "tokens",
-        "trade_tau",
         "tradable",
+        "trade_tau",
         "turnover",
         "volume",
         "volume_rate",
@@ -235,7 +240,7 @@ class _Book:
         self.token = inst.instrument_token
         self.tradable = inst.tradable
         self.tick = inst.tick_size if inst.tick_size > 0 else _DEFAULT_TICK
-        self.decimals = _decimals(self.tick)
+        self.tick_num, self.tick_den = _tick_ratio(self.tick)
         self.lot = max(1, inst.lot_size)
         symbol = inst.tradingsymbol
         bank = 0.0
@@ -253,18 +258,17 @@ class _Book:
             total = rng.uniform(0.20, 0.32)
             beta = rng.uniform(0.7, 1.2)
             if symbol in _BANKS:
-                bank = _BANK_VOL * rng.uniform(0.8, 1.2)
+                bank = _BANK_VOL * rng.uniform(1.0, 1.3)
             idio = math.sqrt(max(total**2 - (beta * _MARKET_VOL) ** 2 - bank**2, 0.08**2))
             self.rate = tick_rate * liquidity
         self.load_m = beta * _MARKET_VOL / _SQRT_YEAR
         self.load_b = bank / _SQRT_YEAR
         self.sigma = idio / _SQRT_YEAR
 
-        price = inst.last_price if inst.last_price > 0 else _DEFAULT_PRICE
-        self.prev_close = self.round(price)
+        self.steps = self.to_steps(inst.last_price if inst.last_price > 0 else _DEFAULT_PRICE)
+        self.prev_close = self.open = self.high = self.low = self.last = self.price(self.steps)
         self.x = math.log(self.prev_close)
         self.tau = self.trade_tau = self.factor_m = self.factor_b = 0.0
-        self.open = self.high = self.low = self.last = self.prev_close
         self.volume = 0
         self.turnover = 0.0
         day_volume = _TURNOVER * liquidity**2 * rng.uniform(0.7, 1.3) / self.prev_close
@@ -274,10 +278,16 @@ class _Book:
         self.book = day_volume * 0.06
         self.imbalance = 0.0
         self.tokens = 0.0
+        self.levels: dict[int, DepthLevel] = {}
 
-    def round(self, price: float) -> float:
-        steps = round(price / self.tick)
-        return round(max(steps, 1) * self.tick, self.decimals)
+    def to_steps(self, price: float) -> int:
+        """``price`` in whole ticks, at least one."""
+        steps = int(price / self.tick + 0.5)
+        return steps if steps > 1 else 1
+
+    def price(self, steps: int) -> float:
+        # An exact integer ratio gives the float nearest the decimal price: no rounding residue.
+        return steps * self.tick_num / self.tick_den
 
     def move(self, tau: float, m: float, b: float) -> float:
         """Bring the latent price to session time ``tau`` given the factor values there."""
@@ -286,7 +296,8 @@ class _Book:
         if dt > 0.0:
             x += self.sigma * math.sqrt(dt) * self.rng.gauss()
         self.x, self.tau, self.factor_m, self.factor_b = x, tau, m, b
-        return self.round(math.exp(x))
+        self.steps = steps = self.to_steps(math.exp(x))
+        return steps * self.tick_num / self.tick_den
 
     def open_day(self, tau: float, m: float, b: float) -> None:
         price = self.move(tau, m, b)
@@ -343,9 +354,13 @@ class _Book:
         self.volume += quantity
         self.turnover += price * quantity
         imbalance = self.imbalance + (rng.random() - 0.5) * 0.2
-        self.imbalance = imbalance = min(0.6, max(-0.6, imbalance))
-        buy = max(lot, int(self.book * (1.0 + imbalance) / lot) * lot)
-        sell = max(lot, int(self.book * (1.0 - imbalance) / lot) * lot)
+        if imbalance > 0.6:
+            imbalance = 0.6
+        elif imbalance < -0.6:
+            imbalance = -0.6
+        self.imbalance = imbalance
+        buy = int(self.book * (1.0 + imbalance) / lot) * lot + lot
+        sell = int(self.book * (1.0 - imbalance) / lot) * lot + lot
         return Tick(
             symbol=self.symbol,
             instrument_token=self.token,
@@ -361,29 +376,47 @@ class _Book:
             low=self.low,
             prev_close=self.prev_close,
             last_trade_time=ts,
-            depth=self.depth(price),
+            depth=self.depth(),
         )
 
-    def depth(self, price: float) -> Depth:
+    def new_level(self, steps: int, rank: int) -> DepthLevel:
+        """A fresh queue at ``steps`` ticks, ``rank`` levels from the touch (deeper is larger)."""
         rng = self.rng
-        tick = self.tick
-        decimals = self.decimals
         lot = self.lot
-        size = self.depth_size
-        best_bid = price - tick if rng.random() < 0.5 else price
-        bids: list[DepthLevel] = []
-        asks: list[DepthLevel] = []
+        size = self.depth_size * (1.0 + 0.3 * rank) * (0.2 + 1.6 * rng.random())
+        lots = int(size / lot) + 1
+        orders = 1 + int(rng.random() * (lots if lots < 30 else 30))
+        return DepthLevel(steps * self.tick_num / self.tick_den, lots * lot, orders)
+
+    def depth(self) -> Depth:
+        # Queues live at prices, not ranks: when the price moves, levels it leaves keep their
+        # quantities and only new prices get new queues (cheap, and how a book behaves).
+        rng = self.rng
+        bid = self.steps if rng.random() < 0.5 else self.steps - 1  # hit the bid / lifted the offer
+        levels = self.levels
+        if len(levels) > 8 * _DEPTH_LEVELS:
+            reach = 2 * _DEPTH_LEVELS
+            self.levels = levels = {p: v for p, v in levels.items() if abs(p - bid) <= reach}
+        for _ in range(2):  # some churn at every trade
+            rank = int(rng.random() * 2 * _DEPTH_LEVELS) - _DEPTH_LEVELS + 1
+            at = bid + rank
+            if at > 0:
+                levels[at] = self.new_level(at, abs(rank) if rank <= 0 else rank - 1)
+        buy: list[DepthLevel] = []
+        sell: list[DepthLevel] = []
         for k in range(_DEPTH_LEVELS):
-            scale = size * (1.0 + 0.3 * k)
-            bid = round(best_bid - k * tick, decimals)
-            if bid > 0.0:
-                lots = int(scale * (0.2 + 1.6 * rng.random()) / lot) + 1
-                orders = 1 + int(rng.random() * min(lots, 30))
-                bids.append(DepthLevel(bid, lots * lot, orders))
-            lots = int(scale * (0.2 + 1.6 * rng.random()) / lot) + 1
-            orders = 1 + int(rng.random() * min(lots, 30))
-            asks.append(DepthLevel(round(best_bid + (k + 1) * tick, decimals), lots * lot, orders))
-        return Depth(tuple(bids), tuple(asks))
+            at = bid - k
+            if at > 0:
+                level = levels.get(at)
+                if level is None:
+                    level = levels[at] = self.new_level(at, k)
+                buy.append(level)
+            at = bid + 1 + k
+            level = levels.get(at)
+            if level is None:
+                level = levels[at] = self.new_level(at, k)
+            sell.append(level)
+        return Depth(tuple(buy), tuple(sell))
 
 
 # -- the pure core ------------------------------------------------------------------------------
@@ -517,9 +550,12 @@ class SimFeed:
     Simulated exchange time advances by ``speed`` session seconds per clock second (``speed=60``
     plays a market minute a second), skipping nights. Whatever the speed, each instrument emits at
     most about ``2 * tick_rate`` ticks per clock second: at high speed trades are merged into
-    fewer, larger ones with the same volatility per simulated time. The feed waits only through
-    ``clock.sleep``, ``step`` clock seconds at a time. ``start`` defaults to
-    ``default_start(clock.now())``. ``subscribe``/``unsubscribe`` are accepted and ignored.
+    fewer, larger ones with the same volatility per simulated time (a token bucket per instrument,
+    see ``SimMarket.advance_to``). The feed waits only through ``clock.sleep``, ``step`` clock
+    seconds at a time. ``start`` defaults to ``default_start(clock.now())``: the sim always shows
+    a live session, so a demo at night plays today's session from 09:15. ``status().last_tick_at``
+    is clock time (``clock.now()``), the simulated exchange time is in ``extra``.
+    ``subscribe``/``unsubscribe`` are accepted and ignored.
     """
 
     name = "sim"

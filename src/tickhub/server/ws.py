@@ -53,11 +53,19 @@ class HttpResponse:
 Routes = dict[str, Callable[[], HttpResponse]]
 
 
-class _Connection(WSListener):  # type: ignore[misc]
+class _Connection(WSListener):
     """One WebSocket client: reassembles fragmented messages and hands them to the hub."""
 
-    __slots__ = ("_hub", "_raw", "_server", "_fragments", "_fragment_size", "_endpoint",
-                 "session", "transport")
+    __slots__ = (
+        "_endpoint",
+        "_fragment_size",
+        "_fragments",
+        "_hub",
+        "_raw",
+        "_server",
+        "session",
+        "transport",
+    )
 
     def __init__(self, server: WebSocketServer, endpoint: Endpoint) -> None:
         self._server = server
@@ -225,7 +233,12 @@ class WebSocketServer:
                 self.refused_origin += 1
                 log.warning("refused WebSocket from origin %r on %s", origin, endpoint.path)
                 return _respond(
-                    HttpResponse(403, _json_error(ErrorCode.ORIGIN_NOT_ALLOWED, f"origin not allowed: {origin!r}"))
+                    HttpResponse(
+                        403,
+                        _json_error(
+                            ErrorCode.ORIGIN_NOT_ALLOWED, f"origin not allowed: {origin!r}"
+                        ),
+                    )
                 )
             if not self.hub.can_accept():
                 limit = self.hub.limits.max_connections
@@ -253,7 +266,11 @@ class WebSocketServer:
         handler = self.routes.get(raw_path.decode("latin-1"))
         if handler is None:
             return _respond(
-                HttpResponse(404, _json_error(ErrorCode.NOT_FOUND, f"not found: {raw_path.decode('latin-1')!r}"), headers=cors)
+                HttpResponse(
+                    404,
+                    _json_error(ErrorCode.NOT_FOUND, f"not found: {raw_path.decode('latin-1')!r}"),
+                    headers=cors,
+                )
             )
         try:
             response = handler()
@@ -274,7 +291,11 @@ def _json_error(code: ErrorCode, message: str) -> bytes:
 
 
 def _respond(response: HttpResponse) -> WSUpgradeResponseWithListener:
-    headers = {"Content-Type": response.content_type, "Cache-Control": "no-store", **response.headers}
+    headers = {
+        "Content-Type": response.content_type,
+        "Cache-Control": "no-store",
+        **response.headers,
+    }
     if response.status == 200:
         upgrade = WSUpgradeResponse.create_ok_response(response.body, headers)
     else:

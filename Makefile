@@ -1,0 +1,38 @@
+# tickhub: two commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck check clean install
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the service on the simulated feed (ws://localhost:8081/ws/stream, http://localhost:8081/health)
+run: $(STAMP)
+	$(BIN)/tickhub serve
+
+## Run the whole test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests backend
+	$(BIN)/ruff format --check src tests backend
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Lint, types and tests
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

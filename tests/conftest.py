@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from tests.helpers import Client
+from tickhub.config import Settings, load_settings
+from tickhub.service import Service
+
+
+def make_settings(tmp_path: Any, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "ws_port": 0,
+        "sim_speed": 60.0,
+        "update_interval": 0.2,
+        "data_dir": tmp_path,
+        "cors_origins": "http://allowed.example:3000",
+    }
+    base.update(overrides)
+    return load_settings(None, **base)
+
+
+@pytest.fixture
+async def service_factory(tmp_path: Any) -> AsyncIterator[Callable[..., Any]]:
+    started: list[Service] = []
+
+    async def start(**overrides: Any) -> Service:
+        svc = Service(make_settings(tmp_path, **overrides))
+        await svc.start()
+        started.append(svc)
+        return svc
+
+    yield start
+    for svc in started:
+        await svc.stop()
+
+
+@pytest.fixture
+async def service(service_factory: Callable[..., Any]) -> Service:
+    svc: Service = await service_factory()
+    return svc
+
+
+@pytest.fixture
+async def connect(service: Service) -> AsyncIterator[Callable[..., Any]]:
+    clients: list[Client] = []
+
+    async def open_(path: str = "/ws/stream", **kwargs: Any) -> Client:
+        client = await Client.connect(f"ws://127.0.0.1:{service.port}{path}", **kwargs)
+        clients.append(client)
+        return client
+
+    yield open_
+    for c in clients:
+        await c.close()

@@ -1,0 +1,82 @@
+"""Test helpers: a real WebSocket client with "wait for the message" semantics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import websockets
+
+ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+Msg = dict[str, Any]
+
+
+class Client:
+    """A websockets client that keeps every message it read, so tests can wait for one."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+        self.seen: list[Msg] = []
+
+    @classmethod
+    async def connect(cls, url: str, **kwargs: Any) -> Client:
+        ws = await websockets.connect(url, max_size=None, **kwargs)
+        return cls(ws)
+
+    async def send(self, msg: Msg | str | bytes) -> None:
+        await self.ws.send(msg if isinstance(msg, str | bytes) else json.dumps(msg))
+
+    async def recv(self, timeout: float = 10.0) -> Msg:
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        msg: Msg = json.loads(raw)
+        self.seen.append(msg)
+        return msg
+
+    async def wait_for(self, pred: Callable[[Msg], bool], timeout: float = 10.0) -> Msg:
+        """Read until a message matches ``pred``; fail on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise AssertionError(
+                    f"no matching message within {timeout}s; last: {self.seen[-3:]}"
+                )
+            msg = await self.recv(left)
+            if pred(msg):
+                return msg
+
+    async def request(self, msg: Msg, reply_type: str, timeout: float = 10.0) -> Msg:
+        await self.send(msg)
+        return await self.wait_for(lambda m: m.get("type") == reply_type, timeout)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+def is_type(kind: str, **fields: Any) -> Callable[[Msg], bool]:
+    def pred(m: Msg) -> bool:
+        return m.get("type") == kind and all(m.get(k) == v for k, v in fields.items())
+
+    return pred
+
+
+def http_get(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read() or b"null")
+
+
+async def ahttp_get(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    return await asyncio.to_thread(http_get, port, path, headers)

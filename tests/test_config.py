@@ -1,0 +1,68 @@
+"""Settings: defaults, .env, and a bad value stopping the start with exit code 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tickhub.config import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TICKHUB = [sys.executable, "-c", "from tickhub.cli import main; main()"]
+
+
+def test_defaults_follow_the_seed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for var in ("HOST", "PORT", "WS_PORT", "CORS_ORIGINS"):
+        monkeypatch.delenv(var, raising=False)
+    s = load_settings(None)
+    assert s.host == "0.0.0.0" and s.port == 8000 and s.listen_port == 8081
+    assert s.feed == "sim"
+
+
+def test_env_example_is_valid(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    s = load_settings(ROOT / ".env.example")
+    assert s.listen_port == 8081
+    assert s.sim_speed == 1 and s.log_format == "text"
+    assert "http://localhost:3000" in s.cors_origins
+
+
+def test_cors_origins_comma_list_and_star(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CORS_ORIGINS", "http://a.example:3000, https://b.example/")
+    s = load_settings(None)
+    assert s.cors_origins == ("http://a.example:3000", "https://b.example")
+    assert s.allows_origin("https://b.example") and not s.allows_origin("http://c.example")
+    monkeypatch.setenv("CORS_ORIGINS", "*")
+    assert load_settings(None).allows_origin("http://anything.example")
+
+
+def test_dotenv_file_is_read(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("PORT", raising=False)
+    env = tmp_path / ".env"
+    env.write_text("PORT=9000\nSIM_SPEED=60\n")
+    s = load_settings(env)
+    assert s.listen_port == 9081 and s.sim_speed == 60
+
+
+def _run(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k not in ("PORT", "WS_PORT", "SIM_SPEED")}
+    full.update(env)
+    return subprocess.run(
+        [*TICKHUB, "serve"], env=full, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_bad_value_exits_2_with_one_line_naming_the_variable(tmp_path: Path) -> None:
+    for var, value in [
+        ("PORT", "abc"),
+        ("SIM_SPEED", "-3"),
+        ("LOG_LEVEL", "LOUD"),
+        ("CORS_ORIGINS", "localhost:3000"),
+        ("MAX_CONNECTIONS", "0"),
+    ]:
+        proc = _run({var: value}, tmp_path)
+        assert proc.returncode == 2, (var, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert var in lines[0] and value in lines[0]

@@ -1,0 +1,118 @@
+"""Fan-out to many clients: every update, in order, and slow clients cost the others nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import defaultdict
+from typing import Any
+
+import websockets
+
+from tests.helpers import Client, is_type
+from tickhub.service import Service
+
+SYMBOLS = [
+    "RELIANCE",
+    "INFY",
+    "TCS",
+    "HDFCBANK",
+    "ICICIBANK",
+    "SBIN",
+    "ITC",
+    "LT",
+    "AXISBANK",
+    "KOTAKBANK",
+]
+
+
+async def _collect(client: Client, symbols: list[str], per_symbol: int) -> dict[str, list[int]]:
+    """Live ``seq`` numbers per symbol until each symbol has ``per_symbol`` of them."""
+    seqs: dict[str, list[int]] = defaultdict(list)
+    while any(len(seqs[s]) < per_symbol for s in symbols):
+        msg = await client.wait_for(is_type("data"), timeout=20)
+        if not msg.get("snapshot"):
+            seqs[msg["symbol"]].append(msg["seq"])
+    return seqs
+
+
+def _assert_no_gaps(seqs: dict[str, list[int]]) -> None:
+    for symbol, got in seqs.items():
+        assert got == list(range(got[0], got[0] + len(got))), f"gap or reorder in {symbol}: {got}"
+
+
+async def _subscribed_client(port: int, symbols: list[str]) -> Client:
+    client = await Client.connect(f"ws://127.0.0.1:{port}/ws/stream")
+    await client.send({"type": "subscribe", "symbols": symbols})
+    for _ in symbols:
+        await client.wait_for(is_type("subscription"))
+    return client
+
+
+async def test_200_clients_each_receive_every_update_in_order(service: Service) -> None:
+    picks = [[SYMBOLS[i % 10], SYMBOLS[(i + 3) % 10], SYMBOLS[(i + 7) % 10]] for i in range(200)]
+    clients = await asyncio.gather(*(_subscribed_client(service.port, p) for p in picks))
+    try:
+        results = await asyncio.gather(
+            *(_collect(c, p, 12) for c, p in zip(clients, picks, strict=True))
+        )
+        for seqs in results:
+            _assert_no_gaps(seqs)
+        # Clients of the same topic saw the same numbering: one encoding, many deliveries.
+        firsts = defaultdict(set)
+        for seqs in results:
+            for symbol, got in seqs.items():
+                firsts[symbol].add(got[0])
+        assert all(len(v) <= 3 for v in firsts.values())
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+
+
+async def _stalled_client(port: int, symbols: list[str], intervals: list[str]) -> Any:
+    """A client that subscribes to a lot and then never reads, with a tiny receive window."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws/stream", sock=sock, max_queue=1)
+    import json
+
+    for interval in intervals:
+        await ws.send(json.dumps({"type": "subscribe", "symbols": symbols, "interval": interval}))
+    return ws
+
+
+async def _wait(cond: Any, timeout: float = 30.0) -> None:
+    """Wait for a condition on server state (checked each event-loop turn, bounded)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_stalled_client_is_conflated_bounded_and_does_not_delay_others(
+    service_factory: Any,
+) -> None:
+    svc: Service = await service_factory(
+        outbox_bytes=4096, max_subscriptions=1000, slow_client_grace=3.0
+    )
+    symbols = [i.symbol for i in svc.registry]  # type: ignore[union-attr]
+    intervals = ["1m", "3m", "5m", "15m", "30m", "1h", "1d"]
+    stalled = await _stalled_client(svc.port, symbols, intervals)
+    topics = len(symbols) * len(intervals)
+    await _wait(lambda: any(s.paused and s.conflated > 0 for s in svc.hub.sessions))
+    slow = next(s for s in svc.hub.sessions if s.paused)
+    # While it stalls, other clients get every update, in order.
+    readers = await asyncio.gather(*(_subscribed_client(svc.port, SYMBOLS[:4]) for _ in range(20)))
+    results = await asyncio.gather(*(_collect(c, SYMBOLS[:4], 10) for c in readers))
+    for seqs in results:
+        _assert_no_gaps(seqs)
+    # What the stalled client holds is bounded: the latest value per slot, not a queue.
+    assert len(slow.held) <= topics * 6
+    assert slow.conflated > 0 and slow.dropped > 0
+    # Past the grace period it is closed with the slow-consumer code and forgotten.
+    await _wait(lambda: slow.id not in {s.id for s in svc.hub.sessions}, timeout=20)
+    assert all(not s.paused for s in svc.hub.sessions)
+    await asyncio.gather(*(c.close() for c in readers))
+    stalled.transport.abort()

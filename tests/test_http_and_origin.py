@@ -1,0 +1,114 @@
+"""HTTP routes and the WebSocket Origin check, against a real server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import websockets
+
+from tests.helpers import Client, ahttp_get, is_type
+from tickhub.service import Service
+
+
+async def test_health_reports_feed_uptime_version_connections(
+    service: Service, connect: Any
+) -> None:
+    client: Client = await connect()
+    await client.send({"type": "subscribe", "symbol": "RELIANCE"})
+    await client.wait_for(lambda m: m.get("type") == "data" and not m.get("snapshot"))
+    status, headers, body = await ahttp_get(service.port, "/health")
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    assert body["status"] == "ok"
+    assert body["version"] == "0.1.0"
+    assert body["uptime_seconds"] >= 0
+    assert body["connections"] == 1
+    assert body["feed"]["name"] == "sim"
+    assert body["feed"]["state"] == "live"
+    assert body["feed"]["last_tick_age_seconds"] is not None
+
+
+async def test_connections_lists_each_client(service: Service, connect: Any) -> None:
+    a: Client = await connect("/ws/stream")
+    b: Client = await connect("/ws/alerts")
+    await a.send({"type": "subscribe", "symbols": ["RELIANCE", "INFY"]})
+    await a.wait_for(is_type("subscription", symbol="INFY"))
+    await b.recv()
+    status, _, body = await ahttp_get(service.port, "/connections")
+    assert status == 200
+    assert body["total"] == 2
+    assert body["endpoints"]["/ws/stream"] == 1 and body["endpoints"]["/ws/alerts"] == 1
+    conns = {c["endpoint"]: c for c in body["connections"]}
+    stream = conns["/ws/stream"]
+    assert stream["subscriptions"] == ["RELIANCE@1m", "INFY@1m"]
+    assert stream["remote"].startswith("127.0.0.1:")
+    assert stream["messages_sent"] >= 3
+    for key in ("id", "connected_since", "dropped", "conflated"):
+        assert key in stream
+
+
+async def test_test_route_pushes_probe_and_reports_endpoints(
+    service: Service, connect: Any
+) -> None:
+    client: Client = await connect()
+    await client.send({"type": "subscribe", "symbol": "RELIANCE"})
+    await client.wait_for(lambda m: m.get("type") == "data" and not m.get("snapshot"))
+    status, _, body = await ahttp_get(service.port, "/test")
+    assert status == 200
+    assert body["probe"]["ok"] is True and body["probe"]["state"] == "delivered"
+    assert set(body["endpoints"]) == {"/ws/stream", "/ws/analysis", "/ws/alerts", "/ws/portfolio"}
+    assert body["status"] == "ok"
+
+
+async def test_unknown_route_is_404_json(service: Service) -> None:
+    status, _, body = await ahttp_get(service.port, "/nope")
+    assert status == 404 and body["code"] == "not_found"
+
+
+async def test_plain_get_on_websocket_endpoint_is_426(service: Service) -> None:
+    status, _headers, body = await ahttp_get(service.port, "/ws/stream")
+    assert status == 426 and body["code"] == "upgrade_required"
+
+
+async def test_allowed_origin_connects(service: Service) -> None:
+    client = await Client.connect(
+        f"ws://127.0.0.1:{service.port}/ws/stream", origin="http://allowed.example:3000"
+    )
+    assert (await client.recv())["type"] == "connection"
+    await client.close()
+
+
+async def test_absent_origin_connects(service: Service) -> None:
+    client = await Client.connect(f"ws://127.0.0.1:{service.port}/ws/portfolio")
+    assert (await client.recv())["type"] == "connection"
+    await client.close()
+
+
+@pytest.mark.parametrize("path", ["/ws/stream", "/ws/analysis", "/ws/alerts", "/ws/portfolio"])
+async def test_forbidden_origin_is_refused_with_403(service: Service, path: str) -> None:
+    with pytest.raises(websockets.InvalidStatus) as info:
+        await websockets.connect(
+            f"ws://127.0.0.1:{service.port}{path}", origin="http://evil.example"
+        )
+    assert info.value.response.status_code == 403
+    assert json.loads(info.value.response.body)["code"] == "origin_not_allowed"
+
+
+async def test_cors_headers_only_for_allowed_origins(service: Service) -> None:
+    _, headers, _ = await ahttp_get(
+        service.port, "/health", {"Origin": "http://allowed.example:3000"}
+    )
+    assert headers["Access-Control-Allow-Origin"] == "http://allowed.example:3000"
+    _, headers, _ = await ahttp_get(service.port, "/health", {"Origin": "http://evil.example"})
+    assert "Access-Control-Allow-Origin" not in headers
+
+
+async def test_star_allows_any_origin(service_factory: Any) -> None:
+    svc = await service_factory(cors_origins="*")
+    client = await Client.connect(
+        f"ws://127.0.0.1:{svc.port}/ws/stream", origin="http://anything.example"
+    )
+    assert (await client.recv())["type"] == "connection"
+    await client.close()
