@@ -309,17 +309,7 @@ class _EndpointCheck:
         assert ack is not None
         window_start = ack[0]
 
-        first = await self._wait(window_start, self._is_live_data, t)
-        if first is None:
-            self._fail(
-                "data message",
-                f"a data message for {self.symbol}",
-                self._nothing("data message"),
-            )
-        else:
-            self._pass(
-                "data message", f"{first[1].get('data_type', 'data')} seq {first[1].get('seq')}"
-            )
+        first = await self._check_first_data(window_start)
 
         await self._control_steps()
 
@@ -341,6 +331,37 @@ class _EndpointCheck:
             self._check_fields([m for m in data if self._is_data(m)])
             self._check_seq([m for m in data if self._is_live_data(m)], data)
         self._check_timestamps()
+
+    async def _check_first_data(self, start: int) -> tuple[int, Message] | None:
+        """Wait for a live data message with the fields the seed's JavaScript reads."""
+        rule = _FIELDS[self.name]
+
+        def usable(msg: Message) -> bool:
+            body = msg.get("data")
+            return (
+                self._is_live_data(msg)
+                and rule.applies(msg)
+                and isinstance(body, dict)
+                and not rule.problems(body)
+            )
+
+        found = await self._wait(start, usable, self.timeout)
+        expected = f"a data message for {self.symbol} with {rule.describe}"
+        if found is not None:
+            msg = found[1]
+            self._pass("data message", f"{msg.get('data_type', 'data')} seq {msg.get('seq')}")
+            return found
+        seen = [r.msg for r in self.received[start:] if r.msg is not None and self._is_live_data(r.msg)]
+        if not seen:
+            self._fail("data message", expected, self._nothing("data message"))
+            return None
+        last = seen[-1]
+        body = last.get("data")
+        problems = rule.problems(body) if isinstance(body, dict) else ["no data object"]
+        got = f"{len(seen)} without them, the last {last.get('data_type')} seq {last.get('seq')}"
+        self._fail("data message", expected, f"{got} with {', '.join(problems)}")
+        # Later steps still need a live message to compare seq with.
+        return await self._wait(start, self._is_live_data, 0)
 
     async def _control_steps(self) -> None:
         """heartbeat, ping, invalid JSON, unknown type: replies that do not need a subscription."""
@@ -600,21 +621,20 @@ def _candle_fields(body: Message) -> list[str]:
 
 _FIELDS = {
     "stream": _Fields(
-        "data.price, data.volume, data.change and data.change_percent (numbers) on every "
-        "tick_data/market_data message",
+        "data.price, data.volume, data.change and data.change_percent (numbers)",
         _stream_fields,
         frozenset({"tick_data", "market_data"}),
     ),
     "analysis": _Fields(
-        "data.technical_indicators (object) and data.patterns (array) on every data message",
+        "data.technical_indicators (object) and data.patterns (array)",
         _analysis_fields,
     ),
     "alerts": _Fields(
-        "data.price_alerts (array of objects with a boolean 'triggered') on every data message",
+        "data.price_alerts (array of objects with a boolean 'triggered')",
         _alerts_fields,
     ),
     "portfolio": _Fields(
-        "data.position.current_value (number) and data.pnl on every data message",
+        "data.position.current_value (number) and data.pnl",
         _portfolio_fields,
     ),
 }

@@ -12,6 +12,7 @@ The hub only talks to the bus, never to a producer, so the producer may live in 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -163,6 +164,7 @@ class Hub:
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid():x}"
         self.demand_listeners: list[Callable[[str, bool], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self.messages_in = 0
         self.messages_out = 0
 
@@ -336,11 +338,26 @@ class Hub:
 
     def _send_snapshot(self, session: Session, t: str) -> None:
         retained = self.bus.retained_nowait(t)
-        if retained is None:
-            # A remote bus without a local copy: fetched asynchronously by the server shell.
+        if retained is not None:
+            for payload in retained:
+                session.send(protocol.mark_snapshot(payload))
             return
-        for payload in retained:
-            session.send(protocol.mark_snapshot(payload))
+        # A remote bus without a local copy: fetch it, then send it if the client still wants it.
+        task = asyncio.get_running_loop().create_task(
+            self._fetch_snapshot(session, t), name=f"snapshot:{session.id}:{t}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fetch_snapshot(self, session: Session, t: str) -> None:
+        try:
+            retained = await self.bus.retained(t)
+        except Exception:
+            log.exception("snapshot fetch failed for %s", t)
+            return
+        if t in session.subs and session.id in self._sessions:
+            for payload in retained:
+                session.send(protocol.mark_snapshot(payload))
 
     def _unsubscribe(self, session: Session, msg: dict[str, Any]) -> None:
         resolved = self._resolve(session, msg)
@@ -481,6 +498,8 @@ class Hub:
         self.disconnect(session)
 
     def close_all(self, code: int, reason: str) -> None:
+        for task in self._tasks:
+            task.cancel()
         for session in list(self._sessions.values()):
             session.peer.close(code, reason)
             self.disconnect(session)

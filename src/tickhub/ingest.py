@@ -80,13 +80,14 @@ class Ingest:
             log.exception("failed to process tick for %s at %s", tick.symbol, tick.timestamp)
 
     def _on_tick(self, tick: Tick) -> None:
+        # Candles first: they reject a malformed tick before any state is touched.
+        updates = self.candles.on_tick(tick)
         self.ticks_in += 1
         self.last_tick_mono = self.clock.monotonic()
         symbol = tick.symbol
         self.last_ticks[symbol] = tick
         if self.market_time is None or tick.timestamp > self.market_time:
             self.market_time = tick.timestamp
-        updates = self.candles.on_tick(tick)
         data = payloads.tick_data(tick)
         pub = self.publisher
         for interval in self.intervals:
@@ -270,7 +271,10 @@ class Ingest:
         try:
             while not feed_task.done():
                 await self.clock.sleep(FLUSH_PERIOD)
-                self.flush()
+                try:
+                    self.flush()
+                except Exception:
+                    log.exception("flush failed")
             feed_task.result()
         finally:
             feed_task.cancel()

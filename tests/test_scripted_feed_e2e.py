@@ -1,0 +1,105 @@
+"""End to end with a scripted feed: exact candles over the wire, feed states in /health."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tests.fakes import ScriptedFeed, tick
+from tests.helpers import Client, ahttp_get, is_type
+from tickhub.model import IST, FeedState
+from tickhub.service import Service
+
+
+async def _start(tmp_path: Any, **overrides: Any) -> tuple[Service, ScriptedFeed]:
+    from tests.conftest import make_settings
+
+    feed = ScriptedFeed()
+    svc = Service(make_settings(tmp_path, **overrides), feed=feed)
+    await svc.start()
+    await feed.running.wait()
+    return svc, feed
+
+
+def at(hh: int, mm: int, ss: int = 0) -> datetime:
+    return datetime(2025, 1, 27, hh, mm, ss, tzinfo=IST)
+
+
+async def test_candles_over_the_wire_match_the_script(tmp_path: Any) -> None:
+    svc, feed = await _start(tmp_path)
+    try:
+        client = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
+        await client.send({"type": "subscribe", "symbol": "RELIANCE", "interval": "5m"})
+        await client.wait_for(is_type("subscription"))
+        # 09:15-09:19:59 is one 5m bucket; cumulative volume 1000 -> 1600 gives 600 after the
+        # first tick (which only sets the reference).
+        feed.push(
+            tick("RELIANCE", at(9, 15, 1), 101.0, 1000),
+            tick("RELIANCE", at(9, 16, 30), 103.5, 1200),
+            tick("RELIANCE", at(9, 18, 0), 99.0, 1500),
+            tick("RELIANCE", at(9, 19, 59), 100.5, 1600),
+            tick("RELIANCE", at(9, 20, 0), 102.0, 1700),
+        )
+        closed = await client.wait_for(
+            lambda m: m.get("data_type") == "candle_data" and m["data"]["closed"]
+        )
+        assert closed["data"] == {
+            "interval": "5m",
+            "start": "2025-01-27T03:45:00.000Z",
+            "open": 101.0,
+            "high": 103.5,
+            "low": 99.0,
+            "close": 100.5,
+            "volume": 600,
+            "closed": True,
+        }
+        forming = await client.wait_for(lambda m: m.get("data_type") == "candle_data")
+        assert forming["data"]["start"] == "2025-01-27T03:50:00.000Z"
+        assert forming["data"]["volume"] == 100 and forming["data"]["closed"] is False
+        ticks = [m for m in client.seen if m.get("data_type") == "tick_data"]
+        assert [t["data"]["price"] for t in ticks] == [101.0, 103.5, 99.0, 100.5, 102.0]
+        assert ticks[2]["data"]["change"] == -1.0 and ticks[2]["data"]["change_percent"] == -1.0
+        seqs = [m["seq"] for m in client.seen if m.get("type") == "data"]
+        assert seqs == list(range(1, len(seqs) + 1))
+        await client.close()
+    finally:
+        await svc.stop()
+
+
+async def test_feed_state_reaches_clients_and_health(tmp_path: Any) -> None:
+    svc, feed = await _start(tmp_path)
+    try:
+        client = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
+        await client.recv()
+        feed.push(tick("RELIANCE", at(9, 15, 1), 101.0, 1000))
+        status, _, body = await ahttp_get(svc.port, "/health")
+        assert status == 200 and body["feed"]["state"] == "live"
+        feed.set_status(FeedState.RECONNECTING, "upstream closed")
+        msg = await client.wait_for(is_type("status"))
+        assert msg["feed"] == "reconnecting" and msg["detail"] == "upstream closed"
+        status, _, body = await ahttp_get(svc.port, "/health")
+        assert status == 503 and body["status"] == "degraded"
+        assert body["feed"]["state"] == "reconnecting"
+        feed.set_status(FeedState.LIVE)
+        assert (await client.wait_for(is_type("status")))["feed"] == "live"
+        # The connection is still usable throughout.
+        assert (await client.request({"type": "ping"}, "pong"))["type"] == "pong"
+        await client.close()
+    finally:
+        await svc.stop()
+
+
+async def test_bad_tick_is_logged_and_skipped(tmp_path: Any) -> None:
+    svc, feed = await _start(tmp_path)
+    try:
+        client = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
+        await client.send({"type": "subscribe", "symbol": "RELIANCE"})
+        await client.wait_for(is_type("subscription"))
+        naive = tick("RELIANCE", datetime(2025, 1, 27, 9, 15), 101.0, 1000)
+        feed.push(naive, tick("RELIANCE", at(9, 15, 2), 102.0, 1100))
+        msg = await client.wait_for(lambda m: m.get("data_type") == "tick_data")
+        assert msg["data"]["price"] == 102.0
+        assert svc.ingest.tick_errors == 1
+        await client.close()
+    finally:
+        await svc.stop()
