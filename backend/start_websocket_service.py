@@ -1,21 +1,25 @@
 """Start the WebSocket service (the seed's `cd backend && python start_websocket_service.py`).
 
-Same as `tickhub serve`, reading the repository's `.env` (or `backend/.env`). Works from a checkout
-with the venv's python or with any python where the tickhub package is installed.
+Same as `make run` (`tickhub serve`): it runs from the repository root, so relative paths in the
+settings (DATA_DIR, INSTRUMENTS_FILE) mean the same whichever way it is started, and it reads the
+root `.env`, or `backend/.env` when there is none. Works with the venv's python in a checkout and
+with any python where the tickhub package is installed.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 if importlib.util.find_spec("tickhub") is None:
-    sys.path.insert(0, str(HERE.parent / "src"))
+    sys.path.insert(0, str(ROOT / "src"))
 
 from tickhub.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    env = HERE.parent / ".env" if (HERE.parent / ".env").exists() else HERE / ".env"
+    env = ROOT / ".env" if (ROOT / ".env").exists() else ROOT / "backend" / ".env"
+    os.chdir(ROOT)
     main(["--env-file", str(env), "serve", *sys.argv[1:]], prog_name=Path(__file__).name)

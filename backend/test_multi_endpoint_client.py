@@ -1,7 +1,7 @@
 """Check a running service's four endpoints and HTTP routes (= `tickhub check --multi`).
 
-Options pass through: --url ws://localhost:8081, --symbol RELIANCE, --timeout 15. Exit code 0 when
-every check passes, 1 otherwise.
+Options pass through: --url ws://localhost:8081 (default: from the root `.env`, else
+`backend/.env`), --symbol RELIANCE, --timeout 15. Exit code 0 when every check passes, else 1.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import importlib.util
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 if importlib.util.find_spec("tickhub") is None:
-    sys.path.insert(0, str(HERE.parent / "src"))
+    sys.path.insert(0, str(ROOT / "src"))
 
 from tickhub.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    env = HERE.parent / ".env" if (HERE.parent / ".env").exists() else HERE / ".env"
+    env = ROOT / ".env" if (ROOT / ".env").exists() else ROOT / "backend" / ".env"
     main(["--env-file", str(env), "check", "--multi", *sys.argv[1:]], prog_name=Path(__file__).name)

@@ -47,7 +47,7 @@ class Started:
         self.url = f"ws://127.0.0.1:{port}"
 
 
-def _start(script: str, log: Path) -> Started:
+def _start(script: str, workdir: Path) -> Started:
     """Run a backend/ script as the seed does (cwd backend/) and wait until /health answers."""
     port = _free_port()
     env = {
@@ -56,7 +56,9 @@ def _start(script: str, log: Path) -> Started:
         "HOST": "127.0.0.1",
         "SIM_SPEED": "60",
         "UPDATE_INTERVAL": "0.2",
+        "DATA_DIR": str(workdir / "data"),
     }
+    log = workdir / f"{Path(script).stem}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, script], cwd=BACKEND, env=env, stdout=out, stderr=subprocess.STDOUT
@@ -83,7 +85,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
-    started = _start("start_websocket_service.py", tmp_path_factory.mktemp("svc") / "service.log")
+    started = _start("start_websocket_service.py", tmp_path_factory.mktemp("svc"))
     try:
         yield started
     finally:
@@ -146,7 +148,7 @@ def test_client_fails_readably_when_nothing_listens() -> None:
 
 
 def test_run_services_says_what_it_starts_and_serves(tmp_path: Path) -> None:
-    started = _start("run_services.py", tmp_path / "run_services.log")
+    started = _start("run_services.py", tmp_path)
     _stop(started.proc)
     assert started.proc.returncode == 0, started.log.read_text()
     assert "starting 1 service: tickhub WebSocket service" in started.log.read_text()

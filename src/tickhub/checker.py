@@ -309,7 +309,7 @@ class _EndpointCheck:
         assert ack is not None
         window_start = ack[0]
 
-        first = await self._check_first_data(window_start)
+        first, first_ok = await self._check_first_data(window_start)
 
         await self._control_steps()
 
@@ -328,11 +328,13 @@ class _EndpointCheck:
         data = [m for m in window if m.get("type") == "data"]
         if data:
             self._check_envelope(data)
-            self._check_fields([m for m in data if self._is_data(m)])
+            if first_ok:
+                # Only when some message had the fields: else "data message" said it already.
+                self._check_fields([m for m in data if self._is_data(m)])
             self._check_seq([m for m in data if self._is_live_data(m)], data)
         self._check_timestamps()
 
-    async def _check_first_data(self, start: int) -> tuple[int, Message] | None:
+    async def _check_first_data(self, start: int) -> tuple[tuple[int, Message] | None, bool]:
         """Wait for a live data message with the fields the seed's JavaScript reads."""
         rule = _FIELDS[self.name]
 
@@ -350,18 +352,23 @@ class _EndpointCheck:
         if found is not None:
             msg = found[1]
             self._pass("data message", f"{msg.get('data_type', 'data')} seq {msg.get('seq')}")
-            return found
-        seen = [r.msg for r in self.received[start:] if r.msg is not None and self._is_live_data(r.msg)]
+            return found, True
+        seen = [
+            r.msg for r in self.received[start:] if r.msg is not None and self._is_live_data(r.msg)
+        ]
         if not seen:
             self._fail("data message", expected, self._nothing("data message"))
-            return None
+            return None, False
         last = seen[-1]
         body = last.get("data")
         problems = rule.problems(body) if isinstance(body, dict) else ["no data object"]
-        got = f"{len(seen)} without them, the last {last.get('data_type')} seq {last.get('seq')}"
-        self._fail("data message", expected, f"{got} with {', '.join(problems)}")
+        got = (
+            f"{len(seen)} data messages without them (the last: {last.get('data_type')} "
+            f"seq {last.get('seq')} with {', '.join(problems)})"
+        )
+        self._fail("data message", expected, got)
         # Later steps still need a live message to compare seq with.
-        return await self._wait(start, self._is_live_data, 0)
+        return await self._wait(start, self._is_live_data, 0), False
 
     async def _control_steps(self) -> None:
         """heartbeat, ping, invalid JSON, unknown type: replies that do not need a subscription."""
@@ -490,14 +497,10 @@ class _EndpointCheck:
         self._pass(name, f"{len(data)} messages")
 
     def _check_fields(self, data: Sequence[Message]) -> None:
-        """The fields the seed's JavaScript reads from ``data`` on this endpoint."""
+        """The seed's JavaScript reads its fields from every data message, snapshots included."""
         name = "data fields"
         rule = _FIELDS[self.name]
-        applicable = [m for m in data if rule.applies(m)]
-        if not applicable:
-            kinds = sorted({str(m.get("data_type")) for m in data})
-            self._fail(name, rule.describe, f"only {', '.join(kinds)} messages")
-            return
+        expected = f"{rule.describe} on {rule.scope}"
         for msg in data:
             body = msg.get("data")
             if not isinstance(body, dict):
@@ -507,10 +510,11 @@ class _EndpointCheck:
             if isinstance(kind, str) and kind in _TYPE_SHAPES:
                 problems += _TYPE_SHAPES[kind](body)
             if problems:
-                got = f"{kind} seq {msg.get('seq')} with {', '.join(dict.fromkeys(problems))}"
-                self._fail(name, rule.describe, got)
+                snapshot = " (snapshot)" if msg.get("snapshot") else ""
+                got = f"{kind} seq {msg.get('seq')}{snapshot} with {', '.join(problems)}"
+                self._fail(name, expected, got)
                 return
-        self._pass(name, f"{len(applicable)} of {len(data)} messages carry them")
+        self._pass(name, f"{len(data)} messages")
 
     def _check_seq(self, live: Sequence[Message], data: Sequence[Message]) -> None:
         name = "seq +1 per topic"
@@ -560,6 +564,12 @@ class _Fields:
     def applies(self, msg: Message) -> bool:
         kind = msg.get("data_type")
         return self.data_types is None or kind is None or kind in self.data_types
+
+    @property
+    def scope(self) -> str:
+        if self.data_types is None:
+            return "every data message"
+        return f"every {'/'.join(sorted(self.data_types))} message"
 
 
 def _numbers(body: Message, *names: str, prefix: str = "data") -> list[str]:

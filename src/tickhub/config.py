@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # --- plumbing ---
     bus_url: str = "memory://"
     data_dir: Path = Path("data")
+    store_url: str | None = None
+    portfolio_file: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

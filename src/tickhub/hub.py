@@ -27,7 +27,7 @@ from tickhub.clock import Clock
 from tickhub.instruments import InstrumentRegistry
 from tickhub.model import Interval
 from tickhub.protocol import ErrorCode, ProtocolError
-from tickhub.topics import Endpoint, topic
+from tickhub.topics import ALL_SYMBOLS, Endpoint, topic
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class Session:
         "dropped",
         "endpoint",
         "held",
+        "held_events",
         "id",
         "paused",
         "paused_since",
@@ -95,6 +96,7 @@ class Session:
         "remote",
         "sent",
         "subs",
+        "user",
     )
 
     def __init__(
@@ -106,6 +108,7 @@ class Session:
         self.peer = peer
         self.connected_at = now
         self.subs: dict[str, Subscription] = {}
+        self.user = ""  # the authenticated subject; "" when authentication is off
         self.sent = 0
         self.received = 0
         self.dropped = 0
@@ -114,6 +117,7 @@ class Session:
         self.paused_since = 0.0
         # (topic, slot) -> frame; slot None entries get a unique key so they are all kept.
         self.held: dict[tuple[str, object], bytes] = {}
+        self.held_events = 0
 
     def send(self, payload: bytes) -> None:
         """A direct reply (ack, error, snapshot); held like everything else while paused."""
@@ -297,6 +301,9 @@ class Hub:
         names, interval = resolved
         for name in names:
             instrument = self.registry.get(name)
+            if name == ALL_SYMBOLS and session.endpoint == Endpoint.PORTFOLIO:
+                self._subscribe_one(session, ALL_SYMBOLS, name, None)
+                continue
             if instrument is None:
                 self.reply_error(
                     session,
@@ -307,34 +314,33 @@ class Hub:
                     request="subscribe",
                 )
                 continue
-            symbol = instrument.symbol
-            t = topic(session.endpoint, symbol, interval)
-            if t not in session.subs and len(session.subs) >= self.limits.max_subscriptions:
-                limit = self.limits.max_subscriptions
-                self.reply_error(
-                    session,
-                    ProtocolError(
-                        ErrorCode.LIMIT_EXCEEDED,
-                        f"subscription limit reached: {limit} per connection",
-                        {
-                            "limit": limit,
-                            "current": len(session.subs),
-                            "setting": "MAX_SUBSCRIPTIONS",
-                        },
-                    ),
-                    symbol=symbol,
-                    request="subscribe",
-                )
-                continue
-            sub = Subscription(symbol, interval, t)
-            self._add_subscription(session, sub)
-            extra: dict[str, Any] = {}
-            if interval is not None:
-                extra["interval"] = interval.value
-            if name != symbol:
-                extra["requested"] = name
-            session.send(protocol.subscription(self.clock.now(), "subscribed", symbol, **extra))
-            self._send_snapshot(session, t)
+            self._subscribe_one(session, instrument.symbol, name, interval)
+
+    def _subscribe_one(
+        self, session: Session, symbol: str, name: str, interval: Interval | None
+    ) -> None:
+        t = topic(session.endpoint, symbol, interval)
+        if t not in session.subs and len(session.subs) >= self.limits.max_subscriptions:
+            limit = self.limits.max_subscriptions
+            self.reply_error(
+                session,
+                ProtocolError(
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"subscription limit reached: {limit} per connection",
+                    {"limit": limit, "current": len(session.subs), "setting": "MAX_SUBSCRIPTIONS"},
+                ),
+                symbol=symbol,
+                request="subscribe",
+            )
+            return
+        self._add_subscription(session, Subscription(symbol, interval, t))
+        extra: dict[str, Any] = {}
+        if interval is not None:
+            extra["interval"] = interval.value
+        if name != symbol:
+            extra["requested"] = name
+        session.send(protocol.subscription(self.clock.now(), "subscribed", symbol, **extra))
+        self._send_snapshot(session, t)
 
     def _send_snapshot(self, session: Session, t: str) -> None:
         retained = self.bus.retained_nowait(t)
@@ -450,11 +456,11 @@ class Hub:
 
     def _hold(self, session: Session, t: str, slot: str | None, frame: bytes) -> None:
         if slot is None:
-            events = sum(1 for k in session.held if not isinstance(k[1], str))
-            if events >= self.limits.max_held_events:
+            if session.held_events >= self.limits.max_held_events:
                 self._close_slow(session, "too many undelivered events")
                 return
             session.held[(t, next(_event_ids))] = frame
+            session.held_events += 1
             return
         key = (t, slot)
         if key in session.held:
@@ -480,6 +486,7 @@ class Hub:
                 session.peer.send_frame(data)
             session.sent += 1
             self.messages_out += 1
+        session.held_events = sum(1 for k in session.held if not isinstance(k[1], str))
 
     def check_slow_clients(self) -> int:
         """Close clients paused longer than the grace period; returns how many were closed."""

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from tickhub import payloads
+from tickhub.alerts import AlertEvent, AlertsEngine, event_payload
 from tickhub.analysis import AnalysisEngine
 from tickhub.bus import Bus
 from tickhub.candles import CandleEngine
@@ -28,8 +29,9 @@ from tickhub.feeds.base import Feed
 from tickhub.instruments import InstrumentRegistry
 from tickhub.model import Candle, FeedState, FeedStatus, Interval, Tick
 from tickhub.protocol import iso
+from tickhub.portfolio import Portfolio
 from tickhub.publisher import Publisher
-from tickhub.topics import Endpoint, topic
+from tickhub.topics import ALL_SYMBOLS, Endpoint, topic
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,9 @@ class Ingest:
         update_interval: float = 1.0,
         history_size: int = 500,
         snapshot_history: int = 100,
+        alerts: AlertsEngine | None = None,
+        portfolio: Portfolio | None = None,
+        alert_interval: Interval = Interval.M1,
     ) -> None:
         self.feed = feed
         self.registry = registry
@@ -58,6 +63,9 @@ class Ingest:
         self.candles = CandleEngine(self.intervals, history_size=history_size)
         self.analysis = AnalysisEngine(maxlen=history_size)
         self.snapshot_history = snapshot_history
+        self.alerts = alerts if alerts is not None else AlertsEngine()
+        self.portfolio = portfolio if portfolio is not None else Portfolio()
+        self.alert_interval = alert_interval
         self.publisher = Publisher(bus, epoch=secrets.token_hex(4))
         self.last_ticks: dict[str, Tick] = {}
         self.market_time: datetime | None = None
@@ -101,9 +109,12 @@ class Ingest:
                 retain="tick",
             )
         self._on_candles(updates)
+        self.portfolio.on_tick(tick)
+        for event in self.alerts.on_tick(tick):
+            self.publish_alert_event(event)
         self._throttled(("market", symbol, ""), lambda: self._publish_market(symbol))
-        self._throttled(("portfolio", symbol, ""), lambda: self._publish_portfolio(symbol))
-        self._throttled(("alerts", symbol, ""), lambda: self._publish_alerts(symbol))
+        self._throttled(("portfolio", symbol, ""), lambda: self.publish_portfolio(symbol))
+        self._throttled(("alerts", symbol, ""), lambda: self.publish_alerts(symbol))
 
     def on_status(self, status: FeedStatus) -> None:
         changed = status.state != self.feed_status.state
@@ -119,6 +130,9 @@ class Ingest:
             key = ("candle", candle.symbol, candle.interval.value)
             self.analysis.on_candle(candle)
             if candle.closed:
+                if candle.interval == self.alert_interval:
+                    for event in self.alerts.on_candle(candle):
+                        self.publish_alert_event(event)
                 self._dirty.pop(key, None)
                 self._publish_candle(candle)
                 self._publish_analysis(candle.symbol, candle.interval, closed=True)
@@ -172,7 +186,11 @@ class Ingest:
     # --- derived streams (computed for real in the analysis/alerts/portfolio engines) ----------
 
     def _publish_analysis(self, symbol: str, interval: Interval, *, closed: bool) -> None:
-        """Analysis of the closed candles (and the forming one between closes)."""
+        """Analysis of the closed candles (and the forming one between closes).
+
+        On a close, the snapshot also gets a copy carrying ``history`` (the last closed candles,
+        for a chart), kept for new subscribers only: live clients already have those candles.
+        """
         candle = self.candles.current(symbol, interval)
         history = self.candles.history(symbol, interval, 1)
         ref = history[-1] if closed and history else candle
@@ -181,6 +199,17 @@ class Ingest:
         result = self.analysis.analyze(symbol, interval, include_forming=not closed)
         data = payloads.analysis_data(result, ref)
         t = topic(Endpoint.ANALYSIS, symbol, interval)
+        if closed and self.snapshot_history:
+            bars = self.candles.history(symbol, interval, self.snapshot_history)
+            self.publisher.retain_only(
+                t,
+                symbol,
+                "technical_analysis",
+                {**data, "history": [payloads.candle_data(c) for c in bars]},
+                ref.start,
+                retain="history",
+                interval=interval.value,
+            )
         self.publisher.data(
             t,
             symbol,
@@ -191,53 +220,70 @@ class Ingest:
             retain="analysis",
             interval=interval.value,
         )
-        if closed:
-            bars = self.candles.history(symbol, interval, self.snapshot_history)
-            self.publisher.retain_only(
-                t,
-                symbol,
-                "candle_history",
-                {"interval": interval.value, "candles": [payloads.candle_data(c) for c in bars]},
-                ref.start,
-                retain="history",
-                interval=interval.value,
-            )
 
-    def _publish_portfolio(self, symbol: str) -> None:
-        tick = self.last_ticks[symbol]
-        data = {
-            "position": {
-                "symbol": symbol,
-                "quantity": 0,
-                "average_price": 0.0,
-                "last_price": tick.price,
-                "current_value": 0.0,
-                "invested_value": 0.0,
-            },
-            "pnl": {"unrealized": 0.0, "unrealized_percent": 0.0, "day": 0.0, "day_percent": 0.0},
-        }
-        self.publisher.data(
+    def publish_portfolio(self, symbol: str, owner: str = "") -> None:
+        """The symbol's position and the owner's totals, on its topic and, if held, on ``*``."""
+        tick = self.last_ticks.get(symbol)
+        ts = tick.timestamp if tick is not None else self.clock.now()
+        data = self.portfolio.value(owner, symbol)
+        pub = self.publisher
+        pub.data(
             topic(Endpoint.PORTFOLIO, symbol),
             symbol,
             "position_data",
-            data,
-            tick.timestamp,
+            dict(data),
+            ts,
             slot="position",
             retain="position",
         )
+        if self.portfolio.position(owner, symbol) is not None:
+            pub.data(
+                topic(Endpoint.PORTFOLIO, ALL_SYMBOLS),
+                symbol,
+                "position_data",
+                dict(data),
+                ts,
+                slot=f"position:{symbol}",
+                retain=f"position:{symbol}",
+            )
 
-    def _publish_alerts(self, symbol: str) -> None:
-        tick = self.last_ticks[symbol]
-        data: dict[str, Any] = {"price_alerts": [], "volume_alerts": [], "breakout_alerts": []}
+    def forget_position(self, symbol: str) -> None:
+        """A removed position leaves the ``*`` topic's snapshot."""
+        self.publisher.drop_retained(topic(Endpoint.PORTFOLIO, ALL_SYMBOLS), f"position:{symbol}")
+
+    def publish_alerts(self, symbol: str, owner: str = "") -> None:
+        """The alert lists of a symbol, with its recent events (a firing nobody saw is here)."""
+        tick = self.last_ticks.get(symbol)
+        ts = tick.timestamp if tick is not None else self.clock.now()
+        data: dict[str, Any] = dict(self.alerts.state(symbol, owner))
+        data["recent_events"] = [
+            event_payload(e) for e in self.alerts.recent_events(symbol, owner, limit=10)
+        ]
         self.publisher.data(
             topic(Endpoint.ALERTS, symbol),
             symbol,
             "alert_data",
             data,
-            tick.timestamp,
+            ts,
             slot="alerts",
             retain="alerts",
         )
+
+    def publish_alert_event(self, event: AlertEvent) -> None:
+        """A firing goes out at once and is never conflated (``slot=None``)."""
+        symbol = event.symbol
+        data: dict[str, Any] = dict(self.alerts.state(symbol, event.alert.owner or ""))
+        data["alert"] = event_payload(event)
+        self.publisher.data(
+            topic(Endpoint.ALERTS, symbol),
+            symbol,
+            "alert_data",
+            data,
+            event.triggered_at,
+            slot=None,
+            event="triggered",
+        )
+        self._throttled(("alerts", symbol, ""), lambda: self.publish_alerts(symbol))
 
     # --- pacing --------------------------------------------------------------------------------
 

@@ -81,6 +81,10 @@ class Publisher:
         msg["data"] = data
         self.bus.publish(BusMessage(topic, protocol.encode(msg), None, retain, deliver=False))
 
+    def drop_retained(self, topic: str, retain: str) -> None:
+        """Forget one retained value (a position that no longer exists)."""
+        self.bus.publish(BusMessage(topic, b"", None, retain, deliver=False, drop=True))
+
     def status(self, now: datetime, **fields: Any) -> None:
         """A feed/service ``status`` message for every connected client."""
         self.bus.publish(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tickhub import __version__, protocol
+from tickhub.alerts import AlertsEngine
 from tickhub.bus import Bus, BusMessage, create_bus
 from tickhub.clock import Clock, SystemClock
 from tickhub.config import Settings
@@ -24,8 +25,11 @@ from tickhub.hub import CloseCode, Hub, HubLimits
 from tickhub.ingest import Ingest
 from tickhub.instruments import InstrumentRegistry
 from tickhub.model import FeedState
+from tickhub.portfolio import Portfolio, demo_portfolio_file, load_positions_file
 from tickhub.publisher import STATUS_TOPIC
+from tickhub.requests import Requests
 from tickhub.server import HttpResponse, WebSocketServer, text_frame
+from tickhub.store import open_store
 from tickhub.topics import Endpoint
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,13 @@ class Service:
         self.registry = self.registry or build_registry(s)
         self.bus = self.bus or create_bus(s.bus_url)
         self.feed = self.feed or build_feed(s, self.registry, self.clock)
+        self.store = open_store(s.store_url or str(s.data_dir / "tickhub.sqlite3"))
+        self.portfolio = Portfolio(self.store, now=self.clock.now)
+        self.portfolio.load()
+        seed_file = s.portfolio_file or (demo_portfolio_file() if s.feed == "sim" else None)
+        if seed_file is not None:
+            # The file seeds the store on first run; changes made over the protocol win later.
+            self.portfolio.seed("", load_positions_file(seed_file, self.registry))
         self.ingest = Ingest(
             feed=self.feed,
             registry=self.registry,
@@ -80,6 +91,8 @@ class Service:
             update_interval=s.update_interval,
             history_size=s.candle_history,
             snapshot_history=s.analysis_history,
+            alerts=AlertsEngine(self.store),
+            portfolio=self.portfolio,
         )
         self.hub = Hub(
             self.bus,
@@ -104,6 +117,7 @@ class Service:
             outbox_bytes=s.outbox_bytes,
             max_frame_bytes=max(s.max_message_bytes * 16, 1_048_576),
         )
+        Requests(self.hub, self.ingest).register()
         self.port: int | None = None
         self.started_at = time.monotonic()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -146,6 +160,7 @@ class Service:
                 log.exception("task %s failed during shutdown", task.get_name())
         assert self.bus is not None
         await self.bus.close()
+        self.store.close()
         log.info("tickhub stopped")
 
     async def run_forever(self) -> None:

@@ -12,6 +12,10 @@ from enum import Enum
 from tickhub.model import Interval
 
 
+ALL_SYMBOLS = "*"
+"""Wildcard symbol: on ``/ws/portfolio`` it streams every held position."""
+
+
 class Endpoint(str, Enum):
     STREAM = "stream"
     ANALYSIS = "analysis"

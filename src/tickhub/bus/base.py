@@ -24,7 +24,8 @@ class BusMessage:
     client keeps only the latest message per slot. ``slot=None`` marks an event that must never
     be conflated or dropped (alerts). ``retain`` names the retained value the message replaces
     (``tick``, ``candle``...), or is ``None`` for messages that are not state. ``deliver=False``
-    only updates retained state (history that new subscribers need and live ones already have).
+    only updates retained state (history that new subscribers need and live ones already have);
+    ``drop=True`` removes the retained value named by ``retain`` instead of replacing it.
     """
 
     topic: str
@@ -32,6 +33,7 @@ class BusMessage:
     slot: str | None = None
     retain: str | None = None
     deliver: bool = True
+    drop: bool = False
 
 
 Handler = Callable[[BusMessage], None]

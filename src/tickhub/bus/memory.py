@@ -25,7 +25,8 @@ class MemoryBus:
             slots = self._retained.setdefault(message.topic, {})
             # Re-insert so that retained values stay in publish (seq) order.
             slots.pop(message.retain, None)
-            slots[message.retain] = message.payload
+            if not message.drop:
+                slots[message.retain] = message.payload
         handlers = self._handlers.get(message.topic)
         if not handlers or not message.deliver:
             return

@@ -1,0 +1,162 @@
+"""Endpoint-specific requests: alerts (create/list/delete) and positions (set/remove/list).
+
+These are the handlers the hub calls for request types it does not know itself. In one process
+they act on the engines directly; each change is persisted by the engine's store before the reply,
+and the affected stream is republished at once so every subscriber sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tickhub import protocol
+from tickhub.alerts import alert_payload
+from tickhub.hub import Hub, Session
+from tickhub.ingest import Ingest
+from tickhub.portfolio import parse_position
+from tickhub.protocol import ErrorCode, ProtocolError
+from tickhub.topics import Endpoint
+
+
+class Requests:
+    def __init__(self, hub: Hub, ingest: Ingest) -> None:
+        self.hub = hub
+        self.ingest = ingest
+
+    def register(self) -> None:
+        add = self.hub.add_handler
+        add(Endpoint.ALERTS, "create_alert", self.create_alert)
+        add(Endpoint.ALERTS, "list_alerts", self.list_alerts)
+        add(Endpoint.ALERTS, "delete_alert", self.delete_alert)
+        add(Endpoint.PORTFOLIO, "set_position", self.set_position)
+        add(Endpoint.PORTFOLIO, "remove_position", self.remove_position)
+        add(Endpoint.PORTFOLIO, "list_positions", self.list_positions)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _reply(self, session: Session, kind: str, **fields: Any) -> None:
+        session.send(protocol.reply(self.hub.clock.now(), kind, **fields))
+
+    def _error(self, session: Session, err: ProtocolError, request: str) -> None:
+        self.hub.reply_error(session, err, request=request)
+
+    def _symbol(self, session: Session, msg: dict[str, Any], request: str) -> str | None:
+        raw = msg.get("symbol")
+        if raw is None or raw == "":
+            self._error(
+                session,
+                ProtocolError(
+                    ErrorCode.MISSING_FIELD, "missing field: 'symbol'", {"field": "symbol"}
+                ),
+                request,
+            )
+            return None
+        if not isinstance(raw, str):
+            self._error(
+                session,
+                ProtocolError(
+                    ErrorCode.INVALID_FIELD, "field 'symbol' must be a string", {"field": "symbol"}
+                ),
+                request,
+            )
+            return None
+        instrument = self.hub.registry.get(raw)
+        if instrument is None:
+            self._error(
+                session,
+                ProtocolError(
+                    ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol: {raw!r}", {"symbol": raw}
+                ),
+                request,
+            )
+            return None
+        return instrument.symbol
+
+    # --- alerts --------------------------------------------------------------------------------
+
+    def create_alert(self, session: Session, msg: dict[str, Any]) -> None:
+        symbol = self._symbol(session, msg, "create_alert")
+        if symbol is None:
+            return
+        created = self.ingest.alerts.create(
+            session.user,
+            symbol,
+            msg.get("condition"),
+            msg.get("value"),
+            msg.get("once", True),
+            msg.get("note"),
+        )
+        if isinstance(created, ProtocolError):
+            self._error(session, created, "create_alert")
+            return
+        self._reply(session, "alert", status="created", alert=alert_payload(created))
+        self.ingest.publish_alerts(symbol, session.user)
+
+    def list_alerts(self, session: Session, msg: dict[str, Any]) -> None:
+        symbol: str | None = None
+        if msg.get("symbol") not in (None, ""):
+            symbol = self._symbol(session, msg, "list_alerts")
+            if symbol is None:
+                return
+        alerts = self.ingest.alerts.list(session.user, symbol)
+        self._reply(session, "alerts", alerts=[alert_payload(a) for a in alerts])
+
+    def delete_alert(self, session: Session, msg: dict[str, Any]) -> None:
+        alert_id = msg.get("id")
+        existing = self.ingest.alerts.get(alert_id) if isinstance(alert_id, str) else None
+        result = self.ingest.alerts.delete(session.user, alert_id)
+        if isinstance(result, ProtocolError):
+            self._error(session, result, "delete_alert")
+            return
+        self._reply(session, "alert", status="deleted", id=alert_id)
+        if existing is not None:
+            self.ingest.publish_alerts(existing.symbol, session.user)
+
+    # --- positions -----------------------------------------------------------------------------
+
+    def set_position(self, session: Session, msg: dict[str, Any]) -> None:
+        position = parse_position(msg, self.hub.registry)
+        if isinstance(position, ProtocolError):
+            self._error(session, position, "set_position")
+            return
+        portfolio = self.ingest.portfolio
+        portfolio.set_position(session.user, position)
+        saved = portfolio.position(session.user, position.symbol)
+        status = "saved" if saved is not None else "removed"
+        self._reply(
+            session,
+            "position",
+            status=status,
+            symbol=position.symbol,
+            position=dict(portfolio.value(session.user, position.symbol)["position"]),
+        )
+        if saved is None:
+            self.ingest.forget_position(position.symbol)
+        self.ingest.publish_portfolio(position.symbol, session.user)
+
+    def remove_position(self, session: Session, msg: dict[str, Any]) -> None:
+        symbol = self._symbol(session, msg, "remove_position")
+        if symbol is None:
+            return
+        if not self.ingest.portfolio.remove_position(session.user, symbol):
+            self._error(
+                session,
+                ProtocolError(
+                    ErrorCode.NOT_FOUND, f"no position in {symbol!r}", {"symbol": symbol}
+                ),
+                "remove_position",
+            )
+            return
+        self._reply(session, "position", status="removed", symbol=symbol)
+        self.ingest.forget_position(symbol)
+        self.ingest.publish_portfolio(symbol, session.user)
+
+    def list_positions(self, session: Session, msg: dict[str, Any]) -> None:
+        portfolio = self.ingest.portfolio
+        rows = [
+            dict(portfolio.value(session.user, p.symbol)["position"])
+            for p in portfolio.positions(session.user)
+        ]
+        self._reply(
+            session, "positions", positions=rows, portfolio=dict(portfolio.totals(session.user))
+        )

@@ -1,0 +1,443 @@
+"""The SQLite store: one local file, stdlib ``sqlite3``, WAL journal, ``synchronous=NORMAL``.
+
+Limits: one file on a local disk, so one gateway process at a time writes it (WAL lets readers in
+other processes work alongside). With ``synchronous=NORMAL`` a power cut may lose the last
+committed transactions but never corrupts the file; an application crash loses nothing.
+
+Each write is one ``BEGIN IMMEDIATE ... COMMIT`` under a lock (the connection may be used from
+several threads); any error rolls it back. The schema version lives in ``schema_version``;
+migrations run at open, each exactly once, in one transaction, and opening a file written by a
+newer tickhub raises ``RuntimeError``. Datetimes are stored as ISO 8601 with their offset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from tickhub.alerts import Alert, AlertEvent, Category, Source
+from tickhub.store import PositionRow
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE IF NOT EXISTS alerts (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            condition TEXT NOT NULL,
+            value REAL,
+            once INTEGER NOT NULL,
+            note TEXT,
+            source TEXT NOT NULL CHECK (source IN ('user', 'builtin')),
+            triggered INTEGER NOT NULL,
+            triggered_at TEXT,
+            price REAL,
+            message TEXT,
+            armed INTEGER NOT NULL,
+            last_price REAL,
+            fire_count INTEGER NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS alerts_by_symbol ON alerts (symbol)",
+        """CREATE TABLE IF NOT EXISTS alert_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            source TEXT NOT NULL,
+            category TEXT NOT NULL,
+            triggered_at TEXT NOT NULL,
+            price REAL NOT NULL,
+            message TEXT NOT NULL,
+            alert TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS alert_events_by_symbol ON alert_events (symbol, seq)",
+        """CREATE TABLE IF NOT EXISTS positions (
+            owner TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            quantity INTEGER NOT NULL,
+            average_price TEXT NOT NULL,
+            product TEXT,
+            exchange TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (owner, symbol)
+        )""",
+    ),
+)
+"""Migration ``i`` (0-based) takes the schema from version ``i`` to ``i + 1``; append only."""
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_ALERT_COLUMNS = (
+    "id",
+    "owner",
+    "symbol",
+    "condition",
+    "value",
+    "once",
+    "note",
+    "source",
+    "triggered",
+    "triggered_at",
+    "price",
+    "message",
+    "armed",
+    "last_price",
+    "fire_count",
+)
+_POSITION_KEYS = ("owner", "symbol", "quantity", "average_price", "product", "exchange")
+_POSITION_COLUMNS = (*_POSITION_KEYS, "updated_at")
+
+
+class SqliteStore:
+    """:class:`~tickhub.store.Store` over one SQLite file (``":memory:"`` for a private one).
+
+    Creates the parent directory. Keeps at most ``max_events_per_symbol`` events per symbol.
+    """
+
+    def __init__(self, path: Path | str, *, max_events_per_symbol: int = 1000) -> None:
+        if max_events_per_symbol < 1:
+            raise ValueError(f"max_events_per_symbol must be >= 1, got {max_events_per_symbol}")
+        self.path = str(path)
+        self.max_events_per_symbol = max_events_per_symbol
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) in ``_write``.
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.path!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return _version(self._conn)
+
+    # --- transactions and schema ----------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One all-or-nothing transaction."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
+            )
+            current = _version(conn)
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"store schema version {current} is newer than this tickhub's "
+                    f"({SCHEMA_VERSION}): {self.path}"
+                )
+            for statements in _MIGRATIONS[current:]:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (id, version) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                (SCHEMA_VERSION,),
+            )
+
+    # --- alerts ---------------------------------------------------------------------------------
+
+    def load_alerts(self) -> list[Alert]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts ORDER BY rowid"
+            ).fetchall()
+        return [_alert(row) for row in rows]
+
+    def save_alert(self, alert: Alert) -> None:
+        values = _alert_values(alert)
+        with self._write() as conn:
+            _upsert_alert(conn, values)
+
+    def delete_alert(self, id: str) -> bool:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM alerts WHERE id = ?", (id,)).rowcount > 0
+
+    def add_event(self, event: AlertEvent) -> None:
+        alert = event.alert
+        values = _alert_values(alert)
+        snapshot = json.dumps(dict(zip(_ALERT_COLUMNS, values, strict=True)))
+        with self._write() as conn:
+            _upsert_alert(conn, values)
+            conn.execute(
+                "INSERT INTO alert_events (alert_id, symbol, owner, source, category, "
+                "triggered_at, price, message, alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    alert.id,
+                    alert.symbol,
+                    alert.owner,
+                    alert.source,
+                    event.category,
+                    _time(event.triggered_at),
+                    event.price,
+                    event.message,
+                    snapshot,
+                ),
+            )
+            conn.execute(
+                "DELETE FROM alert_events WHERE symbol = ? AND seq <= (SELECT seq FROM "
+                "alert_events WHERE symbol = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                (alert.symbol, alert.symbol, self.max_events_per_symbol),
+            )
+
+    def events(self, symbol: str, owner: str | None, limit: int) -> list[AlertEvent]:
+        if limit <= 0:
+            return []
+        query = "SELECT category, triggered_at, price, message, alert FROM alert_events "
+        params: tuple[object, ...]
+        if owner is None:
+            query += "WHERE symbol = ? ORDER BY seq DESC LIMIT ?"
+            params = (symbol, limit)
+        else:
+            query += (
+                "WHERE symbol = ? AND (source = 'builtin' OR owner = ?) ORDER BY seq DESC LIMIT ?"
+            )
+            params = (symbol, owner, limit)
+        with self._lock:
+            rows = self._conn.execute(query, params).fetchall()
+        return [
+            AlertEvent(
+                alert=_alert(json.loads(row["alert"])),
+                triggered_at=datetime.fromisoformat(row["triggered_at"]),
+                price=row["price"],
+                message=row["message"],
+                category=_category(row["category"]),
+            )
+            for row in rows
+        ]
+
+    # --- positions ------------------------------------------------------------------------------
+
+    def load_positions(self, owner: str | None = None) -> list[PositionRow]:
+        query = f"SELECT {', '.join(_POSITION_COLUMNS)} FROM positions"
+        params: tuple[object, ...] = ()
+        if owner is not None:
+            query += " WHERE owner = ?"
+            params = (owner,)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY owner, symbol", params).fetchall()
+        return [{key: row[key] for key in _POSITION_COLUMNS} for row in rows]
+
+    def save_position(self, row: PositionRow) -> None:
+        values = _position(row)
+        with self._write() as conn:
+            conn.execute(_UPSERT_POSITION, values)
+
+    def delete_position(self, owner: str, symbol: str) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM positions WHERE owner = ? AND symbol = ?", (owner, symbol)
+            )
+            return cursor.rowcount > 0
+
+    def replace_positions(self, owner: str, rows: list[PositionRow]) -> None:
+        if not isinstance(owner, str):
+            raise ValueError(f"position owner must be a string, got {owner!r}")
+        values = [_position(row, owner) for row in rows]
+        seen: set[object] = set()
+        for v in values:
+            if v[1] in seen:
+                raise ValueError(f"repeated position symbol: {v[1]!r}")
+            seen.add(v[1])
+        with self._write() as conn:
+            conn.execute("DELETE FROM positions WHERE owner = ?", (owner,))
+            for v in values:
+                conn.execute(_UPSERT_POSITION, v)
+
+
+_UPSERT_POSITION = (
+    f"INSERT INTO positions ({', '.join(_POSITION_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (owner, symbol) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLUMNS[2:])
+)
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def _time(ts: datetime) -> str:
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise ValueError(f"naive timestamp: {ts.isoformat()} (a timezone is required)")
+    return ts.isoformat()
+
+
+# --- alerts <-> rows ----------------------------------------------------------------------------
+
+
+def _upsert_alert(conn: sqlite3.Connection, values: Sequence[object]) -> None:
+    columns = ", ".join(_ALERT_COLUMNS)
+    marks = ", ".join("?" for _ in _ALERT_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS[1:])
+    conn.execute(
+        f"INSERT INTO alerts ({columns}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}",
+        tuple(values),
+    )
+
+
+def _alert_values(alert: Alert) -> tuple[object, ...]:
+    return (
+        alert.id,
+        alert.owner,
+        alert.symbol,
+        alert.condition,
+        alert.value,
+        int(alert.once),
+        alert.note,
+        alert.source,
+        int(alert.triggered),
+        _time(alert.triggered_at) if alert.triggered_at is not None else None,
+        alert.price,
+        alert.message,
+        int(alert.armed),
+        alert.last_price,
+        alert.fire_count,
+    )
+
+
+def _alert(row: Mapping[str, Any] | sqlite3.Row) -> Alert:
+    triggered_at = row["triggered_at"]
+    return Alert(
+        id=row["id"],
+        owner=row["owner"],
+        symbol=row["symbol"],
+        condition=row["condition"],
+        value=row["value"],
+        once=bool(row["once"]),
+        note=row["note"],
+        source=_source(row["source"]),
+        triggered=bool(row["triggered"]),
+        triggered_at=datetime.fromisoformat(triggered_at) if triggered_at is not None else None,
+        price=row["price"],
+        message=row["message"],
+        armed=bool(row["armed"]),
+        last_price=row["last_price"],
+        fire_count=int(row["fire_count"]),
+    )
+
+
+def _source(value: object) -> Source:
+    if value == "user":
+        return "user"
+    if value == "builtin":
+        return "builtin"
+    raise ValueError(f"unknown alert source: {value!r}")
+
+
+def _category(value: object) -> Category:
+    if value == "price":
+        return "price"
+    if value == "volume":
+        return "volume"
+    if value == "breakout":
+        return "breakout"
+    raise ValueError(f"unknown alert category: {value!r}")
+
+
+# --- positions ----------------------------------------------------------------------------------
+
+
+def _position(row: Mapping[str, object], owner: str | None = None) -> tuple[object, ...]:
+    """The column values of a valid position row (see :mod:`tickhub.store`), else ``ValueError``."""
+    if not isinstance(row, Mapping):
+        raise ValueError(f"position row must be a dict, got {type(row).__name__}")
+    unknown = sorted(set(row) - set(_POSITION_COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown position field: {unknown[0]!r}")
+    row_owner = row.get("owner", owner)
+    if not isinstance(row_owner, str):
+        raise ValueError(f"position owner must be a string, got {row_owner!r}")
+    if owner is not None and row_owner != owner:
+        raise ValueError(f"position owner {row_owner!r} in a replace for {owner!r}")
+    symbol = row.get("symbol")
+    if not isinstance(symbol, str) or not symbol:
+        raise ValueError(f"position symbol must be a non-empty string, got {symbol!r}")
+    quantity = row.get("quantity")
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise ValueError(f"position quantity must be an int, got {quantity!r}")
+    price = _decimal_text(row.get("average_price"))
+    optional: list[str | None] = []
+    for key in ("product", "exchange"):
+        value = row.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"position {key} must be a string or None, got {value!r}")
+        optional.append(value)
+    updated_at = row.get("updated_at")
+    if isinstance(updated_at, datetime):
+        updated = _time(updated_at)
+    elif isinstance(updated_at, str):
+        try:
+            datetime.fromisoformat(updated_at)
+        except ValueError:
+            raise ValueError(f"position updated_at must be ISO 8601, got {updated_at!r}") from None
+        updated = updated_at
+    else:
+        raise ValueError(f"position updated_at must be an ISO 8601 string, got {updated_at!r}")
+    return (row_owner, symbol, quantity, price, *optional, updated)
+
+
+def _decimal_text(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | Decimal | int):
+        raise ValueError(
+            f"position average_price must be a Decimal as text, got {value!r}"
+            + (" (a float would round)" if isinstance(value, float) else "")
+        )
+    text = value.strip() if isinstance(value, str) else str(value)
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"position average_price is not a decimal: {value!r}") from None
+    if not number.is_finite() or not math.isfinite(float(number)):
+        raise ValueError(f"position average_price must be finite, got {value!r}")
+    return text
