@@ -789,9 +789,13 @@ class AlertsEngine:
         state = sym.rule(rule)
         if not state.armed:
             if rearm:
-                state.armed = True
                 if state.saved and self._store is not None:
-                    self._store.save_alert(self._builtin_alert(symbol, rule, state))
+                    self._store.save_alert(
+                        replace(
+                            self._builtin_alert(symbol, rule, state), armed=True, triggered=False
+                        )
+                    )
+                state.armed = True
             return None
         if not (active and _cooled(state.triggered_at, now, self.rules.cooldown)):
             return None

@@ -454,6 +454,9 @@ class _EndpointCheck:
         quiet = min(self.timeout, max(QUIET_MIN, 2 * self._largest_gap()))
         stray = await self._wait(ack_index + 1, self._is_data, quiet)
         name = "no data after unsubscribe"
+        if stray is None and self.closed is not None:
+            self._fail(name, f"the connection to stay open for {quiet:.1f}s", self.closed)
+            return
         if stray is None:
             self._pass(name, f"quiet for {quiet:.1f}s")
             return

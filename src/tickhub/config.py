@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     store_url: str | None = None
     portfolio_file: Path | None = None
+    demo_portfolio: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

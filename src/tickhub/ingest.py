@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -28,8 +27,8 @@ from tickhub.clock import Clock
 from tickhub.feeds.base import Feed
 from tickhub.instruments import InstrumentRegistry
 from tickhub.model import Candle, FeedState, FeedStatus, Interval, Tick
-from tickhub.protocol import iso
 from tickhub.portfolio import Portfolio
+from tickhub.protocol import iso
 from tickhub.publisher import Publisher
 from tickhub.topics import ALL_SYMBOLS, Endpoint, topic
 
@@ -311,8 +310,17 @@ class Ingest:
         if self.market_time is not None:
             self._on_candles(self.candles.close_due(self.market_time))
 
+    def publish_initial_state(self) -> None:
+        """Alert lists and held positions from the store, before any tick arrives, so a client
+        subscribing right after a restart sees alerts that fired while nobody was connected."""
+        for instrument in self.registry:
+            self.publish_alerts(instrument.symbol)
+        for position in self.portfolio.positions(""):
+            self.publish_portfolio(position.symbol)
+
     async def run(self) -> None:
         """Run the feed and the flusher until cancelled."""
+        self.publish_initial_state()
         feed_task = asyncio.create_task(self.feed.run(self.on_tick, self.on_status), name="feed")
         try:
             while not feed_task.done():

@@ -79,7 +79,9 @@ class Service:
         self.store = open_store(s.store_url or str(s.data_dir / "tickhub.sqlite3"))
         self.portfolio = Portfolio(self.store, now=self.clock.now)
         self.portfolio.load()
-        seed_file = s.portfolio_file or (demo_portfolio_file() if s.feed == "sim" else None)
+        seed_file = s.portfolio_file or (
+            demo_portfolio_file() if s.feed == "sim" and s.demo_portfolio else None
+        )
         if seed_file is not None:
             # The file seeds the store on first run; changes made over the protocol win later.
             self.portfolio.seed("", load_positions_file(seed_file, self.registry))

@@ -11,7 +11,6 @@ from enum import Enum
 
 from tickhub.model import Interval
 
-
 ALL_SYMBOLS = "*"
 """Wildcard symbol: on ``/ws/portfolio`` it streams every held position."""
 
