@@ -103,3 +103,42 @@ async def test_bad_tick_is_logged_and_skipped(tmp_path: Any) -> None:
         await client.close()
     finally:
         await svc.stop()
+
+
+async def test_feed_streams_what_clients_want_reference_counted(tmp_path: Any) -> None:
+    svc, feed = await _start(tmp_path, demo_portfolio=False)
+    infy, nifty, sbin = 408065, 256265, 779521
+    try:
+        # The benchmark index is always wanted (beta needs it); nothing else yet.
+        assert feed.subscribed == {nifty}
+        a = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
+        b = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/analysis")
+        await a.request({"type": "subscribe", "symbol": "INFY"}, "subscription")
+        await b.request({"type": "subscribe", "symbol": "INFY", "interval": "5m"}, "subscription")
+        assert feed.subscribed == {nifty, infy}
+        await a.request({"type": "unsubscribe", "symbol": "INFY"}, "subscription")
+        assert infy in feed.subscribed  # still wanted by the analysis client
+        await b.close()
+        await a.request({"type": "ping"}, "pong")  # the server has processed b's close by now
+        await _until(lambda: infy not in feed.subscribed)
+        # A held position keeps its instrument streaming with no client at all.
+        p = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/portfolio")
+        await p.request(
+            {"type": "set_position", "symbol": "SBIN", "quantity": 5, "average_price": 800},
+            "position",
+        )
+        await p.close()
+        assert sbin in feed.subscribed
+        await a.close()
+    finally:
+        await svc.stop()
+
+
+async def _until(cond: Any, timeout: float = 10.0) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        assert loop.time() < deadline
+        await asyncio.sleep(0.01)

@@ -269,6 +269,11 @@ def _new_id() -> str:
 # --- wire payloads ------------------------------------------------------------------------------
 
 
+def _round(value: object) -> object:
+    """Levels derived from averages keep float artefacts; the wire shows 4 decimals."""
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def alert_payload(alert: Alert, *, triggered: bool | None = None) -> dict[str, object]:
     """An alert as it appears in the ``state`` lists (``triggered`` overrides the stored flag)."""
     body: dict[str, object] = {
@@ -276,7 +281,7 @@ def alert_payload(alert: Alert, *, triggered: bool | None = None) -> dict[str, o
         "symbol": alert.symbol,
         "type": alert.condition,
         "condition": alert.condition,
-        "value": alert.value,
+        "value": _round(alert.value),
         "triggered": alert.triggered if triggered is None else triggered,
         "triggered_at": iso(alert.triggered_at) if alert.triggered_at is not None else None,
         "price": alert.price,

@@ -82,3 +82,59 @@ def check(ctx: click.Context, url: str | None, multi: bool, symbol: str, timeout
         url = f"ws://{host}:{settings.listen_port}"
     ok = asyncio.run(run_checks(url, multi=multi, symbol=symbol, timeout=timeout))
     sys.exit(0 if ok else 1)
+
+
+@main.command("record")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--duration", type=float, default=None, help="seconds to record (default: until Ctrl-C)"
+)
+@click.pass_context
+def record_cmd(ctx: click.Context, path: Path, duration: float | None) -> None:
+    """Write the ticks the configured feed produces to a CSV file (replay it with FEED=replay)."""
+    from tickhub.clock import SystemClock
+    from tickhub.logs import setup_logging
+    from tickhub.recorder import record
+    from tickhub.service import build_feed, build_registry
+
+    settings = _settings(ctx.obj["env_file"])
+    setup_logging(settings.log_level, settings.log_format)
+    clock = SystemClock()
+    registry = build_registry(settings)
+    feed = build_feed(settings, registry, clock)
+    if settings.feed != "sim":
+        feed.subscribe(registry)
+
+    async def go() -> int:
+        return await record(feed, path, duration=duration, clock=clock)
+
+    try:
+        count = asyncio.run(go())
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+        return
+    click.echo(f"recorded {count} ticks to {path}")
+
+
+@main.command("kite-emulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option("--api-key", default="test_key", show_default=True)
+@click.option("--access-token", default="test_token", show_default=True)
+@click.option("--speed", default=1.0, show_default=True, help="market seconds per real second")
+@click.pass_context
+def kite_emulator(
+    ctx: click.Context, host: str, port: int, api_key: str, access_token: str, speed: float
+) -> None:
+    """A local server speaking Kite Connect's ticker protocol, for tests and demos."""
+    from tickhub.feeds.kite.emulator import serve_emulator
+    from tickhub.logs import setup_logging
+    from tickhub.service import build_registry
+
+    settings = _settings(ctx.obj["env_file"])
+    setup_logging(settings.log_level, settings.log_format)
+    registry = build_registry(settings)
+    try:
+        _run(serve_emulator(host, port, api_key, access_token, registry, speed))
+    except KeyboardInterrupt:
+        pass

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CORS_ORIGINS = (
@@ -38,13 +38,22 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = tuple(DEFAULT_CORS_ORIGINS.split(","))
 
     # --- feed ---
-    feed: Literal["sim"] = "sim"
+    feed: Literal["sim", "replay", "kite"] = "sim"
     instruments_file: Path | None = None
     symbols: Annotated[tuple[str, ...], NoDecode] = ()
     sim_seed: int = 42
     sim_speed: float = Field(1.0, gt=0, le=100_000)
     sim_start: datetime | None = None
     sim_tick_rate: float = Field(4.0, gt=0, le=100)
+    replay_file: Path | None = None
+    replay_speed: float = Field(1.0, ge=0, le=1_000_000)
+    replay_loop: bool = False
+    replay_symbol: str | None = None
+    kite_api_key: SecretStr | None = None
+    kite_access_token: SecretStr | None = None
+    kite_token_file: Path | None = None
+    kite_url: str = "wss://ws.kite.trade"
+    kite_mode: Literal["ltp", "quote", "full"] = "full"
 
     # --- plumbing ---
     bus_url: str = "memory://"
@@ -91,6 +100,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"origin {origin!r} must look like http://host:port or be *")
         return tuple(o.rstrip("/") for o in value)
 
+    @model_validator(mode="after")
+    def _check_feed(self) -> Settings:
+        if self.feed == "replay" and self.replay_file is None:
+            raise ValueError("FEED=replay needs REPLAY_FILE")
+        if self.feed == "kite" and self.kite_api_key is None:
+            raise ValueError("FEED=kite needs KITE_API_KEY")
+        if self.feed == "kite" and self.kite_access_token is None and self.kite_token_file is None:
+            raise ValueError("FEED=kite needs KITE_ACCESS_TOKEN or KITE_TOKEN_FILE")
+        return self
+
     def allows_origin(self, origin: str) -> bool:
         return "*" in self.cors_origins or origin.rstrip("/") in self.cors_origins
 
@@ -101,6 +120,16 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = str(err["loc"][0]).upper() if err["loc"] else "?"
+        if not err["loc"]:
+            # A rule across several settings: its message names them.
+            raise ConfigError(
+                f"invalid settings: {err['msg'].removeprefix('Value error, ')}"
+            ) from None
+        name = str(err["loc"][0]).upper()
         value = err.get("input")
+        if "secret" in str(err.get("type", "")) or name in _SECRETS:
+            value = "***"
         raise ConfigError(f"invalid value for {name}: {value!r} ({err['msg']})") from None
+
+
+_SECRETS = {"KITE_API_KEY", "KITE_ACCESS_TOKEN"}

@@ -463,9 +463,10 @@ class Hub:
             session.held_events += 1
             return
         key = (t, slot)
-        if key in session.held:
+        if session.held.pop(key, None) is not None:
             session.conflated += 1
             session.dropped += 1
+        # Re-inserted at the end: held messages leave in the order of their latest update.
         session.held[key] = frame
 
     def pause(self, session: Session) -> None:

@@ -106,6 +106,7 @@ class Ingest:
                 tick.timestamp,
                 slot="tick",
                 retain="tick",
+                interval=interval.value,
             )
         self._on_candles(updates)
         self.portfolio.on_tick(tick)
@@ -180,6 +181,7 @@ class Ingest:
                 tick.timestamp,
                 slot="market",
                 retain="market",
+                interval=interval.value,
             )
 
     # --- derived streams (computed for real in the analysis/alerts/portfolio engines) ----------
@@ -244,6 +246,7 @@ class Ingest:
                 ts,
                 slot=f"position:{symbol}",
                 retain=f"position:{symbol}",
+                subscription=ALL_SYMBOLS,
             )
 
     def forget_position(self, symbol: str) -> None:

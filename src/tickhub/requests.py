@@ -7,6 +7,7 @@ and the affected stream is republished at once so every subscriber sees it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tickhub import protocol
@@ -19,9 +20,12 @@ from tickhub.topics import Endpoint
 
 
 class Requests:
-    def __init__(self, hub: Hub, ingest: Ingest) -> None:
+    def __init__(
+        self, hub: Hub, ingest: Ingest, on_change: Callable[[], None] | None = None
+    ) -> None:
         self.hub = hub
         self.ingest = ingest
+        self._on_change = on_change or (lambda: None)
 
     def register(self) -> None:
         add = self.hub.add_handler
@@ -90,6 +94,7 @@ class Requests:
             self._error(session, created, "create_alert")
             return
         self._reply(session, "alert", status="created", alert=alert_payload(created))
+        self._on_change()
         self.ingest.publish_alerts(symbol, session.user)
 
     def list_alerts(self, session: Session, msg: dict[str, Any]) -> None:
@@ -109,6 +114,7 @@ class Requests:
             self._error(session, result, "delete_alert")
             return
         self._reply(session, "alert", status="deleted", id=alert_id)
+        self._on_change()
         if existing is not None:
             self.ingest.publish_alerts(existing.symbol, session.user)
 
@@ -132,6 +138,7 @@ class Requests:
         )
         if saved is None:
             self.ingest.forget_position(position.symbol)
+        self._on_change()
         self.ingest.publish_portfolio(position.symbol, session.user)
 
     def remove_position(self, session: Session, msg: dict[str, Any]) -> None:
@@ -148,6 +155,7 @@ class Requests:
             )
             return
         self._reply(session, "position", status="removed", symbol=symbol)
+        self._on_change()
         self.ingest.forget_position(symbol)
         self.ingest.publish_portfolio(symbol, session.user)
 

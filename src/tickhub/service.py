@@ -20,6 +20,7 @@ from tickhub.alerts import AlertsEngine
 from tickhub.bus import Bus, BusMessage, create_bus
 from tickhub.clock import Clock, SystemClock
 from tickhub.config import Settings
+from tickhub.demand import Demand
 from tickhub.feeds.base import Feed
 from tickhub.hub import CloseCode, Hub, HubLimits
 from tickhub.ingest import Ingest
@@ -59,6 +60,32 @@ def build_feed(settings: Settings, registry: InstrumentRegistry, clock: Clock) -
             start=settings.sim_start,
             clock=clock,
             tick_rate=settings.sim_tick_rate,
+        )
+    if settings.feed == "replay":
+        from tickhub.feeds.replay import ReplayFeed
+
+        assert settings.replay_file is not None  # checked by Settings
+        return ReplayFeed(
+            settings.replay_file,
+            registry,
+            speed=settings.replay_speed or None,
+            loop=settings.replay_loop,
+            clock=clock,
+            symbol=settings.replay_symbol,
+        )
+    if settings.feed == "kite":
+        from tickhub.feeds.kite.client import KiteFeed
+
+        assert settings.kite_api_key is not None  # checked by Settings
+        token = settings.kite_access_token
+        return KiteFeed(
+            registry,
+            api_key=settings.kite_api_key.get_secret_value(),
+            access_token=token.get_secret_value() if token is not None else None,
+            token_file=settings.kite_token_file,
+            url=settings.kite_url,
+            clock=clock,
+            default_mode=settings.kite_mode,
         )
     raise ValueError(f"unsupported feed: {settings.feed!r}")
 
@@ -119,7 +146,9 @@ class Service:
             outbox_bytes=s.outbox_bytes,
             max_frame_bytes=max(s.max_message_bytes * 16, 1_048_576),
         )
-        Requests(self.hub, self.ingest).register()
+        self.demand = Demand(self.feed, self.registry)
+        self.hub.demand_listeners.append(self.demand.on_topic)
+        Requests(self.hub, self.ingest, on_change=self.refresh_pins).register()
         self.port: int | None = None
         self.started_at = time.monotonic()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -127,8 +156,16 @@ class Service:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
+    def refresh_pins(self) -> None:
+        """Instruments the engines need whoever is connected: positions, alerts, benchmark."""
+        symbols = set(self.ingest.portfolio.held_symbols(""))
+        symbols.update(a.symbol for a in self.ingest.alerts.list(None))
+        symbols.add(self.ingest.analysis.benchmark or "")
+        self.demand.pin(symbols)
+
     async def start(self) -> int:
         assert self.bus is not None
+        self.refresh_pins()
         await self.bus.start()
         self.bus.subscribe(STATUS_TOPIC, self._on_status)
         self._spawn(self.ingest.run(), "ingest")
@@ -246,7 +283,8 @@ class Service:
         for e in Endpoint:
             prefix = e.value + ":"
             endpoints[e.path] = {
-                "url": f"ws://{{host}}:{self.port}{e.path}",
+                "path": e.path,
+                "port": self.port,
                 "connections": report[e.path],
                 "topics": sum(1 for t in topics if t.startswith(prefix)),
                 "subscriptions": sum(n for t, n in topics.items() if t.startswith(prefix)),

@@ -1,0 +1,118 @@
+"""The hub's fan-out rules with peers that record what they are sent (no network needed)."""
+
+from __future__ import annotations
+
+import json
+
+from tickhub.bus import BusMessage
+from tickhub.bus.memory import MemoryBus
+from tickhub.clock import ManualClock
+from tickhub.hub import CloseCode, Hub, HubLimits
+from tickhub.instruments import InstrumentRegistry
+from tickhub.server import text_frame
+from tickhub.topics import Endpoint
+
+
+class RecordingPeer:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
+
+    def send(self, payload: bytes) -> None:
+        self.frames.append(text_frame(payload))
+
+    def send_frame(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def messages(self) -> list[dict[str, object]]:
+        out = []
+        for f in self.frames:
+            n = f[1] & 0x7F
+            start = 2 if n < 126 else 4 if n == 126 else 10
+            out.append(json.loads(f[start:]))
+        return out
+
+
+def _hub(**limits: object) -> tuple[Hub, MemoryBus, ManualClock]:
+    bus = MemoryBus()
+    clock = ManualClock()
+    hub = Hub(bus, InstrumentRegistry.bundled(), clock, text_frame, HubLimits(**limits))  # type: ignore[arg-type]
+    return hub, bus, clock
+
+
+def _data(seq: int, kind: str) -> bytes:
+    return json.dumps({"type": "data", "symbol": "INFY", "seq": seq, "data_type": kind}).encode()
+
+
+def test_frame_is_built_once_and_shared_by_every_subscriber() -> None:
+    hub, bus, _ = _hub()
+    peers = [RecordingPeer() for _ in range(3)]
+    for p in peers:
+        s = hub.connect(p, Endpoint.STREAM, "t")
+        hub.receive(s, b'{"type":"subscribe","symbol":"INFY"}')
+    bus.publish(BusMessage("stream:INFY:1m", _data(1, "tick_data"), "tick"))
+    last = [p.frames[-1] for p in peers]
+    assert last[0] is last[1] is last[2]  # the same bytes object: encoded and framed once
+
+
+def test_paused_client_keeps_latest_per_slot_in_update_order_and_events_all() -> None:
+    hub, bus, _ = _hub()
+    peer = RecordingPeer()
+    s = hub.connect(peer, Endpoint.STREAM, "t")
+    hub.receive(s, b'{"type":"subscribe","symbol":"INFY"}')
+    before = len(peer.frames)
+    hub.pause(s)
+    t = "stream:INFY:1m"
+    bus.publish(BusMessage(t, _data(1, "tick_data"), "tick"))
+    bus.publish(BusMessage(t, _data(2, "candle_data"), "candle:a"))
+    bus.publish(BusMessage(t, _data(3, "tick_data"), "tick"))
+    bus.publish(BusMessage(t, _data(4, "event"), None))
+    bus.publish(BusMessage(t, _data(5, "event"), None))
+    assert len(peer.frames) == before  # nothing written while paused
+    hub.resume(s)
+    sent = [m["seq"] for m in peer.messages()[before:]]
+    assert sent == [2, 3, 4, 5]  # tick 1 replaced by tick 3; order follows the latest updates
+    assert s.conflated == 1 and s.dropped == 1
+
+
+def test_client_paused_past_grace_is_closed_with_slow_consumer_code() -> None:
+    hub, _, clock = _hub(slow_client_grace=5.0)
+    peer = RecordingPeer()
+    s = hub.connect(peer, Endpoint.STREAM, "t")
+    hub.pause(s)
+    clock.advance(4.0)
+    assert hub.check_slow_clients() == 0
+    clock.advance(2.0)
+    assert hub.check_slow_clients() == 1
+    assert peer.closed is not None and peer.closed[0] == CloseCode.SLOW_CONSUMER
+    assert len(hub) == 0
+
+
+def test_too_many_held_events_closes_the_client() -> None:
+    hub, bus, _ = _hub(max_held_events=3)
+    peer = RecordingPeer()
+    s = hub.connect(peer, Endpoint.ALERTS, "t")
+    hub.receive(s, b'{"type":"subscribe","symbol":"INFY"}')
+    hub.pause(s)
+    for i in range(4):
+        bus.publish(BusMessage("alerts:INFY", _data(i, "event"), None))
+    assert peer.closed is not None and peer.closed[0] == CloseCode.SLOW_CONSUMER
+
+
+def test_last_unsubscribe_releases_the_bus_topic() -> None:
+    hub, bus, _ = _hub()
+    a, b = RecordingPeer(), RecordingPeer()
+    sa = hub.connect(a, Endpoint.STREAM, "t")
+    sb = hub.connect(b, Endpoint.STREAM, "t")
+    events: list[tuple[str, bool]] = []
+    hub.demand_listeners.append(lambda t, w: events.append((t, w)))
+    hub.receive(sa, b'{"type":"subscribe","symbol":"INFY"}')
+    hub.receive(sb, b'{"type":"subscribe","symbol":"INFY"}')
+    hub.receive(sa, b'{"type":"unsubscribe","symbol":"INFY"}')
+    assert events == [("stream:INFY:1m", True)]
+    hub.disconnect(sb)
+    assert events == [("stream:INFY:1m", True), ("stream:INFY:1m", False)]
+    assert hub.topics() == {}
