@@ -103,7 +103,7 @@ def test_too_many_held_events_closes_the_client() -> None:
 
 
 def test_last_unsubscribe_releases_the_bus_topic() -> None:
-    hub, bus, _ = _hub()
+    hub, _bus, _ = _hub()
     a, b = RecordingPeer(), RecordingPeer()
     sa = hub.connect(a, Endpoint.STREAM, "t")
     sb = hub.connect(b, Endpoint.STREAM, "t")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -134,7 +135,5 @@ def kite_emulator(
     settings = _settings(ctx.obj["env_file"])
     setup_logging(settings.log_level, settings.log_format)
     registry = build_registry(settings)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         _run(serve_emulator(host, port, api_key, access_token, registry, speed))
-    except KeyboardInterrupt:
-        pass

@@ -195,9 +195,11 @@ class WebSocketServer:
         outbox_bytes: int = 1_048_576,
         max_frame_bytes: int = 1_048_576,
         read_buffer_bytes: int = 4096,
+        fallback: Callable[[str], HttpResponse | None] | None = None,
     ) -> None:
         self.hub = hub
         self.routes = routes
+        self.fallback = fallback  # e.g. static files: a response, or None for 404
         self.allow_origin = allow_origin
         self.outbox_bytes = outbox_bytes
         self.max_frame_bytes = max_frame_bytes
@@ -263,7 +265,13 @@ class WebSocketServer:
                     headers={"Upgrade": "websocket", **cors},
                 )
             )
-        handler = self.routes.get(raw_path.decode("latin-1"))
+        path = raw_path.decode("latin-1")
+        handler = self.routes.get(path)
+        if handler is None and self.fallback is not None:
+            found = self.fallback(path)
+            if found is not None:
+                found.headers.update(cors)
+                return _respond(found)
         if handler is None:
             return _respond(
                 HttpResponse(
