@@ -18,6 +18,8 @@ def make_settings(tmp_path: Any, **overrides: Any) -> Settings:
         "update_interval": 0.2,
         "data_dir": tmp_path,
         "cors_origins": "http://allowed.example:3000",
+        # Tests open hundreds of connections from one address at once.
+        "connect_rate_per_ip": 100_000,
     }
     base.update(overrides)
     return load_settings(None, **base)

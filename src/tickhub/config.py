@@ -71,16 +71,31 @@ class Settings(BaseSettings):
 
     # --- limits ---
     max_connections: int = Field(10_000, ge=1)
+    max_connections_per_ip: int = Field(2_000, ge=1)
+    connect_rate_per_ip: float = Field(50.0, gt=0)
     max_subscriptions: int = Field(200, ge=1)
     max_message_bytes: int = Field(65_536, ge=256, le=16 * 1024 * 1024)
+    message_rate: float = Field(50.0, gt=0)
+    message_burst: int = Field(100, ge=1)
     outbox_bytes: int = Field(1_048_576, ge=4096)
     slow_client_grace: float = Field(30.0, gt=0)
+    idle_timeout: float = Field(60.0, ge=0)
+    shutdown_timeout: float = Field(10.0, gt=0)
+
+    # --- authentication (off unless API_KEYS or a JWT key is set) ---
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)
+    jwt_secret: SecretStr | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_audience: str | None = None
+    auth_timeout: float = Field(10.0, gt=0)
+    admin_key: SecretStr | None = None
 
     @property
     def listen_port(self) -> int:
         return self.ws_port if self.ws_port is not None else self.port + 81
 
-    @field_validator("cors_origins", "symbols", mode="before")
+    @field_validator("cors_origins", "symbols", "api_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -106,6 +121,8 @@ class Settings(BaseSettings):
             raise ValueError("FEED=replay needs REPLAY_FILE")
         if self.feed == "kite" and self.kite_api_key is None:
             raise ValueError("FEED=kite needs KITE_API_KEY")
+        if self.jwt_algorithm == "RS256" and self.jwt_secret is not None:
+            raise ValueError("JWT_ALGORITHM=RS256 takes JWT_PUBLIC_KEY_FILE, not JWT_SECRET")
         if self.feed == "kite" and self.kite_access_token is None and self.kite_token_file is None:
             raise ValueError("FEED=kite needs KITE_ACCESS_TOKEN or KITE_TOKEN_FILE")
         return self
@@ -132,4 +149,4 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         raise ConfigError(f"invalid value for {name}: {value!r} ({err['msg']})") from None
 
 
-_SECRETS = {"KITE_API_KEY", "KITE_ACCESS_TOKEN"}
+_SECRETS = {"KITE_API_KEY", "KITE_ACCESS_TOKEN", "API_KEYS", "JWT_SECRET", "ADMIN_KEY"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -26,23 +27,11 @@ from tickhub.bus import Bus, BusMessage
 from tickhub.clock import Clock
 from tickhub.instruments import InstrumentRegistry
 from tickhub.model import Interval
-from tickhub.protocol import ErrorCode, ProtocolError
+from tickhub.auth import Authenticator, Identity
+from tickhub.protocol import CloseCode, ErrorCode, ProtocolError
 from tickhub.topics import ALL_SYMBOLS, Endpoint, topic
 
 log = logging.getLogger(__name__)
-
-
-class CloseCode:
-    """WebSocket close codes the server uses (table in docs/protocol.md).
-
-    4000-4499: the client may reconnect; 4500-4999: it should not without a change.
-    """
-
-    NORMAL = 1000
-    GOING_AWAY = 1001
-    MESSAGE_TOO_BIG = 1009
-    INTERNAL_ERROR = 1011
-    SLOW_CONSUMER = 4001
 
 
 class Peer(Protocol):
@@ -58,14 +47,24 @@ class Peer(Protocol):
 
     def close(self, code: int, reason: str) -> None: ...
 
+    def ping(self) -> None:
+        """Send a WebSocket ping (the client's pong counts as activity)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class HubLimits:
     max_connections: int = 10_000
+    max_connections_per_ip: int = 2_000
+    connect_rate_per_ip: float = 50.0
     max_subscriptions: int = 200
     max_message_bytes: int = 65_536
+    message_rate: float = 50.0
+    message_burst: int = 100
     slow_client_grace: float = 30.0
     max_held_events: int = 10_000
+    idle_timeout: float = 60.0
+    auth_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +96,16 @@ class Session:
         "sent",
         "subs",
         "user",
+        "ip",
+        "last_seen",
+        "pinged",
+        "tokens",
+        "tokens_at",
+        "rate_rejected",
+        "authenticated",
+        "auth_deadline",
+        "expires_at",
+        "closing",
     )
 
     def __init__(
@@ -109,6 +118,16 @@ class Session:
         self.connected_at = now
         self.subs: dict[str, Subscription] = {}
         self.user = ""  # the authenticated subject; "" when authentication is off
+        self.ip = remote.rsplit(":", 1)[0]
+        self.last_seen = 0.0
+        self.pinged = False
+        self.tokens = 0.0
+        self.tokens_at = 0.0
+        self.rate_rejected = 0
+        self.authenticated = True
+        self.auth_deadline = 0.0
+        self.expires_at: datetime | None = None
+        self.closing = False
         self.sent = 0
         self.received = 0
         self.dropped = 0
@@ -142,6 +161,8 @@ class Session:
             "dropped": self.dropped,
             "conflated": self.conflated,
             "paused": self.paused,
+            "user": self.user or None,
+            "authenticated": self.authenticated,
         }
 
 
@@ -156,6 +177,7 @@ class Hub:
         clock: Clock,
         frame: Callable[[bytes], bytes],
         limits: HubLimits | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.bus = bus
         self.registry = registry
@@ -171,6 +193,12 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         self.messages_in = 0
         self.messages_out = 0
+        self.auth = authenticator if authenticator is not None else Authenticator()
+        self._per_ip: dict[str, int] = {}
+        self._attempts: dict[str, tuple[float, float]] = {}  # ip -> (tokens, at)
+        self.errors: dict[str, int] = {}
+        self.observe_latency: Callable[[float], None] | None = None
+        self.closes: dict[int, int] = {}
 
     # --- extension -----------------------------------------------------------------------------
 
@@ -190,17 +218,75 @@ class Hub:
     def can_accept(self) -> bool:
         return len(self._sessions) < self.limits.max_connections
 
-    def connect(self, peer: Peer, endpoint: Endpoint, remote: str) -> Session:
+    def connect(
+        self, peer: Peer, endpoint: Endpoint, remote: str, token: str | None = None
+    ) -> Session | None:
+        """Register a new client and greet it; ``None`` when a limit refused it (the client
+        was told which limit, and the connection is closing)."""
         sid = f"{self._prefix}-{next(self._ids)}"
-        session = Session(sid, endpoint, remote, peer, self.clock.now())
+        now = self.clock.now()
+        mono = self.clock.monotonic()
+        session = Session(sid, endpoint, remote, peer, now)
+        session.last_seen = session.tokens_at = mono
+        session.tokens = float(self.limits.message_burst)
+        refusal = self._admit(session.ip, mono)
+        session.send(protocol.welcome(now, endpoint.path, sid))
+        if refusal is not None:
+            err, code = refusal
+            self._count_error(err.code)
+            session.send(protocol.error(now, err))
+            self._close(session, code, err.message)
+            return None
         self._sessions[sid] = session
-        session.send(protocol.welcome(session.connected_at, endpoint.path, sid))
-        log.debug("connect %s %s from %s", sid, endpoint.path, remote)
+        self._per_ip[session.ip] = self._per_ip.get(session.ip, 0) + 1
+        if self.auth.enabled:
+            session.authenticated = False
+            session.auth_deadline = mono + self.limits.auth_timeout
+            if token is not None:
+                self._authenticate(session, token)
+        log.debug("connect %s %s from %s", sid, endpoint.path, remote, extra={"connection_id": sid})
         return session
+
+    def _admit(self, ip: str, mono: float) -> tuple[ProtocolError, int] | None:
+        limits = self.limits
+        rate = limits.connect_rate_per_ip
+        tokens, at = self._attempts.get(ip, (rate * 2, mono))
+        tokens = min(rate * 2, tokens + (mono - at) * rate)
+        if tokens < 1.0:
+            self._attempts[ip] = (tokens, mono)
+            return (
+                ProtocolError(
+                    ErrorCode.RATE_LIMITED,
+                    f"too many connection attempts from {ip}: limit {rate:g} per second",
+                    {"limit": rate, "setting": "CONNECT_RATE_PER_IP"},
+                ),
+                CloseCode.RATE_LIMITED,
+            )
+        self._attempts[ip] = (tokens - 1.0, mono)
+        current = self._per_ip.get(ip, 0)
+        if current >= limits.max_connections_per_ip:
+            return (
+                ProtocolError(
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"connection limit per address reached: {limits.max_connections_per_ip}",
+                    {
+                        "limit": limits.max_connections_per_ip,
+                        "current": current,
+                        "setting": "MAX_CONNECTIONS_PER_IP",
+                    },
+                ),
+                CloseCode.LIMIT_EXCEEDED,
+            )
+        return None
 
     def disconnect(self, session: Session) -> None:
         if self._sessions.pop(session.id, None) is None:
             return
+        left = self._per_ip.get(session.ip, 1) - 1
+        if left > 0:
+            self._per_ip[session.ip] = left
+        else:
+            self._per_ip.pop(session.ip, None)
         for sub in list(session.subs.values()):
             self._drop_subscription(session, sub)
         session.held.clear()
@@ -215,6 +301,11 @@ class Hub:
         """Handle one complete client message; every failure becomes an ``error`` reply."""
         session.received += 1
         self.messages_in += 1
+        mono = self.clock.monotonic()
+        session.last_seen = mono
+        session.pinged = False
+        if not self._take_token(session, mono):
+            return
         if len(raw) > self.limits.max_message_bytes:
             self.reply_error(
                 session,
@@ -231,6 +322,19 @@ class Hub:
             self.reply_error(session, msg)
             return
         kind = msg["type"]
+        if kind == "auth":
+            self._authenticate(session, msg.get("token"))
+            return
+        if not session.authenticated and kind not in ("ping", "heartbeat"):
+            self.reply_error(
+                session,
+                ProtocolError(
+                    ErrorCode.AUTH_REQUIRED,
+                    'authenticate first: send {"type": "auth", "token": ...}',
+                ),
+                request=kind,
+            )
+            return
         try:
             if kind == "subscribe":
                 self._subscribe(session, msg)
@@ -268,7 +372,84 @@ class Hub:
             )
 
     def reply_error(self, session: Session, err: ProtocolError, **extra: Any) -> None:
+        self._count_error(err.code)
         session.send(protocol.error(self.clock.now(), err, **extra))
+
+    def _count_error(self, code: ErrorCode) -> None:
+        self.errors[code.value] = self.errors.get(code.value, 0) + 1
+
+    def touch(self, session: Session) -> None:
+        """Any frame from the client (a pong included) shows it is alive."""
+        session.last_seen = self.clock.monotonic()
+        session.pinged = False
+
+    def _take_token(self, session: Session, mono: float) -> bool:
+        """Token bucket of ``message_rate`` per second, ``message_burst`` deep. Excess messages
+        are refused with one error per burst of excess; a client still sending at twice the
+        burst past its limit is closed with the rate-limit code."""
+        limits = self.limits
+        session.tokens = min(
+            float(limits.message_burst),
+            session.tokens + (mono - session.tokens_at) * limits.message_rate,
+        )
+        session.tokens_at = mono
+        if session.tokens >= 1.0:
+            session.tokens -= 1.0
+            session.rate_rejected = 0
+            return True
+        session.rate_rejected += 1
+        if session.rate_rejected > 2 * limits.message_burst:
+            self._count_error(ErrorCode.RATE_LIMITED)
+            self._close(session, CloseCode.RATE_LIMITED, "rate limit exceeded repeatedly")
+            return False
+        if session.rate_rejected == 1:
+            self.reply_error(
+                session,
+                ProtocolError(
+                    ErrorCode.RATE_LIMITED,
+                    f"too many messages: limit {limits.message_rate:g} per second "
+                    f"(burst {limits.message_burst}); this message was not processed",
+                    {
+                        "limit": limits.message_rate,
+                        "burst": limits.message_burst,
+                        "setting": "MESSAGE_RATE",
+                    },
+                ),
+            )
+        return False
+
+    def _authenticate(self, session: Session, token: object) -> None:
+        if not self.auth.enabled:
+            session.send(protocol.reply(self.clock.now(), "auth", status="not_required"))
+            return
+        result = self.auth.verify(token, self.clock.now())
+        if isinstance(result, Identity):
+            if session.authenticated and result.user != session.user:
+                self.reply_error(
+                    session,
+                    ProtocolError(ErrorCode.AUTH_FAILED, "a connection cannot change its user"),
+                    request="auth",
+                )
+                return
+            session.authenticated = True
+            session.user = result.user
+            session.expires_at = result.expires_at
+            expires = None if result.expires_at is None else protocol.iso(result.expires_at)
+            session.send(
+                protocol.reply(
+                    self.clock.now(),
+                    "auth",
+                    status="authenticated",
+                    user=result.user,
+                    expires_at=expires,
+                )
+            )
+            return
+        expired = result.reason.value == ErrorCode.AUTH_EXPIRED.value
+        code = ErrorCode.AUTH_EXPIRED if expired else ErrorCode.AUTH_FAILED
+        self.reply_error(session, ProtocolError(code, result.message), request="auth")
+        close = CloseCode.AUTH_EXPIRED if expired else CloseCode.AUTH_FAILED
+        self._close(session, close, result.message)
 
     def _resolve(
         self, session: Session, msg: dict[str, Any]
@@ -319,7 +500,7 @@ class Hub:
     def _subscribe_one(
         self, session: Session, symbol: str, name: str, interval: Interval | None
     ) -> None:
-        t = topic(session.endpoint, symbol, interval)
+        t = topic(session.endpoint, symbol, interval, session.user)
         if t not in session.subs and len(session.subs) >= self.limits.max_subscriptions:
             limit = self.limits.max_subscriptions
             self.reply_error(
@@ -453,6 +634,8 @@ class Hub:
                 session.sent += 1
                 written += 1
         self.messages_out += written
+        if self.observe_latency is not None and message.published_at:
+            self.observe_latency(time.time() - message.published_at)
 
     def _hold(self, session: Session, t: str, slot: str | None, frame: bytes) -> None:
         if slot is None:
@@ -499,18 +682,51 @@ class Hub:
             )
         return len(slow)
 
+    def sweep(self) -> None:
+        """Periodic duties: slow consumers, idle clients, authentication deadlines and expiry."""
+        self.check_slow_clients()
+        mono = self.clock.monotonic()
+        now = self.clock.now()
+        idle = self.limits.idle_timeout
+        for session in list(self._sessions.values()):
+            if not session.authenticated and mono >= session.auth_deadline:
+                timeout = self.limits.auth_timeout
+                self._close(session, CloseCode.AUTH_TIMEOUT, f"no auth message within {timeout:g}s")
+            elif session.expires_at is not None and now >= session.expires_at:
+                self._close(session, CloseCode.AUTH_EXPIRED, "token expired")
+            elif idle > 0 and mono - session.last_seen >= idle:
+                self._close(session, CloseCode.IDLE_TIMEOUT, f"idle for {idle:g}s")
+            elif idle > 0 and not session.pinged and mono - session.last_seen >= idle / 2:
+                session.pinged = True
+                session.peer.ping()
+        if len(self._attempts) > 10_000:
+            self._attempts.clear()  # stale buckets would have refilled to full anyway
+
     def _close_slow(self, session: Session, reason: str) -> None:
-        log.warning("closing %s (%s): %s", session.id, session.remote, reason)
         session.dropped += len(session.held)
-        session.peer.close(CloseCode.SLOW_CONSUMER, reason)
+        self._close(session, CloseCode.SLOW_CONSUMER, reason)
+
+    def _close(self, session: Session, code: int, reason: str) -> None:
+        if session.closing:
+            return
+        session.closing = True
+        self.closes[code] = self.closes.get(code, 0) + 1
+        log.info(
+            "closing %s (%s) with %d: %s",
+            session.id,
+            session.remote,
+            code,
+            reason,
+            extra={"connection_id": session.id},
+        )
+        session.peer.close(code, reason)
         self.disconnect(session)
 
     def close_all(self, code: int, reason: str) -> None:
         for task in self._tasks:
             task.cancel()
         for session in list(self._sessions.values()):
-            session.peer.close(code, reason)
-            self.disconnect(session)
+            self._close(session, code, reason)
 
     # --- introspection -------------------------------------------------------------------------
 
@@ -567,6 +783,9 @@ class _ProbePeer:
         self.frames.append(frame)
 
     def close(self, code: int, reason: str) -> None:
+        return None
+
+    def ping(self) -> None:
         return None
 
 

@@ -37,6 +37,33 @@ class ErrorCode(str, Enum):
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     UPGRADE_REQUIRED = "upgrade_required"
     INTERNAL_ERROR = "internal_error"
+    RATE_LIMITED = "rate_limited"
+    AUTH_REQUIRED = "auth_required"
+    AUTH_FAILED = "auth_failed"
+    AUTH_EXPIRED = "auth_expired"
+
+
+class CloseCode:
+    """WebSocket close codes the server sends, with what a client should do about them.
+
+    1000-1999 are the standard codes. 4000-4499: the client may reconnect (with backoff);
+    4500-4999: it should not reconnect until something changes (credentials, configuration).
+    """
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server shutting down or restarting: reconnect
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011  # a fault on our side while handling this client: reconnect
+    SLOW_CONSUMER = 4001  # the client did not read fast enough: reconnect, resume with `since`
+    IDLE_TIMEOUT = 4002  # no message or pong within IDLE_TIMEOUT: reconnect
+    RATE_LIMITED = 4003  # too many messages or connection attempts: reconnect after a pause
+    AUTH_FAILED = 4500  # credentials missing or wrong: fix them first
+    AUTH_EXPIRED = 4501  # token expired: reconnect with a new token
+    AUTH_TIMEOUT = 4502  # no `auth` message within AUTH_TIMEOUT
+    LIMIT_EXCEEDED = 4503  # a connection limit (total, per IP): not before load drops
+
+    RECONNECT = range(4000, 4500)
+    DO_NOT_RECONNECT = range(4500, 5000)
 
 
 @dataclass(frozen=True, slots=True)

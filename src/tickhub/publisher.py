@@ -8,6 +8,7 @@ delivers the same ``seq`` for the same message. Each message is encoded exactly 
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -52,7 +53,9 @@ class Publisher:
         if extra:
             msg.update(extra)
         msg["data"] = data
-        self.bus.publish(BusMessage(topic, protocol.encode(msg), slot, retain))
+        self.bus.publish(
+            BusMessage(topic, protocol.encode(msg), slot, retain, published_at=time.time())
+        )
         self.published += 1
 
     def retain_only(

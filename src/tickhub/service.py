@@ -7,16 +7,18 @@ Every background task is named, tracked, and cancelled on shutdown.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from tickhub import __version__, protocol
 from tickhub.alerts import AlertsEngine
+from tickhub.auth import Authenticator, parse_api_keys
 from tickhub.bus import Bus, BusMessage, create_bus
 from tickhub.clock import Clock, SystemClock
 from tickhub.config import Settings
@@ -29,7 +31,9 @@ from tickhub.model import FeedState
 from tickhub.portfolio import Portfolio, demo_portfolio_file, load_positions_file
 from tickhub.publisher import STATUS_TOPIC
 from tickhub.requests import Requests
-from tickhub.server import HttpResponse, WebSocketServer, text_frame
+from tickhub.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from tickhub.metrics import Metrics
+from tickhub.server import HttpRequest, HttpResponse, WebSocketServer, text_frame
 from tickhub.store import open_store
 from tickhub.topics import Endpoint
 
@@ -47,6 +51,20 @@ def build_registry(settings: Settings) -> InstrumentRegistry:
     if settings.symbols:
         registry = registry.subset(settings.symbols)
     return registry
+
+
+def build_authenticator(settings: Settings) -> Authenticator:
+    key: str | None = None
+    if settings.jwt_secret is not None:
+        key = settings.jwt_secret.get_secret_value()
+    elif settings.jwt_public_key_file is not None:
+        key = settings.jwt_public_key_file.read_text()
+    return Authenticator(
+        api_keys=parse_api_keys(settings.api_keys),
+        jwt_key=key,
+        jwt_algorithm=settings.jwt_algorithm,
+        jwt_audience=settings.jwt_audience,
+    )
 
 
 def build_feed(settings: Settings, registry: InstrumentRegistry, clock: Clock) -> Feed:
@@ -130,16 +148,26 @@ class Service:
             text_frame,
             HubLimits(
                 max_connections=s.max_connections,
+                max_connections_per_ip=s.max_connections_per_ip,
+                connect_rate_per_ip=s.connect_rate_per_ip,
                 max_subscriptions=s.max_subscriptions,
                 max_message_bytes=s.max_message_bytes,
+                message_rate=s.message_rate,
+                message_burst=s.message_burst,
                 slow_client_grace=s.slow_client_grace,
+                idle_timeout=s.idle_timeout,
+                auth_timeout=s.auth_timeout,
             ),
+            build_authenticator(s),
         )
+        self.metrics = Metrics(self._metrics_snapshot)
+        self.hub.observe_latency = self.metrics.latency.observe
         self.server = WebSocketServer(
             self.hub,
             {
                 "/health": self._route_health,
-                "/connections": self._route_connections,
+                "/connections": self._admin(self._route_connections),
+                "/metrics": self._admin(self._route_metrics),
                 "/test": self._route_test,
             },
             allow_origin=s.allows_origin,
@@ -227,7 +255,7 @@ class Service:
         while True:
             await asyncio.sleep(1.0)
             try:
-                self.hub.check_slow_clients()
+                self.hub.sweep()
             except Exception:
                 log.exception("housekeeping failed")
 
@@ -304,14 +332,68 @@ class Service:
             "links": {"health": "/health", "connections": "/connections"},
         }
 
-    def _route_health(self) -> HttpResponse:
+    def _admin(
+        self, route: Callable[[HttpRequest], HttpResponse]
+    ) -> Callable[[HttpRequest], HttpResponse]:
+        """With ADMIN_KEY set, the route wants ``Authorization: Bearer <ADMIN_KEY>``."""
+        key = self.settings.admin_key
+
+        def guarded(request: HttpRequest) -> HttpResponse:
+            if key is not None:
+                given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+                if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+                    body = {
+                        "status": "error",
+                        "code": "auth_required",
+                        "message": "admin key required",
+                    }
+                    return HttpResponse(
+                        401, protocol.encode(body), headers={"WWW-Authenticate": "Bearer"}
+                    )
+            return route(request)
+
+        return guarded
+
+    def _metrics_snapshot(self) -> dict[str, Any]:
+        report = self.hub.connection_report()
+        topics = self.hub.topics()
+        subs = {e.path: 0 for e in Endpoint}
+        for t, n in topics.items():
+            endpoint = "/ws/" + t.split(":", 1)[0]
+            if endpoint in subs:
+                subs[endpoint] += n
+        sessions = list(self.hub.sessions)
+        health = self.health()
+        return {
+            "connections": report["endpoints"],
+            "subscriptions": subs,
+            "topics": len(topics),
+            "messages_in": self.hub.messages_in,
+            "messages_out": self.hub.messages_out,
+            "published": self.ingest.publisher.published,
+            "conflated": sum(s.conflated for s in sessions),
+            "dropped": sum(s.dropped for s in sessions),
+            "ticks": self.ingest.ticks_in,
+            "tick_errors": self.ingest.tick_errors,
+            "reconnects": self.ingest.feed_status.reconnects,
+            "errors": dict(self.hub.errors),
+            "closes": dict(self.hub.closes),
+            "feed_name": self.settings.feed,
+            "feed_state": health["feed"]["state"],
+            "last_tick_age": health["feed"]["last_tick_age_seconds"],
+        }
+
+    def _route_metrics(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+
+    def _route_health(self, request: HttpRequest) -> HttpResponse:
         body = self.health()
         return HttpResponse(200 if body["status"] == "ok" else 503, protocol.encode(body))
 
-    def _route_connections(self) -> HttpResponse:
+    def _route_connections(self, request: HttpRequest) -> HttpResponse:
         report = self.hub.connection_report()
         report["timestamp"] = protocol.iso(self.clock.now())
         return HttpResponse(200, protocol.encode(report))
 
-    def _route_test(self) -> HttpResponse:
+    def _route_test(self, request: HttpRequest) -> HttpResponse:
         return HttpResponse(200, protocol.encode(self.selftest()))

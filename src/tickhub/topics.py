@@ -30,7 +30,20 @@ class Endpoint(str, Enum):
         return self in (Endpoint.STREAM, Endpoint.ANALYSIS)
 
 
-def topic(endpoint: Endpoint, symbol: str, interval: Interval | None = None) -> str:
+def topic(
+    endpoint: Endpoint, symbol: str, interval: Interval | None = None, owner: str = ""
+) -> str:
+    """``owner`` (the authenticated user) separates per-user alerts and portfolio topics."""
     if endpoint.has_interval:
         return f"{endpoint.value}:{symbol}:{(interval or Interval.M1).value}"
+    if owner:
+        return f"{endpoint.value}:{symbol}:@{owner}"
     return f"{endpoint.value}:{symbol}"
+
+
+def owner_of(t: str) -> str | None:
+    """The owner part of an alerts/portfolio topic ("" for the anonymous owner), else None."""
+    parts = t.split(":", 2)
+    if parts[0] not in (Endpoint.ALERTS.value, Endpoint.PORTFOLIO.value) or len(parts) < 2:
+        return None
+    return parts[2][1:] if len(parts) > 2 and parts[2].startswith("@") else ""

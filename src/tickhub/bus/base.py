@@ -34,6 +34,7 @@ class BusMessage:
     retain: str | None = None
     deliver: bool = True
     drop: bool = False
+    published_at: float = 0.0  # wall-clock seconds, for the publish-to-send latency metric
 
 
 Handler = Callable[[BusMessage], None]

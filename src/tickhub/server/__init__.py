@@ -6,6 +6,6 @@ delivered ~370-395k sends per server CPU-second against ~275k for aiohttp and ~2
 this package only: the hub sees a :class:`tickhub.hub.Peer`.
 """
 
-from tickhub.server.ws import HttpResponse, Routes, WebSocketServer, text_frame
+from tickhub.server.ws import HttpRequest, HttpResponse, Routes, WebSocketServer, text_frame
 
-__all__ = ["HttpResponse", "Routes", "WebSocketServer", "text_frame"]
+__all__ = ["HttpRequest", "HttpResponse", "Routes", "WebSocketServer", "text_frame"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +50,14 @@ class HttpResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Routes = dict[str, Callable[[], HttpResponse]]
+@dataclass(slots=True)
+class HttpRequest:
+    path: str
+    query: str
+    headers: Mapping[str, str]
+
+
+Routes = dict[str, Callable[[HttpRequest], HttpResponse]]
 
 
 class _Connection(WSListener):
@@ -63,12 +70,16 @@ class _Connection(WSListener):
         "_hub",
         "_raw",
         "_server",
+        "_token",
         "session",
         "transport",
     )
 
-    def __init__(self, server: WebSocketServer, endpoint: Endpoint) -> None:
+    def __init__(
+        self, server: WebSocketServer, endpoint: Endpoint, token: str | None = None
+    ) -> None:
         self._server = server
+        self._token = token
         self._hub = server.hub
         self._endpoint = endpoint
         self._fragments: list[bytes] | None = None
@@ -107,7 +118,8 @@ class _Connection(WSListener):
         raw.set_write_buffer_limits(high=self._server.outbox_bytes)
         peer = raw.get_extra_info("peername")
         remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.session = self._hub.connect(self, self._endpoint, remote)
+        self.session = self._hub.connect(self, self._endpoint, remote, self._token)
+        self._token = None
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self.session is not None:
@@ -123,11 +135,18 @@ class _Connection(WSListener):
         if self.session is not None:
             self._hub.resume(self.session)
 
+    def ping(self) -> None:
+        if self.transport is not None and not self.transport.is_disconnected:
+            self.transport.send_ping()
+
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         session = self.session
         if session is None:
             return
         kind = frame.msg_type
+        if kind == WSMsgType.PONG or kind == WSMsgType.PING:
+            self._hub.touch(session)
+            return
         if kind == WSMsgType.TEXT:
             if frame.fin:
                 self._hub.receive(session, frame.get_payload_as_bytes())
@@ -254,7 +273,15 @@ class WebSocketServer:
                         headers={"Retry-After": "5"},
                     )
                 )
-            return _Connection(self, endpoint)
+            token, offered = _subprotocol_token(request.headers.get("Sec-WebSocket-Protocol"))
+            listener = _Connection(self, endpoint, token)
+            if offered is None:
+                return listener
+            # A browser that offered protocols needs one of them echoed back.
+            headers = {"Sec-WebSocket-Protocol": offered}
+            return WSUpgradeResponseWithListener(
+                WSUpgradeResponse.create_101_response(headers), listener
+            )
         if endpoint is not None:
             return _respond(
                 HttpResponse(
@@ -266,6 +293,7 @@ class WebSocketServer:
                 )
             )
         path = raw_path.decode("latin-1")
+        query = request.path.partition(b"?")[2].decode("latin-1")
         handler = self.routes.get(path)
         if handler is None and self.fallback is not None:
             found = self.fallback(path)
@@ -281,7 +309,7 @@ class WebSocketServer:
                 )
             )
         try:
-            response = handler()
+            response = handler(HttpRequest(path, query, request.headers))
         except Exception:
             log.exception("route %s failed", raw_path)
             response = HttpResponse(500, _json_error(ErrorCode.INTERNAL_ERROR, "internal error"))
@@ -292,6 +320,16 @@ class WebSocketServer:
         if origin is None or not self.allow_origin(origin):
             return {}
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def _subprotocol_token(header: str | None) -> tuple[str | None, str | None]:
+    """``Sec-WebSocket-Protocol: tickhub, token.<token>`` -> (token, protocol to echo)."""
+    if not header:
+        return None, None
+    offered = [p.strip() for p in header.split(",") if p.strip()]
+    token = next((p[6:] for p in offered if p.startswith("token.")), None)
+    echo = "tickhub" if "tickhub" in offered else (offered[0] if offered else None)
+    return token or None, echo
 
 
 def _json_error(code: ErrorCode, message: str) -> bytes:

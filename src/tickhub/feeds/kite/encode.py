@@ -176,7 +176,12 @@ def encode_index_full(
 
 def encode_packet(kt: KiteTick) -> bytes:
     """The packet ``parse_packet`` decodes back to ``kt``: its kind follows ``kt.mode`` and
-    ``kt.tradable`` (not tradable: an index packet); fields that are ``None`` are sent as 0."""
+    ``kt.tradable`` (not tradable: an index packet); fields that are ``None`` are sent as 0.
+
+    The decoder takes ``tradable`` from the token's segment, so a tick whose ``tradable`` disagrees
+    with its segment (an index packet under an NSE token, which Kite never sends) does not come
+    back unchanged.
+    """
     token = kt.instrument_token
     if kt.mode == "ltp":
         return encode_ltp(token, kt.last_price)
