@@ -189,7 +189,7 @@ async def test_subscribe_streams_ticks_of_exactly_those_instruments(
             assert tick.price > 0
             assert (tick.price, tick.volume) in sent  # exactly what the market produced
         assert all(a.volume <= b.volume for a, b in pairwise(mine))
-    assert emulator.kite_versions == ["3"]
+    assert set(emulator.kite_versions) == {"3"}
     assert status.state is FeedState.LIVE
     assert status.extra["connected"] == 1
     assert status.extra["subscribed_tokens"] == 2
@@ -350,13 +350,13 @@ async def test_data_stall_in_market_hours_reports_stale_then_reconnects(
 
 
 async def test_data_stall_outside_market_hours_raises_no_alarm(emulator: KiteEmulator) -> None:
-    feed = make_feed(emulator, market_hours=ALWAYS_CLOSED, stale_after=0.5)
+    feed = make_feed(emulator, market_hours=ALWAYS_CLOSED)
     feed.subscribe([RELIANCE])
     async with running(feed) as rec:
         await rec.wait_state(FeedState.LIVE)  # ticks flow (the emulator ignores the clock)
         emulator.stall_data()
         closed = await rec.wait_state(FeedState.MARKET_CLOSED, after=len(rec.statuses))
-        await asyncio.sleep(2.0)  # observation window: more than 3 x stale_after
+        await asyncio.sleep(3.5)  # observation window: more than 3 x stale_after
         later = rec.states(closed)
 
     assert later == [FeedState.MARKET_CLOSED]

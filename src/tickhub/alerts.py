@@ -627,6 +627,10 @@ class AlertsEngine:
         mine = [e for e in reversed(kept) if e.alert.source == "builtin" or e.alert.owner == owner]
         return mine[:limit]
 
+    def all(self) -> builtins.list[Alert]:
+        """Every user alert of every owner."""
+        return builtins.list(self._alerts.values())
+
     # Last, so that ``list`` means the builtin in the annotations above.
     def list(self, owner: str | None, symbol: str | None = None) -> builtins.list[Alert]:
         """``owner``'s user alerts (``None`` = ``""``), optionally for one symbol, oldest first."""

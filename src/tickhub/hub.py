@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from tickhub import protocol
+from tickhub.auth import Authenticator, Identity
 from tickhub.bus import Bus, BusMessage
 from tickhub.clock import Clock
 from tickhub.instruments import InstrumentRegistry
 from tickhub.model import Interval
-from tickhub.auth import Authenticator, Identity
 from tickhub.protocol import CloseCode, ErrorCode, ProtocolError
 from tickhub.topics import ALL_SYMBOLS, Endpoint, topic
 
@@ -81,31 +81,31 @@ class Session:
     """One connected client: its subscriptions, counters and held messages while paused."""
 
     __slots__ = (
+        "auth_deadline",
+        "authenticated",
+        "closing",
         "conflated",
         "connected_at",
         "dropped",
         "endpoint",
+        "expires_at",
         "held",
         "held_events",
         "id",
+        "ip",
+        "last_seen",
         "paused",
         "paused_since",
         "peer",
+        "pinged",
+        "rate_rejected",
         "received",
         "remote",
         "sent",
         "subs",
-        "user",
-        "ip",
-        "last_seen",
-        "pinged",
         "tokens",
         "tokens_at",
-        "rate_rejected",
-        "authenticated",
-        "auth_deadline",
-        "expires_at",
-        "closing",
+        "user",
     )
 
     def __init__(

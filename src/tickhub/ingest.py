@@ -30,7 +30,7 @@ from tickhub.model import Candle, FeedState, FeedStatus, Interval, Tick
 from tickhub.portfolio import Portfolio
 from tickhub.protocol import iso
 from tickhub.publisher import Publisher
-from tickhub.topics import ALL_SYMBOLS, Endpoint, topic
+from tickhub.topics import ALL_SYMBOLS, Endpoint, owner_of, topic
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class Ingest:
         self._last_sent: dict[tuple[str, str, str], float] = {}
         self._dirty: dict[tuple[str, str, str], Callable[[], None]] = {}
         self._bucket: dict[tuple[str, Interval], datetime] = {}
+        self._owner_topics: dict[tuple[str, str], dict[str, int]] = {}
 
     # --- feed callbacks ------------------------------------------------------------------------
 
@@ -113,8 +114,15 @@ class Ingest:
         for event in self.alerts.on_tick(tick):
             self.publish_alert_event(event)
         self._throttled(("market", symbol, ""), lambda: self._publish_market(symbol))
-        self._throttled(("portfolio", symbol, ""), lambda: self.publish_portfolio(symbol))
-        self._throttled(("alerts", symbol, ""), lambda: self.publish_alerts(symbol))
+        for owner in self.owners(Endpoint.PORTFOLIO, symbol):
+            self._throttled(
+                ("portfolio", symbol, owner),
+                functools.partial(self.publish_portfolio, symbol, owner),
+            )
+        for owner in self.owners(Endpoint.ALERTS, symbol):
+            self._throttled(
+                ("alerts", symbol, owner), functools.partial(self.publish_alerts, symbol, owner)
+            )
 
     def on_status(self, status: FeedStatus) -> None:
         changed = status.state != self.feed_status.state
@@ -229,7 +237,7 @@ class Ingest:
         data = self.portfolio.value(owner, symbol)
         pub = self.publisher
         pub.data(
-            topic(Endpoint.PORTFOLIO, symbol),
+            topic(Endpoint.PORTFOLIO, symbol, owner=owner),
             symbol,
             "position_data",
             dict(data),
@@ -239,7 +247,7 @@ class Ingest:
         )
         if self.portfolio.position(owner, symbol) is not None:
             pub.data(
-                topic(Endpoint.PORTFOLIO, ALL_SYMBOLS),
+                topic(Endpoint.PORTFOLIO, ALL_SYMBOLS, owner=owner),
                 symbol,
                 "position_data",
                 dict(data),
@@ -249,9 +257,11 @@ class Ingest:
                 subscription=ALL_SYMBOLS,
             )
 
-    def forget_position(self, symbol: str) -> None:
+    def forget_position(self, symbol: str, owner: str = "") -> None:
         """A removed position leaves the ``*`` topic's snapshot."""
-        self.publisher.drop_retained(topic(Endpoint.PORTFOLIO, ALL_SYMBOLS), f"position:{symbol}")
+        self.publisher.drop_retained(
+            topic(Endpoint.PORTFOLIO, ALL_SYMBOLS, owner=owner), f"position:{symbol}"
+        )
 
     def publish_alerts(self, symbol: str, owner: str = "") -> None:
         """The alert lists of a symbol, with its recent events (a firing nobody saw is here)."""
@@ -262,7 +272,7 @@ class Ingest:
             event_payload(e) for e in self.alerts.recent_events(symbol, owner, limit=10)
         ]
         self.publisher.data(
-            topic(Endpoint.ALERTS, symbol),
+            topic(Endpoint.ALERTS, symbol, owner=owner),
             symbol,
             "alert_data",
             data,
@@ -272,20 +282,65 @@ class Ingest:
         )
 
     def publish_alert_event(self, event: AlertEvent) -> None:
-        """A firing goes out at once and is never conflated (``slot=None``)."""
+        """A firing goes out at once and is never conflated (``slot=None``): to its owner, or
+        for a built-in rule to everyone watching the symbol."""
         symbol = event.symbol
-        data: dict[str, Any] = dict(self.alerts.state(symbol, event.alert.owner or ""))
-        data["alert"] = event_payload(event)
-        self.publisher.data(
-            topic(Endpoint.ALERTS, symbol),
-            symbol,
-            "alert_data",
-            data,
-            event.triggered_at,
-            slot=None,
-            event="triggered",
+        owners = (
+            self.owners(Endpoint.ALERTS, symbol)
+            if event.alert.source == "builtin"
+            else {event.alert.owner or ""}
         )
-        self._throttled(("alerts", symbol, ""), lambda: self.publish_alerts(symbol))
+        for owner in sorted(owners):
+            data: dict[str, Any] = dict(self.alerts.state(symbol, owner))
+            data["alert"] = event_payload(event)
+            self.publisher.data(
+                topic(Endpoint.ALERTS, symbol, owner=owner),
+                symbol,
+                "alert_data",
+                data,
+                event.triggered_at,
+                slot=None,
+                event="triggered",
+            )
+            self._throttled(
+                ("alerts", symbol, owner), functools.partial(self.publish_alerts, symbol, owner)
+            )
+
+    # --- owners (per-user alerts and portfolio when authentication is on) ---------------------
+
+    def on_demand(self, t: str, wanted: bool) -> None:
+        """Hub demand listener: which users watch which alerts/portfolio topics."""
+        owner = owner_of(t)
+        if not owner:
+            return
+        kind, _, rest = t.partition(":")
+        symbol = rest.rsplit(":@", 1)[0]
+        key = (kind, symbol)
+        counts = self._owner_topics.setdefault(key, {})
+        n = counts.get(owner, 0) + (1 if wanted else -1)
+        if n > 0:
+            counts[owner] = n
+        else:
+            counts.pop(owner, None)
+            if not counts:
+                del self._owner_topics[key]
+        if wanted and kind == Endpoint.ALERTS.value:
+            self.publish_alerts(symbol, owner)
+        elif wanted and kind == Endpoint.PORTFOLIO.value:
+            held = self.portfolio.held_symbols(owner) if symbol == ALL_SYMBOLS else [symbol]
+            for s in held:
+                self.publish_portfolio(s, owner)
+
+    def owners(self, endpoint: Endpoint, symbol: str) -> set[str]:
+        """The anonymous owner plus every user watching ``symbol`` on ``endpoint`` (for the
+        portfolio, also users watching ``*`` who hold it)."""
+        out = {""}
+        out.update(self._owner_topics.get((endpoint.value, symbol), ()))
+        if endpoint == Endpoint.PORTFOLIO:
+            for owner in self._owner_topics.get((endpoint.value, ALL_SYMBOLS), ()):
+                if self.portfolio.position(owner, symbol) is not None:
+                    out.add(owner)
+        return out
 
     # --- pacing --------------------------------------------------------------------------------
 

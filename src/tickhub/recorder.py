@@ -218,26 +218,27 @@ def tick_row(tick: Tick) -> list[str]:
 
 
 def _natural(raw: str, column: str, empty: int | None = 0) -> int:
-    value = raw.strip()
-    if not value and empty is not None:
-        return empty
-    # str.isdigit alone accepts non-ASCII digits; int() alone accepts '+1', '1_000', '-1'.
-    if not (value.isascii() and value.isdigit()):
+    try:
+        value = int(raw)  # the common case first: a row is 47 of these
+    except ValueError:
+        if empty is not None and not raw.strip():
+            return empty
+        value = -1
+    if value < 0:
         raise ValueError(f"{column}: expected a non-negative integer, got {raw!r}")
-    return int(value)
+    return value
 
 
 def _number(raw: str, column: str, empty: float | None = 0.0) -> float:
-    value = raw.strip()
-    if not value and empty is not None:
-        return empty
     try:
-        number = float(value)
+        value = float(raw)
     except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number < 0 or "_" in value:
+        if empty is not None and not raw.strip():
+            return empty
+        value = math.nan
+    if not 0.0 <= value < math.inf:  # also false for NaN
         raise ValueError(f"{column}: expected a non-negative number, got {raw!r}")
-    return number
+    return value
 
 
 def _time(raw: str, column: str) -> datetime:
@@ -259,22 +260,22 @@ def _bool(raw: str, column: str) -> bool:
     raise ValueError(f"{column}: expected 1 or 0, got {raw!r}")
 
 
-def _levels(fields: list[str], at: list[int], side: str) -> tuple[DepthLevel, ...]:
+def _levels(fields: list[str], at: list[int], first: int) -> tuple[DepthLevel, ...]:
+    """The levels of one side; ``at[first:]`` are the positions of its 3 * 5 columns."""
     levels: list[DepthLevel] = []
     for n in range(DEPTH_LEVELS):
-        cells = [fields[i] for i in at[3 * n : 3 * n + 3]]
-        name = f"{side}{n + 1}"
-        if not any(cell.strip() for cell in cells):
+        i = first + 3 * n
+        price, qty, orders = fields[at[i]], fields[at[i + 1]], fields[at[i + 2]]
+        if not (price or qty or orders) or not (price.strip() or qty.strip() or orders.strip()):
             continue
+        name = TICK_COLUMNS[i][: -len("_price")]
         if len(levels) < n:
             raise ValueError(f"{name}: a level after an empty one")
-        if not all(cell.strip() for cell in cells):
-            raise ValueError(f"{name}: price, qty and orders must all be given")
         levels.append(
             DepthLevel(
-                _number(cells[0], f"{name}_price", None),
-                _natural(cells[1], f"{name}_qty", None),
-                _natural(cells[2], f"{name}_orders", None),
+                _number(price, TICK_COLUMNS[i], None),
+                _natural(qty, TICK_COLUMNS[i + 1], None),
+                _natural(orders, TICK_COLUMNS[i + 2], None),
             )
         )
     return tuple(levels)
@@ -289,9 +290,8 @@ def _parse_tick(fields: list[str], at: list[int]) -> Tick:
     if token == 0:
         raise ValueError(f"instrument_token: expected a positive integer, got {fields[at[1]]!r}")
     ltt = fields[at[15]]
-    depth_at = at[len(_SCALAR_COLUMNS) :]
-    buy = _levels(fields, depth_at[: 3 * DEPTH_LEVELS], "bid")
-    sell = _levels(fields, depth_at[3 * DEPTH_LEVELS :], "ask")
+    buy = _levels(fields, at, len(_SCALAR_COLUMNS))
+    sell = _levels(fields, at, len(_SCALAR_COLUMNS) + 3 * DEPTH_LEVELS)
     return Tick(
         symbol=symbol,
         instrument_token=token,

@@ -137,7 +137,7 @@ class Requests:
             position=dict(portfolio.value(session.user, position.symbol)["position"]),
         )
         if saved is None:
-            self.ingest.forget_position(position.symbol)
+            self.ingest.forget_position(position.symbol, session.user)
         self._on_change()
         self.ingest.publish_portfolio(position.symbol, session.user)
 
@@ -156,7 +156,7 @@ class Requests:
             return
         self._reply(session, "position", status="removed", symbol=symbol)
         self._on_change()
-        self.ingest.forget_position(symbol)
+        self.ingest.forget_position(symbol, session.user)
         self.ingest.publish_portfolio(symbol, session.user)
 
     def list_positions(self, session: Session, msg: dict[str, Any]) -> None:

@@ -27,12 +27,12 @@ from tickhub.feeds.base import Feed
 from tickhub.hub import CloseCode, Hub, HubLimits
 from tickhub.ingest import Ingest
 from tickhub.instruments import InstrumentRegistry
+from tickhub.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from tickhub.metrics import Metrics
 from tickhub.model import FeedState
 from tickhub.portfolio import Portfolio, demo_portfolio_file, load_positions_file
 from tickhub.publisher import STATUS_TOPIC
 from tickhub.requests import Requests
-from tickhub.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from tickhub.metrics import Metrics
 from tickhub.server import HttpRequest, HttpResponse, WebSocketServer, text_frame
 from tickhub.store import open_store
 from tickhub.topics import Endpoint
@@ -176,6 +176,7 @@ class Service:
         )
         self.demand = Demand(self.feed, self.registry)
         self.hub.demand_listeners.append(self.demand.on_topic)
+        self.hub.demand_listeners.append(self.ingest.on_demand)
         Requests(self.hub, self.ingest, on_change=self.refresh_pins).register()
         self.port: int | None = None
         self.started_at = time.monotonic()
@@ -186,8 +187,9 @@ class Service:
 
     def refresh_pins(self) -> None:
         """Instruments the engines need whoever is connected: positions, alerts, benchmark."""
-        symbols = set(self.ingest.portfolio.held_symbols(""))
-        symbols.update(a.symbol for a in self.ingest.alerts.list(None))
+        portfolio = self.ingest.portfolio
+        symbols = {p.symbol for owner in portfolio.owners() for p in portfolio.positions(owner)}
+        symbols.update(a.symbol for a in self.ingest.alerts.all())
         symbols.add(self.ingest.analysis.benchmark or "")
         self.demand.pin(symbols)
 
@@ -252,8 +254,11 @@ class Service:
             log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
     async def _housekeeping(self) -> None:
+        # Often enough that an idle client is pinged well before it times out.
+        idle = self.settings.idle_timeout
+        period = min(1.0, idle / 4) if idle > 0 else 1.0
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(period)
             try:
                 self.hub.sweep()
             except Exception:

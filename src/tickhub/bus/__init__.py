@@ -16,7 +16,14 @@ def create_bus(url: str) -> Bus:
         from tickhub.bus.memory import MemoryBus
 
         return MemoryBus()
-    raise ValueError(f"unsupported bus url: {url!r} (supported: memory://)")
+    if scheme in ("redis", "rediss", "unix"):
+        from tickhub.bus.redis import RedisBus, redact_url
+
+        try:
+            return RedisBus(url)
+        except ValueError as exc:
+            raise ValueError(f"invalid bus url: {redact_url(url)!r} ({exc})") from None
+    raise ValueError(f"unsupported bus url: {url!r} (supported: memory://, redis://)")
 
 
 __all__ = ["Bus", "BusMessage", "Handler", "create_bus"]

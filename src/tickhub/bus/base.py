@@ -62,3 +62,12 @@ class Bus(Protocol):
     async def retained(self, topic: str) -> list[bytes]:
         """The topic's retained payloads, one per slot, oldest slot first."""
         ...
+
+    async def flush(self) -> None:
+        """Wait until everything handed to this bus before the call has taken effect.
+
+        Messages published before the call are delivered to this process's handlers and stored
+        as retained state, and subscriptions made before it receive every later message. A bus
+        that delivers synchronously has nothing to wait for. Meant for tests and shutdown.
+        """
+        ...

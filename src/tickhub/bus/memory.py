@@ -54,3 +54,6 @@ class MemoryBus:
 
     async def retained(self, topic: str) -> list[bytes]:
         return list(self._retained.get(topic, {}).values())
+
+    async def flush(self) -> None:
+        return None

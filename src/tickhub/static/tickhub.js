@@ -220,6 +220,7 @@ export class TickhubClient {
     this._pings = [];
     this._ws = null;
     this._everOpened = false;
+    this._stopped = false;
     this._timers = { reconnect: null, connect: null, heartbeat: null };
     this._lastReceived = 0;
   }

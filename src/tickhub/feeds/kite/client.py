@@ -476,11 +476,12 @@ class KiteFeed:
                 reason = await self._connect_once(shard, token)
                 if reason is None:  # auth rejected: wait for a new token, no backoff
                     continue
-                shard.lost_reason = reason
+                if not shard.lost_reason:  # keep the status detail on the cause of the loss
+                    shard.lost_reason = reason
                 delay = self._backoff(shard.attempt)
                 shard.attempt += 1
                 self._reconnects += 1
-                log.warning(
+                log.info(
                     "kite connection %d: %s; reconnecting in %.2fs (attempt %d)",
                     shard.index,
                     reason,
@@ -510,11 +511,8 @@ class KiteFeed:
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
-            if status in _AUTH_STATUSES:
+            if status in _AUTH_STATUSES:  # logged once, as the AUTH_FAILED state change
                 self._rejected_token = token
-                log.error(
-                    "kite connection %d: access token rejected (HTTP %d)", shard.index, status
-                )
                 return None
             return f"handshake refused: HTTP {status}"
         except (OSError, TimeoutError) as exc:
@@ -527,6 +525,7 @@ class KiteFeed:
     async def _session(self, shard: _Shard, ws: ClientConnection) -> str:
         now = self._clock.monotonic()
         shard.connected = shard.ever_connected = True
+        shard.lost_reason = ""
         shard.upstream = {}
         shard.session_start = shard.last_frame = now
         if not shard.data_stalled:
@@ -597,6 +596,11 @@ class KiteFeed:
         while True:
             await self._clock.sleep(min(stale / 4, 1.0))
             now = self._clock.monotonic()
+            if now - shard.last_frame > stale:
+                # After a stall of the event loop, frames already received may wait behind this
+                # task: let the reader run once before calling the socket dead.
+                await asyncio.sleep(0)
+                now = self._clock.monotonic()
             if now - shard.last_frame > stale:
                 raise _SessionEnd(f"no frame for {stale:g}s, the socket is dead", dead=True)
             quiet = now - max(shard.data_ref, shard.session_start)

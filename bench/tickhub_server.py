@@ -1,0 +1,81 @@
+"""tickhub under benchmark: the real ``Service`` on 127.0.0.1, fed by :class:`BenchFeed`.
+
+    python bench/tickhub_server.py --symbols 50 [--port 0] [--data-dir DIR]
+
+Speaks the control channel of ``control.py``. Settings keep the stream to its tick messages
+where settings can: ``UPDATE_INTERVAL=60`` (the maximum) so forming candles and ``market_data``
+go out at most once a minute per topic; no demo portfolio; logging at WARNING. Everything else
+is the default, including ``OUTBOX_BYTES`` and ``SLOW_CLIENT_GRACE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import uvloop
+from benchfeed import BenchFeed, write_instruments
+from control import announce, parse_rate, raise_nofile, serve_commands
+
+from tickhub.config import load_settings
+from tickhub.instruments import InstrumentRegistry
+from tickhub.logs import setup_logging
+from tickhub.service import Service
+
+
+async def main(args: argparse.Namespace) -> None:
+    nofile = raise_nofile()
+    own_dir = args.data_dir is None
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="tickhub-bench-"))
+    instruments = write_instruments(data_dir / "instruments.csv", args.symbols)
+    settings = load_settings(
+        None,
+        host="127.0.0.1",
+        ws_port=args.port,
+        instruments_file=instruments,
+        data_dir=data_dir,
+        demo_portfolio=False,
+        update_interval=60.0,
+        log_level="WARNING",
+        max_connections=max(10_000, nofile),
+    )
+    setup_logging(settings.log_level, settings.log_format)
+    registry = InstrumentRegistry.load_csv(instruments)
+    feed = BenchFeed(list(registry))
+    service = Service(settings, registry=registry, feed=feed)
+    port = await service.start()
+    announce("READY", port=port, pid=os.getpid(), server="tickhub")
+
+    def rate(words: list[str]) -> tuple[str, dict[str, object]]:
+        feed.set_rate(parse_rate(words[0]))
+        return "OK", {"rate": words[0]}
+
+    def stats(words: list[str]) -> tuple[str, dict[str, object]]:
+        return "STATS", {
+            "ticks": feed.pacer.emitted,
+            "shed": feed.pacer.shed,
+            "published": service.ingest.publisher.published,
+            "delivered": service.hub.messages_out,
+            "connections": len(service.hub),
+            "paused": sum(1 for s in service.hub.sessions if s.paused),
+            "dropped": sum(s.dropped for s in service.hub.sessions),
+        }
+
+    try:
+        await serve_commands({"rate": rate, "stats": stats})
+    finally:
+        feed.set_rate(0)
+        await service.stop()
+        if own_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument("--data-dir", default=None, help="SQLite and instruments (default: a temp dir)")
+    uvloop.run(main(parser.parse_args()))

@@ -1,0 +1,837 @@
+"""Redis bus: several gateway processes share one producer through Redis pub/sub.
+
+Keys and channels (``prefix`` defaults to ``tickhub``)::
+
+    {prefix}:t:{topic}   pub/sub channel; every message is one envelope (below)
+    {prefix}:r:{topic}   hash: retain name -> u64 version (big-endian) + payload
+    {prefix}:v           counter: version of the latest retained update (INCR)
+
+Envelope (one PUBLISH payload; integers big-endian, names UTF-8)::
+
+    u8   format = 1
+    u8   flags: 0x01 deliver, 0x02 drop, 0x04 slot present, 0x08 retain present
+    [u16 n, n bytes]          slot          when 0x04
+    [u64 version, u16 n, n]   retain        when 0x08
+    payload                   the rest of the bytes
+
+A message with ``retain`` goes through one Lua script that atomically takes the next version,
+updates the hash (HSET, or HDEL for ``drop``) and publishes the envelope, so the hash, the
+version and the message order never disagree. Retained updates are published even with
+``deliver=False`` (flag 0x01 clear): subscribers keep their retained cache with them but do not
+pass them to handlers. A message without ``retain`` is a plain PUBLISH (nothing at all when it
+is not delivered either).
+
+Behaviour:
+
+- ``publish`` never blocks or raises: it queues (at most ``max_queue`` messages). When the queue
+  is full the oldest conflatable message (``slot`` not ``None``) is dropped and counted in
+  ``dropped``; events (``slot=None``) are never dropped, so events alone may exceed the bound.
+  A writer task sends everything queued in one pipeline per round, in order. A batch whose
+  outcome is unknown after a connection loss is sent again: around an outage a message may
+  arrive twice, never out of order.
+- ``subscribe``/``unsubscribe`` are local and immediate; the reader task SUBSCRIBEs a topic's
+  channel for its first handler and UNSUBSCRIBEs it after its last (batched).
+- ``retained_nowait`` answers from a cache of each subscribed topic: filled from Redis once the
+  subscription is confirmed, then kept current by the envelopes received (versions make the
+  merge exact). ``None`` until the first sync, and for topics not subscribed here. During an
+  outage the cache keeps the last known values; it is synced again after reconnecting.
+  ``retained`` always reads Redis (HGETALL, ordered by version).
+- ``start`` does not fail when Redis is down: it logs a warning and both tasks keep retrying
+  with capped exponential backoff (``connected`` stays ``False``). A rejected password does
+  fail ``start``. After a reconnect every topic is subscribed again and queued messages go out.
+  ``on_state(connected)`` is called on every change of ``connected``.
+- ``flush`` waits until everything handed to the bus before the call has taken effect.
+- ``close`` sends what is queued (at most ``close_timeout`` seconds), then stops the tasks.
+
+Limits: single Redis (no cluster); pub/sub is at-most-once, so messages published while a
+gateway is disconnected are not delivered to it (retained state is synced again); retained state
+lives in Redis, so run Redis with persistence if it must survive a Redis restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import logging
+import random
+import struct
+from collections import deque
+from collections.abc import Callable, Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+try:
+    import redis.asyncio as aioredis
+    from redis.asyncio.client import PubSub
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import AuthenticationError, RedisError, ResponseError
+except ImportError as exc:  # pragma: no cover - redis is a dependency of tickhub
+    raise ImportError("the redis bus needs the 'redis' package: pip install redis") from exc
+
+from tickhub.bus.base import BusMessage, Handler
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+DELIVER = 0x01
+DROP = 0x02
+HAS_SLOT = 0x04
+HAS_RETAIN = 0x08
+
+_U16 = struct.Struct(">H")
+_U64 = struct.Struct(">Q")
+
+# KEYS: retained hash, version counter. ARGV: channel, envelope head (format, flags, slot),
+# retain field (u16 length + name), payload, retain name, "1" to drop.
+_SCRIPT = """
+local v = redis.call('INCR', KEYS[2])
+if ARGV[6] == '1' then
+  redis.call('HDEL', KEYS[1], ARGV[5])
+else
+  redis.call('HSET', KEYS[1], ARGV[5], struct.pack('>I8', v) .. ARGV[4])
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. struct.pack('>I8', v) .. ARGV[3] .. ARGV[4])
+return v
+"""
+_SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
+
+_MAX_BATCH = 10_000  # messages per pipeline
+_CHUNK = 500  # channels per SUBSCRIBE / hashes per sync transaction
+
+# --- envelope (pure) -----------------------------------------------------------------------------
+
+
+def _field(name: str) -> bytes:
+    raw = name.encode()
+    if len(raw) > 0xFFFF:
+        raise ValueError(f"name too long: {len(raw)} bytes")
+    return _U16.pack(len(raw)) + raw
+
+
+def _head(message: BusMessage) -> bytes:
+    """Format, flags and slot: the part of the envelope before the retained version."""
+    flags = (DELIVER if message.deliver else 0) | (DROP if message.drop else 0)
+    if message.slot is not None:
+        flags |= HAS_SLOT
+    if message.retain is not None:
+        flags |= HAS_RETAIN
+    head = bytes((FORMAT, flags))
+    return head if message.slot is None else head + _field(message.slot)
+
+
+def encode_envelope(message: BusMessage, version: int = 0) -> bytes:
+    """The bytes published for ``message`` (``version`` is set by Redis for retained ones)."""
+    head = _head(message)
+    if message.retain is None:
+        return head + message.payload
+    return head + _U64.pack(version) + _field(message.retain) + message.payload
+
+
+def _read_field(data: bytes, pos: int) -> tuple[str, int]:
+    if len(data) < pos + 2:
+        raise ValueError("truncated envelope")
+    (n,) = _U16.unpack_from(data, pos)
+    end = pos + 2 + n
+    if len(data) < end:
+        raise ValueError("truncated envelope")
+    return data[pos + 2 : end].decode(), end
+
+
+def decode_envelope(topic: str, data: bytes) -> tuple[BusMessage, int]:
+    """The message and its retained version (0 without ``retain``); ``ValueError`` if bad."""
+    if len(data) < 2 or data[0] != FORMAT:
+        raise ValueError("not a tickhub bus envelope")
+    flags = data[1]
+    pos = 2
+    slot: str | None = None
+    retain: str | None = None
+    version = 0
+    if flags & HAS_SLOT:
+        slot, pos = _read_field(data, pos)
+    if flags & HAS_RETAIN:
+        if len(data) < pos + 8:
+            raise ValueError("truncated envelope")
+        (version,) = _U64.unpack_from(data, pos)
+        retain, pos = _read_field(data, pos + 8)
+    message = BusMessage(topic, data[pos:], slot, retain, bool(flags & DELIVER), bool(flags & DROP))
+    return message, version
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs, errors and reprs)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}"
+    query = parts.query
+    if "password" in query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs])
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+# --- state ---------------------------------------------------------------------------------------
+
+_QUEUED, _SENDING, _DONE = 0, 1, 2
+_UNCONFIRMED, _SYNCING, _SYNCED = 0, 1, 2
+
+
+class _Item:
+    """One queued message, already encoded as the command that sends it."""
+
+    __slots__ = ("args", "conflatable", "index", "state")
+
+    def __init__(self, index: int, args: tuple[str | bytes | int, ...], conflatable: bool):
+        self.index = index
+        self.args = args
+        self.conflatable = conflatable
+        self.state = _QUEUED
+
+
+class _Topic:
+    """A subscribed topic: its handlers and its retained cache."""
+
+    __slots__ = ("buffer", "handlers", "phase", "since", "values")
+
+    def __init__(self) -> None:
+        self.handlers: list[Handler] = []
+        self.phase = _UNCONFIRMED
+        # Retained updates received while the snapshot is being fetched: (version, name, drop, data)
+        self.buffer: list[tuple[int, str, bool, bytes]] = []
+        self.since = 0  # the version the snapshot was read at
+        self.values: dict[str, bytes] | None = None
+
+    def apply(self, name: str, drop: bool, payload: bytes) -> None:
+        if self.values is None:
+            return
+        # Re-inserted so that values stay in last-update order.
+        self.values.pop(name, None)
+        if not drop:
+            self.values[name] = payload
+
+
+class BusUnavailableError(ConnectionError):
+    """Redis could not answer a request that needs it (``retained``)."""
+
+
+def _root(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# --- the bus -------------------------------------------------------------------------------------
+
+
+class RedisBus:
+    """The ``Bus`` contract over Redis; see the module docstring for keys, format and limits."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "tickhub",
+        max_queue: int = 100_000,
+        on_state: Callable[[bool], None] | None = None,
+        reconnect_delay: float = 0.1,
+        max_reconnect_delay: float = 5.0,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 10.0,
+        health_interval: float = 5.0,
+        close_timeout: float = 5.0,
+    ) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1: {max_queue!r}")
+        self.url = redact_url(url)
+        self.prefix = prefix
+        self.on_state = on_state
+        self.max_queue = max_queue
+        self.published = 0  # messages written to Redis
+        self.dropped = 0  # messages given up: queue overflow, rejected, or published after close
+        self._reconnect_delay = reconnect_delay
+        self._max_reconnect_delay = max_reconnect_delay
+        self._connect_timeout = connect_timeout
+        self._health_interval = health_interval
+        self._close_timeout = close_timeout
+        common = {
+            "socket_connect_timeout": connect_timeout,
+            "socket_timeout": command_timeout,
+            "socket_keepalive": True,
+            "health_check_interval": 0,
+        }
+        # Commands retry once so a pooled connection left stale by a Redis restart reconnects.
+        self._client = aioredis.Redis.from_url(
+            url, retry=Retry(NoBackoff(), 1), client_name=f"{prefix}-bus", **common
+        )
+        # The subscriber never retries on its own: the reader notices, resubscribes and resyncs.
+        self._sub_client = aioredis.Redis.from_url(
+            url, retry=Retry(NoBackoff(), 0), client_name=f"{prefix}-bus-sub", **common
+        )
+        self._channel_prefix = f"{prefix}:t:".encode()
+        self._version_key = f"{prefix}:v"
+
+        # publishing
+        self._queue: deque[_Item] = deque()
+        self._conflatable: deque[_Item] = deque()
+        self._size = 0
+        self._last_index = 0
+        self._written = 0  # every message with index <= this one has left the queue
+        self._write_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._writer_wake = asyncio.Event()
+        self._writer_kick = asyncio.Event()  # Redis answers again: stop backing off
+        self._writer_ok = True
+        self._overflow_logged = False
+
+        # subscribing
+        self._topics: dict[str, _Topic] = {}
+        self._dirty: dict[str, None] = {}  # topics whose subscription may need a command
+        self._sent: set[str] = set()  # SUBSCRIBE sent on this connection, no UNSUBSCRIBE since
+        self._unconfirmed: dict[str, int] = {}  # SUBSCRIBE/UNSUBSCRIBE not confirmed yet
+        self._sub_wake = asyncio.Event()
+        self._tokens = itertools.count(1)
+        self._ready_token: int | None = None
+        self._barrier_pending: list[asyncio.Future[None]] = []
+        self._ping_waiters: deque[tuple[int, list[asyncio.Future[None]]]] = deque()
+        self._last_rx = 0.0
+        self._reader_ok = False
+        self._sync_pending: dict[str, _Topic] = {}
+        self._sync_wake = asyncio.Event()
+        self._sync_idle = asyncio.Event()
+        self._sync_idle.set()
+
+        self.connected = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._first_outcome: asyncio.Future[BaseException | None] | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RedisBus({self.url!r}, prefix={self.prefix!r}, connected={self.connected})"
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting to be written (including the batch being written)."""
+        return self._size
+
+    def _channel(self, topic: str) -> bytes:
+        return self._channel_prefix + topic.encode()
+
+    def _retained_key(self, topic: str) -> str:
+        return f"{self.prefix}:r:{topic}"
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the reader and writer; wait (at most ``connect_timeout``) for the first try."""
+        if self._tasks or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        self._first_outcome = loop.create_future()
+        self._tasks = [
+            loop.create_task(self._run_reader(), name=f"redis-bus-reader:{self.prefix}"),
+            loop.create_task(self._run_writer(), name=f"redis-bus-writer:{self.prefix}"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_done)
+        outcome: BaseException | None
+        try:
+            async with asyncio.timeout(self._connect_timeout + 1.0):
+                outcome = await asyncio.shield(self._first_outcome)
+        except TimeoutError:
+            outcome = TimeoutError(f"no answer in {self._connect_timeout:g}s")
+        if isinstance(outcome, AuthenticationError):
+            await self.close()
+            raise ConnectionError(f"redis bus {self.url}: {outcome}") from outcome
+        if outcome is not None:
+            log.warning(
+                "redis bus %s not reachable (%s); retrying in the background", self.url, outcome
+            )
+
+    async def close(self) -> None:
+        """Send what is queued (bounded by ``close_timeout``), then stop and disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._tasks and self._size:
+            try:
+                async with asyncio.timeout(self._close_timeout):
+                    await self._wait_written(self._last_index)
+            except TimeoutError:
+                log.warning("redis bus %s closed with %d messages unsent", self.url, self._size)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        waiters = [f for _, f in self._write_waiters] + self._barrier_pending
+        waiters += [f for _, fs in self._ping_waiters for f in fs]
+        for fut in waiters:
+            if not fut.done():
+                fut.set_exception(ConnectionError("bus is closed"))
+        self._write_waiters.clear()
+        self._barrier_pending.clear()
+        self._ping_waiters.clear()
+        self._topics.clear()
+        self._sync_idle.set()
+        self.connected = False
+        await self._client.aclose()
+        await self._sub_client.aclose()
+
+    async def flush(self) -> None:
+        """Wait until what was handed to the bus before the call has taken effect.
+
+        Queued messages are written to Redis, subscription changes are confirmed, every
+        message Redis accepted before (ours included) has been passed to the local handlers,
+        and the retained cache of every subscribed topic is synced. Waits through an outage;
+        raises ``ConnectionError`` if the bus is closed meanwhile.
+        """
+        if self._closed:
+            raise ConnectionError("bus is closed")
+        await self._wait_written(self._last_index)
+        fut = asyncio.get_running_loop().create_future()
+        self._barrier_pending.append(fut)
+        self._sub_wake.set()
+        await fut
+        await self._sync_idle.wait()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+    def _set_state(self) -> None:
+        if self._closed:
+            self.connected = False
+            return
+        connected = self._reader_ok and self._writer_ok
+        if connected == self.connected:
+            return
+        self.connected = connected
+        if connected:
+            log.info("redis bus connected to %s", self.url)
+        else:
+            log.warning("redis bus lost its connection to %s; retrying", self.url)
+        if self.on_state is not None:
+            try:
+                self.on_state(connected)
+            except Exception:
+                log.exception("redis bus on_state callback failed")
+
+    def _delay(self, failures: int) -> float:
+        delay = min(self._max_reconnect_delay, self._reconnect_delay * 2 ** min(failures - 1, 30))
+        return delay * random.uniform(0.5, 1.0)
+
+    # --- publishing ------------------------------------------------------------------------------
+
+    def publish(self, message: BusMessage) -> None:
+        """Queue ``message``; never blocks and never raises (problems are logged and counted)."""
+        if self._closed:
+            self.dropped += 1
+            return
+        try:
+            args = self._command(message)
+        except (TypeError, ValueError, UnicodeError) as exc:
+            log.error("bus message for topic %r rejected: %s", message.topic, exc)
+            self.dropped += 1
+            return
+        if args is None:
+            return
+        conflatable = message.slot is not None
+        if self._size >= self.max_queue and not self._drop_oldest_conflatable() and conflatable:
+            self._count_overflow()
+            return
+        # (An event with no conflatable message to make room for it goes past the bound.)
+        self._last_index += 1
+        item = _Item(self._last_index, args, conflatable)
+        self._queue.append(item)
+        if conflatable:
+            self._conflatable.append(item)
+        self._size += 1
+        self._writer_wake.set()
+
+    def _command(self, m: BusMessage) -> tuple[str | bytes | int, ...] | None:
+        channel = self._channel(m.topic)
+        if m.retain is None:
+            return ("PUBLISH", channel, encode_envelope(m)) if m.deliver else None
+        return (
+            "EVALSHA",
+            _SCRIPT_SHA,
+            2,
+            self._retained_key(m.topic),
+            self._version_key,
+            channel,
+            _head(m),
+            _field(m.retain),
+            bytes(m.payload),
+            m.retain,
+            "1" if m.drop else "0",
+        )
+
+    def _drop_oldest_conflatable(self) -> bool:
+        pending = self._conflatable
+        while pending and pending[0].state == _DONE:
+            pending.popleft()
+        for item in pending:
+            if item.state == _QUEUED:  # a batch being written is not ours to drop
+                item.state = _DONE
+                self._size -= 1
+                self._count_overflow()
+                return True
+        return False
+
+    def _count_overflow(self) -> None:
+        self.dropped += 1
+        if not self._overflow_logged:
+            self._overflow_logged = True
+            log.warning(
+                "redis bus queue full (%d messages): dropping the oldest conflatable messages",
+                self.max_queue,
+            )
+
+    async def _wait_written(self, index: int) -> None:
+        if self._written >= index:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._write_waiters.append((index, fut))
+        await fut
+
+    def _take_batch(self) -> list[_Item]:
+        queue = self._queue
+        while queue and queue[0].state == _DONE:
+            queue.popleft()
+        batch: list[_Item] = []
+        for item in queue:
+            if item.state == _QUEUED:
+                item.state = _SENDING
+                batch.append(item)
+                if len(batch) >= _MAX_BATCH:
+                    break
+        return batch
+
+    def _batch_done(self, batch: list[_Item]) -> None:
+        for item in batch:
+            item.state = _DONE
+        self._size -= len(batch)
+        queue = self._queue
+        while queue and queue[0].state == _DONE:
+            queue.popleft()
+        self._written = queue[0].index - 1 if queue else self._last_index
+        if self._size < self.max_queue // 2:
+            self._overflow_logged = False
+        if self._write_waiters:
+            still: list[tuple[int, asyncio.Future[None]]] = []
+            for index, fut in self._write_waiters:
+                if index <= self._written:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    still.append((index, fut))
+            self._write_waiters = still
+
+    async def _run_writer(self) -> None:
+        failures = 0
+        while True:
+            batch = self._take_batch()
+            if not batch:
+                self._batch_done(batch)
+                self._writer_wake.clear()
+                await self._writer_wake.wait()
+                continue
+            try:
+                results = await self._send(batch)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                for item in batch:
+                    item.state = _QUEUED
+                while self._size > self.max_queue and self._drop_oldest_conflatable():
+                    pass
+                failures += 1
+                if failures == 1:
+                    log.warning("redis bus %s: write failed (%s); retrying", self.url, exc)
+                self._writer_ok = False
+                self._set_state()
+                self._writer_kick.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._delay(failures)):
+                        await self._writer_kick.wait()
+                continue
+            except Exception:
+                log.exception("redis bus %s: dropping a batch of %d", self.url, len(batch))
+                self.dropped += len(batch)
+                self._batch_done(batch)
+                continue
+            failures = 0
+            for item, result in zip(batch, results, strict=True):
+                if isinstance(result, Exception):
+                    log.error("redis bus: %r rejected: %s", item.args[0], result)
+                    self.dropped += 1
+                else:
+                    self.published += 1
+            self._batch_done(batch)
+            if not self._writer_ok:
+                self._writer_ok = True
+                self._set_state()
+
+    async def _send(self, batch: list[_Item]) -> list[object]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            # Loaded with every batch: a restarted Redis has forgotten it, and a NOSCRIPT
+            # halfway through a batch would reorder messages.
+            pipe.script_load(_SCRIPT)
+            for item in batch:
+                pipe.execute_command(*item.args)
+            results: list[object] = await pipe.execute(raise_on_error=False)
+        if isinstance(results[0], Exception):
+            raise results[0]
+        return results[1:]
+
+    # --- subscribing -----------------------------------------------------------------------------
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topics[topic] = _Topic()
+            if topic in self._sent and topic not in self._unconfirmed:
+                self._start_sync(topic, state)
+            self._dirty[topic] = None
+            self._sub_wake.set()
+        if handler not in state.handlers:
+            state.handlers.append(handler)
+
+    def unsubscribe(self, topic: str, handler: Handler) -> None:
+        state = self._topics.get(topic)
+        if state is None or handler not in state.handlers:
+            return
+        state.handlers.remove(handler)
+        if not state.handlers:
+            del self._topics[topic]
+            if self._sync_pending.pop(topic, None) is not None:
+                self._sync_wake.set()
+            self._dirty[topic] = None
+            self._sub_wake.set()
+
+    def retained_nowait(self, topic: str) -> list[bytes] | None:
+        state = self._topics.get(topic)
+        if state is None or state.values is None:
+            return None
+        return list(state.values.values())
+
+    async def retained(self, topic: str) -> list[bytes]:
+        try:
+            raw: dict[bytes, bytes] = await self._client.hgetall(self._retained_key(topic))
+        except RedisError as exc:
+            raise BusUnavailableError(f"redis bus {self.url} unavailable: {exc}") from exc
+        # Values start with their big-endian version, so byte order is update order.
+        return [value[8:] for value in sorted(raw.values())]
+
+    # --- reader ----------------------------------------------------------------------------------
+
+    async def _run_reader(self) -> None:
+        failures = 0
+        while True:
+            pubsub = self._sub_client.pubsub()
+            try:
+                await self._session(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                err = _root(exc)
+                if self._reader_ok:
+                    failures = 0
+                failures += 1
+                if self._first_outcome is not None and not self._first_outcome.done():
+                    self._first_outcome.set_result(err)
+                elif failures == 1:
+                    log.warning("redis bus %s: subscriber connection lost (%s)", self.url, err)
+                else:
+                    log.debug("redis bus %s: reconnect failed (%s)", self.url, err)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                self._session_down()
+            await asyncio.sleep(self._delay(failures))
+
+    async def _session(self, pubsub: PubSub) -> None:
+        await pubsub.connect()
+        self._last_rx = asyncio.get_running_loop().time()
+        self._dirty = dict.fromkeys(self._topics)
+        self._ready_token = None
+        self._sub_wake.set()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._read_loop(pubsub), name=f"redis-bus-read:{self.prefix}")
+            group.create_task(self._control_loop(pubsub), name=f"redis-bus-control:{self.prefix}")
+            group.create_task(self._sync_loop(), name=f"redis-bus-sync:{self.prefix}")
+
+    def _session_down(self) -> None:
+        self._sent.clear()
+        self._unconfirmed.clear()
+        for state in self._topics.values():
+            state.phase = _UNCONFIRMED
+            state.buffer = []
+        self._sync_pending.clear()
+        self._sync_idle.set()
+        # Barriers not answered yet are answered by the next connection's first PING.
+        for _, waiters in self._ping_waiters:
+            self._barrier_pending.extend(waiters)
+        self._ping_waiters.clear()
+        if self._reader_ok:
+            self._reader_ok = False
+            self._set_state()
+
+    async def _control_loop(self, pubsub: PubSub) -> None:
+        """Send SUBSCRIBE/UNSUBSCRIBE for changed topics, and PINGs as barriers and heartbeat."""
+        loop = asyncio.get_running_loop()
+        next_ping = loop.time()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, next_ping - loop.time())):
+                    await self._sub_wake.wait()
+            self._sub_wake.clear()
+            now = loop.time()
+            silent = now - self._last_rx
+            if silent > 3 * self._health_interval:
+                raise ConnectionError(f"no answer from redis in {silent:.0f}s")
+            await self._send_subscriptions(pubsub)
+            if self._barrier_pending or self._ready_token is None or now >= next_ping:
+                token = next(self._tokens)
+                if self._ready_token is None:
+                    self._ready_token = token
+                self._ping_waiters.append((token, self._barrier_pending))
+                self._barrier_pending = []
+                await pubsub.execute_command("PING", str(token))
+                next_ping = now + self._health_interval
+
+    async def _send_subscriptions(self, pubsub: PubSub) -> None:
+        dirty, self._dirty = list(self._dirty), {}
+        add = [t for t in dirty if t in self._topics and t not in self._sent]
+        remove = [t for t in dirty if t not in self._topics and t in self._sent]
+        for command, topics in (("SUBSCRIBE", add), ("UNSUBSCRIBE", remove)):
+            for chunk in _chunks(topics, _CHUNK):
+                for topic in chunk:
+                    self._unconfirmed[topic] = self._unconfirmed.get(topic, 0) + 1
+                if command == "SUBSCRIBE":
+                    self._sent.update(chunk)
+                else:
+                    self._sent.difference_update(chunk)
+                await pubsub.execute_command(command, *map(self._channel, chunk))
+
+    async def _read_loop(self, pubsub: PubSub) -> None:
+        loop = asyncio.get_running_loop()
+        start = len(self._channel_prefix)
+        while True:
+            msg = await pubsub.get_message(timeout=None)
+            self._last_rx = loop.time()
+            if msg is None:
+                continue
+            kind = msg["type"]
+            if kind == "message":
+                self._on_message(msg["channel"][start:].decode(), msg["data"])
+            elif kind in ("subscribe", "unsubscribe"):
+                self._on_confirmed(msg["channel"][start:].decode())
+            elif kind == "pong":
+                self._on_pong(int(msg["data"]))
+
+    def _on_pong(self, token: int) -> None:
+        waiters = self._ping_waiters
+        while waiters and waiters[0][0] <= token:
+            for fut in waiters.popleft()[1]:
+                if not fut.done():
+                    fut.set_result(None)
+        if not self._reader_ok and self._ready_token is not None and token >= self._ready_token:
+            self._reader_ok = True
+            if self._first_outcome is not None and not self._first_outcome.done():
+                self._first_outcome.set_result(None)
+            self._writer_kick.set()
+            self._set_state()
+
+    def _on_confirmed(self, topic: str) -> None:
+        left = self._unconfirmed.pop(topic, 1) - 1
+        if left > 0:
+            self._unconfirmed[topic] = left
+            return
+        # Only once every command for the topic is confirmed is the subscription settled.
+        state = self._topics.get(topic)
+        if state is not None and state.phase == _UNCONFIRMED and topic in self._sent:
+            self._start_sync(topic, state)
+
+    def _start_sync(self, topic: str, state: _Topic) -> None:
+        state.phase = _SYNCING
+        state.buffer = []
+        self._sync_pending[topic] = state
+        self._sync_idle.clear()
+        self._sync_wake.set()
+
+    def _on_message(self, topic: str, data: bytes) -> None:
+        state = self._topics.get(topic)
+        if state is None:
+            return
+        try:
+            message, version = decode_envelope(topic, data)
+        except (ValueError, UnicodeError) as exc:
+            log.warning("redis bus: bad envelope on topic %r: %s", topic, exc)
+            return
+        if message.retain is not None:
+            if state.phase == _SYNCED:
+                if version > state.since:
+                    state.apply(message.retain, message.drop, message.payload)
+            elif state.phase == _SYNCING:
+                state.buffer.append((version, message.retain, message.drop, message.payload))
+                state.apply(message.retain, message.drop, message.payload)
+        if not message.deliver:
+            return
+        for handler in tuple(state.handlers):
+            try:
+                handler(message)
+            except Exception:
+                # One failing subscriber must not starve the others.
+                log.exception("bus handler failed for topic %s", topic)
+
+    async def _sync_loop(self) -> None:
+        """Fetch the retained values of newly confirmed topics, many per transaction."""
+        while True:
+            await self._sync_wake.wait()
+            self._sync_wake.clear()
+            while self._sync_pending:
+                batch = list(itertools.islice(self._sync_pending.items(), _CHUNK))
+                for topic, _ in batch:
+                    del self._sync_pending[topic]
+                async with self._client.pipeline(transaction=True) as pipe:
+                    for topic, _ in batch:
+                        pipe.hgetall(self._retained_key(topic))
+                    pipe.get(self._version_key)
+                    results: list[object] = await pipe.execute(raise_on_error=False)
+                raw_since = results[-1]
+                since = int(raw_since) if isinstance(raw_since, bytes) else 0
+                for (topic, state), raw in zip(batch, results, strict=False):
+                    if self._topics.get(topic) is not state or state.phase != _SYNCING:
+                        continue
+                    if not isinstance(raw, dict):
+                        log.error("redis bus: cannot read retained values of %r: %s", topic, raw)
+                        raw = {}
+                    self._synced(state, raw, since)
+            self._sync_idle.set()
+
+    @staticmethod
+    def _synced(state: _Topic, raw: dict[bytes, bytes], since: int) -> None:
+        values = {
+            key.decode(): value[8:] for key, value in sorted(raw.items(), key=lambda kv: kv[1])
+        }
+        state.values = values
+        # Updates received meanwhile that the snapshot already holds are skipped by version.
+        for version, name, drop, payload in state.buffer:
+            if version > since:
+                state.apply(name, drop, payload)
+        state.buffer = []
+        state.since = since
+        state.phase = _SYNCED
+
+
+__all__ = ["BusUnavailableError", "RedisBus", "decode_envelope", "encode_envelope", "redact_url"]

@@ -1,0 +1,792 @@
+// tickhub dashboard: a candlestick chart with indicator overlays, a watchlist, alerts and the
+// portfolio, live over the four WebSocket endpoints through tickhub.js. No build step.
+//
+// Query parameters (all optional):
+//   ?server=http://host:8081   another tickhub instance (default: the one serving this page)
+//   &symbols=RELIANCE,TCS      the watchlist (default: the last one used, kept in localStorage)
+//   &chart=RELIANCE&interval=5m
+import { TickhubClient } from './tickhub.js';
+import {
+  CandlestickSeries,
+  ColorType,
+  CrosshairMode,
+  HistogramSeries,
+  LineSeries,
+  createChart,
+} from './vendor/lightweight-charts-5.2.1/lightweight-charts.standalone.production.mjs';
+
+const params = new URLSearchParams(location.search);
+const server = (params.get('server') || location.origin).replace(/\/+$/, '');
+const wsBase = server.replace(/^http/i, 'ws');
+const IST_OFFSET = 5.5 * 3600; // the chart axis shows exchange time (Asia/Kolkata, no DST)
+const FALLBACK_SYMBOLS = ['NIFTY 50', 'NIFTY BANK', 'RELIANCE', 'TCS', 'HDFCBANK', 'INFY', 'ICICIBANK', 'SBIN'];
+const PREFERRED_WATCHLIST = ['NIFTY 50', 'RELIANCE', 'TCS', 'HDFCBANK', 'INFY', 'ICICIBANK'];
+const STORE_KEY = 'tickhub.dashboard';
+const MAX_TRIGGERED = 60;
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  for (const c of children) node.append(c);
+  return node;
+};
+
+// --- formatting ----------------------------------------------------------------------------------
+
+const priceFmt = new Intl.NumberFormat('en-IN', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const compactFmt = new Intl.NumberFormat('en-IN', { notation: 'compact', maximumFractionDigits: 2 });
+const timeFmt = new Intl.DateTimeFormat('en-GB', {
+  timeZone: 'Asia/Kolkata', hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
+});
+const dateTimeFmt = new Intl.DateTimeFormat('en-GB', {
+  timeZone: 'Asia/Kolkata', day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit',
+  second: '2-digit', hour12: false,
+});
+const num = (v, digits = 2) => (v === null || v === undefined ? '–' : Number(v).toFixed(digits));
+const price = (v) => (v === null || v === undefined ? '–' : priceFmt.format(v));
+const signed = (v, suffix = '') =>
+  v === null || v === undefined ? '–' : `${v > 0 ? '+' : ''}${priceFmt.format(v)}${suffix}`;
+const tone = (node, v) => {
+  node.classList.toggle('up', v > 0);
+  node.classList.toggle('down', v < 0);
+};
+const chartTime = (iso) => Math.floor(Date.parse(iso) / 1000) + IST_OFFSET;
+
+// --- state ---------------------------------------------------------------------------------------
+
+const saved = (() => {
+  try {
+    return JSON.parse(localStorage.getItem(STORE_KEY) || '{}');
+  } catch {
+    return {};
+  }
+})();
+
+const state = {
+  instruments: [], // [{symbol, name, exchange, tradable}]
+  watchlist: [],
+  chartSymbol: null,
+  chartInterval: params.get('interval') || saved.interval || '1m',
+  quotes: new Map(), // symbol -> latest tick/market data payload
+  positions: new Map(), // symbol -> position_data payload
+  totals: null,
+  alerts: new Map(), // id -> user alert
+  triggered: new Map(), // `${id}|${triggered_at}` -> alert at its firing
+  updates: 0,
+  marketTime: null,
+};
+
+function save() {
+  try {
+    localStorage.setItem(
+      STORE_KEY,
+      JSON.stringify({ watchlist: state.watchlist, chart: state.chartSymbol, interval: state.chartInterval }),
+    );
+  } catch {
+    // storage unavailable (private mode): the defaults apply next time
+  }
+}
+
+// --- connections ---------------------------------------------------------------------------------
+
+const clientOptions = { heartbeatInterval: 10000, heartbeatTimeout: 10000, minDelay: 300, maxDelay: 8000 };
+const clients = {
+  stream: new TickhubClient(`${wsBase}/ws/stream`, clientOptions),
+  analysis: new TickhubClient(`${wsBase}/ws/analysis`, clientOptions),
+  alerts: new TickhubClient(`${wsBase}/ws/alerts`, clientOptions),
+  portfolio: new TickhubClient(`${wsBase}/ws/portfolio`, clientOptions),
+};
+
+/** The topics each client should hold; `sync` subscribes and unsubscribes the difference. */
+const held = { stream: new Map(), analysis: new Map(), alerts: new Map() };
+
+function sync(name, wanted) {
+  const client = clients[name];
+  const current = held[name];
+  const next = new Map(wanted.map((t) => [`${t.symbol}|${t.interval ?? ''}`, t]));
+  for (const [key, t] of current) {
+    if (!next.has(key)) client.unsubscribe(t.symbol, t.interval ? { interval: t.interval } : {});
+  }
+  for (const [key, t] of next) {
+    if (!current.has(key)) client.subscribe(t.symbol, t.interval ? { interval: t.interval } : {});
+  }
+  held[name] = next;
+}
+
+function syncAll() {
+  const chart = state.chartSymbol;
+  const streamTopics = state.watchlist.map((symbol) => ({ symbol, interval: '1m' }));
+  if (chart) streamTopics.push({ symbol: chart, interval: state.chartInterval });
+  sync('stream', streamTopics);
+  sync('analysis', chart ? [{ symbol: chart, interval: state.chartInterval }] : []);
+  const alertSymbols = new Set(state.watchlist);
+  if (chart) alertSymbols.add(chart);
+  for (const a of state.alerts.values()) alertSymbols.add(a.symbol);
+  sync('alerts', [...alertSymbols].map((symbol) => ({ symbol })));
+}
+
+// --- connection indicator and feed status --------------------------------------------------------
+
+let feedState = null;
+
+function renderConnection() {
+  const list = Object.values(clients);
+  const open = list.filter((c) => c.connected).length;
+  let stateName;
+  let text;
+  if (open === list.length) {
+    stateName = 'connected';
+    text = 'connected';
+  } else if (list.some((c) => c.state === 'reconnecting')) {
+    stateName = 'reconnecting';
+    const attempt = Math.max(...list.map((c) => c.attempt));
+    text = `reconnecting… (attempt ${attempt})`;
+  } else {
+    stateName = 'connecting';
+    text = open > 0 ? `connecting… (${open}/${list.length})` : 'connecting…';
+  }
+  const conn = $('conn');
+  conn.dataset.state = stateName;
+  $('conn-text').textContent = text;
+  $('reconnects').textContent = String(Math.max(...list.map((c) => c.reconnects)));
+}
+
+function showFeed(value) {
+  feedState = value;
+  const node = $('feed-state');
+  node.textContent = value ?? '–';
+  node.dataset.state = value ?? 'unknown';
+}
+
+async function pollHealth() {
+  try {
+    const response = await fetch(`${server}/health`, { cache: 'no-store' });
+    const body = await response.json();
+    showFeed(body.feed?.state ?? body.status);
+    if (body.feed?.market_time && !state.marketTime) showMarketTime(body.feed.market_time);
+  } catch {
+    showFeed('unreachable');
+  }
+}
+
+function showMarketTime(iso) {
+  state.marketTime = iso;
+  $('market-time').textContent = dateTimeFmt.format(new Date(iso));
+}
+
+for (const client of Object.values(clients)) {
+  client.on('state', renderConnection);
+  client.on('status', (msg) => showFeed(msg.feed));
+  client.on('open', (info) => {
+    renderConnection();
+    if (info.reconnect) pollHealth();
+  });
+  client.on('error', (msg) => {
+    if (msg.request === 'subscribe' && msg.code === 'unknown_symbol') dropSymbol(msg.symbol);
+    else console.warn('tickhub:', msg.code, msg.message);
+  });
+  client.on('gap', (gap) => console.info(`tickhub: ${gap.topic}: ${gap.missed} update(s) skipped (slow link)`));
+}
+
+// --- instruments and pickers ---------------------------------------------------------------------
+
+async function loadInstruments() {
+  try {
+    const response = await fetch(`${server}/instruments`, { cache: 'no-store' });
+    if (response.ok) {
+      const list = await response.json();
+      if (Array.isArray(list) && list.length > 0) return list;
+    }
+  } catch {
+    // not served by this version: fall back below
+  }
+  return FALLBACK_SYMBOLS.map((symbol) => ({ symbol, name: symbol, exchange: 'NSE', tradable: !symbol.startsWith('NIFTY') }));
+}
+
+function knownSymbol(symbol) {
+  return state.instruments.some((i) => i.symbol === symbol);
+}
+
+function addInstrument(symbol) {
+  if (!symbol || symbol === '*' || knownSymbol(symbol)) return;
+  state.instruments.push({ symbol, name: symbol, exchange: 'NSE', tradable: true });
+  renderPickers();
+}
+
+function fillSelect(select, symbols, selected, first = null) {
+  const keep = selected ?? select.value;
+  select.replaceChildren();
+  if (first) select.append(el('option', { value: '', textContent: first }));
+  for (const s of symbols) select.append(el('option', { value: s, textContent: s }));
+  if (keep && symbols.includes(keep)) select.value = keep;
+}
+
+function renderPickers() {
+  const all = state.instruments.map((i) => i.symbol);
+  fillSelect($('chart-symbol'), all, state.chartSymbol);
+  fillSelect($('alert-symbol'), all, $('alert-symbol').value || state.chartSymbol);
+  fillSelect($('add-symbol'), all.filter((s) => !state.watchlist.includes(s)), '', '+ add symbol');
+}
+
+function dropSymbol(symbol) {
+  state.watchlist = state.watchlist.filter((s) => s !== symbol);
+  state.instruments = state.instruments.filter((i) => i.symbol !== symbol);
+  if (state.chartSymbol === symbol) setChartSymbol(state.watchlist[0] ?? null);
+  renderWatchlist();
+  renderPickers();
+  syncAll();
+  save();
+}
+
+// --- chart ---------------------------------------------------------------------------------------
+
+const chartBox = $('chart');
+const chart = createChart(chartBox, {
+  autoSize: true,
+  layout: {
+    background: { type: ColorType.Solid, color: '#161b22' },
+    textColor: '#c9d1d9',
+    fontFamily: getComputedStyle(document.documentElement).fontFamily,
+  },
+  grid: { vertLines: { color: '#21262d' }, horzLines: { color: '#21262d' } },
+  crosshair: { mode: CrosshairMode.Normal },
+  rightPriceScale: { borderColor: '#30363d', scaleMargins: { top: 0.08, bottom: 0.25 } },
+  timeScale: { borderColor: '#30363d', timeVisible: true, secondsVisible: false, rightOffset: 4 },
+});
+const candleSeries = chart.addSeries(CandlestickSeries, {
+  upColor: '#26a69a', downColor: '#ef5350', borderVisible: false,
+  wickUpColor: '#26a69a', wickDownColor: '#ef5350',
+});
+const volumeSeries = chart.addSeries(HistogramSeries, {
+  priceFormat: { type: 'volume' }, priceScaleId: '', lastValueVisible: false, priceLineVisible: false,
+});
+volumeSeries.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+const line = (color, style = 0) =>
+  chart.addSeries(LineSeries, {
+    color, lineWidth: style ? 1 : 2, lineStyle: style, priceLineVisible: false,
+    lastValueVisible: false, crosshairMarkerVisible: false,
+  });
+const overlays = {
+  sma: { series: [line('#f2c94c')], points: [new Map()] },
+  ema: { series: [line('#bb86fc')], points: [new Map()] },
+  bb: { series: [line('#4fc3f7', 2), line('#4fc3f7', 2)], points: [new Map(), new Map()] },
+};
+
+const bars = new Map(); // chart time -> {time, open, high, low, close, volume}
+let chartEpoch = null;
+let chartUpdates = 0;
+
+function volumeBar(b) {
+  return { time: b.time, value: b.volume, color: b.close >= b.open ? 'rgba(38,166,154,0.45)' : 'rgba(239,83,80,0.45)' };
+}
+
+function toBar(c) {
+  return { time: chartTime(c.start), open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume };
+}
+
+function markChart() {
+  chartBox.dataset.bars = String(bars.size);
+  chartBox.dataset.updates = String(++chartUpdates);
+  const last = lastBar();
+  chartBox.dataset.lastTime = last ? String(last.time) : '';
+}
+
+function lastBar() {
+  let last = null;
+  for (const b of bars.values()) if (last === null || b.time > last.time) last = b;
+  return last;
+}
+
+function redrawBars() {
+  const sorted = [...bars.values()].sort((a, b) => a.time - b.time);
+  candleSeries.setData(sorted.map(({ volume, ...ohlc }) => ohlc));
+  volumeSeries.setData(sorted.map(volumeBar));
+}
+
+function clearChart() {
+  bars.clear();
+  for (const o of Object.values(overlays)) {
+    o.points.forEach((p) => p.clear());
+    o.series.forEach((s) => s.setData([]));
+  }
+  candleSeries.setData([]);
+  volumeSeries.setData([]);
+  chartEpoch = null;
+  markChart();
+}
+
+/** Messages of another producer run (the service restarted) void what the chart holds. */
+function checkEpoch(msg) {
+  if (chartEpoch !== null && msg.epoch !== chartEpoch) clearChart();
+  chartEpoch = msg.epoch;
+}
+
+function putBar(bar) {
+  const last = lastBar();
+  bars.set(bar.time, bar);
+  const { volume, ...ohlc } = bar;
+  if (last === null || bar.time >= last.time) {
+    candleSeries.update(ohlc);
+    volumeSeries.update(volumeBar(bar));
+  } else {
+    candleSeries.update(ohlc, true); // a late final update of an older candle
+    volumeSeries.update(volumeBar(bar), true);
+  }
+  markChart();
+}
+
+function setHistory(history) {
+  const candles = history.map(toBar);
+  const end = candles.length ? candles[candles.length - 1].time : -Infinity;
+  for (const [t] of bars) if (t <= end) bars.delete(t);
+  for (const b of candles) bars.set(b.time, b);
+  redrawBars();
+  backfillOverlays([...bars.values()].sort((a, b) => a.time - b.time));
+  chart.timeScale().scrollToRealTime();
+  markChart();
+}
+
+// The analysis stream sends indicator values as candles close; the lines' past (before this page
+// opened) is computed here from the same candles: SMA and Bollinger(20, 2) exactly as TA-Lib
+// does (population deviation), EMA(20) seeded with the SMA, which converges to the server's.
+function backfillOverlays(sorted) {
+  const n = 20;
+  const closes = sorted.map((b) => b.close);
+  let ema = null;
+  for (let i = n - 1; i < sorted.length; i++) {
+    const window = closes.slice(i - n + 1, i + 1);
+    const mean = window.reduce((a, b) => a + b, 0) / n;
+    const sd = Math.sqrt(window.reduce((a, b) => a + (b - mean) ** 2, 0) / n);
+    ema = ema === null ? mean : (closes[i] - ema) * (2 / (n + 1)) + ema;
+    const t = sorted[i].time;
+    if (!overlays.sma.points[0].has(t)) overlays.sma.points[0].set(t, mean);
+    if (!overlays.ema.points[0].has(t)) overlays.ema.points[0].set(t, ema);
+    if (!overlays.bb.points[0].has(t)) overlays.bb.points[0].set(t, mean + 2 * sd);
+    if (!overlays.bb.points[1].has(t)) overlays.bb.points[1].set(t, mean - 2 * sd);
+  }
+  for (const o of Object.values(overlays)) {
+    o.series.forEach((s, k) => {
+      const data = [...o.points[k]].sort((a, b) => a[0] - b[0]).map(([time, value]) => ({ time, value }));
+      s.setData(data);
+    });
+  }
+}
+
+function putOverlay(name, k, time, value) {
+  if (value === null || value === undefined) return;
+  const o = overlays[name];
+  const points = o.points[k];
+  let last = -Infinity;
+  for (const t of points.keys()) if (t > last) last = t;
+  points.set(time, value);
+  o.series[k].update({ time, value }, time < last);
+}
+
+function applyOverlayVisibility() {
+  for (const name of Object.keys(overlays)) {
+    const visible = $(`ov-${name}`).checked;
+    overlays[name].series.forEach((s) => s.applyOptions({ visible }));
+  }
+}
+
+function onChartCandle(msg, meta) {
+  if (msg.symbol !== state.chartSymbol || msg.interval !== state.chartInterval) return;
+  if (meta.stale) return;
+  checkEpoch(msg);
+  putBar(toBar(msg.data));
+}
+
+function onAnalysis(msg, meta) {
+  if (msg.symbol !== state.chartSymbol || msg.interval !== state.chartInterval) return;
+  const a = msg.data;
+  if (meta.snapshot && Array.isArray(a.history)) {
+    checkEpoch(msg);
+    setHistory(a.history);
+  }
+  if (meta.stale) return;
+  checkEpoch(msg);
+  const t = chartTime(a.candle.start);
+  const ind = a.technical_indicators;
+  putOverlay('sma', 0, t, ind.sma_20);
+  putOverlay('ema', 0, t, ind.ema_20);
+  putOverlay('bb', 0, t, ind.bollinger.upper);
+  putOverlay('bb', 1, t, ind.bollinger.lower);
+  renderIndicators(a);
+}
+
+function renderIndicators(a) {
+  const ind = a.technical_indicators;
+  const trend = $('ind-trend');
+  trend.textContent = a.trend;
+  trend.dataset.trend = a.trend;
+  const warming = ind.warmup.have < ind.warmup.needed ? ` (warming up ${ind.warmup.have}/${ind.warmup.needed})` : '';
+  trend.textContent = a.trend + warming;
+  $('ind-rsi').textContent = num(ind.rsi_14, 1);
+  const hist = $('ind-macd');
+  hist.textContent = num(ind.macd.histogram, 3);
+  tone(hist, ind.macd.histogram ?? 0);
+  $('ind-atr').textContent = num(ind.atr_14, 2);
+  $('ind-vwap').textContent = price(ind.vwap);
+  const risk = a.risk_metrics;
+  $('ind-vol').textContent = risk.realised_volatility === null ? '–' : `${num(risk.realised_volatility * 100, 1)} %`;
+  $('ind-var').textContent = risk.var_95 === null ? '–' : `${num(risk.var_95 * 100, 2)} %`;
+  $('ind-beta').textContent = num(risk.beta, 2);
+  $('ind-patterns').textContent = a.patterns.length
+    ? a.patterns.map((p) => `${p.name.replaceAll('_', ' ')} (${p.direction})`).join(', ')
+    : 'none on the last candle';
+}
+
+function setChartSymbol(symbol, interval = state.chartInterval) {
+  if (symbol === state.chartSymbol && interval === state.chartInterval) return;
+  state.chartSymbol = symbol;
+  state.chartInterval = interval;
+  $('chart-symbol').value = symbol ?? '';
+  $('chart-interval').value = interval;
+  clearChart();
+  for (const id of ['ind-trend', 'ind-rsi', 'ind-macd', 'ind-atr', 'ind-vwap', 'ind-vol', 'ind-var', 'ind-beta', 'ind-patterns']) {
+    $(id).textContent = '–';
+  }
+  renderChartQuote();
+  renderWatchlist();
+  if (!$('alert-value').value) $('alert-symbol').value = symbol ?? '';
+  syncAll();
+  save();
+}
+
+function renderChartQuote() {
+  const q = state.quotes.get(state.chartSymbol);
+  $('chart-price').textContent = q ? price(q.price) : '–';
+  const chg = $('chart-change');
+  chg.textContent = q ? `${signed(q.change)} (${signed(q.change_percent, ' %')})` : '–';
+  tone(chg, q ? q.change : 0);
+}
+
+// --- watchlist -----------------------------------------------------------------------------------
+
+const rows = new Map(); // symbol -> {row, cells, last}
+const dirty = new Set();
+let frame = 0;
+
+function renderWatchlist() {
+  const body = $('ticker').tBodies[0];
+  body.replaceChildren();
+  rows.clear();
+  for (const symbol of state.watchlist) {
+    const cells = {
+      sym: el('td', { className: 'sym', textContent: symbol, title: 'show on the chart' }),
+      price: el('td', { className: 'num price', textContent: '–' }),
+      change: el('td', { className: 'num', textContent: '–' }),
+      pct: el('td', { className: 'num', textContent: '–' }),
+      volume: el('td', { className: 'num opt', textContent: '–' }),
+    };
+    const remove = el('button', { className: 'link', type: 'button', textContent: '×', title: `remove ${symbol}` });
+    remove.setAttribute('aria-label', `remove ${symbol}`);
+    remove.addEventListener('click', () => {
+      state.watchlist = state.watchlist.filter((s) => s !== symbol);
+      renderWatchlist();
+      renderPickers();
+      syncAll();
+      save();
+    });
+    cells.sym.addEventListener('click', () => setChartSymbol(symbol));
+    const row = el('tr', {}, cells.sym, cells.price, cells.change, cells.pct, cells.volume, el('td', {}, remove));
+    row.dataset.symbol = symbol;
+    row.classList.toggle('current', symbol === state.chartSymbol);
+    body.append(row);
+    rows.set(symbol, { row, cells, last: null });
+    dirty.add(symbol);
+  }
+  schedule();
+}
+
+function schedule() {
+  if (frame === 0) frame = requestAnimationFrame(flush);
+}
+
+function flush() {
+  frame = 0;
+  for (const symbol of dirty) {
+    const entry = rows.get(symbol);
+    const q = state.quotes.get(symbol);
+    if (!entry || !q) continue;
+    const { cells, row } = entry;
+    if (entry.last !== null && q.price !== entry.last) {
+      const cls = q.price > entry.last ? 'flash-up' : 'flash-down';
+      cells.price.classList.remove('flash-up', 'flash-down');
+      void cells.price.offsetWidth; // restart the transition
+      cells.price.classList.add(cls);
+      setTimeout(() => cells.price.classList.remove(cls), 250);
+    }
+    entry.last = q.price;
+    cells.price.textContent = price(q.price);
+    cells.change.textContent = signed(q.change);
+    cells.pct.textContent = signed(q.change_percent, ' %');
+    cells.volume.textContent = q.volume ? compactFmt.format(q.volume) : '–';
+    for (const c of [cells.price, cells.change, cells.pct]) tone(c, q.change);
+    row.dataset.price = String(q.price);
+  }
+  dirty.clear();
+  $('ticker').dataset.ticks = String(state.updates);
+  $('updates').textContent = compactFmt.format(state.updates);
+  renderChartQuote();
+  if (positionsDirty) renderPositions();
+}
+
+function onQuote(msg, meta) {
+  if (meta.stale) return;
+  const prev = state.quotes.get(msg.symbol);
+  if (prev && prev.exchange_timestamp > msg.data.exchange_timestamp && !meta.reset) return;
+  state.quotes.set(msg.symbol, msg.data);
+  state.updates += 1;
+  if (!state.marketTime || msg.timestamp > state.marketTime || meta.reset) showMarketTime(msg.timestamp);
+  dirty.add(msg.symbol);
+  schedule();
+}
+
+clients.stream.on('data', (msg, meta) => {
+  if (msg.data_type === 'tick_data' || msg.data_type === 'market_data') onQuote(msg, meta);
+  else if (msg.data_type === 'candle_data') onChartCandle(msg, meta);
+});
+clients.analysis.on('data', (msg, meta) => {
+  if (msg.data_type === 'technical_analysis') onAnalysis(msg, meta);
+});
+
+// --- alerts --------------------------------------------------------------------------------------
+
+function describeAlert(a) {
+  const what = { above: '≥', below: '≤', cross_up: 'crosses up', cross_down: 'crosses down', percent_change: '± %' }[a.condition] ?? a.condition;
+  return `${a.symbol} ${what} ${price(a.value)}`;
+}
+
+function renderAlerts() {
+  const list = $('my-alerts');
+  list.replaceChildren();
+  const alerts = [...state.alerts.values()];
+  if (alerts.length === 0) list.append(el('li', { className: 'empty', textContent: 'none yet' }));
+  for (const a of alerts) {
+    const del = el('button', { className: 'link del', type: 'button', textContent: 'delete' });
+    del.addEventListener('click', async () => {
+      del.disabled = true;
+      try {
+        await clients.alerts.deleteAlert(a.id);
+        state.alerts.delete(a.id);
+        renderAlerts();
+      } catch (err) {
+        showAlertError(err.message);
+        del.disabled = false;
+      }
+    });
+    const stateText = a.triggered
+      ? `triggered ${a.triggered_at ? timeFmt.format(new Date(a.triggered_at)) : ''} at ${price(a.price)}`
+      : a.once ? 'armed, once' : 'armed';
+    const item = el(
+      'li', {},
+      el('b', { textContent: describeAlert(a) }),
+      el('span', { className: 'state', textContent: stateText }),
+      a.note ? el('span', { className: 'note', textContent: a.note }) : '',
+      del,
+    );
+    item.dataset.id = a.id;
+    item.dataset.triggered = String(a.triggered);
+    list.append(item);
+  }
+}
+
+function renderTriggered(freshKey = null) {
+  const list = $('triggered');
+  const items = [...state.triggered.entries()]
+    .sort((x, y) => (y[1].triggered_at ?? '').localeCompare(x[1].triggered_at ?? ''))
+    .slice(0, MAX_TRIGGERED);
+  state.triggered = new Map(items);
+  list.replaceChildren();
+  for (const [key, a] of items) {
+    const item = el(
+      'li', { className: a.source === 'user' ? 'user' : 'builtin' },
+      el('time', { dateTime: a.triggered_at ?? '', textContent: a.triggered_at ? timeFmt.format(new Date(a.triggered_at)) : '' }),
+      el('b', { textContent: a.symbol }),
+      el('span', { textContent: a.message ?? a.type }),
+    );
+    item.dataset.id = a.id;
+    if (key === freshKey) item.classList.add('fresh');
+    list.append(item);
+  }
+}
+
+function remember(alert) {
+  const key = `${alert.id}|${alert.triggered_at}`;
+  const isNew = !state.triggered.has(key);
+  state.triggered.set(key, alert);
+  return isNew ? key : null;
+}
+
+clients.alerts.on('data', (msg, meta) => {
+  if (msg.data_type !== 'alert_data' || meta.stale) return;
+  const d = msg.data;
+  // The user alerts of this symbol, as the server has them now.
+  for (const [id, a] of state.alerts) if (a.symbol === msg.symbol) state.alerts.delete(id);
+  for (const a of d.price_alerts ?? []) if (a.source === 'user') state.alerts.set(a.id, a);
+  let fresh = null;
+  for (const a of d.recent_events ?? []) remember(a);
+  if (msg.event === 'triggered' && d.alert) {
+    fresh = remember(d.alert);
+    if (d.alert.source === 'user') state.alerts.set(d.alert.id, d.alert);
+  }
+  renderAlerts();
+  renderTriggered(fresh);
+});
+
+clients.alerts.on('open', async () => {
+  try {
+    const alerts = await clients.alerts.listAlerts();
+    state.alerts = new Map(alerts.map((a) => [a.id, a]));
+    renderAlerts();
+    syncAll();
+  } catch (err) {
+    console.warn('tickhub: list_alerts failed:', err.message);
+  }
+});
+
+function showAlertError(text) {
+  const node = $('alert-error');
+  node.textContent = text ?? '';
+  node.hidden = !text;
+}
+
+$('alert-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const button = $('alert-create');
+  button.disabled = true;
+  showAlertError(null);
+  try {
+    const alert = await clients.alerts.createAlert({
+      symbol: $('alert-symbol').value,
+      condition: $('alert-condition').value,
+      value: Number($('alert-value').value),
+      once: $('alert-once').checked,
+      note: $('alert-note').value.trim() || undefined,
+    });
+    state.alerts.set(alert.id, alert);
+    renderAlerts();
+    syncAll(); // watch the alert's symbol so that its firing arrives here
+    $('alert-note').value = '';
+  } catch (err) {
+    showAlertError(err.message);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$('alert-symbol').addEventListener('change', () => {
+  const q = state.quotes.get($('alert-symbol').value);
+  $('alert-value').placeholder = q ? String(q.price) : 'price';
+});
+
+$('only-mine').addEventListener('change', (e) => $('triggered').classList.toggle('only-mine', e.target.checked));
+
+// --- portfolio -----------------------------------------------------------------------------------
+
+let positionsDirty = false;
+
+clients.portfolio.on('open', () => {
+  // The `*` snapshot that follows is the whole portfolio: positions removed meanwhile go.
+  state.positions.clear();
+  positionsDirty = true;
+  schedule();
+});
+
+clients.portfolio.on('data', (msg, meta) => {
+  if (msg.data_type !== 'position_data' || msg.subscription !== '*' || meta.stale) return;
+  const d = msg.data;
+  if (d.position.quantity === 0) state.positions.delete(msg.symbol);
+  else state.positions.set(msg.symbol, d);
+  state.totals = d.portfolio;
+  addInstrument(msg.symbol);
+  positionsDirty = true;
+  schedule();
+});
+
+function renderPositions() {
+  positionsDirty = false;
+  const body = $('positions').tBodies[0];
+  body.replaceChildren();
+  const list = [...state.positions.values()].sort((a, b) => a.position.symbol.localeCompare(b.position.symbol));
+  if (list.length === 0) {
+    const cell = el('td', { textContent: 'no positions' });
+    cell.colSpan = 8;
+    body.append(el('tr', { className: 'empty' }, cell));
+  }
+  for (const { position: p, pnl } of list) {
+    const cells = [
+      el('td', { className: 'sym', textContent: p.symbol }),
+      el('td', { className: 'num', textContent: String(p.quantity) }),
+      el('td', { className: 'num opt', textContent: price(p.average_price) }),
+      el('td', { className: 'num', textContent: price(p.last_price) }),
+      el('td', { className: 'num opt', textContent: price(p.current_value) }),
+      el('td', { className: 'num', textContent: signed(pnl.unrealized) }),
+      el('td', { className: 'num', textContent: signed(pnl.unrealized_percent, ' %') }),
+      el('td', { className: 'num', textContent: signed(pnl.day) }),
+    ];
+    tone(cells[5], pnl.unrealized);
+    tone(cells[6], pnl.unrealized);
+    tone(cells[7], pnl.day);
+    const row = el('tr', {}, ...cells);
+    row.dataset.symbol = p.symbol;
+    body.append(row);
+  }
+  const t = state.totals;
+  $('tot-value').textContent = t ? price(t.total_value) : '–';
+  $('tot-invested').textContent = t ? price(t.total_invested) : '–';
+  const pnl = $('tot-pnl');
+  pnl.textContent = t ? `${signed(t.total_pnl)} (${signed(t.total_pnl_percent, ' %')})` : '–';
+  tone(pnl, t ? t.total_pnl : 0);
+  const day = $('tot-day');
+  day.textContent = t ? signed(t.day_pnl) : '–';
+  tone(day, t ? t.day_pnl : 0);
+}
+
+// --- controls ------------------------------------------------------------------------------------
+
+$('chart-symbol').addEventListener('change', (e) => setChartSymbol(e.target.value || null));
+$('chart-interval').addEventListener('change', (e) => setChartSymbol(state.chartSymbol, e.target.value));
+$('add-symbol').addEventListener('change', (e) => {
+  const symbol = e.target.value;
+  if (symbol && !state.watchlist.includes(symbol)) {
+    state.watchlist.push(symbol);
+    renderWatchlist();
+    renderPickers();
+    syncAll();
+    save();
+  }
+  e.target.value = '';
+});
+for (const name of Object.keys(overlays)) $(`ov-${name}`).addEventListener('change', applyOverlayVisibility);
+
+// --- start ---------------------------------------------------------------------------------------
+
+async function start() {
+  renderConnection();
+  for (const client of Object.values(clients)) client.connect();
+  clients.portfolio.subscribe('*');
+  state.instruments = await loadInstruments();
+  const symbols = state.instruments.map((i) => i.symbol);
+  const fromParams = params.get('symbols')?.split(',').map((s) => s.trim()).filter(Boolean);
+  const preferred = PREFERRED_WATCHLIST.filter((s) => symbols.includes(s));
+  state.watchlist = fromParams ?? saved.watchlist?.filter((s) => symbols.includes(s)) ?? [];
+  if (state.watchlist.length === 0) state.watchlist = preferred.length ? preferred : symbols.slice(0, 6);
+  for (const s of state.watchlist) addInstrument(s);
+  const chartSymbol =
+    params.get('chart') ?? (symbols.includes(saved.chart) ? saved.chart : null) ??
+    state.watchlist.find((s) => state.instruments.find((i) => i.symbol === s)?.tradable) ?? state.watchlist[0];
+  addInstrument(chartSymbol);
+  renderPickers();
+  renderWatchlist();
+  setChartSymbol(chartSymbol, state.chartInterval);
+  syncAll();
+  pollHealth();
+  setInterval(pollHealth, 5000);
+}
+
+// For a console or a test: the clients and the state.
+window.tickhubDashboard = { clients, state, chart };
+
+start();

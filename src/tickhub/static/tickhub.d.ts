@@ -1,0 +1,384 @@
+// Type declarations for tickhub.js, the JavaScript client of the tickhub WebSocket service.
+// The wire protocol these types describe is docs/protocol.md.
+
+export const VERSION: string;
+
+export type Interval = '1m' | '3m' | '5m' | '15m' | '30m' | '1h' | '1d';
+export type DataType =
+  | 'tick_data'
+  | 'candle_data'
+  | 'market_data'
+  | 'technical_analysis'
+  | 'alert_data'
+  | 'position_data';
+export type FeedState =
+  | 'starting'
+  | 'live'
+  | 'stale'
+  | 'reconnecting'
+  | 'market_closed'
+  | 'auth_failed'
+  | 'stopped';
+export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+export type AlertCondition = 'above' | 'below' | 'cross_up' | 'cross_down' | 'percent_change';
+
+/** ISO 8601 UTC with milliseconds: `2025-01-27T10:30:00.000Z`. */
+export type Timestamp = string;
+
+export interface Options {
+  /** Milliseconds between heartbeats; 0 turns heartbeats and the dead-link check off. Default 15000. */
+  heartbeatInterval?: number;
+  /** Silence allowed past a heartbeat interval before the connection is dropped. Default 10000. */
+  heartbeatTimeout?: number;
+  /** A socket not open within this many ms is dropped and retried. Default 10000. */
+  connectTimeout?: number;
+  /** A request without a reply within this many ms is rejected. Default 10000. */
+  requestTimeout?: number;
+  /** Reconnect after a close the client did not ask for. Default true. */
+  reconnect?: boolean;
+  /** First reconnect delay in ms (before jitter). Default 500. */
+  minDelay?: number;
+  /** Largest reconnect delay in ms. Default 30000. */
+  maxDelay?: number;
+  /** Growth of the delay per failed attempt. Default 2. */
+  factor?: number;
+  /** Random fraction of each delay, 0..1. Default 0.5. */
+  jitter?: number;
+  /** Credentials, sent as `Sec-WebSocket-Protocol: tickhub, token.<token>`; a function is called on every (re)connect. */
+  token?: string | null | (() => string | Promise<string>);
+  /** A WHATWG WebSocket class; default `globalThis.WebSocket`. */
+  WebSocket?: { new (url: string, protocols?: string | string[]): WebSocket } | null;
+  /** Randomness of the jitter, `() => [0, 1)`. Default `Math.random`. */
+  random?: () => number;
+}
+
+export const DEFAULTS: Readonly<Required<Options>>;
+
+// --- server messages ---------------------------------------------------------------------------
+
+export interface Candle {
+  interval: Interval;
+  start: Timestamp;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  closed: boolean;
+}
+
+export interface TickData {
+  price: number;
+  volume: number;
+  change: number;
+  change_percent: number;
+  open: number;
+  high: number;
+  low: number;
+  prev_close: number;
+  last_quantity: number;
+  average_price: number;
+  buy_quantity: number;
+  sell_quantity: number;
+  exchange_timestamp: Timestamp;
+}
+
+export interface DepthLevel {
+  price: number;
+  quantity: number;
+  orders: number;
+}
+
+export interface MarketData extends TickData {
+  depth: { buy: DepthLevel[]; sell: DepthLevel[] };
+  tradable: boolean;
+  oi: number;
+}
+
+export interface TechnicalAnalysis {
+  technical_indicators: {
+    sma_20: number | null;
+    ema_20: number | null;
+    rsi_14: number | null;
+    macd: { macd: number | null; signal: number | null; histogram: number | null };
+    bollinger: { upper: number | null; middle: number | null; lower: number | null };
+    atr_14: number | null;
+    vwap: number | null;
+    warmup: { needed: number; have: number };
+  };
+  patterns: { name: string; direction: 'bullish' | 'bearish' | 'neutral'; start: Timestamp }[];
+  risk_metrics: {
+    window: number;
+    realised_volatility: number | null;
+    var_95: number | null;
+    max_drawdown: number | null;
+    beta: number | null;
+  };
+  trend: 'bullish' | 'bearish' | 'neutral';
+  interval: Interval;
+  candle: Candle;
+  /** Snapshot only: the last closed candles, oldest first. */
+  history?: Candle[];
+}
+
+export interface Alert {
+  id: string;
+  symbol: string;
+  type: string;
+  condition: AlertCondition;
+  value: number | null;
+  triggered: boolean;
+  triggered_at: Timestamp | null;
+  price: number | null;
+  message: string | null;
+  once: boolean;
+  note: string | null;
+  source: 'user' | 'builtin';
+  armed: boolean;
+  fire_count: number;
+  category: 'price' | 'volume' | 'breakout';
+  owner?: string;
+}
+
+export interface AlertData {
+  price_alerts: Alert[];
+  volume_alerts: Alert[];
+  breakout_alerts: Alert[];
+  /** State messages. */
+  recent_events?: Alert[];
+  /** Event messages (`event: "triggered"`): the alert that fired. */
+  alert?: Alert;
+}
+
+export interface Position {
+  symbol: string;
+  quantity: number;
+  average_price: number;
+  last_price: number | null;
+  current_value: number;
+  invested_value: number;
+  product: string | null;
+  exchange: string | null;
+}
+
+export interface PortfolioTotals {
+  total_value: number;
+  total_invested: number;
+  total_pnl: number;
+  total_pnl_percent: number;
+  day_pnl: number;
+  positions: number;
+  priced: number;
+}
+
+export interface PositionData {
+  position: Position;
+  pnl: { unrealized: number; unrealized_percent: number; day: number; day_percent: number };
+  portfolio: PortfolioTotals;
+}
+
+interface DataMessageBase<T extends DataType, D> {
+  type: 'data';
+  symbol: string;
+  timestamp: Timestamp;
+  data_type: T;
+  seq: number;
+  epoch: string;
+  interval?: Interval;
+  subscription?: '*';
+  event?: 'triggered';
+  snapshot?: true;
+  data: D;
+}
+
+export type DataMessage =
+  | DataMessageBase<'tick_data', TickData>
+  | DataMessageBase<'candle_data', Candle>
+  | DataMessageBase<'market_data', MarketData>
+  | DataMessageBase<'technical_analysis', TechnicalAnalysis>
+  | DataMessageBase<'alert_data', AlertData>
+  | DataMessageBase<'position_data', PositionData>;
+
+export interface WelcomeMessage {
+  type: 'connection';
+  status: 'connected';
+  timestamp: Timestamp;
+  message: string;
+  endpoint: string;
+  connection_id: string;
+  protocol_version: number;
+}
+
+export interface SubscriptionMessage {
+  type: 'subscription';
+  status: 'subscribed' | 'unsubscribed';
+  symbol: string;
+  timestamp: Timestamp;
+  interval?: Interval;
+  requested?: string;
+}
+
+export interface StatusMessage {
+  type: 'status';
+  timestamp: Timestamp;
+  feed: FeedState;
+  detail: string;
+}
+
+export interface ErrorMessage {
+  type: 'error';
+  message: string;
+  timestamp: Timestamp;
+  code: string;
+  details?: Record<string, unknown>;
+  symbol?: string;
+  request?: string;
+}
+
+export interface HeartbeatAck {
+  type: 'heartbeat';
+  status: 'ack';
+  timestamp: Timestamp;
+  sent: number;
+  dropped: number;
+  conflated: number;
+}
+
+export type ServerMessage =
+  | DataMessage
+  | WelcomeMessage
+  | SubscriptionMessage
+  | StatusMessage
+  | ErrorMessage
+  | HeartbeatAck
+  | { type: string; [field: string]: unknown };
+
+// --- bookkeeping -------------------------------------------------------------------------------
+
+export interface Gap {
+  topic: string;
+  symbol: string;
+  interval?: Interval;
+  epoch: string;
+  /** The last seq seen before the gap. */
+  last: number;
+  /** The seq received. */
+  seq: number;
+  /** Messages not delivered: `seq - last - 1`. */
+  missed: number;
+}
+
+export interface DataMeta {
+  /** `SYMBOL@interval` (stream, analysis), `SYMBOL` (alerts, portfolio) or `*`. */
+  topic: string;
+  snapshot: boolean;
+  /** Same epoch and not newer than a message already delivered on the topic. */
+  stale: boolean;
+  /** The topic's epoch changed (the server restarted): drop what you hold for it. */
+  reset: boolean;
+  gap: Gap | null;
+}
+
+export function topicOf(message: { symbol: string; interval?: string; subscription?: string }): string;
+
+export class SeqTracker {
+  observe(message: DataMessage): DataMeta;
+  position(topic: string): { epoch: string; seq: number } | undefined;
+  forget(symbol: string, interval?: string): void;
+  clear(): void;
+}
+
+export function backoffDelay(
+  attempt: number,
+  options?: Pick<Options, 'minDelay' | 'maxDelay' | 'factor' | 'jitter'>,
+  random?: () => number,
+): number;
+
+export function resolveUrl(url: string): string;
+
+export class TickhubError extends Error {
+  /** The server's error code (`unknown_symbol`, `invalid_field`, ...) or `timeout`, `closed`, `connection_closed`, `not_connected`. */
+  code: string;
+  details?: Record<string, unknown>;
+  reply?: ErrorMessage;
+}
+
+export interface Events {
+  open: (info: { reconnect: boolean; reconnects: number }) => void;
+  welcome: (message: WelcomeMessage) => void;
+  data: (message: DataMessage, meta: DataMeta) => void;
+  gap: (gap: Gap) => void;
+  status: (message: StatusMessage) => void;
+  error: (message: ErrorMessage) => void;
+  subscription: (message: SubscriptionMessage) => void;
+  heartbeat: (message: HeartbeatAck) => void;
+  message: (message: ServerMessage) => void;
+  close: (info: { code: number; reason: string; wasClean: boolean; willReconnect: boolean }) => void;
+  reconnecting: (info: { attempt: number; delay: number }) => void;
+  state: (state: ClientState) => void;
+}
+
+export interface NewAlert {
+  symbol: string;
+  condition: AlertCondition;
+  value: number;
+  once?: boolean;
+  note?: string;
+}
+
+export interface NewPosition {
+  symbol: string;
+  quantity: number;
+  average_price?: number | string;
+  averagePrice?: number | string;
+  product?: 'CNC' | 'MIS' | 'NRML' | string;
+  exchange?: string;
+}
+
+export class TickhubClient {
+  constructor(url: string, options?: Options);
+  readonly url: string;
+  readonly options: Required<Options>;
+  readonly state: ClientState;
+  readonly connected: boolean;
+  /** Successful reconnections so far. */
+  readonly reconnects: number;
+  /** Failed attempts since the last welcome. */
+  readonly attempt: number;
+  readonly connectionId: string | null;
+  readonly welcome: WelcomeMessage | null;
+  readonly feed: FeedState | null;
+  readonly counters: { sent: number; dropped: number; conflated: number } | null;
+  readonly tracker: SeqTracker;
+  /** What the client keeps subscribed (resubscribed after a reconnect). */
+  readonly subscriptions: { symbol: string; interval?: Interval }[];
+
+  on<K extends keyof Events>(type: K, listener: Events[K]): () => void;
+  off<K extends keyof Events>(type: K, listener: Events[K]): void;
+  once<K extends keyof Events>(type: K): Promise<Parameters<Events[K]>[0]>;
+
+  connect(): this;
+  close(code?: number, reason?: string): void;
+  send(message: Record<string, unknown>): boolean;
+
+  subscribe(symbols: string | string[], options?: { interval?: Interval }): void;
+  unsubscribe(symbols: string | string[], options?: { interval?: Interval }): void;
+
+  request<R = ServerMessage>(message: { type: string; [field: string]: unknown }, expect?: string): Promise<R>;
+  createAlert(alert: NewAlert): Promise<Alert>;
+  listAlerts(symbol?: string): Promise<Alert[]>;
+  deleteAlert(id: string): Promise<string>;
+  setPosition(position: NewPosition): Promise<{
+    type: 'position';
+    status: 'saved' | 'removed';
+    symbol: string;
+    position?: Position;
+  }>;
+  removePosition(symbol: string): Promise<{ type: 'position'; status: 'removed'; symbol: string }>;
+  listPositions(): Promise<{ positions: Position[]; portfolio: PortfolioTotals }>;
+  /** Round trip in milliseconds. */
+  ping(): Promise<number>;
+}
+
+export function connect(url: string, options?: Options): TickhubClient;
+export default connect;
