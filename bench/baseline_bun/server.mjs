@@ -25,7 +25,7 @@ function emit() {
   const [i, payload] = ticker.nextMessage();
   if (counts[i] === 0) return;
   const sent = server.publish(ticker.names[i], payload);
-  if (sent > 0) delivered += counts[i];
+  if (sent !== 0) delivered += counts[i];
   else dropped += counts[i];
 }
 

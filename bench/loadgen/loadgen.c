@@ -84,6 +84,7 @@ static int opt_parallel = 64;
 static double opt_ready_timeout = 120.0;
 static int opt_rcvbuf_stalled = 4096;
 static char *opt_src = NULL;
+static int opt_busy = 0; /* spin in epoll_wait(0): a halted vCPU wakes slowly */
 
 /* ---- state ------------------------------------------------------------------------------ */
 
@@ -682,6 +683,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--ready-timeout")) opt_ready_timeout = atof(v);
         else if (!strcmp(a, "--rcvbuf-stalled")) opt_rcvbuf_stalled = atoi(v);
         else if (!strcmp(a, "--src")) opt_src = strdup(v);
+        else if (!strcmp(a, "--busy-poll")) opt_busy = atoi(v);
         else usage();
     }
     if (opt_port <= 0 || opt_conns <= 0 || opt_symbols <= 0 || opt_subs <= 0) usage();
@@ -730,7 +732,7 @@ int main(int argc, char **argv) {
 
     struct epoll_event events[MAX_EVENTS];
     for (;;) {
-        int n = epoll_wait(epfd, events, MAX_EVENTS, 50);
+        int n = epoll_wait(epfd, events, MAX_EVENTS, opt_busy ? 0 : 50);
         if (n < 0 && errno != EINTR) break;
         for (int e = 0; e < n; e++) {
             if (events[e].data.u64 == STDIN_TAG) {

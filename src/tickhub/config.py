@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     update_interval: float = Field(1.0, gt=0, le=60)
     candle_history: int = Field(500, ge=10, le=100_000)
     analysis_history: int = Field(100, ge=0, le=100_000)
+    history_size: int = Field(1000, ge=0, le=1_000_000)
+    history_age: float = Field(300.0, ge=0)
 
     # --- limits ---
     max_connections: int = Field(10_000, ge=1)

@@ -480,10 +480,14 @@ class Hub:
         if resolved is None:
             return
         names, interval = resolved
+        since = protocol.since_of(msg, names)
+        if isinstance(since, ProtocolError):
+            self.reply_error(session, since, request="subscribe")
+            return
         for name in names:
             instrument = self.registry.get(name)
             if name == ALL_SYMBOLS and session.endpoint == Endpoint.PORTFOLIO:
-                self._subscribe_one(session, ALL_SYMBOLS, name, None)
+                self._subscribe_one(session, ALL_SYMBOLS, name, None, since.get(name))
                 continue
             if instrument is None:
                 self.reply_error(
@@ -495,10 +499,15 @@ class Hub:
                     request="subscribe",
                 )
                 continue
-            self._subscribe_one(session, instrument.symbol, name, interval)
+            self._subscribe_one(session, instrument.symbol, name, interval, since.get(name))
 
     def _subscribe_one(
-        self, session: Session, symbol: str, name: str, interval: Interval | None
+        self,
+        session: Session,
+        symbol: str,
+        name: str,
+        interval: Interval | None,
+        since: tuple[str, int] | None = None,
     ) -> None:
         t = topic(session.endpoint, symbol, interval, session.user)
         if t not in session.subs and len(session.subs) >= self.limits.max_subscriptions:
@@ -520,8 +529,49 @@ class Hub:
             extra["interval"] = interval.value
         if name != symbol:
             extra["requested"] = name
+        if since is not None:
+            missed = self.bus.recover_nowait(t, since[0], since[1])
+            if missed is False:
+                self._spawn(self._recover_later(session, t, symbol, since, extra), session, t)
+                return
+            extra["recovered"] = missed is not None
+            session.send(protocol.subscription(self.clock.now(), "subscribed", symbol, **extra))
+            if isinstance(missed, list):
+                for payload in missed:
+                    session.send(payload)
+                return
+            self._send_snapshot(session, t)
+            return
         session.send(protocol.subscription(self.clock.now(), "subscribed", symbol, **extra))
         self._send_snapshot(session, t)
+
+    async def _recover_later(
+        self,
+        session: Session,
+        t: str,
+        symbol: str,
+        since: tuple[str, int],
+        extra: dict[str, Any],
+    ) -> None:
+        try:
+            missed = await self.bus.recover(t, since[0], since[1])
+        except Exception:
+            log.exception("recovery failed for %s", t)
+            missed = None
+        if t not in session.subs or session.id not in self._sessions:
+            return
+        extra["recovered"] = missed is not None
+        session.send(protocol.subscription(self.clock.now(), "subscribed", symbol, **extra))
+        if missed is None:
+            await self._fetch_snapshot(session, t)
+        else:
+            for payload in missed:
+                session.send(payload)
+
+    def _spawn(self, coro: Any, session: Session, t: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"subscribe:{session.id}:{t}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _send_snapshot(self, session: Session, t: str) -> None:
         retained = self.bus.retained_nowait(t)

@@ -144,6 +144,38 @@ def symbols_of(msg: Mapping[str, Any]) -> list[str] | ProtocolError:
     return list(dict.fromkeys(out))
 
 
+def since_of(
+    msg: Mapping[str, Any], symbols: list[str]
+) -> dict[str, tuple[str, int]] | ProtocolError:
+    """The resume points of a subscribe: ``"since": {"epoch", "seq"}`` for its one symbol, or
+    ``"since": {"<symbol>": {"epoch", "seq"}, ...}`` for several."""
+    raw = msg.get("since")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        return ProtocolError(
+            ErrorCode.INVALID_FIELD,
+            "field 'since' must be an object with 'epoch' and 'seq'",
+            {"field": "since"},
+        )
+    points = raw if "epoch" not in raw and "seq" not in raw else dict.fromkeys(symbols[:1], raw)
+    out: dict[str, tuple[str, int]] = {}
+    for name, point in points.items():
+        if not isinstance(point, dict):
+            return ProtocolError(
+                ErrorCode.INVALID_FIELD, f"since[{name!r}] must be an object", {"field": "since"}
+            )
+        epoch, seq = point.get("epoch"), point.get("seq")
+        if not isinstance(epoch, str) or not isinstance(seq, int) or isinstance(seq, bool):
+            return ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                "field 'since' needs 'epoch' (string) and 'seq' (integer)",
+                {"field": "since"},
+            )
+        out[str(name).strip()] = (epoch, seq)
+    return out
+
+
 def _json_kind(value: object) -> str:
     if isinstance(value, list):
         return "array"

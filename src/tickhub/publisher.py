@@ -54,7 +54,15 @@ class Publisher:
             msg.update(extra)
         msg["data"] = data
         self.bus.publish(
-            BusMessage(topic, protocol.encode(msg), slot, retain, published_at=time.time())
+            BusMessage(
+                topic,
+                protocol.encode(msg),
+                slot,
+                retain,
+                published_at=time.time(),
+                seq=seq,
+                epoch=self.epoch,
+            )
         )
         self.published += 1
 

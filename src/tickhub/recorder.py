@@ -71,6 +71,7 @@ __all__ = [
     "DEFAULT_FLUSH_EVERY",
     "DEPTH_LEVELS",
     "TICK_COLUMNS",
+    "CsvRows",
     "ReplayError",
     "TickWriter",
     "csv_rows",
@@ -139,7 +140,11 @@ class ReplayError(ValueError):
 # -- CSV lines ----------------------------------------------------------------------------------
 
 
-def csv_rows(file: TextIO, source: str) -> Iterator[tuple[int, list[str] | ReplayError]]:
+CsvRows = Iterator[tuple[int, list[str] | ReplayError]]
+"""Lines of a CSV file: 1-based line number and fields, or the error of a malformed line."""
+
+
+def csv_rows(file: TextIO, source: str) -> CsvRows:
     """The fields of each non-blank line of ``file`` with its 1-based number, or an error for a
     line whose quoting is broken. Each physical line is parsed on its own, so an unbalanced
     quote spoils one line only."""
@@ -168,9 +173,10 @@ def open_text(path: str | os.PathLike[str]) -> tuple[TextIO, str]:
         raise ReplayError(source, None, f"cannot read ({exc.strerror})") from None
 
 
-def read_header(file: TextIO, source: str) -> list[str]:
-    """The first line's fields, stripped and lowercased; raises ``ReplayError`` when empty."""
-    for _, fields in csv_rows(file, source):
+def read_header(rows: CsvRows, source: str) -> list[str]:
+    """The next (first) row's fields, stripped and lowercased; raises ``ReplayError`` when there
+    is none. The rows after it stay in ``rows``."""
+    for _, fields in rows:
         if isinstance(fields, ReplayError):
             raise fields
         return [field.strip().lower() for field in fields]
@@ -323,12 +329,12 @@ def tick_columns_index(header: list[str], source: str) -> list[int]:
 
 
 def parse_tick_rows(
-    file: TextIO, source: str, header: list[str]
+    rows: CsvRows, source: str, header: list[str]
 ) -> Iterator[tuple[int, Tick | ReplayError]]:
     """The ticks (or errors) of the rows after ``header`` (see ``read_ticks``)."""
     at = tick_columns_index(header, source)
     width = len(header)
-    for number, fields in csv_rows(file, source):
+    for number, fields in rows:
         if isinstance(fields, ReplayError):
             yield number, fields
         elif len(fields) != width:
@@ -351,8 +357,9 @@ def read_ticks(path: str | os.PathLike[str]) -> Iterator[tuple[int, Tick | Repla
     """
     file, source = open_text(path)
     with file:
-        header = read_header(file, source)
-        yield from parse_tick_rows(file, source, header)
+        rows = csv_rows(file, source)
+        header = read_header(rows, source)
+        yield from parse_tick_rows(rows, source, header)
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -385,7 +392,7 @@ class TickWriter:
         if append and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
             file, source = open_text(self.path)
             with file:
-                header = read_header(file, source)
+                header = read_header(csv_rows(file, source), source)
             if tuple(header) != TICK_COLUMNS:
                 raise ReplayError(self.path, 1, "cannot append: the header is not a tick header")
             with open(self.path, "rb") as raw:

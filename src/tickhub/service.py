@@ -119,7 +119,9 @@ class Service:
     def __post_init__(self) -> None:
         s = self.settings
         self.registry = self.registry or build_registry(s)
-        self.bus = self.bus or create_bus(s.bus_url)
+        self.bus = self.bus or create_bus(
+            s.bus_url, history_size=s.history_size, history_age=s.history_age
+        )
         self.feed = self.feed or build_feed(s, self.registry, self.clock)
         self.store = open_store(s.store_url or str(s.data_dir / "tickhub.sqlite3"))
         self.portfolio = Portfolio(self.store, now=self.clock.now)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from tickhub.bus.base import Bus, BusMessage, Handler
 
 
-def create_bus(url: str) -> Bus:
+def create_bus(url: str, *, history_size: int = 1000, history_age: float = 300.0) -> Bus:
+    """``history_*`` bound what a reconnecting client can recover with ``since``."""
     scheme = url.split("://", 1)[0].lower()
     if scheme == "memory":
         from tickhub.bus.memory import MemoryBus
 
-        return MemoryBus()
+        return MemoryBus(history_size=history_size, history_age=history_age)
     if scheme in ("redis", "rediss", "unix"):
         from tickhub.bus.redis import RedisBus, redact_url
 

@@ -35,6 +35,8 @@ class BusMessage:
     deliver: bool = True
     drop: bool = False
     published_at: float = 0.0  # wall-clock seconds, for the publish-to-send latency metric
+    seq: int = 0  # the topic's number of this message (0: not numbered)
+    epoch: str = ""  # the producer run that numbered it
 
 
 Handler = Callable[[BusMessage], None]
@@ -62,6 +64,14 @@ class Bus(Protocol):
     async def retained(self, topic: str) -> list[bytes]:
         """The topic's retained payloads, one per slot, oldest slot first."""
         ...
+
+    def recover_nowait(self, topic: str, epoch: str, seq: int) -> list[bytes] | None | bool:
+        """What a client that last saw ``(epoch, seq)`` missed (see ``bus.history``): the
+        payloads in ``seq`` order, ``None`` when the history does not cover it, or ``False``
+        when the answer needs I/O (then call ``recover``)."""
+        ...
+
+    async def recover(self, topic: str, epoch: str, seq: int) -> list[bytes] | None: ...
 
     async def flush(self) -> None:
         """Wait until everything handed to this bus before the call has taken effect.

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from tickhub.bus.base import BusMessage, Handler
+from tickhub.bus.history import TopicHistory
 
 log = logging.getLogger(__name__)
 
 
 class MemoryBus:
-    def __init__(self) -> None:
+    def __init__(self, *, history_size: int = 1000, history_age: float = 300.0) -> None:
         self._handlers: dict[str, list[Handler]] = {}
         self._retained: dict[str, dict[str, bytes]] = {}
+        self._history: dict[str, TopicHistory] = {}
+        self._history_size = history_size
+        self._history_age = history_age
 
     async def start(self) -> None:
         return None
@@ -27,6 +32,12 @@ class MemoryBus:
             slots.pop(message.retain, None)
             if not message.drop:
                 slots[message.retain] = message.payload
+        if message.seq:
+            self._record(message)
+        elif message.drop and message.retain is not None:
+            history = self._history.get(message.topic)
+            if history is not None:
+                history.drop_state(message.retain)
         handlers = self._handlers.get(message.topic)
         if not handlers or not message.deliver:
             return
@@ -57,3 +68,24 @@ class MemoryBus:
 
     async def flush(self) -> None:
         return None
+
+    def _record(self, message: BusMessage) -> None:
+        history = self._history.get(message.topic)
+        if history is None:
+            history = self._history[message.topic] = TopicHistory(
+                self._history_size, self._history_age
+            )
+        # Snapshot-only copies (deliver=False) were never sent live: nothing to recover.
+        retain = message.retain if message.deliver else None
+        slot = message.slot if message.deliver else "snapshot-only"
+        history.record(message.epoch, message.seq, slot, retain, message.payload, time.monotonic())
+
+    def recover_nowait(self, topic: str, epoch: str, seq: int) -> list[bytes] | None | bool:
+        history = self._history.get(topic)
+        if history is None:
+            return None
+        return history.since(epoch, seq, time.monotonic())
+
+    async def recover(self, topic: str, epoch: str, seq: int) -> list[bytes] | None:
+        found = self.recover_nowait(topic, epoch, seq)
+        return None if found is False else found  # type: ignore[return-value]

@@ -9,9 +9,11 @@ Keys and channels (``prefix`` defaults to ``tickhub``)::
 Envelope (one PUBLISH payload; integers big-endian, names UTF-8)::
 
     u8   format = 1
-    u8   flags: 0x01 deliver, 0x02 drop, 0x04 slot present, 0x08 retain present
+    u8   flags: 0x01 deliver, 0x02 drop, 0x04 slot, 0x08 retain, 0x10 published_at, 0x20 seq
+    [f64 seconds]             published_at  when 0x10 (wall clock, for the latency metric)
+    [u64 seq, u16 n, n]       seq, epoch    when 0x20
     [u16 n, n bytes]          slot          when 0x04
-    [u64 version, u16 n, n]   retain        when 0x08
+    [u64 version, u16 n, n]   retain        when 0x08 (version: set by Redis, see below)
     payload                   the rest of the bytes
 
 A message with ``retain`` goes through one Lua script that atomically takes the next version,
@@ -36,6 +38,11 @@ Behaviour:
   merge exact). ``None`` until the first sync, and for topics not subscribed here. During an
   outage the cache keeps the last known values; it is synced again after reconnecting.
   ``retained`` always reads Redis (HGETALL, ordered by version).
+- ``recover_nowait``/``recover`` answer from a ``TopicHistory`` that each subscribed topic keeps
+  of the numbered messages received since it was subscribed here (bounded by
+  ``history_size``/``history_age``, restarted after a reconnect since messages may have been
+  missed). Anything older, or a topic not subscribed here, is ``None``: the client gets a
+  fresh snapshot. There is no history in Redis, so neither ever does I/O.
 - ``start`` does not fail when Redis is down: it logs a warning and both tasks keep retrying
   with capped exponential backoff (``connected`` stays ``False``). A rejected password does
   fail ``start``. After a reconnect every topic is subscribed again and queued messages go out.
@@ -57,6 +64,7 @@ import itertools
 import logging
 import random
 import struct
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -66,11 +74,12 @@ try:
     from redis.asyncio.client import PubSub
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import AuthenticationError, RedisError, ResponseError
+    from redis.exceptions import AuthenticationError, RedisError
 except ImportError as exc:  # pragma: no cover - redis is a dependency of tickhub
     raise ImportError("the redis bus needs the 'redis' package: pip install redis") from exc
 
 from tickhub.bus.base import BusMessage, Handler
+from tickhub.bus.history import TopicHistory
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +88,12 @@ DELIVER = 0x01
 DROP = 0x02
 HAS_SLOT = 0x04
 HAS_RETAIN = 0x08
+HAS_TIME = 0x10
+HAS_SEQ = 0x20
 
 _U16 = struct.Struct(">H")
 _U64 = struct.Struct(">Q")
+_F64 = struct.Struct(">d")
 
 # KEYS: retained hash, version counter. ARGV: channel, envelope head (format, flags, slot),
 # retain field (u16 length + name), payload, retain name, "1" to drop.
@@ -111,13 +123,21 @@ def _field(name: str) -> bytes:
 
 
 def _head(message: BusMessage) -> bytes:
-    """Format, flags and slot: the part of the envelope before the retained version."""
+    """Format, flags, time and slot: the part of the envelope before the retained version."""
     flags = (DELIVER if message.deliver else 0) | (DROP if message.drop else 0)
     if message.slot is not None:
         flags |= HAS_SLOT
     if message.retain is not None:
         flags |= HAS_RETAIN
+    if message.published_at:
+        flags |= HAS_TIME
+    if message.seq:
+        flags |= HAS_SEQ
     head = bytes((FORMAT, flags))
+    if message.published_at:
+        head += _F64.pack(message.published_at)
+    if message.seq:
+        head += _U64.pack(message.seq) + _field(message.epoch)
     return head if message.slot is None else head + _field(message.slot)
 
 
@@ -148,6 +168,19 @@ def decode_envelope(topic: str, data: bytes) -> tuple[BusMessage, int]:
     slot: str | None = None
     retain: str | None = None
     version = 0
+    published_at = 0.0
+    seq = 0
+    epoch = ""
+    if flags & HAS_TIME:
+        if len(data) < pos + 8:
+            raise ValueError("truncated envelope")
+        (published_at,) = _F64.unpack_from(data, pos)
+        pos += 8
+    if flags & HAS_SEQ:
+        if len(data) < pos + 8:
+            raise ValueError("truncated envelope")
+        (seq,) = _U64.unpack_from(data, pos)
+        epoch, pos = _read_field(data, pos + 8)
     if flags & HAS_SLOT:
         slot, pos = _read_field(data, pos)
     if flags & HAS_RETAIN:
@@ -155,7 +188,10 @@ def decode_envelope(topic: str, data: bytes) -> tuple[BusMessage, int]:
             raise ValueError("truncated envelope")
         (version,) = _U64.unpack_from(data, pos)
         retain, pos = _read_field(data, pos + 8)
-    message = BusMessage(topic, data[pos:], slot, retain, bool(flags & DELIVER), bool(flags & DROP))
+    deliver, drop = bool(flags & DELIVER), bool(flags & DROP)
+    message = BusMessage(
+        topic, data[pos:], slot, retain, deliver, drop, published_at, seq=seq, epoch=epoch
+    )
     return message, version
 
 
@@ -170,7 +206,7 @@ def redact_url(url: str) -> str:
     query = parts.query
     if "password" in query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs])
+        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*")
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
@@ -193,12 +229,13 @@ class _Item:
 
 
 class _Topic:
-    """A subscribed topic: its handlers and its retained cache."""
+    """A subscribed topic: its handlers, its retained cache and its recent history."""
 
-    __slots__ = ("buffer", "handlers", "phase", "since", "values")
+    __slots__ = ("buffer", "handlers", "history", "phase", "since", "values")
 
-    def __init__(self) -> None:
+    def __init__(self, history: TopicHistory) -> None:
         self.handlers: list[Handler] = []
+        self.history = history
         self.phase = _UNCONFIRMED
         # Retained updates received while the snapshot is being fetched: (version, name, drop, data)
         self.buffer: list[tuple[int, str, bool, bytes]] = []
@@ -241,6 +278,8 @@ class RedisBus:
         *,
         prefix: str = "tickhub",
         max_queue: int = 100_000,
+        history_size: int = 1000,
+        history_age: float = 300.0,
         on_state: Callable[[bool], None] | None = None,
         reconnect_delay: float = 0.1,
         max_reconnect_delay: float = 5.0,
@@ -255,6 +294,8 @@ class RedisBus:
         self.prefix = prefix
         self.on_state = on_state
         self.max_queue = max_queue
+        self._history_size = history_size
+        self._history_age = history_age
         self.published = 0  # messages written to Redis
         self.dropped = 0  # messages given up: queue overflow, rejected, or published after close
         self._reconnect_delay = reconnect_delay
@@ -262,19 +303,11 @@ class RedisBus:
         self._connect_timeout = connect_timeout
         self._health_interval = health_interval
         self._close_timeout = close_timeout
-        common = {
-            "socket_connect_timeout": connect_timeout,
-            "socket_timeout": command_timeout,
-            "socket_keepalive": True,
-            "health_check_interval": 0,
-        }
         # Commands retry once so a pooled connection left stale by a Redis restart reconnects.
-        self._client = aioredis.Redis.from_url(
-            url, retry=Retry(NoBackoff(), 1), client_name=f"{prefix}-bus", **common
-        )
+        self._client = self._connect(url, f"{prefix}-bus", 1, connect_timeout, command_timeout)
         # The subscriber never retries on its own: the reader notices, resubscribes and resyncs.
-        self._sub_client = aioredis.Redis.from_url(
-            url, retry=Retry(NoBackoff(), 0), client_name=f"{prefix}-bus-sub", **common
+        self._sub_client = self._connect(
+            url, f"{prefix}-bus-sub", 0, connect_timeout, command_timeout
         )
         self._channel_prefix = f"{prefix}:t:".encode()
         self._version_key = f"{prefix}:v"
@@ -312,6 +345,20 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._first_outcome: asyncio.Future[BaseException | None] | None = None
         self._closed = False
+
+    @staticmethod
+    def _connect(
+        url: str, name: str, retries: int, connect_timeout: float, timeout: float
+    ) -> aioredis.Redis:
+        return aioredis.Redis.from_url(
+            url,
+            retry=Retry(NoBackoff(), retries),
+            client_name=name,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=timeout,
+            socket_keepalive=True,
+            health_check_interval=0,
+        )
 
     def __repr__(self) -> str:
         return f"RedisBus({self.url!r}, prefix={self.prefix!r}, connected={self.connected})"
@@ -426,7 +473,7 @@ class RedisBus:
                 log.exception("redis bus on_state callback failed")
 
     def _delay(self, failures: int) -> float:
-        delay = min(self._max_reconnect_delay, self._reconnect_delay * 2 ** min(failures - 1, 30))
+        delay = min(self._max_reconnect_delay, self._reconnect_delay * 2.0 ** min(failures - 1, 30))
         return delay * random.uniform(0.5, 1.0)
 
     # --- publishing ------------------------------------------------------------------------------
@@ -598,7 +645,7 @@ class RedisBus:
     def subscribe(self, topic: str, handler: Handler) -> None:
         state = self._topics.get(topic)
         if state is None:
-            state = self._topics[topic] = _Topic()
+            state = self._topics[topic] = _Topic(self._new_history())
             if topic in self._sent and topic not in self._unconfirmed:
                 self._start_sync(topic, state)
             self._dirty[topic] = None
@@ -624,13 +671,26 @@ class RedisBus:
             return None
         return list(state.values.values())
 
+    def _new_history(self) -> TopicHistory:
+        return TopicHistory(self._history_size, self._history_age)
+
+    def recover_nowait(self, topic: str, epoch: str, seq: int) -> list[bytes] | bool | None:
+        state = self._topics.get(topic)
+        if state is None:
+            return None
+        return state.history.since(epoch, seq, time.monotonic())
+
+    async def recover(self, topic: str, epoch: str, seq: int) -> list[bytes] | None:
+        found = self.recover_nowait(topic, epoch, seq)
+        return found if isinstance(found, list) else None
+
     async def retained(self, topic: str) -> list[bytes]:
         try:
-            raw: dict[bytes, bytes] = await self._client.hgetall(self._retained_key(topic))
+            raw = await self._client.hgetall(self._retained_key(topic))
         except RedisError as exc:
             raise BusUnavailableError(f"redis bus {self.url} unavailable: {exc}") from exc
         # Values start with their big-endian version, so byte order is update order.
-        return [value[8:] for value in sorted(raw.values())]
+        return [value[8:] for value in sorted(raw.values()) if isinstance(value, bytes)]
 
     # --- reader ----------------------------------------------------------------------------------
 
@@ -655,12 +715,12 @@ class RedisBus:
                     log.debug("redis bus %s: reconnect failed (%s)", self.url, err)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                 self._session_down()
             await asyncio.sleep(self._delay(failures))
 
     async def _session(self, pubsub: PubSub) -> None:
-        await pubsub.connect()
+        await pubsub.connect()  # type: ignore[no-untyped-call]
         self._last_rx = asyncio.get_running_loop().time()
         self._dirty = dict.fromkeys(self._topics)
         self._ready_token = None
@@ -676,6 +736,8 @@ class RedisBus:
         for state in self._topics.values():
             state.phase = _UNCONFIRMED
             state.buffer = []
+            # Messages published while disconnected are lost to us: the history has a gap.
+            state.history = self._new_history()
         self._sync_pending.clear()
         self._sync_idle.set()
         # Barriers not answered yet are answered by the next connection's first PING.
@@ -785,6 +847,7 @@ class RedisBus:
             elif state.phase == _SYNCING:
                 state.buffer.append((version, message.retain, message.drop, message.payload))
                 state.apply(message.retain, message.drop, message.payload)
+        self._record(state.history, message)
         if not message.deliver:
             return
         for handler in tuple(state.handlers):
@@ -793,6 +856,19 @@ class RedisBus:
             except Exception:
                 # One failing subscriber must not starve the others.
                 log.exception("bus handler failed for topic %s", topic)
+
+    @staticmethod
+    def _record(history: TopicHistory, message: BusMessage) -> None:
+        """What ``MemoryBus`` records at publish time, recorded here as messages arrive."""
+        if message.seq:
+            # Snapshot-only copies (deliver=False) were never sent live: nothing to recover.
+            retain = message.retain if message.deliver else None
+            slot = message.slot if message.deliver else "snapshot-only"
+            history.record(
+                message.epoch, message.seq, slot, retain, message.payload, time.monotonic()
+            )
+        elif message.drop and message.retain is not None:
+            history.drop_state(message.retain)
 
     async def _sync_loop(self) -> None:
         """Fetch the retained values of newly confirmed topics, many per transaction."""

@@ -77,13 +77,14 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from itertools import pairwise
-from typing import Final, Literal, TextIO
+from typing import Final, Literal
 
 from tickhub.clock import Clock, SystemClock
 from tickhub.feeds.base import StatusSink, TickSink
 from tickhub.instruments import InstrumentRegistry
 from tickhub.model import IST, FeedState, FeedStatus, Instrument, Tick
 from tickhub.recorder import (
+    CsvRows,
     ReplayError,
     csv_rows,
     open_text,
@@ -183,7 +184,7 @@ def probe_format(path: str | os.PathLike[str], *, symbol: str | None = None) -> 
     unusable (unreadable, unknown header, a bar file with no symbol column and no ``symbol``)."""
     file, source = open_text(path)
     with file:
-        header = read_header(file, source)
+        header = read_header(csv_rows(file, source), source)
     found = _format(header, source)
     if found == "ticks":
         tick_columns_index(header, source)
@@ -210,16 +211,17 @@ def read_replay(
         raise ValueError(f"bars_ticks must be at least 4: {bars_ticks}")
     file, source = open_text(path)
     with file:
-        header = read_header(file, source)
+        rows = csv_rows(file, source)
+        header = read_header(rows, source)
         if _format(header, source) == "ticks":
-            yield from _known_ticks(parse_tick_rows(file, source, header), registry, source)
+            yield from _known_ticks(parse_tick_rows(rows, source, header), registry, source)
             return
         default = registry.resolve(symbol) if symbol is not None else None
         if "symbol" not in header and default is None:
             raise ReplayError(
                 source, 1, "bar file without a symbol column: give the replay a symbol"
             )
-        bars = _read_bars(file, source, header, default.symbol if default is not None else "")
+        bars = _read_bars(rows, source, header, default.symbol if default is not None else "")
         yield from _bar_events(bars, registry, bars_ticks, source)
 
 
@@ -291,14 +293,14 @@ def _bar_time(raw: str, column: str) -> datetime:
 
 
 def _read_bars(
-    file: TextIO, source: str, header: list[str], default: str
+    rows: CsvRows, source: str, header: list[str], default: str
 ) -> Iterator[tuple[int, Bar | ReplayError]]:
     time_column = _timestamp_column(header)
     assert time_column is not None  # checked by _format
     at = [header.index(time_column)] + [header.index(c) for c in BAR_COLUMNS[1:]]
     symbol_at = header.index("symbol") if "symbol" in header else None
     width = len(header)
-    for number, fields in csv_rows(file, source):
+    for number, fields in rows:
         if isinstance(fields, ReplayError):
             yield number, fields
             continue

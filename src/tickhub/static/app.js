@@ -251,7 +251,7 @@ const chart = createChart(chartBox, {
   grid: { vertLines: { color: '#21262d' }, horzLines: { color: '#21262d' } },
   crosshair: { mode: CrosshairMode.Normal },
   rightPriceScale: { borderColor: '#30363d', scaleMargins: { top: 0.08, bottom: 0.25 } },
-  timeScale: { borderColor: '#30363d', timeVisible: true, secondsVisible: false, rightOffset: 4 },
+  timeScale: { borderColor: '#30363d', timeVisible: true, secondsVisible: false, rightOffset: 4, barSpacing: 9 },
 });
 const candleSeries = chart.addSeries(CandlestickSeries, {
   upColor: '#26a69a', downColor: '#ef5350', borderVisible: false,
@@ -324,13 +324,12 @@ function checkEpoch(msg) {
 function putBar(bar) {
   const last = lastBar();
   bars.set(bar.time, bar);
-  const { volume, ...ohlc } = bar;
   if (last === null || bar.time >= last.time) {
+    const { volume, ...ohlc } = bar;
     candleSeries.update(ohlc);
     volumeSeries.update(volumeBar(bar));
   } else {
-    candleSeries.update(ohlc, true); // a late final update of an older candle
-    volumeSeries.update(volumeBar(bar), true);
+    redrawBars(); // a late update of an older candle: rare, so redraw
   }
   markChart();
 }
@@ -379,7 +378,11 @@ function putOverlay(name, k, time, value) {
   let last = -Infinity;
   for (const t of points.keys()) if (t > last) last = t;
   points.set(time, value);
-  o.series[k].update({ time, value }, time < last);
+  if (time >= last) {
+    o.series[k].update({ time, value });
+  } else {
+    o.series[k].setData([...points].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ time: t, value: v })));
+  }
 }
 
 function applyOverlayVisibility() {
@@ -417,9 +420,8 @@ function onAnalysis(msg, meta) {
 function renderIndicators(a) {
   const ind = a.technical_indicators;
   const trend = $('ind-trend');
-  trend.textContent = a.trend;
   trend.dataset.trend = a.trend;
-  const warming = ind.warmup.have < ind.warmup.needed ? ` (warming up ${ind.warmup.have}/${ind.warmup.needed})` : '';
+  const warming = ind.warmup.have < ind.warmup.needed ? ` · warm-up ${ind.warmup.have}/${ind.warmup.needed}` : '';
   trend.textContent = a.trend + warming;
   $('ind-rsi').textContent = num(ind.rsi_14, 1);
   const hist = $('ind-macd');
@@ -466,6 +468,7 @@ function renderChartQuote() {
 const rows = new Map(); // symbol -> {row, cells, last}
 const dirty = new Set();
 let frame = 0;
+let marketTimeDirty = false;
 
 function renderWatchlist() {
   const body = $('ticker').tBodies[0];
@@ -493,7 +496,7 @@ function renderWatchlist() {
     row.dataset.symbol = symbol;
     row.classList.toggle('current', symbol === state.chartSymbol);
     body.append(row);
-    rows.set(symbol, { row, cells, last: null });
+    rows.set(symbol, { row, cells, last: null, flashed: -Infinity });
     dirty.add(symbol);
   }
   schedule();
@@ -510,12 +513,13 @@ function flush() {
     const q = state.quotes.get(symbol);
     if (!entry || !q) continue;
     const { cells, row } = entry;
-    if (entry.last !== null && q.price !== entry.last) {
-      const cls = q.price > entry.last ? 'flash-up' : 'flash-down';
+    const now = performance.now();
+    if (entry.last !== null && q.price !== entry.last && now - entry.flashed > 900) {
+      // At most one flash per row and second, so a busy symbol does not stay lit.
+      entry.flashed = now;
       cells.price.classList.remove('flash-up', 'flash-down');
-      void cells.price.offsetWidth; // restart the transition
-      cells.price.classList.add(cls);
-      setTimeout(() => cells.price.classList.remove(cls), 250);
+      void cells.price.offsetWidth; // restart the animation
+      cells.price.classList.add(q.price > entry.last ? 'flash-up' : 'flash-down');
     }
     entry.last = q.price;
     cells.price.textContent = price(q.price);
@@ -528,17 +532,20 @@ function flush() {
   dirty.clear();
   $('ticker').dataset.ticks = String(state.updates);
   $('updates').textContent = compactFmt.format(state.updates);
+  if (marketTimeDirty) {
+    marketTimeDirty = false;
+    showMarketTime(state.marketTime);
+  }
   renderChartQuote();
   if (positionsDirty) renderPositions();
 }
 
 function onQuote(msg, meta) {
   if (meta.stale) return;
-  const prev = state.quotes.get(msg.symbol);
-  if (prev && prev.exchange_timestamp > msg.data.exchange_timestamp && !meta.reset) return;
   state.quotes.set(msg.symbol, msg.data);
   state.updates += 1;
-  if (!state.marketTime || msg.timestamp > state.marketTime || meta.reset) showMarketTime(msg.timestamp);
+  state.marketTime = msg.timestamp;
+  marketTimeDirty = true;
   dirty.add(msg.symbol);
   schedule();
 }
@@ -723,7 +730,7 @@ function renderPositions() {
       el('td', { className: 'num', textContent: price(p.last_price) }),
       el('td', { className: 'num opt', textContent: price(p.current_value) }),
       el('td', { className: 'num', textContent: signed(pnl.unrealized) }),
-      el('td', { className: 'num', textContent: signed(pnl.unrealized_percent, ' %') }),
+      el('td', { className: 'num opt-sm', textContent: signed(pnl.unrealized_percent, ' %') }),
       el('td', { className: 'num', textContent: signed(pnl.day) }),
     ];
     tone(cells[5], pnl.unrealized);

@@ -1,0 +1,532 @@
+// Tests of src/tickhub/static/tickhub.js, run by tests/test_js_client.py:
+//   node --experimental-websocket --test tests/js/client.test.mjs
+// The first part drives the client with a fake WebSocket and synthetic messages; the second runs
+// against a real service when TICKHUB_PORT is set, with TICKHUB_CONTROL an HTTP endpoint of the
+// Python test that can drop every connection (/drop) or restart the service on its port (/restart).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import {
+  SeqTracker,
+  TickhubClient,
+  TickhubError,
+  backoffDelay,
+  resolveUrl,
+  topicOf,
+} from '../../src/tickhub/static/tickhub.js';
+
+const PORT = process.env.TICKHUB_PORT;
+const CONTROL = process.env.TICKHUB_CONTROL;
+
+// --- helpers -------------------------------------------------------------------------------------
+
+function data(symbol, seq, extra = {}) {
+  return {
+    type: 'data',
+    symbol,
+    timestamp: '2026-11-26T09:55:44.851Z',
+    data_type: 'tick_data',
+    seq,
+    epoch: 'e1',
+    interval: '1m',
+    data: { price: 100 + seq },
+    ...extra,
+  };
+}
+
+/** The next `event` whose arguments pass `pred`, or a failure after `timeout` ms. */
+function next(client, event, pred = () => true, timeout = 10000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${event} event within ${timeout} ms`));
+    }, timeout);
+    const off = client.on(event, (...args) => {
+      if (!pred(...args)) return;
+      clearTimeout(timer);
+      off();
+      resolve(args.length > 1 ? args : args[0]);
+    });
+  });
+}
+
+/** A fake server and the WebSocket class that connects to it (no network). */
+function fakeNetwork({ refuse = 0 } = {}) {
+  const net = { sockets: [], refuse, onmessage: null };
+  class FakeWebSocket {
+    constructor(url, protocols) {
+      this.url = url;
+      this.protocols = protocols;
+      this.readyState = 0;
+      this.sent = [];
+      net.sockets.push(this);
+      setTimeout(() => {
+        if (net.refuse > 0) {
+          net.refuse -= 1;
+          this._closed(1006, '', false);
+          return;
+        }
+        this.readyState = 1;
+        this.onopen?.({});
+        this.deliver({ type: 'connection', status: 'connected', connection_id: `c-${net.sockets.length}` });
+      }, 0);
+    }
+    send(text) {
+      if (this.readyState !== 1) throw new Error('not open');
+      const msg = JSON.parse(text);
+      this.sent.push(msg);
+      net.onmessage?.(this, msg);
+    }
+    close(code = 1000, reason = '') {
+      if (this.readyState >= 2) return;
+      this.readyState = 2;
+      setTimeout(() => this._closed(code, reason, true), 0);
+    }
+    // server side
+    deliver(msg) {
+      if (this.readyState === 1) this.onmessage?.({ data: JSON.stringify(msg) });
+    }
+    drop(code = 1006, reason = '') {
+      this._closed(code, reason, false);
+    }
+    _closed(code, reason, wasClean) {
+      if (this.readyState === 3) return;
+      this.readyState = 3;
+      this.onclose?.({ code, reason, wasClean });
+    }
+  }
+  net.WebSocket = FakeWebSocket;
+  net.last = () => net.sockets[net.sockets.length - 1];
+  return net;
+}
+
+const fast = { minDelay: 1, maxDelay: 5, heartbeatInterval: 0, requestTimeout: 2000 };
+
+// --- pure parts ----------------------------------------------------------------------------------
+
+describe('SeqTracker', () => {
+  test('consecutive messages make no gap', () => {
+    const t = new SeqTracker();
+    for (let seq = 1; seq <= 5; seq++) {
+      const meta = t.observe(data('RELIANCE', seq));
+      assert.equal(meta.gap, null);
+      assert.equal(meta.stale, false);
+      assert.equal(meta.topic, 'RELIANCE@1m');
+    }
+    assert.deepEqual(t.position('RELIANCE@1m'), { epoch: 'e1', seq: 5 });
+  });
+
+  test('a live message that skips numbers is a gap of the missing count', () => {
+    const t = new SeqTracker();
+    t.observe(data('RELIANCE', 10));
+    const meta = t.observe(data('RELIANCE', 14));
+    assert.deepEqual(meta.gap, {
+      topic: 'RELIANCE@1m', symbol: 'RELIANCE', interval: '1m', epoch: 'e1', last: 10, seq: 14, missed: 3,
+    });
+    assert.equal(t.observe(data('RELIANCE', 15)).gap, null);
+  });
+
+  test('snapshot messages carry their own numbers and make no gap', () => {
+    const t = new SeqTracker();
+    assert.equal(t.observe(data('RELIANCE', 43, { snapshot: true })).gap, null);
+    assert.equal(t.observe(data('RELIANCE', 45, { snapshot: true })).gap, null);
+    assert.equal(t.observe(data('RELIANCE', 49, { snapshot: true })).gap, null);
+    assert.equal(t.observe(data('RELIANCE', 50)).gap, null);
+  });
+
+  test('a message not above the last seen is stale, and changes nothing', () => {
+    const t = new SeqTracker();
+    t.observe(data('RELIANCE', 7));
+    assert.equal(t.observe(data('RELIANCE', 7)).stale, true);
+    assert.equal(t.observe(data('RELIANCE', 3, { snapshot: true })).stale, true);
+    assert.equal(t.observe(data('RELIANCE', 8)).gap, null);
+  });
+
+  test('a new epoch resets the topic', () => {
+    const t = new SeqTracker();
+    t.observe(data('RELIANCE', 900));
+    const meta = t.observe(data('RELIANCE', 1, { epoch: 'e2' }));
+    assert.equal(meta.reset, true);
+    assert.equal(meta.gap, null);
+    assert.equal(meta.stale, false);
+    assert.deepEqual(t.position('RELIANCE@1m'), { epoch: 'e2', seq: 1 });
+  });
+
+  test('intervals, plain symbols and the * subscription are separate topics', () => {
+    const t = new SeqTracker();
+    t.observe(data('RELIANCE', 1));
+    assert.equal(t.observe(data('RELIANCE', 50, { interval: '5m' })).gap, null);
+    const alerts = { ...data('RELIANCE', 9), interval: undefined, data_type: 'alert_data' };
+    assert.equal(t.observe(alerts).topic, 'RELIANCE');
+    const star = { ...data('INFY', 30), interval: undefined, subscription: '*' };
+    assert.equal(t.observe(star).topic, '*');
+    assert.equal(t.observe({ ...star, symbol: 'TCS', seq: 31 }).gap, null);
+    assert.equal(t.observe({ ...star, symbol: 'TCS', seq: 33 }).gap.missed, 1);
+    assert.equal(t.observe(data('RELIANCE', 2)).gap, null);
+  });
+
+  test('forget drops one interval or every interval of a symbol', () => {
+    const t = new SeqTracker();
+    t.observe(data('RELIANCE', 1));
+    t.observe(data('RELIANCE', 1, { interval: '5m' }));
+    t.forget('RELIANCE', '5m');
+    assert.equal(t.position('RELIANCE@5m'), undefined);
+    assert.notEqual(t.position('RELIANCE@1m'), undefined);
+    t.forget('RELIANCE');
+    assert.equal(t.position('RELIANCE@1m'), undefined);
+  });
+
+  test('topicOf names topics as the protocol does', () => {
+    assert.equal(topicOf({ symbol: 'NIFTY 50', interval: '15m' }), 'NIFTY 50@15m');
+    assert.equal(topicOf({ symbol: 'INFY' }), 'INFY');
+    assert.equal(topicOf({ symbol: 'INFY', subscription: '*' }), '*');
+    assert.equal(topicOf({ type: 'subscription', symbol: '*' }), '*');
+  });
+});
+
+describe('backoffDelay', () => {
+  test('grows by the factor, is capped, and the jitter stays within its fraction', () => {
+    const o = { minDelay: 100, maxDelay: 1000, factor: 2, jitter: 0.5 };
+    assert.equal(backoffDelay(0, o, () => 0.999999), 100);
+    assert.equal(backoffDelay(0, o, () => 0), 50);
+    assert.equal(backoffDelay(2, o, () => 0.999999), 400);
+    assert.equal(backoffDelay(10, o, () => 0.999999), 1000);
+    assert.equal(backoffDelay(10, o, () => 0), 500);
+    for (let i = 0; i < 200; i++) {
+      const d = backoffDelay(3, o);
+      assert.ok(d >= 400 && d <= 800, `delay ${d}`);
+    }
+  });
+
+  test('no jitter gives the exact delay', () => {
+    assert.equal(backoffDelay(3, { minDelay: 10, maxDelay: 1e6, factor: 3, jitter: 0 }), 270);
+  });
+});
+
+test('resolveUrl keeps ws URLs, maps http, and refuses what it cannot place', () => {
+  assert.equal(resolveUrl('ws://h:1/ws/stream'), 'ws://h:1/ws/stream');
+  assert.equal(resolveUrl('https://h/ws/alerts'), 'wss://h/ws/alerts');
+  assert.throws(() => resolveUrl('/ws/stream'), TypeError); // no page here to resolve against
+});
+
+// --- the client against a fake server ------------------------------------------------------------
+
+describe('client (fake server)', () => {
+  test('emits data with its meta, and a gap when a live message skips numbers', async () => {
+    const net = fakeNetwork();
+    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
+    await next(c, 'open');
+    const gaps = [];
+    const metas = [];
+    c.on('gap', (g) => gaps.push(g));
+    c.on('data', (msg, meta) => metas.push(meta));
+    const s = net.last();
+    s.deliver(data('RELIANCE', 43, { snapshot: true }));
+    s.deliver(data('RELIANCE', 45, { snapshot: true }));
+    s.deliver(data('RELIANCE', 46));
+    s.deliver(data('RELIANCE', 50));
+    s.deliver(data('RELIANCE', 49));
+    assert.equal(metas.length, 5);
+    assert.deepEqual(metas.map((m) => m.snapshot), [true, true, false, false, false]);
+    assert.equal(gaps.length, 1);
+    assert.equal(gaps[0].missed, 3);
+    assert.equal(metas[3].gap, gaps[0]);
+    assert.equal(metas[4].stale, true);
+    c.close();
+  });
+
+  test('replies are matched to requests by type; errors reject the request they answer', async () => {
+    const net = fakeNetwork();
+    net.onmessage = (ws, msg) => {
+      setTimeout(() => {
+        ws.deliver(data('RELIANCE', 1, { data_type: 'alert_data', interval: undefined, data: {} }));
+        if (msg.type === 'create_alert' && msg.symbol === 'NOPE') {
+          ws.deliver({ type: 'error', code: 'unknown_symbol', message: "unknown symbol: 'NOPE'", request: 'create_alert', details: { symbol: 'NOPE' } });
+        } else if (msg.type === 'create_alert') {
+          ws.deliver({ type: 'alert', status: 'created', alert: { id: 'a_1', symbol: msg.symbol } });
+        } else if (msg.type === 'list_alerts') {
+          ws.deliver({ type: 'alerts', alerts: [{ id: 'a_1' }] });
+        } else if (msg.type === 'delete_alert') {
+          ws.deliver({ type: 'alert', status: 'deleted', id: msg.id });
+        }
+      }, 0);
+    };
+    const c = new TickhubClient('ws://fake/ws/alerts', { ...fast, WebSocket: net.WebSocket });
+    // Made before the connection is open: sent once it is.
+    const created = c.createAlert({ symbol: 'RELIANCE', condition: 'above', value: 1 });
+    c.connect();
+    const listed = c.listAlerts();
+    const refused = c.createAlert({ symbol: 'NOPE', condition: 'above', value: 1 });
+    const deleted = c.deleteAlert('a_1');
+    assert.equal((await created).id, 'a_1');
+    assert.deepEqual(await listed, [{ id: 'a_1' }]);
+    await assert.rejects(refused, (err) => err instanceof TickhubError && err.code === 'unknown_symbol');
+    assert.equal(await deleted, 'a_1');
+    assert.deepEqual(
+      net.last().sent.map((m) => m.type),
+      ['create_alert', 'list_alerts', 'create_alert', 'delete_alert'],
+    );
+    c.close();
+  });
+
+  test('a request on a connection that drops is rejected; one made while down waits', async () => {
+    const net = fakeNetwork();
+    const c = new TickhubClient('ws://fake/ws/portfolio', { ...fast, WebSocket: net.WebSocket }).connect();
+    await next(c, 'open');
+    const lost = c.listPositions();
+    net.last().drop(1012, 'restart');
+    await assert.rejects(lost, (err) => err.code === 'connection_closed');
+    const later = c.listPositions();
+    await next(c, 'open');
+    assert.equal(net.last().sent.at(-1).type, 'list_positions');
+    net.last().deliver({ type: 'positions', positions: [], portfolio: { total_value: 0 } });
+    assert.deepEqual(await later, { positions: [], portfolio: { total_value: 0 } });
+    c.close();
+  });
+
+  test('resubscribes after a reconnect, with since = the last seq seen per topic', async () => {
+    const net = fakeNetwork();
+    net.onmessage = (ws, msg) => {
+      if (msg.type !== 'subscribe') return;
+      for (const symbol of msg.symbols ?? [msg.symbol]) {
+        ws.deliver({
+          type: 'subscription', status: 'subscribed', symbol: symbol.toUpperCase(),
+          interval: msg.interval ?? '1m', ...(symbol !== symbol.toUpperCase() ? { requested: symbol } : {}),
+        });
+      }
+    };
+    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
+    c.subscribe(['reliance', 'INFY']);
+    c.subscribe('TCS', { interval: '5m' });
+    await next(c, 'open');
+    const first = net.last();
+    assert.deepEqual(first.sent, [{ type: 'subscribe', symbols: ['reliance', 'INFY'] }, { type: 'subscribe', symbol: 'TCS', interval: '5m' }]);
+    first.deliver(data('RELIANCE', 41));
+    first.deliver(data('RELIANCE', 42));
+    first.deliver(data('TCS', 7, { interval: '5m' }));
+    const reconnecting = next(c, 'reconnecting');
+    const reopened = next(c, 'open');
+    first.drop(1006);
+    assert.equal(c.state, 'reconnecting');
+    assert.ok((await reconnecting).delay >= 0);
+    assert.deepEqual(await reopened, { reconnect: true, reconnects: 1 });
+    const resent = net.last().sent;
+    assert.deepEqual(resent, [
+      { type: 'subscribe', symbol: 'RELIANCE', since: { epoch: 'e1', seq: 42 } },
+      { type: 'subscribe', symbol: 'TCS', interval: '5m', since: { epoch: 'e1', seq: 7 } },
+      { type: 'subscribe', symbol: 'INFY' }, // nothing seen yet: a plain subscribe
+    ]);
+    c.close();
+  });
+
+  test('unsubscribed topics are not resubscribed; refused symbols are dropped', async () => {
+    const net = fakeNetwork();
+    net.onmessage = (ws, msg) => {
+      if (msg.type === 'subscribe' && msg.symbol === 'NOPE') {
+        ws.deliver({ type: 'error', code: 'unknown_symbol', message: 'unknown symbol', symbol: 'NOPE', request: 'subscribe' });
+      }
+    };
+    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
+    await next(c, 'open');
+    c.subscribe('RELIANCE');
+    c.subscribe('INFY');
+    const refused = next(c, 'error');
+    c.subscribe('NOPE');
+    assert.equal((await refused).code, 'unknown_symbol');
+    c.unsubscribe('INFY');
+    assert.deepEqual(c.subscriptions, [{ symbol: 'RELIANCE' }]);
+    const reopened = next(c, 'open');
+    net.last().drop(1011);
+    await reopened;
+    assert.deepEqual(net.last().sent, [{ type: 'subscribe', symbol: 'RELIANCE' }]);
+    c.close();
+  });
+
+  test('keeps trying with backoff while the server refuses connections', async () => {
+    const net = fakeNetwork({ refuse: 3 });
+    const delays = [];
+    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket, random: () => 0.999 });
+    c.on('reconnecting', (r) => delays.push(r));
+    c.connect();
+    const opened = await next(c, 'open');
+    assert.deepEqual(delays.map((d) => d.attempt), [1, 2, 3]);
+    assert.deepEqual(delays.map((d) => d.delay), [1, 2, 4]);
+    assert.equal(opened.reconnect, false); // never open before: a first connection
+    assert.equal(net.sockets.length, 4);
+    await next(c, 'welcome');
+    assert.equal(c.attempt, 0); // reset by the welcome
+    c.close();
+  });
+
+  test('close codes 4500-4999 stop reconnecting; 4501 retries with a token function', async () => {
+    const net = fakeNetwork();
+    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket, token: 'k1' }).connect();
+    await next(c, 'open');
+    assert.deepEqual(net.last().protocols, ['tickhub', 'token.k1']);
+    const closed = next(c, 'close');
+    net.last().drop(4500, 'auth failed');
+    assert.equal((await closed).willReconnect, false);
+    assert.equal(c.state, 'closed');
+
+    let n = 0;
+    const d = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket, token: async () => `t${++n}` }).connect();
+    await next(d, 'open');
+    const again = next(d, 'open');
+    net.last().drop(4501, 'token expired');
+    await again;
+    assert.deepEqual(net.last().protocols, ['tickhub', 'token.t2']);
+    d.close();
+  });
+
+  test('sends heartbeats, and drops a link that stays silent', async () => {
+    const net = fakeNetwork();
+    const c = new TickhubClient('ws://fake/ws/stream', {
+      ...fast, WebSocket: net.WebSocket, heartbeatInterval: 20, heartbeatTimeout: 30,
+    }).connect();
+    await next(c, 'open');
+    const first = net.last();
+    const closed = await next(c, 'close', () => true, 2000);
+    assert.equal(closed.reason, 'heartbeat timeout');
+    assert.ok(first.sent.some((m) => m.type === 'heartbeat' && typeof m.timestamp === 'number'));
+    await next(c, 'open');
+    assert.equal(c.reconnects, 1);
+    c.close();
+  });
+
+  test('close() is final: no reconnect, state closed', async () => {
+    const net = fakeNetwork();
+    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
+    await next(c, 'open');
+    c.close();
+    assert.equal(c.state, 'closed');
+    await new Promise((r) => setTimeout(r, 30)); // would be long enough for a 1-5 ms backoff
+    assert.equal(net.sockets.length, 1);
+  });
+});
+
+// --- the client against a real service -----------------------------------------------------------
+
+const live = { skip: PORT ? false : 'TICKHUB_PORT not set (run through tests/test_js_client.py)' };
+const url = (path) => `ws://127.0.0.1:${PORT}${path}`;
+
+async function control(action) {
+  const response = await fetch(`${CONTROL}/${action}`);
+  assert.equal(response.status, 200, await response.text());
+}
+
+/** A WebSocket that records what it sends. */
+function recording() {
+  const sent = [];
+  class Recording extends WebSocket {
+    send(text) {
+      sent.push(JSON.parse(text));
+      super.send(text);
+    }
+  }
+  return { sent, WebSocket: Recording };
+}
+
+describe('client (real service)', live, () => {
+  test('subscribes, receives snapshot then live data without gaps, heartbeats', async () => {
+    const c = new TickhubClient(url('/ws/stream'), { heartbeatInterval: 100 }).connect();
+    const gaps = [];
+    c.on('gap', (g) => gaps.push(g));
+    c.subscribe('reliance');
+    const ack = await next(c, 'subscription');
+    assert.equal(ack.symbol, 'RELIANCE');
+    assert.equal(ack.requested, 'reliance');
+    const [snap, snapMeta] = await next(c, 'data', (m, meta) => meta.snapshot);
+    assert.equal(snapMeta.topic, 'RELIANCE@1m');
+    assert.equal(snap.symbol, 'RELIANCE');
+    let live = 0;
+    await next(c, 'data', (m, meta) => !meta.snapshot && ++live >= 20);
+    await next(c, 'heartbeat');
+    assert.equal(typeof c.counters.sent, 'number');
+    assert.ok((await c.ping()) >= 0);
+    assert.deepEqual(gaps, []);
+    c.close();
+  });
+
+  test('reconnects after the server drops it, resubscribes with since, and data resumes', async () => {
+    const rec = recording();
+    const c = new TickhubClient(url('/ws/stream'), {
+      WebSocket: rec.WebSocket, minDelay: 50, maxDelay: 200, heartbeatInterval: 0,
+    }).connect();
+    const gaps = [];
+    c.on('gap', (g) => gaps.push(g));
+    c.subscribe('RELIANCE');
+    const [before] = await next(c, 'data', (m, meta) => !meta.snapshot && m.data_type === 'tick_data');
+    const firstId = (c.welcome ?? (await next(c, 'welcome'))).connection_id;
+
+    const closed = next(c, 'close');
+    const reopened = next(c, 'open');
+    await control('drop');
+    const info = await closed;
+    assert.equal(info.code, 1012);
+    assert.equal(info.willReconnect, true);
+    assert.deepEqual(await reopened, { reconnect: true, reconnects: 1 });
+
+    const resubscribe = rec.sent.filter((m) => m.type === 'subscribe').at(-1);
+    assert.equal(resubscribe.symbol, 'RELIANCE');
+    assert.equal(resubscribe.since.epoch, before.epoch);
+    assert.ok(resubscribe.since.seq >= before.seq);
+
+    const ack = await next(c, 'subscription');
+    assert.equal(ack.status, 'subscribed');
+    const [after, meta] = await next(c, 'data', (m, mm) => !mm.snapshot && m.symbol === 'RELIANCE');
+    assert.equal(after.epoch, before.epoch);
+    assert.ok(after.seq > before.seq);
+    assert.equal(meta.reset, false);
+    assert.notEqual(c.connectionId, firstId);
+    assert.deepEqual(gaps, []); // the snapshot bridges the outage; live numbering continues from it
+    c.close();
+  });
+
+  test('alerts and portfolio requests resolve with their replies, errors reject', async () => {
+    const alerts = new TickhubClient(url('/ws/alerts')).connect();
+    alerts.subscribe('RELIANCE'); // data interleaves with the replies
+    const alert = await alerts.createAlert({ symbol: 'RELIANCE', condition: 'above', value: 99999, note: 'node test' });
+    assert.match(alert.id, /^a_/);
+    assert.equal(alert.condition, 'above');
+    assert.equal(alert.note, 'node test');
+    const listed = await alerts.listAlerts('RELIANCE');
+    assert.ok(listed.some((a) => a.id === alert.id));
+    await assert.rejects(
+      alerts.createAlert({ symbol: 'NOPE', condition: 'above', value: 1 }),
+      (err) => err instanceof TickhubError && err.code === 'unknown_symbol',
+    );
+    await assert.rejects(alerts.deleteAlert('a_nope'), (err) => err.code === 'not_found');
+    assert.equal(await alerts.deleteAlert(alert.id), alert.id);
+    alerts.close();
+
+    const portfolio = new TickhubClient(url('/ws/portfolio')).connect();
+    portfolio.subscribe('*');
+    const [star, meta] = await next(portfolio, 'data', (m) => m.subscription === '*');
+    assert.equal(meta.topic, '*');
+    assert.equal(star.data_type, 'position_data');
+    const saved = await portfolio.setPosition({ symbol: 'WIPRO', quantity: 10, average_price: '250.5' });
+    assert.equal(saved.status, 'saved');
+    assert.equal(saved.position.quantity, 10);
+    const { positions, portfolio: totals } = await portfolio.listPositions();
+    assert.ok(positions.some((p) => p.symbol === 'WIPRO'));
+    assert.equal(typeof totals.total_value, 'number');
+    assert.equal((await portfolio.removePosition('WIPRO')).status, 'removed');
+    await assert.rejects(portfolio.removePosition('WIPRO'), (err) => err.code === 'not_found');
+    portfolio.close();
+  });
+
+  test('after a restart on the same port the new epoch resets the topic', async () => {
+    const c = new TickhubClient(url('/ws/analysis'), { minDelay: 50, maxDelay: 300, heartbeatInterval: 0 }).connect();
+    c.subscribe('INFY');
+    const [before] = await next(c, 'data', (m) => m.data_type === 'technical_analysis');
+    const reopened = next(c, 'open', () => true, 20000);
+    await control('restart');
+    await reopened;
+    const [after, meta] = await next(c, 'data', (m) => m.symbol === 'INFY', 20000);
+    assert.notEqual(after.epoch, before.epoch);
+    assert.equal(meta.reset, true);
+    assert.equal(meta.topic, 'INFY@1m');
+    assert.equal(meta.gap, null);
+    c.close();
+  });
+});
