@@ -142,3 +142,25 @@ async def _until(cond: Any, timeout: float = 10.0) -> None:
     while not cond():
         assert loop.time() < deadline
         await asyncio.sleep(0.01)
+
+
+async def test_a_failing_engine_skips_its_update_and_the_rest_goes_on(tmp_path: Any) -> None:
+    svc, feed = await _start(tmp_path)
+    try:
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("engine bug")
+
+        svc.ingest.alerts.on_tick = broken  # type: ignore[method-assign]
+        svc.ingest.analysis.on_candle = broken  # type: ignore[method-assign]
+        client = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
+        await client.request({"type": "subscribe", "symbol": "RELIANCE"}, "subscription")
+        feed.push(tick("RELIANCE", at(9, 15, 1), 101.0, 1000))
+        msg = await client.wait_for(lambda m: m.get("data_type") == "tick_data")
+        assert msg["data"]["price"] == 101.0
+        assert svc.ingest.engine_errors["alerts"] == 1
+        assert svc.ingest.engine_errors["analysis"] >= 1
+        assert svc.ingest.tick_errors == 0
+        await client.close()
+    finally:
+        await svc.stop()

@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -72,6 +72,7 @@ class Ingest:
         self.ticks_in = 0
         self.last_tick_mono: float | None = None
         self.tick_errors = 0
+        self.engine_errors: dict[str, int] = {}
         self._last_sent: dict[tuple[str, str, str], float] = {}
         self._dirty: dict[tuple[str, str, str], Callable[[], None]] = {}
         self._bucket: dict[tuple[str, Interval], datetime] = {}
@@ -110,9 +111,11 @@ class Ingest:
                 interval=interval.value,
             )
         self._on_candles(updates)
-        self.portfolio.on_tick(tick)
-        for event in self.alerts.on_tick(tick):
-            self.publish_alert_event(event)
+        with self._contained("portfolio", symbol):
+            self.portfolio.on_tick(tick)
+        with self._contained("alerts", symbol):
+            for event in self.alerts.on_tick(tick):
+                self.publish_alert_event(event)
         self._throttled(("market", symbol, ""), lambda: self._publish_market(symbol))
         for owner in self.owners(Endpoint.PORTFOLIO, symbol):
             self._throttled(
@@ -136,14 +139,17 @@ class Ingest:
     def _on_candles(self, updates: Sequence[Candle]) -> None:
         for candle in updates:
             key = ("candle", candle.symbol, candle.interval.value)
-            self.analysis.on_candle(candle)
+            with self._contained("analysis", candle.symbol):
+                self.analysis.on_candle(candle)
             if candle.closed:
                 if candle.interval == self.alert_interval:
-                    for event in self.alerts.on_candle(candle):
-                        self.publish_alert_event(event)
+                    with self._contained("alerts", candle.symbol):
+                        for event in self.alerts.on_candle(candle):
+                            self.publish_alert_event(event)
                 self._dirty.pop(key, None)
                 self._publish_candle(candle)
-                self._publish_analysis(candle.symbol, candle.interval, closed=True)
+                with self._contained("analysis", candle.symbol):
+                    self._publish_analysis(candle.symbol, candle.interval, closed=True)
             elif self._is_new_bucket(candle):
                 self._last_sent[key] = self.clock.monotonic()
                 self._publish_candle(candle)
@@ -163,7 +169,18 @@ class Ingest:
         candle = self.candles.current(symbol, interval)
         if candle is not None:
             self._publish_candle(candle)
-            self._publish_analysis(symbol, interval, closed=False)
+            with self._contained("analysis", symbol):
+                self._publish_analysis(symbol, interval, closed=False)
+
+    @contextlib.contextmanager
+    def _contained(self, engine: str, symbol: str) -> Iterator[None]:
+        """A failing engine skips its update for this symbol; the tick and the other engines
+        go on (logged with context, counted per engine)."""
+        try:
+            yield
+        except Exception:
+            self.engine_errors[engine] = self.engine_errors.get(engine, 0) + 1
+            log.exception("%s engine failed for %s", engine, symbol)
 
     def _publish_candle(self, candle: Candle) -> None:
         self.publisher.data(

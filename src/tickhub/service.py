@@ -244,7 +244,10 @@ class Service:
             await done.wait()
         finally:
             log.info("shutting down")
-            await self.stop()
+            try:
+                await asyncio.wait_for(self.stop(), self.settings.shutdown_timeout)
+            except TimeoutError:
+                log.error("shutdown took over %gs; exiting anyway", self.settings.shutdown_timeout)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
