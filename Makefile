@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check clean install
+.PHONY: run test lint typecheck check clean install soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+## Soak test: thousands of clients churning for a minute, then leak and health checks
+soak: $(STAMP)
+	$(BIN)/python scripts/soak.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests backend
-	$(BIN)/ruff format --check src tests backend
+	$(BIN)/ruff check src tests backend scripts
+	$(BIN)/ruff format --check src tests backend scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
