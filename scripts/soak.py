@@ -20,6 +20,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -159,9 +160,9 @@ def main() -> int:
     with contextlib.suppress(Exception):
         import resource
 
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    proc = __import__("subprocess").Popen(
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-c",
