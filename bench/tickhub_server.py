@@ -4,8 +4,9 @@
 
 Speaks the control channel of ``control.py``. Settings keep the stream to its tick messages
 where settings can: ``UPDATE_INTERVAL=60`` (the maximum) so forming candles and ``market_data``
-go out at most once a minute per topic; no demo portfolio; logging at WARNING. Everything else
-is the default, including ``OUTBOX_BYTES`` and ``SLOW_CLIENT_GRACE``.
+go out at most once a minute per topic; no demo portfolio; logging at WARNING; the per-address
+connection limits raised (all load comes from loopback). Everything else is the default,
+including ``OUTBOX_BYTES``, ``SLOW_CLIENT_GRACE``, ``IDLE_TIMEOUT`` and the resume history.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import uvloop
 from benchfeed import BenchFeed, write_instruments
 from control import announce, parse_rate, raise_nofile, serve_commands
 
-from tickhub.config import load_settings
+from tickhub.config import Settings, load_settings
 from tickhub.instruments import InstrumentRegistry
 from tickhub.logs import setup_logging
 from tickhub.service import Service
@@ -31,17 +32,22 @@ async def main(args: argparse.Namespace) -> None:
     own_dir = args.data_dir is None
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="tickhub-bench-"))
     instruments = write_instruments(data_dir / "instruments.csv", args.symbols)
-    settings = load_settings(
-        None,
-        host="127.0.0.1",
-        ws_port=args.port,
-        instruments_file=instruments,
-        data_dir=data_dir,
-        demo_portfolio=False,
-        update_interval=60.0,
-        log_level="WARNING",
-        max_connections=max(10_000, nofile),
-    )
+    wanted = {
+        "host": "127.0.0.1",
+        "ws_port": args.port,
+        "instruments_file": instruments,
+        "data_dir": data_dir,
+        "demo_portfolio": False,
+        "update_interval": 60.0,
+        "log_level": "WARNING",
+        "max_connections": max(10_000, nofile),
+        # All the load comes from one to four loopback addresses: per-address limits, meant
+        # against abuse from one host, would refuse it.
+        "max_connections_per_ip": max(10_000, nofile),
+        "connect_rate_per_ip": 1_000_000.0,
+    }
+    # Settings change while tickhub grows: pass only the ones this version has.
+    settings = load_settings(None, **{k: v for k, v in wanted.items() if k in Settings.model_fields})
     setup_logging(settings.log_level, settings.log_format)
     registry = InstrumentRegistry.load_csv(instruments)
     feed = BenchFeed(list(registry))

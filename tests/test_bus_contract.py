@@ -48,9 +48,9 @@ def redis_unavailable() -> str | None:
     exe = shutil.which("redis-server")
     if exe is None:
         return f"no Redis answers at {REDIS_URL} and redis-server is not installed"
+    server = [exe, "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379"]
     subprocess.run(
-        [exe, "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379"]
-        + ["--save", "", "--appendonly", "no"],
+        [*server, "--save", "", "--appendonly", "no"],
         capture_output=True,
         timeout=10,
         check=False,

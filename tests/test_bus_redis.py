@@ -158,6 +158,18 @@ async def test_events_alone_may_exceed_the_bound_and_conflatable_ones_give_way()
         await bus.close()
 
 
+async def test_a_long_outage_keeps_memory_bounded() -> None:
+    bus = RedisBus("redis://127.0.0.1:1/0", max_queue=10)  # never started: a long outage
+    try:
+        bus.publish(msg("t", b"event", None))  # an event at the head is never dropped
+        for i in range(20_000):
+            bus.publish(msg("t", str(i).encode(), "tick"))
+        assert (bus.queued, bus.dropped) == (10, 20_000 - 9)
+        assert len(bus._queue) < 3_000  # dropped entries do not pile up behind the event
+    finally:
+        await bus.close()
+
+
 async def test_publish_never_raises() -> None:
     bus = RedisBus("redis://127.0.0.1:1/0")
     bus.publish(msg("t", b"x", "s" * 70_000))  # a name too long for the envelope
@@ -293,6 +305,7 @@ async def test_close_sends_everything_still_queued(pair: tuple[RedisBus, RedisBu
         producer.publish(msg("t", str(i).encode(), "tick"))
     await producer.close()
     assert producer.queued == 0
+    assert not producer._queue and not producer._conflatable  # nothing kept once written
     await settle(gateway)
     assert seen.payloads == [str(i).encode() for i in range(3000)]
 
@@ -327,7 +340,9 @@ class RedisServer:
         )
         assert self._proc.stdout is not None
         async with asyncio.timeout(WAIT):
-            while b"Ready to accept connections" not in (line := await self._proc.stdout.readline()):
+            while b"Ready to accept connections" not in (
+                line := await self._proc.stdout.readline()
+            ):
                 assert line, f"redis-server on port {self.port} exited"
 
     async def kill(self) -> None:

@@ -391,6 +391,21 @@ async def test_expired_token_stops_retries_until_the_token_file_changes(
     assert "second_token" not in caplog.text
 
 
+async def test_missing_token_file_waits_without_handshakes_then_connects(
+    emulator: KiteEmulator, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "access_token"
+    feed = make_feed(emulator, access_token=None, token_file=token_file)
+    feed.subscribe([INFY])
+    async with running(feed) as rec:
+        failed = await rec.wait_state(FeedState.AUTH_FAILED)
+        assert "no access token" in rec.statuses[failed].detail
+        token_file.write_text("test_token")
+        await rec.wait_state(FeedState.LIVE, after=failed)
+        await rec.wait_ticks(1, "INFY")
+    assert emulator.handshakes == 1
+
+
 async def test_set_access_token_resumes_after_auth_failure(emulator: KiteEmulator) -> None:
     feed = make_feed(emulator, token_poll_interval=60.0)
     async with running(feed) as rec:

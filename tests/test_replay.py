@@ -223,8 +223,8 @@ def read_bars(path: Path, symbol: str) -> list[Bar]:
         row = dict(zip(header, line.split(","), strict=True))
         ts = datetime.fromisoformat(row.get("timestamp") or row["datetime"])
         start = ts.replace(tzinfo=IST) if ts.tzinfo is None else ts.astimezone(IST)
-        prices = [float(row[k]) for k in ("open", "high", "low", "close")]
-        bars.append(Bar(symbol, start, *prices, volume=int(float(row["volume"]))))
+        o, h, low, c = (float(row[k]) for k in ("open", "high", "low", "close"))
+        bars.append(Bar(symbol, start, o, h, low, c, int(float(row["volume"]))))
     return bars
 
 
@@ -263,8 +263,8 @@ async def test_recorded_sim_feed_session_reads_back_identical(tmp_path: Path) ->
 def test_sample_file_reads_back_every_field() -> None:
     rows = list(read_ticks(SAMPLE))
     assert [line for line, _ in rows] == list(range(2, 19))
-    ticks = [tick for _, tick in rows]
-    assert all(isinstance(t, Tick) for t in ticks)
+    ticks = [tick for _, tick in rows if isinstance(tick, Tick)]
+    assert len(ticks) == len(rows) == 17
     first, index, last = ticks[0], ticks[2], ticks[-1]
     assert first == Tick(
         symbol="RELIANCE",
@@ -621,7 +621,8 @@ async def test_loop_replays_bars_on_the_following_trading_days() -> None:
         assert b == dataclasses.replace(
             a, timestamp=a.timestamp + delta, last_trade_time=a.timestamp + delta
         )
-    assert feed.status().extra["loops"] >= 1
+    loops = feed.status().extra["loops"]
+    assert isinstance(loops, int) and loops >= 1
 
     engine = candle_engine(first + second, [Interval.M1, Interval.M5, Interval.D1])
     for interval in (Interval.M1, Interval.M5):

@@ -7,10 +7,24 @@
 // message), which frames the message once for all subscribers. uWebSockets may coalesce several
 // messages to one socket into one write within a loop iteration. backpressureLimit = 1 MiB:
 // past it a subscriber's messages are dropped (closeOnBackpressureLimit off).
+import { FFIType, dlopen, ptr } from 'bun:ffi';
 import {
-  OUTBOX_BYTES, Pacer, Ticker, ack, announce, heartbeatAck, parseArgs, parseRate, serveCommands,
-  welcome,
+  OUTBOX_BYTES, Pacer, Ticker, ack, announce, heartbeatAck, hrtimeUs, parseArgs, parseRate,
+  serveCommands, setClockOffsetUs, welcome,
 } from '../baseline_node_ws/common.mjs';
+
+// Bun's hrtime counts from process start: offset it to CLOCK_MONOTONIC (read once through libc).
+{
+  const libc = dlopen('libc.so.6', {
+    clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  });
+  const ts = new BigInt64Array(2);
+  const before = hrtimeUs();
+  libc.symbols.clock_gettime(1 /* CLOCK_MONOTONIC */, ptr(ts));
+  const after = hrtimeUs();
+  setClockOffsetUs(ts[0] * 1000000n + ts[1] / 1000n - (before + after) / 2n);
+  libc.close();
+}
 
 const args = parseArgs(process.argv.slice(2));
 const ticker = new Ticker(args.symbols);

@@ -13,7 +13,15 @@ const MAX_LAG_S = 0.05;
 const round = (x, d) => Math.round(x * 10 ** d) / 10 ** d;
 export const symbol = (i) => `SYM${String(i).padStart(4, '0')}`;
 export const basePrice = (i) => round(100.0 + ((i * 7919) % 3900) + 0.05 * (i % 20), 2);
-export const nowUs = () => Number(process.hrtime.bigint() / 1000n);
+// The publish stamp: CLOCK_MONOTONIC microseconds, as Python's time.monotonic_ns() and the load
+// client read it. Node's hrtime is CLOCK_MONOTONIC; a runtime whose hrtime starts elsewhere (Bun:
+// at process start) sets the offset once with setClockOffsetUs.
+let clockOffsetUs = 0n;
+export const setClockOffsetUs = (us) => {
+  clockOffsetUs = us;
+};
+export const hrtimeUs = () => process.hrtime.bigint() / 1000n;
+export const nowUs = () => Number(process.hrtime.bigint() / 1000n + clockOffsetUs);
 const monoMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 export function parseArgs(argv) {

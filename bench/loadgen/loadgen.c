@@ -555,10 +555,13 @@ keep:
 /* ---- control ---------------------------------------------------------------------------- */
 
 static void print_ready(void) {
+    int open_now = 0;
+    for (int i = 0; i < opt_conns; i++) open_now += conns[i].state == ST_OPEN;
     printf("READY {\"conns\":%d,\"open\":%d,\"ready\":%d,\"active\":%d,\"stalled\":%d,"
-           "\"failed\":%d,\"seconds\":%.3f,\"error\":\"%s\"}\n",
-           opt_conns, n_open, n_ready_active, n_active, opt_conns - n_active, n_failed,
-           now_s() - t_start, first_error);
+           "\"failed\":%d,\"closed\":%lu,\"errors\":%lu,\"seconds\":%.3f,\"error\":\"%s\","
+           "\"error_sample\":\"%s\"}\n",
+           opt_conns, open_now, n_ready_active, n_active, opt_conns - n_active, n_failed, c_closed,
+           c_errors, now_s() - t_start, first_error, error_sample);
     fflush(stdout);
     ready_printed = 1;
     /* Stalled clients stop reading now. */

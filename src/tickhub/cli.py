@@ -55,7 +55,7 @@ def serve(ctx: click.Context) -> None:
     setup_logging(settings.log_level, settings.log_format)
     try:
         service = Service(settings)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         click.echo(f"tickhub: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
     try:

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # --- feed ---
     feed: Literal["sim", "replay", "kite"] = "sim"
     instruments_file: Path | None = None
+    instruments_source: Literal["bundled", "file", "kite"] | None = None
+    kite_api_url: str | None = None
     symbols: Annotated[tuple[str, ...], NoDecode] = ()
     sim_seed: int = 42
     sim_speed: float = Field(1.0, gt=0, le=100_000)

@@ -470,11 +470,12 @@ async def record(
         raise ValueError(f"duration must be a non-negative number of seconds: {duration!r}")
     clock = clock if clock is not None else SystemClock()
     stopped = asyncio.Event()
-    state: list[FeedState] = []
+    last_state: FeedState | None = None
 
     def on_status(status: FeedStatus) -> None:
-        if not state or state[-1] is not status.state:
-            state.append(status.state)
+        nonlocal last_state
+        if status.state is not last_state:
+            last_state = status.state
             log.info("feed %s: %s %s", feed.name, status.state.value, status.detail)
         if status.state is FeedState.STOPPED:
             stopped.set()

@@ -44,8 +44,21 @@ STALE_AFTER = 15.0
 
 
 def build_registry(settings: Settings) -> InstrumentRegistry:
-    if settings.instruments_file is not None:
+    source = settings.instruments_source or ("file" if settings.instruments_file else "bundled")
+    if source == "file":
+        if settings.instruments_file is None:
+            raise ValueError("INSTRUMENTS_SOURCE=file needs INSTRUMENTS_FILE")
         registry = InstrumentRegistry.load_csv(settings.instruments_file)
+    elif source == "kite":
+        from tickhub.feeds.kite.instruments import fetch_registry
+
+        if settings.kite_api_key is None or settings.kite_access_token is None:
+            raise ValueError("INSTRUMENTS_SOURCE=kite needs KITE_API_KEY and KITE_ACCESS_TOKEN")
+        registry = fetch_registry(
+            settings.kite_api_key.get_secret_value(),
+            settings.kite_access_token.get_secret_value(),
+            root=settings.kite_api_url,
+        )
     else:
         registry = InstrumentRegistry.bundled()
     if settings.symbols:

@@ -4,7 +4,7 @@
 // against a real service when TICKHUB_PORT is set, with TICKHUB_CONTROL an HTTP endpoint of the
 // Python test that can drop every connection (/drop) or restart the service on its port (/restart).
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 
 import {
   SeqTracker,
@@ -19,6 +19,19 @@ const PORT = process.env.TICKHUB_PORT;
 const CONTROL = process.env.TICKHUB_CONTROL;
 
 // --- helpers -------------------------------------------------------------------------------------
+
+// Every client a test makes is closed at the end, even when the test failed half-way, so that
+// no timer or socket keeps the process alive.
+const made = new Set();
+class Client extends TickhubClient {
+  constructor(...args) {
+    super(...args);
+    made.add(this);
+  }
+}
+after(() => {
+  for (const c of made) c.close();
+});
 
 function data(symbol, seq, extra = {}) {
   return {
@@ -214,7 +227,7 @@ test('resolveUrl keeps ws URLs, maps http, and refuses what it cannot place', ()
 describe('client (fake server)', () => {
   test('emits data with its meta, and a gap when a live message skips numbers', async () => {
     const net = fakeNetwork();
-    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
+    const c = new Client('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
     await next(c, 'open');
     const gaps = [];
     const metas = [];
@@ -251,7 +264,7 @@ describe('client (fake server)', () => {
         }
       }, 0);
     };
-    const c = new TickhubClient('ws://fake/ws/alerts', { ...fast, WebSocket: net.WebSocket });
+    const c = new Client('ws://fake/ws/alerts', { ...fast, WebSocket: net.WebSocket });
     // Made before the connection is open: sent once it is.
     const created = c.createAlert({ symbol: 'RELIANCE', condition: 'above', value: 1 });
     c.connect();
@@ -271,7 +284,7 @@ describe('client (fake server)', () => {
 
   test('a request on a connection that drops is rejected; one made while down waits', async () => {
     const net = fakeNetwork();
-    const c = new TickhubClient('ws://fake/ws/portfolio', { ...fast, WebSocket: net.WebSocket }).connect();
+    const c = new Client('ws://fake/ws/portfolio', { ...fast, WebSocket: net.WebSocket }).connect();
     await next(c, 'open');
     const lost = c.listPositions();
     net.last().drop(1012, 'restart');
@@ -295,7 +308,7 @@ describe('client (fake server)', () => {
         });
       }
     };
-    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
+    const c = new Client('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
     c.subscribe(['reliance', 'INFY']);
     c.subscribe('TCS', { interval: '5m' });
     await next(c, 'open');
@@ -326,7 +339,7 @@ describe('client (fake server)', () => {
         ws.deliver({ type: 'error', code: 'unknown_symbol', message: 'unknown symbol', symbol: 'NOPE', request: 'subscribe' });
       }
     };
-    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
+    const c = new Client('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
     await next(c, 'open');
     c.subscribe('RELIANCE');
     c.subscribe('INFY');
@@ -345,7 +358,7 @@ describe('client (fake server)', () => {
   test('keeps trying with backoff while the server refuses connections', async () => {
     const net = fakeNetwork({ refuse: 3 });
     const delays = [];
-    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket, random: () => 0.999 });
+    const c = new Client('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket, random: () => 0.999 });
     c.on('reconnecting', (r) => delays.push(r));
     c.connect();
     const opened = await next(c, 'open');
@@ -353,14 +366,14 @@ describe('client (fake server)', () => {
     assert.deepEqual(delays.map((d) => d.delay), [1, 2, 4]);
     assert.equal(opened.reconnect, false); // never open before: a first connection
     assert.equal(net.sockets.length, 4);
-    await next(c, 'welcome');
+    assert.equal(c.welcome.type, 'connection'); // the fake welcomes right after the open
     assert.equal(c.attempt, 0); // reset by the welcome
     c.close();
   });
 
   test('close codes 4500-4999 stop reconnecting; 4501 retries with a token function', async () => {
     const net = fakeNetwork();
-    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket, token: 'k1' }).connect();
+    const c = new Client('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket, token: 'k1' }).connect();
     await next(c, 'open');
     assert.deepEqual(net.last().protocols, ['tickhub', 'token.k1']);
     const closed = next(c, 'close');
@@ -369,7 +382,7 @@ describe('client (fake server)', () => {
     assert.equal(c.state, 'closed');
 
     let n = 0;
-    const d = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket, token: async () => `t${++n}` }).connect();
+    const d = new Client('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket, token: async () => `t${++n}` }).connect();
     await next(d, 'open');
     const again = next(d, 'open');
     net.last().drop(4501, 'token expired');
@@ -380,7 +393,7 @@ describe('client (fake server)', () => {
 
   test('sends heartbeats, and drops a link that stays silent', async () => {
     const net = fakeNetwork();
-    const c = new TickhubClient('ws://fake/ws/stream', {
+    const c = new Client('ws://fake/ws/stream', {
       ...fast, WebSocket: net.WebSocket, heartbeatInterval: 20, heartbeatTimeout: 30,
     }).connect();
     await next(c, 'open');
@@ -395,7 +408,7 @@ describe('client (fake server)', () => {
 
   test('close() is final: no reconnect, state closed', async () => {
     const net = fakeNetwork();
-    const c = new TickhubClient('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
+    const c = new Client('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
     await next(c, 'open');
     c.close();
     assert.equal(c.state, 'closed');
@@ -427,31 +440,37 @@ function recording() {
 }
 
 describe('client (real service)', live, () => {
-  test('subscribes, receives snapshot then live data without gaps, heartbeats', async () => {
-    const c = new TickhubClient(url('/ws/stream'), { heartbeatInterval: 100 }).connect();
+  test('subscribes, receives live data without gaps, snapshots on resubscribe, heartbeats', async (t) => {
+    const c = new Client(url('/ws/stream'), { heartbeatInterval: 100 }).connect();
+    t.after(() => c.close());
     const gaps = [];
     c.on('gap', (g) => gaps.push(g));
     c.subscribe('reliance');
     const ack = await next(c, 'subscription');
     assert.equal(ack.symbol, 'RELIANCE');
     assert.equal(ack.requested, 'reliance');
-    const [snap, snapMeta] = await next(c, 'data', (m, meta) => meta.snapshot);
-    assert.equal(snapMeta.topic, 'RELIANCE@1m');
-    assert.equal(snap.symbol, 'RELIANCE');
     let live = 0;
-    await next(c, 'data', (m, meta) => !meta.snapshot && ++live >= 20);
+    const [last, lastMeta] = await next(c, 'data', (m, meta) => !meta.snapshot && ++live >= 10);
+    assert.equal(lastMeta.topic, 'RELIANCE@1m');
+    assert.equal(last.symbol, 'RELIANCE');
+    // Subscribing again sends the snapshot again: old numbers, so stale, and never a gap.
+    c.subscribe('RELIANCE');
+    const [snap, snapMeta] = await next(c, 'data', (m, meta) => meta.snapshot);
+    assert.equal(snap.symbol, 'RELIANCE');
+    assert.equal(snapMeta.gap, null);
+    await next(c, 'data', (m, meta) => !meta.snapshot);
     await next(c, 'heartbeat');
     assert.equal(typeof c.counters.sent, 'number');
     assert.ok((await c.ping()) >= 0);
     assert.deepEqual(gaps, []);
-    c.close();
   });
 
-  test('reconnects after the server drops it, resubscribes with since, and data resumes', async () => {
+  test('reconnects after the server drops it, resubscribes with since, and data resumes', async (t) => {
     const rec = recording();
-    const c = new TickhubClient(url('/ws/stream'), {
+    const c = new Client(url('/ws/stream'), {
       WebSocket: rec.WebSocket, minDelay: 50, maxDelay: 200, heartbeatInterval: 0,
     }).connect();
+    t.after(() => c.close());
     const gaps = [];
     c.on('gap', (g) => gaps.push(g));
     c.subscribe('RELIANCE');
@@ -482,8 +501,9 @@ describe('client (real service)', live, () => {
     c.close();
   });
 
-  test('alerts and portfolio requests resolve with their replies, errors reject', async () => {
-    const alerts = new TickhubClient(url('/ws/alerts')).connect();
+  test('alerts and portfolio requests resolve with their replies, errors reject', async (t) => {
+    const alerts = new Client(url('/ws/alerts')).connect();
+    t.after(() => alerts.close());
     alerts.subscribe('RELIANCE'); // data interleaves with the replies
     const alert = await alerts.createAlert({ symbol: 'RELIANCE', condition: 'above', value: 99999, note: 'node test' });
     assert.match(alert.id, /^a_/);
@@ -499,7 +519,8 @@ describe('client (real service)', live, () => {
     assert.equal(await alerts.deleteAlert(alert.id), alert.id);
     alerts.close();
 
-    const portfolio = new TickhubClient(url('/ws/portfolio')).connect();
+    const portfolio = new Client(url('/ws/portfolio')).connect();
+    t.after(() => portfolio.close());
     portfolio.subscribe('*');
     const [star, meta] = await next(portfolio, 'data', (m) => m.subscription === '*');
     assert.equal(meta.topic, '*');
@@ -515,8 +536,9 @@ describe('client (real service)', live, () => {
     portfolio.close();
   });
 
-  test('after a restart on the same port the new epoch resets the topic', async () => {
-    const c = new TickhubClient(url('/ws/analysis'), { minDelay: 50, maxDelay: 300, heartbeatInterval: 0 }).connect();
+  test('after a restart on the same port the new epoch resets the topic', async (t) => {
+    const c = new Client(url('/ws/analysis'), { minDelay: 50, maxDelay: 300, heartbeatInterval: 0 }).connect();
+    t.after(() => c.close());
     c.subscribe('INFY');
     const [before] = await next(c, 'data', (m) => m.data_type === 'technical_analysis');
     const reopened = next(c, 'open', () => true, 20000);

@@ -95,7 +95,7 @@ _U16 = struct.Struct(">H")
 _U64 = struct.Struct(">Q")
 _F64 = struct.Struct(">d")
 
-# KEYS: retained hash, version counter. ARGV: channel, envelope head (format, flags, slot),
+# KEYS: retained hash, version counter. ARGV: channel, envelope head (all before the version),
 # retain field (u16 length + name), payload, retain name, "1" to drop.
 _SCRIPT = """
 local v = redis.call('INCR', KEYS[2])
@@ -304,9 +304,9 @@ class RedisBus:
         self._health_interval = health_interval
         self._close_timeout = close_timeout
         # Commands retry once so a pooled connection left stale by a Redis restart reconnects.
-        self._client = self._connect(url, f"{prefix}-bus", 1, connect_timeout, command_timeout)
+        self._client = self._redis_client(url, f"{prefix}-bus", 1, connect_timeout, command_timeout)
         # The subscriber never retries on its own: the reader notices, resubscribes and resyncs.
-        self._sub_client = self._connect(
+        self._sub_client = self._redis_client(
             url, f"{prefix}-bus-sub", 0, connect_timeout, command_timeout
         )
         self._channel_prefix = f"{prefix}:t:".encode()
@@ -347,7 +347,7 @@ class RedisBus:
         self._closed = False
 
     @staticmethod
-    def _connect(
+    def _redis_client(
         url: str, name: str, retries: int, connect_timeout: float, timeout: float
     ) -> aioredis.Redis:
         return aioredis.Redis.from_url(
@@ -438,8 +438,8 @@ class RedisBus:
 
         Queued messages are written to Redis, subscription changes are confirmed, every
         message Redis accepted before (ours included) has been passed to the local handlers,
-        and the retained cache of every subscribed topic is synced. Waits through an outage;
-        raises ``ConnectionError`` if the bus is closed meanwhile.
+        and the retained cache of every subscribed topic is synced. Waits through an outage
+        (and until ``start``); raises ``ConnectionError`` if the bus is closed meanwhile.
         """
         if self._closed:
             raise ConnectionError("bus is closed")
@@ -531,6 +531,9 @@ class RedisBus:
                 item.state = _DONE
                 self._size -= 1
                 self._count_overflow()
+                if len(self._queue) > 2 * self._size + 1024:
+                    # Dropped messages behind a queued event would never reach the head.
+                    self._queue = deque(i for i in self._queue if i.state != _DONE)
                 return True
         return False
 
@@ -570,6 +573,9 @@ class RedisBus:
         queue = self._queue
         while queue and queue[0].state == _DONE:
             queue.popleft()
+        pending = self._conflatable
+        while pending and pending[0].state == _DONE:
+            pending.popleft()
         self._written = queue[0].index - 1 if queue else self._last_index
         if self._size < self.max_queue // 2:
             self._overflow_logged = False
@@ -798,7 +804,7 @@ class RedisBus:
                 self._on_message(msg["channel"][start:].decode(), msg["data"])
             elif kind in ("subscribe", "unsubscribe"):
                 self._on_confirmed(msg["channel"][start:].decode())
-            elif kind == "pong":
+            elif kind == "pong" and msg["data"].isdigit():
                 self._on_pong(int(msg["data"]))
 
     def _on_pong(self, token: int) -> None:

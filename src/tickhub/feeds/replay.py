@@ -5,9 +5,10 @@ Files
     ``tickhub record``) plays its ticks as recorded. A bar file, the common public format for
     Indian market data, has the header ``timestamp,open,high,low,close,volume`` (any case and
     order; ``datetime`` or ``date`` are accepted for ``timestamp``; other columns are ignored) and
-    an optional ``symbol`` column; without one, every bar is for the feed's ``symbol`` argument.
-    Bar timestamps are ISO 8601 (``2024-01-02 09:15:00``, ``2024-01-02T09:15:00+05:30``); naive
-    ones are IST. A bar is the minute holding its timestamp.
+    an optional ``symbol`` column; without one (or where its cell is empty), a bar is for the
+    feed's ``symbol`` argument. Bar timestamps are ISO 8601 (``2024-01-02 09:15:00``,
+    ``2024-01-02T09:15:00+05:30``); naive ones are IST. A bar is the minute holding its timestamp.
+    An empty volume is 0; a volume written as ``1234.0`` is read as 1234.
 
 Bars to ticks
     Each bar becomes ``bars_ticks`` (at least 4) ticks spread evenly over its minute (tick ``j``
@@ -51,9 +52,10 @@ End and loop
     its first tick.
 
 Bad input
-    A bad line is one ``recorder.read_ticks`` rejects or, in a bar file, a bar with inconsistent
-    OHLC or out of order. It is logged with file and line (up to ``LOG_LIMIT`` of them), skipped,
-    and counted in ``status().extra["bad_lines"]``. Rows whose symbol the registry does not know
+    A bad line (wrong number of columns, a value that does not parse, broken quoting; in a bar
+    file also a high and low that do not bound the open and close, or a bar out of order) is
+    logged with file and line (up to ``LOG_LIMIT`` of them), skipped, and counted in
+    ``status().extra["bad_lines"]``. Rows whose symbol the registry does not know
     are skipped and counted in ``extra["unknown_symbols"]`` (logged once per symbol). Counts come
     from the first pass, so they describe the file. The constructor raises ``ReplayError`` for a
     file the feed cannot use at all: unreadable, an unknown header, or a bar file without a
@@ -124,6 +126,7 @@ _TIMESTAMP_NAMES: Final = ("timestamp", "datetime", "date")
 _DEFAULT_TICK: Final = 0.05
 _MINUTE_US: Final = 60_000_000
 _MICROSECOND: Final = timedelta(microseconds=1)
+_NO_SYMBOL: Final = "bar file without a symbol column: give the replay a symbol"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +192,7 @@ def probe_format(path: str | os.PathLike[str], *, symbol: str | None = None) -> 
     if found == "ticks":
         tick_columns_index(header, source)
     elif "symbol" not in header and symbol is None:
-        raise ReplayError(source, 1, "bar file without a symbol column: give the replay a symbol")
+        raise ReplayError(source, 1, _NO_SYMBOL)
     return found
 
 
@@ -218,9 +221,7 @@ def read_replay(
             return
         default = registry.resolve(symbol) if symbol is not None else None
         if "symbol" not in header and default is None:
-            raise ReplayError(
-                source, 1, "bar file without a symbol column: give the replay a symbol"
-            )
+            raise ReplayError(source, 1, _NO_SYMBOL)
         bars = _read_bars(rows, source, header, default.symbol if default is not None else "")
         yield from _bar_events(bars, registry, bars_ticks, source)
 
@@ -652,7 +653,7 @@ class ReplayFeed:
             if self._bad_lines <= LOG_LIMIT:
                 log.warning("skipped bad line: %s", event)
             if self._bad_lines == LOG_LIMIT:
-                log.warning("replay %s: further bad lines are counted, not logged", self._path)
+                log.warning("replay %s: any further bad lines are counted, not logged", self._path)
             return
         self._unknown += 1
         if event.symbol not in self._unknown_names:

@@ -793,7 +793,10 @@ class KiteFeed:
             log.log(_STATE_LOG_LEVEL[state], "kite feed %s: %s", state.value, detail)
         self._state, self._detail = state, detail
         if self._on_status is not None:
-            self._on_status(self.status())
+            try:
+                self._on_status(self.status())
+            except Exception:
+                log.exception("kite: on_status failed")
 
 
 def _describe(exc: BaseException) -> str:

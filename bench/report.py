@@ -1,0 +1,341 @@
+"""Results of a run: rows per (scenario, server), ratios within the run, goals, table, JSON, chart."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+BASELINES = ("picows", "node-ws")
+SUBJECT = "tickhub"
+_MEDIAN_KEYS = (
+    "delivered_per_s",
+    "msgs_per_cpu_s",
+    "cpu_share",
+    "p50_ms",
+    "p99_ms",
+    "p999_ms",
+    "max_ms",
+    "bytes_per_msg",
+    "loadgen_cpu_share",
+)
+
+
+def key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["scenario"], row["clients"], row["symbols"], row["stalled"], row["load"])
+
+
+def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (scenario, server): the median of repeated runs, in first-run order."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        groups[(*key(run), run["server"])].append(run)
+    rows = []
+    for group in groups.values():
+        row = dict(group[0])
+        if len(group) > 1:
+            for k in _MEDIAN_KEYS:
+                values = [g[k] for g in group if g.get(k) is not None]
+                row[k] = statistics.median(values) if values else None
+            row["repeats"] = len(group)
+            row["p99_ms_runs"] = [g.get("p99_ms") for g in group]
+            row["msgs_per_cpu_s_runs"] = [g.get("msgs_per_cpu_s") for g in group]
+        rows.append(row)
+    add_ratios(rows)
+    return rows
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Each row against each baseline of the same scenario in this run."""
+    by_key: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        by_key[key(row)][row["server"]] = row
+    for row in rows:
+        ratios: dict[str, dict[str, float | None]] = {}
+        for base in BASELINES:
+            other = by_key[key(row)].get(base)
+            if other is None:
+                continue
+            ratios[base] = {
+                "msgs_per_cpu_s": _ratio(row.get("msgs_per_cpu_s"), other.get("msgs_per_cpu_s")),
+                "p99": _ratio(row.get("p99_ms"), other.get("p99_ms")),
+                "rss_per_conn": _ratio(row.get("rss_per_conn_kib"), other.get("rss_per_conn_kib")),
+            }
+        row["ratios"] = ratios
+
+
+# --- goals ------------------------------------------------------------------------------------
+
+
+def _find(rows: Iterable[dict[str, Any]], server: str, **match: Any) -> dict[str, Any] | None:
+    for row in rows:
+        if row["server"] == server and all(row.get(k) == v for k, v in match.items()):
+            return row
+    return None
+
+
+def _verdict(value: float | None, ok: bool | None) -> str:
+    if value is None or ok is None:
+        return "n/a"
+    return "PASS" if ok else "FAIL"
+
+
+def goals(rows: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's measurable goals, evaluated on this run's rows (ratios only)."""
+    out: list[dict[str, Any]] = []
+    ref = plan["reference"]  # the headline scenario: 1,000 clients x 10 of 50 symbols
+    t = _find(rows, SUBJECT, **ref)
+
+    def add(goal: str, measured: str, value: float | None, ok: bool | None, note: str = "") -> None:
+        out.append(
+            {"goal": goal, "measured": measured, "value": value, "verdict": _verdict(value, ok),
+             "note": note}
+        )
+
+    for base, need in (("node-ws", 1.0), ("picows", 0.9)):
+        r = (t or {}).get("ratios", {}).get(base, {}).get("msgs_per_cpu_s")
+        add(
+            f"1. msgs per CPU-s >= {need:g}x {base}",
+            f"{r:.2f}x" if r is not None else "no baseline",
+            r,
+            None if r is None else r >= need,
+            f"{ref['clients']} clients, {ref['subs']} of {ref['symbols']} symbols",
+        )
+    r = (t or {}).get("ratios", {}).get("picows", {}).get("p99")
+    add(
+        "2. p99 latency <= 1.2x picows",
+        f"{r:.2f}x" if r is not None else "no baseline",
+        r,
+        None if r is None else r <= 1.2,
+        f"at {ref['load']:,} deliveries/s; median of repeats",
+    )
+    mem = [r for r in rows if r["scenario"] == "memory" and r["server"] == SUBJECT]
+    if mem:
+        big = max(mem, key=lambda r: r["clients"])
+        r = big.get("ratios", {}).get("node-ws", {}).get("rss_per_conn")
+        add(
+            "3. RSS per connection <= 1.2x node-ws",
+            f"{r:.2f}x" if r is not None else "no baseline",
+            r,
+            None if r is None else r <= 1.2,
+            f"{big['clients']:,} idle connections",
+        )
+        answered = big.get("hb_acked") == big.get("hb_sent") and big.get("hb_sent")
+        add(
+            "3. heartbeats answered on every idle connection",
+            f"{big.get('hb_acked')}/{big.get('hb_sent')}",
+            big.get("hb_acked"),
+            bool(answered),
+        )
+    for dim, label in (("clients", "clients"), ("symbols", "symbols")):
+        series = sorted(
+            (r for r in rows if r["server"] == SUBJECT and r["scenario"] == dim),
+            key=lambda r: r[dim],
+        )
+        values = [r["msgs_per_cpu_s"] for r in series if r.get("msgs_per_cpu_s")]
+        if len(values) >= 2:
+            spread = max(abs(v / values[0] - 1) for v in values)
+            add(
+                f"4. msgs per CPU-s within 15% across {label}",
+                f"{spread:.0%} from {series[0][dim]:,} to {series[-1][dim]:,}",
+                spread,
+                spread <= 0.15,
+                "largest deviation from the smallest setting",
+            )
+    add("5. opt-in batching", "not measured", None, None, "no batching option to compare yet")
+    base0 = _find(rows, SUBJECT, scenario="stall", stalled=0) or t
+    for row in sorted(
+        (r for r in rows if r["server"] == SUBJECT and r["scenario"] == "stall" and r["stalled"]),
+        key=lambda r: r["stalled"],
+    ):
+        if base0 is None:
+            break
+        d_tput = _ratio(row.get("msgs_per_cpu_s"), base0.get("msgs_per_cpu_s"))
+        d_p99 = _ratio(row.get("p99_ms"), base0.get("p99_ms"))
+        ok = (
+            None
+            if d_tput is None or d_p99 is None
+            else abs(d_tput - 1) <= 0.05 and d_p99 <= 1.05
+        )
+        add(
+            f"6. {row['stalled']} stalled: msgs/CPU-s and p99 within 5% of none",
+            f"msgs/CPU-s {d_tput:.2f}x, p99 {d_p99:.2f}x" if ok is not None else "n/a",
+            d_tput,
+            ok,
+            f"RSS {row.get('rss_end_kib', 0) / 1024:.0f} MiB at the end; "
+            f"{row.get('server_paused', '?')} paused",
+        )
+    return out
+
+
+# --- table ------------------------------------------------------------------------------------
+
+
+def _f(value: float | None, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, fmt)
+
+
+COLUMNS = (
+    ("scenario", "<", lambda r: r["scenario"]),
+    ("server", "<", lambda r: r["server"]),
+    ("clients", ">", lambda r: f"{r['clients']:,}"),
+    ("sym", ">", lambda r: str(r["symbols"])),
+    ("stall", ">", lambda r: str(r["stalled"])),
+    ("load/s", ">", lambda r: "max" if r["load"] == "max" else f"{r['load'] / 1000:g}k"),
+    ("deliv/s", ">", lambda r: _f(r.get("delivered_per_s"), ",.0f")),
+    ("msgs/CPU-s", ">", lambda r: _f(r.get("msgs_per_cpu_s"), ",.0f")),
+    ("CPU%", ">", lambda r: _f(r["cpu_share"] * 100 if r.get("cpu_share") else None, ".0f")),
+    ("p50 ms", ">", lambda r: _f(r.get("p50_ms"), ".2f")),
+    ("p99 ms", ">", lambda r: _f(r.get("p99_ms"), ".2f")),
+    ("p99.9 ms", ">", lambda r: _f(r.get("p999_ms"), ".2f")),
+    ("RSS/conn KiB", ">", lambda r: _f(r.get("rss_per_conn_kib"), ".1f")),
+    ("tput/pw", ">", lambda r: _f(_rat(r, "picows", "msgs_per_cpu_s"), ".2f")),
+    ("tput/node", ">", lambda r: _f(_rat(r, "node-ws", "msgs_per_cpu_s"), ".2f")),
+    ("p99/pw", ">", lambda r: _f(_rat(r, "picows", "p99"), ".2f")),
+    ("p99/node", ">", lambda r: _f(_rat(r, "node-ws", "p99"), ".2f")),
+    ("rss/node", ">", lambda r: _f(_rat(r, "node-ws", "rss_per_conn"), ".2f")),
+    ("notes", "<", lambda r: "; ".join(r.get("notes", []))),
+)
+
+
+def _rat(row: dict[str, Any], base: str, metric: str) -> float | None:
+    return row.get("ratios", {}).get(base, {}).get(metric)
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    cells = [[fn(r) for _, _, fn in COLUMNS] for r in rows]
+    heads = [name for name, _, _ in COLUMNS]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(heads)]
+    aligns = [a for _, a, _ in COLUMNS]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(f"{v:{a}{w}}" for v, a, w in zip(values, aligns, widths, strict=True))
+
+    out = [line(heads), line(["-" * w for w in widths])]
+    previous = None
+    for row, c in zip(rows, cells, strict=True):
+        group = (row["scenario"], row["clients"], row["symbols"], row["stalled"])
+        if previous is not None and group != previous:
+            out.append("")
+        previous = group
+        out.append(line(c).rstrip())
+    return "\n".join(out)
+
+
+def render_goals(items: list[dict[str, Any]]) -> str:
+    width = max(len(g["goal"]) for g in items) if items else 0
+    return "\n".join(
+        f"  {g['verdict']:<4}  {g['goal']:<{width}}  {g['measured']}"
+        + (f"  ({g['note']})" if g["note"] else "")
+        for g in items
+    )
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.write_text(json.dumps(document, indent=1, default=str) + "\n")
+
+
+def chart(rows: list[dict[str, Any]], path_png: Path) -> Path:
+    """Throughput and p99 against client count, one line per server: PNG, or SVG by hand."""
+    series: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["scenario"] == "clients":
+            series[row["server"]].append(row)
+    for rs in series.values():
+        rs.sort(key=lambda r: r["clients"])
+    panels = (
+        ("msgs_per_cpu_s", "delivered msgs per server CPU-second"),
+        ("delivered_per_s", "delivered msgs/s"),
+        ("p99_ms", "p99 publish-to-client latency (ms)"),
+    )
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        path_svg = path_png.with_suffix(".svg")
+        path_svg.write_text(_svg(series, panels))
+        return path_svg
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.5))
+    for ax, (metric, title) in zip(axes, panels, strict=True):
+        for server, rs in series.items():
+            xs = [r["clients"] for r in rs if r.get(metric) is not None]
+            ys = [r[metric] for r in rs if r.get(metric) is not None]
+            ax.plot(xs, ys, marker="o", label=server)
+        ax.set_xscale("log")
+        if metric == "p99_ms":
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_xlabel("clients (10 of 50 symbols each)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path_png, dpi=110)
+    plt.close(fig)
+    return path_png
+
+
+def _svg(series: dict[str, list[dict[str, Any]]], panels: tuple[tuple[str, str], ...]) -> str:
+    colors = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
+    w, h, pad = 420, 300, 50
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(panels)}" height="{h}">']
+    parts.append('<rect width="100%" height="100%" fill="white"/>')
+    xs_all = sorted({r["clients"] for rs in series.values() for r in rs}) or [1]
+    lx0, lx1 = math.log10(xs_all[0]), math.log10(xs_all[-1]) or 1
+    for p, (metric, title) in enumerate(panels):
+        ox = p * w
+        ys_all = [r[metric] for rs in series.values() for r in rs if r.get(metric)] or [1]
+        ymax = max(ys_all) * 1.1
+
+        def px(x: float, ox: int = ox) -> float:
+            span = (lx1 - lx0) or 1
+            return ox + pad + (math.log10(x) - lx0) / span * (w - 2 * pad)
+
+        def py(y: float, ymax: float = ymax) -> float:
+            return h - pad - y / ymax * (h - 2 * pad)
+
+        parts.append(
+            f'<text x="{ox + w / 2}" y="20" font-size="12" text-anchor="middle">{title}</text>'
+        )
+        parts.append(
+            f'<line x1="{ox + pad}" y1="{h - pad}" x2="{ox + w - pad}" y2="{h - pad}" '
+            'stroke="black"/>'
+        )
+        parts.append(
+            f'<line x1="{ox + pad}" y1="{pad}" x2="{ox + pad}" y2="{h - pad}" stroke="black"/>'
+        )
+        parts.append(f'<text x="{ox + 5}" y="{pad}" font-size="10">{ymax:,.3g}</text>')
+        for x in xs_all:
+            parts.append(
+                f'<text x="{px(x)}" y="{h - pad + 15}" font-size="10" '
+                f'text-anchor="middle">{x:,}</text>'
+            )
+        for i, (server, rs) in enumerate(series.items()):
+            pts = " ".join(f"{px(r['clients'])},{py(r[metric])}" for r in rs if r.get(metric))
+            color = colors[i % len(colors)]
+            parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}"/>')
+            if p == 0:
+                parts.append(
+                    f'<text x="{ox + pad + 10}" y="{pad + 15 * (i + 1)}" font-size="10" '
+                    f'fill="{color}">{server}</text>'
+                )
+    parts.append("</svg>")
+    return "\n".join(parts)

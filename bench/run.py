@@ -1,0 +1,484 @@
+"""Benchmark tickhub's /ws/stream fan-out against a raw picows broadcaster and Node ws (and Bun).
+
+    .venv/bin/python bench/run.py [--quick] [--clients 100,1000,...] [--out bench/results]
+
+Each server runs alone in its own process pinned to CPU 0; the C load client (bench/loadgen)
+runs pinned to CPU 1. Server CPU comes from /proc/<pid>/stat (utime + stime) over the
+measurement window, RSS from /proc/<pid>/status. Every ratio compares servers measured in this
+run, one after the other, under the same load. Prints one table, writes
+<out>/<timestamp>.json, <out>/latest.json and a chart. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import report
+from procs import Proc, ProcError, Procs, cpu_share_probe, nofile_limit
+
+BENCH = Path(__file__).resolve().parent
+LOADGEN_SRC = BENCH / "loadgen" / "loadgen.c"
+LOADGEN = BENCH / "build" / "loadgen"
+NODE_DIR = BENCH / "baseline_node_ws"
+BUN_DIR = BENCH / "baseline_bun"
+SUBS = 10
+FD_RESERVE = 100  # descriptors a server needs besides its connections
+
+
+@dataclass(frozen=True)
+class Scenario:
+    scenario: str  # clients | symbols | stall | peak | memory
+    clients: int
+    symbols: int = 50
+    subs: int = SUBS
+    stalled: int = 0
+    load: int | str = 50_000  # deliveries/s to the reading clients, or "max"
+    warmup: float = 2.0
+    duration: float = 6.0
+
+    @property
+    def subscribers_per_tick(self) -> float:
+        return self.clients * min(self.subs, self.symbols) / self.symbols
+
+    @property
+    def rate(self) -> str:
+        """The servers' tick rate (ticks/s over all symbols) for this load."""
+        if self.scenario == "memory":
+            return "0"
+        if self.load == "max":
+            return "max"
+        return f"{float(self.load) / self.subscribers_per_tick:.3f}"
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    argv: list[str]
+    version: str
+
+
+# --- environment ------------------------------------------------------------------------------
+
+
+def build_loadgen() -> None:
+    if LOADGEN.exists() and LOADGEN.stat().st_mtime >= LOADGEN_SRC.stat().st_mtime:
+        return
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        sys.exit("bench: a C compiler (gcc or cc) is needed to build the load client")
+    LOADGEN.parent.mkdir(exist_ok=True)
+    subprocess.run([cc, "-O2", "-Wall", "-o", str(LOADGEN), str(LOADGEN_SRC)], check=True)
+
+
+def _npm_install(folder: Path, probe: Path, notes: list[str], what: str) -> bool:
+    if probe.exists():
+        return True
+    npm = shutil.which("npm")
+    if npm is None:
+        notes.append(f"{what} skipped: npm not found")
+        return False
+    command = "ci" if (folder / "package-lock.json").exists() else "install"
+    try:
+        subprocess.run(
+            [npm, command, "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        notes.append(f"{what} skipped: npm {command} failed ({exc})")
+        return False
+    return probe.exists()
+
+
+def _version(argv: list[str]) -> str | None:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return out.stdout.strip() or None
+
+
+def servers(wanted: list[str], notes: list[str]) -> list[Server]:
+    py = sys.executable
+    found: list[Server] = []
+    for name in wanted:
+        if name == "tickhub":
+            found.append(
+                Server(name, [py, str(BENCH / "tickhub_server.py")], metadata.version("tickhub"))
+            )
+        elif name == "picows":
+            found.append(
+                Server(name, [py, str(BENCH / "baseline_picows.py")], metadata.version("picows"))
+            )
+        elif name == "node-ws":
+            node = shutil.which("node")
+            if node is None:
+                notes.append("node-ws skipped: node not found")
+                continue
+            if not _npm_install(NODE_DIR, NODE_DIR / "node_modules" / "ws", notes, "node-ws"):
+                continue
+            ws = json.loads((NODE_DIR / "node_modules" / "ws" / "package.json").read_text())
+            version = f"node {_version([node, '--version'])}, ws {ws['version']}"
+            found.append(Server(name, [node, str(NODE_DIR / "server.mjs")], version))
+        elif name == "bun":
+            bun = BUN_DIR / "node_modules" / ".bin" / "bun"
+            if not _npm_install(BUN_DIR, bun, notes, "bun"):
+                continue
+            version = _version([str(bun), "--version"])
+            if version is None:
+                notes.append("bun skipped: the npm package installed no working binary")
+                continue
+            found.append(Server(name, [str(bun), str(BUN_DIR / "server.mjs")], f"bun {version}"))
+        else:
+            sys.exit(f"bench: unknown server {name!r} (tickhub, picows, node-ws, bun)")
+    return found
+
+
+# --- one run ----------------------------------------------------------------------------------
+
+
+def _merge_latency(reports: list[dict[str, Any]]) -> dict[str, float | None]:
+    hist: dict[int, int] = {}
+    for rep in reports:
+        for value, count in rep["hist"]:
+            hist[value] = hist.get(value, 0) + count
+    total = sum(hist.values())
+    out: dict[str, float | None] = {}
+    for name, q in (("p50_ms", 0.5), ("p90_ms", 0.9), ("p99_ms", 0.99), ("p999_ms", 0.999)):
+        if not total:
+            out[name] = None
+            continue
+        rank, seen = max(1, int(q * total + 0.999999)), 0
+        for value in sorted(hist):
+            seen += hist[value]
+            if seen >= rank:
+                out[name] = value / 1000
+                break
+    out["max_ms"] = max((r["lat_us"]["max"] for r in reports), default=0) / 1000 if total else None
+    return out
+
+
+def _loadgen_argv(sc: Scenario, port: int, count: int, first: int) -> list[str]:
+    argv = [
+        str(LOADGEN),
+        "--port", str(port),
+        "--conns", str(count),
+        "--subs", str(sc.subs),
+        "--symbols", str(sc.symbols),
+        "--first", str(first),
+        "--ready-timeout", str(60 + count / 100),
+    ]  # fmt: skip
+    if sc.stalled:
+        argv += ["--stall", str(sc.stalled), "--stall-subs", str(min(sc.symbols, 200))]
+    if count > 10_000:
+        # Spread source addresses so that ephemeral ports never run short.
+        argv += ["--src", ",".join(f"127.0.0.{i}" for i in range(1, 5))]
+    return argv
+
+
+def run_one(
+    procs: Procs, server: Server, sc: Scenario, cpus: tuple[set[int], set[int]], tmp: Path
+) -> dict[str, Any]:
+    row: dict[str, Any] = {**asdict(sc), "rate": sc.rate, "server": server.name, "notes": []}
+    data_dir = tmp / f"data-{server.name}-{time.monotonic_ns()}"
+    data_dir.mkdir()
+    argv = [*server.argv, "--port", "0", "--symbols", str(sc.symbols)]
+    if server.name == "tickhub":
+        argv += ["--data-dir", str(data_dir)]
+    srv = procs.start(server.name, argv, cpus=cpus[0], cwd=data_dir)
+    loadgens: list[Proc] = []
+    try:
+        port = srv.expect("READY", 60)["port"]
+        time.sleep(0.5)
+        row["rss_start_kib"] = srv.memory_kib()["VmRSS"]
+        if sc.scenario != "memory":
+            # Ticks flow before clients come, as in a service that has been up for a while: the
+            # first tick of each symbol also opens its candle and its market_data (tickhub).
+            srv.ask(f"rate {sc.rate}", "OK")
+        rate_since = time.monotonic()
+        total = sc.clients + sc.stalled
+        active = [sc.clients]  # one load client process; the fd limit allows ~19,900 connections
+        lg = procs.start(
+            "loadgen", _loadgen_argv(sc, port, total, 0), cpus=cpus[1], cwd=data_dir
+        )
+        loadgens.append(lg)
+        ready = lg.expect("READY", 90 + total / 50)
+        row["connect_s"] = ready["seconds"]
+        if ready["open"] < total or ready["ready"] < active[0]:
+            row["notes"].append(
+                f"{ready['open']}/{total} open, {ready['ready']}/{active[0]} subscribed"
+                + (f": {ready['error']}" if ready["error"] else "")
+                + (f": {ready['error_sample'][:100]}" if ready["error_sample"] else "")
+            )
+        row["open"] = ready["open"]
+        if sc.scenario == "memory":
+            time.sleep(sc.warmup)
+            mem = srv.memory_kib()
+            row["rss_end_kib"] = mem["VmRSS"]
+            row["rss_per_conn_kib"] = (mem["VmRSS"] - row["rss_start_kib"]) / max(1, ready["open"])
+            hb = lg.ask("heartbeat", "HB", 60)
+            row["hb_sent"], row["hb_acked"], row["hb_s"] = hb["sent"], hb["acked"], hb["seconds"]
+            if hb["acked"] < total:
+                row["notes"].append(f"heartbeats answered {hb['acked']}/{total}")
+            return row
+        # Warm up, and let at least one full round of ticks over the symbols go by.
+        one_round = 0.0 if sc.rate == "max" else sc.symbols / float(sc.rate)
+        time.sleep(max(sc.warmup, rate_since + 1.5 * one_round - time.monotonic()))
+        stats0 = srv.ask("stats", "STATS")
+        cpu0, t0 = srv.cpu_seconds(), time.monotonic()
+        for lg in loadgens:
+            lg.ask("mark", "MARK")
+        time.sleep(sc.duration)
+        reports = [lg.ask("report", "REPORT") for lg in loadgens]
+        cpu1, t1 = srv.cpu_seconds(), time.monotonic()
+        stats1 = srv.ask("stats", "STATS")
+        srv.ask("rate 0", "OK")
+        row["rss_end_kib"] = srv.memory_kib()["VmRSS"]
+        window = reports[0]["window_s"]
+        msgs = sum(r["msgs"] for r in reports)
+        cpu = cpu1 - cpu0
+        row.update(
+            window_s=window,
+            delivered=msgs,
+            delivered_per_s=msgs / window,
+            tick_msgs=sum(r["ticks"] for r in reports),
+            server_cpu_s=cpu,
+            cpu_share=cpu / (t1 - t0),
+            msgs_per_cpu_s=msgs / cpu if cpu > 0 else None,
+            bytes_per_msg=sum(r["bytes"] for r in reports) / msgs if msgs else None,
+            gaps=sum(r["gaps"] for r in reports),
+            wrong_topic=sum(r["wrong_topic"] for r in reports),
+            errors=sum(r["errors"] for r in reports),
+            closed=sum(r["closed"] for r in reports),
+            loadgen_cpu_share=sum(r["cpu_s"] for r in reports) / window,
+            ticks_per_s=(stats1["ticks"] - stats0["ticks"]) / (t1 - t0),
+            shed=stats1["shed"] - stats0["shed"],
+            server_delivered=stats1["delivered"] - stats0["delivered"],
+            server_paused=stats1.get("paused"),
+            server_dropped=stats1.get("dropped"),
+            **_merge_latency(reports),
+        )
+        hb = loadgens[0].ask("heartbeat", "HB", 60)
+        row["hb_sent"], row["hb_acked"] = hb["sent"], hb["acked"]
+        _annotate(row, sc, reports)
+        return row
+    except ProcError as exc:
+        row["error"] = str(exc)
+        row["notes"].append("FAILED: " + str(exc).splitlines()[0])
+        return row
+    finally:
+        for lg in loadgens:
+            procs.stop(lg)
+        procs.stop(srv, grace=10.0)
+
+
+def _annotate(row: dict[str, Any], sc: Scenario, reports: list[dict[str, Any]]) -> None:
+    notes = row["notes"]
+    ticks = row["ticks_per_s"] * row["window_s"]
+    if row["shed"] and ticks and row["shed"] > 0.01 * ticks:
+        notes.append(f"saturated: shed {row['shed'] / (row['shed'] + ticks):.0%} of ticks")
+    if sc.load != "max" and row["delivered_per_s"] < 0.95 * float(sc.load):
+        notes.append(f"below offered load ({row['delivered_per_s'] / float(sc.load):.0%})")
+    if row["gaps"]:
+        notes.append(f"{row['gaps']} seq gaps")
+    for field in ("wrong_topic", "errors", "closed"):
+        if row[field]:
+            notes.append(f"{row[field]} {field.replace('_', ' ')}")
+    if reports[0]["error_sample"]:
+        notes.append(f"error: {reports[0]['error_sample'][:80]}")
+    if row["loadgen_cpu_share"] > 0.8:
+        notes.append(f"load client busy {row['loadgen_cpu_share']:.0%}")
+    if row["hb_acked"] < row["hb_sent"]:
+        notes.append(f"heartbeats answered {row['hb_acked']}/{row['hb_sent']}")
+    if sc.stalled and row.get("server_paused") is not None:
+        notes.append(f"{row['server_paused']} paused at end")
+
+
+# --- plan -------------------------------------------------------------------------------------
+
+
+def plan(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
+    load = args.load
+    if args.quick:
+        base = Scenario("clients", clients=50, load=20_000, warmup=1.0, duration=3.0)
+        scenarios = [base, Scenario("memory", clients=500, warmup=0.5)]
+        return scenarios, {"reference": _ref(base)}
+    most = nofile_limit() - FD_RESERVE
+    clients = args.clients or [100, 1000, 5000, 10000]
+    d = {"warmup": args.warmup, "duration": args.duration}
+    ref = Scenario("clients", clients=1000, load=load, **d)
+    out: list[Scenario] = []
+    kinds = set(args.only)
+    if "clients" in kinds:
+        for n in clients:
+            if n > most:
+                continue
+            out += [replace(ref, clients=n)] * (args.repeat if n == ref.clients else 1)
+    if "symbols" in kinds:
+        out += [replace(ref, scenario="symbols", symbols=s) for s in (10, 50, 500)]
+    if "stall" in kinds:
+        out += [
+            replace(ref, scenario="stall", stalled=k, warmup=max(args.warmup, 8.0))
+            for k in (0, 1, 10, 100)
+        ]
+    if "peak" in kinds:
+        out.append(replace(ref, scenario="peak", load="max"))
+    if "memory" in kinds:
+        for n in (5000, 20_000):
+            out.append(Scenario("memory", clients=min(n, most), warmup=2.0))
+    return out, {"reference": _ref(ref)}
+
+
+def _ref(sc: Scenario) -> dict[str, Any]:
+    return {
+        "scenario": sc.scenario,
+        "clients": sc.clients,
+        "symbols": sc.symbols,
+        "subs": sc.subs,
+        "load": sc.load,
+    }
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def _cpus() -> tuple[set[int], set[int]]:
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return set(available), set(available)
+    return {available[0]}, set(available[1:])
+
+
+def _meta(args: argparse.Namespace, found: list[Server], notes: list[str]) -> dict[str, Any]:
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    commit = _version(["git", "-C", str(BENCH.parent), "rev-parse", "--short", "HEAD"])
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git_commit": commit,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu_model": cpu_model,
+            "kernel": platform.release(),
+            "nofile_hard_limit": nofile_limit(),
+        },
+        "servers": {s.name: s.version for s in found},
+        "python": platform.python_version(),
+        "load_client": "bench/loadgen/loadgen.c (C, epoll, one process pinned to CPU 1)",
+        "notes": notes,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="tickhub fan-out benchmark against raw picows, Node ws and Bun"
+    )
+    parser.add_argument("--quick", action="store_true", help="seconds, small numbers (tests)")
+    parser.add_argument(
+        "--clients", type=lambda s: [int(x) for x in s.split(",")], default=None,
+        help="client counts of the clients scenario (default 100,1000,5000,10000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--servers", type=lambda s: s.split(","), default=None,
+        help="default tickhub,picows,node-ws,bun (quick: tickhub,picows,node-ws)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only", type=lambda s: s.split(","),
+        default=["clients", "symbols", "stall", "peak", "memory"],
+        help="scenario kinds to run (clients,symbols,stall,peak,memory)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--load", type=int, default=50_000, help="deliveries/s offered (default 50,000)"
+    )
+    parser.add_argument("--duration", type=float, default=6.0, help="measurement seconds")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the reference scenario")
+    parser.add_argument("--out", type=Path, default=BENCH / "results")
+    args = parser.parse_args()
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+
+    build_loadgen()
+    notes: list[str] = []
+    wanted = args.servers or (
+        ["tickhub", "picows", "node-ws"] if args.quick else ["tickhub", "picows", "node-ws", "bun"]
+    )
+    found = servers(wanted, notes)
+    scenarios, plan_info = plan(args)
+    cpus = _cpus()
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, cpus[1])  # the harness shares the load client's CPU
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = _meta(args, found, notes)
+    meta["cpu_share_before"] = round(cpu_share_probe(), 3)
+    runs: list[dict[str, Any]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="tickhub-bench-"))
+    started = time.monotonic()
+    try:
+        with Procs(tmp) as procs:
+            for i, sc in enumerate(scenarios, 1):
+                for server in found:
+                    label = f"[{i}/{len(scenarios)}] {sc.scenario} {server.name} clients={sc.clients}"
+                    print(f"{label} symbols={sc.symbols} stalled={sc.stalled} load={sc.load}",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    runs.append(run_one(procs, server, sc, cpus, tmp))
+    except KeyboardInterrupt:
+        print("bench: interrupted; every process stopped", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    meta["cpu_share_after"] = round(cpu_share_probe(), 3)
+    meta["seconds"] = round(time.monotonic() - started, 1)
+    rows = report.aggregate(runs)
+    verdicts = report.goals(rows, plan_info)
+    table = report.render_table(rows)
+    print(table)
+    print("\nGoals (ratios within this run):")
+    print(report.render_goals(verdicts))
+    for note in notes:
+        print(f"note: {note}")
+    print(
+        f"note: a busy thread got {meta['cpu_share_before']:.0%} / {meta['cpu_share_after']:.0%}"
+        " of a core before / after the run (the host takes the rest)"
+    )
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    document = {"meta": meta, "plan": plan_info, "rows": rows, "runs": runs, "goals": verdicts}
+    chart_path = report.chart(rows, args.out / f"{stamp}.png")
+    document["chart"] = chart_path.name
+    report.write_json(args.out / f"{stamp}.json", document)
+    report.write_json(args.out / "latest.json", document)
+    latest_chart = args.out / f"latest{chart_path.suffix}"
+    shutil.copyfile(chart_path, latest_chart)
+    print(f"\nwrote {args.out / (stamp + '.json')}, {args.out / 'latest.json'}, {chart_path}")
+    failed = [r for r in runs if r.get("error")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
