@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -23,9 +24,9 @@ DUMP = (
 
 class _Kite(BaseHTTPRequestHandler):
     body = DUMP
-    seen: list[tuple[str, str | None]] = []
+    seen: ClassVar[list[tuple[str, str | None]]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         type(self).seen.append((self.path, self.headers.get("Authorization")))
         data = type(self).body.encode()
         self.send_response(200)
@@ -61,7 +62,7 @@ def test_fetch_builds_a_registry_keyed_by_exchange_and_symbol(kite_api: str) -> 
 
 def test_a_broken_row_is_reported_with_its_line(kite_api: str) -> None:
     _Kite.body = DUMP + "notanumber,1,X,X,1,,0,0.05,1,EQ,NSE,NSE\n"
-    with pytest.raises(InstrumentsFileError, match="kite:.*/instruments: malformed dump"):
+    with pytest.raises(InstrumentsFileError, match=r"kite:.*/instruments: malformed dump"):
         fetch_registry("key", "token", root=kite_api)
 
 

@@ -4,7 +4,6 @@ Kite-format data, and an expired token reaches clients and /health as auth_faile
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tests.conftest import make_settings
 from tests.helpers import Client, ahttp_get, is_type
