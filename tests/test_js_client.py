@@ -32,7 +32,12 @@ def _node_has_websocket() -> bool:
     if NODE is None:
         return False
     probe = subprocess.run(
-        [NODE, "--experimental-websocket", "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)"],
+        [
+            NODE,
+            "--experimental-websocket",
+            "-e",
+            "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
+        ],
         capture_output=True,
         timeout=30,
     )

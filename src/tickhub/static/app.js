@@ -289,6 +289,7 @@ function markChart() {
   chartBox.dataset.updates = String(++chartUpdates);
   const last = lastBar();
   chartBox.dataset.lastTime = last ? String(last.time) : '';
+  chartBox.dataset.overlayPoints = String(overlays.sma.points[0].size);
 }
 
 function lastBar() {
@@ -414,6 +415,7 @@ function onAnalysis(msg, meta) {
   putOverlay('ema', 0, t, ind.ema_20);
   putOverlay('bb', 0, t, ind.bollinger.upper);
   putOverlay('bb', 1, t, ind.bollinger.lower);
+  markChart();
   renderIndicators(a);
 }
 

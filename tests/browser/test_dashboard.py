@@ -1,0 +1,399 @@
+"""The dashboard (GET /), the JavaScript client and the seed's examples in a real browser.
+
+Headless Chromium (the Debian package, /usr/bin/chromium) driven by Playwright, against a real
+service: the simulated market at SIM_SPEED=60 and UPDATE_INTERVAL=0.2. Each test waits on what the
+page shows (Playwright's expect / wait_for_function with timeouts), never on the clock.
+
+Pages under tests/browser (the seed examples, the React hook page) are answered by Playwright
+from disk at ``http://127.0.0.1:<port>/__tests__/...``, i.e. on the service's own origin.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.helpers import Client
+from tickhub import protocol
+from tickhub.server import HttpResponse
+from tickhub.service import Service
+from tickhub.webui import static_response
+
+try:
+    from playwright.async_api import Browser, ConsoleMessage, Page, Route, async_playwright, expect
+except ImportError:  # pragma: no cover - the dev extra installs it
+    async_playwright = None
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+DOCS_SCREENSHOT = ROOT / "docs" / "dashboard.png"
+CHROMIUM = Path(os.environ.get("TICKHUB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]  # Playwright gives every launch a fresh temporary --user-data-dir itself
+
+pytestmark = [
+    pytest.mark.skipif(
+        async_playwright is None, reason="playwright is not installed (pip install -e '.[dev]')"
+    ),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"no Chromium at {CHROMIUM} (apt-get install chromium, or set TICKHUB_CHROMIUM)",
+    ),
+]
+
+_number = re.compile(r"^\d+(\.\d+)?$")  # a data-price attribute
+_number_text = re.compile(r"\d")  # a panel that shows a value, not "–"
+_up_or_down = re.compile(r"\b(up|down)\b")
+
+CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript"}
+StartService = Callable[..., Awaitable[Service]]
+
+
+# --- service -------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _instruments_route(svc: Service) -> Callable[..., HttpResponse]:
+    """The proposed ``GET /instruments``, for as long as service.py does not serve it."""
+
+    def route(*_request: Any) -> HttpResponse:
+        assert svc.registry is not None
+        body = [
+            {
+                "symbol": i.symbol,
+                "name": i.name,
+                "exchange": i.exchange,
+                "token": i.instrument_token,
+                "tradable": i.tradable,
+            }
+            for i in svc.registry
+        ]
+        return HttpResponse(200, protocol.encode(body))
+
+    return route
+
+
+async def start_web_service(service_factory: StartService, port: int, **settings: Any) -> Service:
+    """A service on ``port`` serving the dashboard, accepting WebSockets from its own origin."""
+    svc = await service_factory(ws_port=port, cors_origins=f"http://127.0.0.1:{port}", **settings)
+    # Until service.py passes these itself (see the report that came with this test):
+    if svc.server.fallback is None:
+        svc.server.fallback = static_response
+    svc.server.routes.setdefault("/instruments", _instruments_route(svc))
+    # Wait for a first tick, so /health says "live" (200) when the page first asks.
+    probe = await Client.connect(f"ws://127.0.0.1:{port}/ws/stream")
+    try:
+        await probe.send({"type": "subscribe", "symbol": "NIFTY 50"})
+        await probe.wait_for(lambda m: m.get("type") == "data", timeout=15)
+    finally:
+        await probe.close()
+    return svc
+
+
+@pytest.fixture
+def port() -> int:
+    return _free_port()
+
+
+@pytest.fixture
+async def web(service_factory: StartService, port: int) -> Service:
+    return await start_web_service(service_factory, port)
+
+
+# --- browser -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    assert async_playwright is not None
+    pw = await async_playwright().start()
+    try:
+        b = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+    finally:
+        await pw.stop()
+
+
+class Console:
+    """Console errors and uncaught exceptions of a page."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        self.exceptions: list[str] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda exc: self.exceptions.append(str(exc)))
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"{message.text} @ {message.location.get('url', '')}")
+
+    def assert_clean(self) -> None:
+        assert self.exceptions == [], self.exceptions
+        assert self.errors == [], self.errors
+
+
+async def open_page(
+    browser: Browser, port: int, path: str = "/", **context: Any
+) -> tuple[Page, Console]:
+    page = await browser.new_page(viewport={"width": 1400, "height": 900}, **context)
+    console = Console(page)
+    await page.route(f"http://127.0.0.1:{port}/__tests__/**", _serve_test_file)
+    await page.goto(f"http://127.0.0.1:{port}{path}")
+    return page, console
+
+
+async def _serve_test_file(route: Route) -> None:
+    relative = urlparse(route.request.url).path.removeprefix("/__tests__/")
+    path = (HERE / relative).resolve()
+    if not path.is_relative_to(HERE) or not path.is_file():
+        await route.fulfill(status=404, body="not found")
+        return
+    await route.fulfill(
+        path=path, content_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+    )
+
+
+async def counter(page: Page, js: str) -> int:
+    return int(await page.evaluate(js))
+
+
+async def wait_above(page: Page, js: str, value: int, timeout: float = 10_000) -> None:
+    await page.wait_for_function(f"() => Number({js}) > {value}", timeout=timeout)
+
+
+TICKS = "document.getElementById('ticker').dataset.ticks"
+CHART_UPDATES = "document.getElementById('chart').dataset.updates"
+CHART_BARS = "document.getElementById('chart').dataset.bars"
+
+
+def save_screenshot(data: bytes, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / name).write_bytes(data)
+
+
+# --- the dashboard -------------------------------------------------------------------------------
+
+
+async def test_dashboard_streams_live_data_without_console_errors(
+    web: Service, port: int, browser: Browser
+) -> None:
+    page, console = await open_page(browser, port)
+    await expect(page).to_have_title("tickhub · live market dashboard")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
+    await expect(page.locator("#feed-state")).to_have_text("live")
+
+    # Symbols come from /instruments.
+    await expect(page.locator("#chart-symbol option")).to_have_count(len(web.registry or ()))
+    await expect(page.locator("#chart-symbol")).to_have_value("RELIANCE")
+
+    # Ticker table: a row per watched symbol, prices, up/down colours, and it keeps moving.
+    row = page.locator('#ticker tr[data-symbol="RELIANCE"]')
+    await expect(row).to_have_attribute("data-price", _number)
+    await expect(row.locator("td.num").nth(2)).to_have_class(_up_or_down)
+    ticks = await counter(page, TICKS)
+    await wait_above(page, TICKS, ticks + 20)
+
+    # Chart: the history from the analysis snapshot at once, then live candle updates.
+    await wait_above(page, CHART_BARS, 0)
+    assert await page.locator("#chart canvas").count() > 0
+    updates = await counter(page, CHART_UPDATES)
+    await wait_above(page, CHART_UPDATES, updates + 3)
+    await expect(page.locator("#ind-vwap")).to_have_text(_number_text)
+
+    # Portfolio: the demo positions with live P&L and totals.
+    await expect(page.locator("#positions tbody tr[data-symbol]")).to_have_count(7)
+    await expect(page.locator("#tot-value")).to_have_text(_number_text)
+
+    # Another symbol on the chart: the chart starts again from that symbol's history.
+    await page.select_option("#chart-symbol", "TCS")
+    await expect(page.locator('#ticker tr[data-symbol="TCS"]')).to_have_class("current")
+    await page.wait_for_function(
+        f"() => window.tickhubDashboard.state.chartSymbol === 'TCS' && Number({CHART_BARS}) > 0"
+    )
+    console.assert_clean()
+    save_screenshot(await page.screenshot(full_page=True), "dashboard-laptop.png")
+
+    # A phone: one column, nothing wider than the screen.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.wait_for_function("() => document.documentElement.scrollWidth <= window.innerWidth")
+    chart_box = await page.locator(".chart-panel").bounding_box()
+    ticker_box = await page.locator(".ticker-panel").bounding_box()
+    assert chart_box is not None and ticker_box is not None
+    assert ticker_box["y"] > chart_box["y"] + chart_box["height"] - 1  # stacked, not side by side
+    assert chart_box["width"] <= 390
+    ticks = await counter(page, TICKS)
+    await wait_above(page, TICKS, ticks)
+    save_screenshot(await page.screenshot(full_page=True), "dashboard-phone.png")
+    console.assert_clean()
+
+
+async def test_alert_created_in_the_page_appears_and_triggers(
+    web: Service, port: int, browser: Browser
+) -> None:
+    page, console = await open_page(browser, port)
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
+    await expect(page.locator('#ticker tr[data-symbol="RELIANCE"]')).to_have_attribute(
+        "data-price", _number
+    )
+
+    # "below" a level far above the market fires on the next tick.
+    await page.select_option("#alert-symbol", "RELIANCE")
+    await page.select_option("#alert-condition", "below")
+    await page.fill("#alert-value", "99999")
+    await page.fill("#alert-note", "from the browser test")
+    await page.click("#alert-create")
+
+    mine = page.locator("#my-alerts li[data-id]")
+    await expect(mine).to_have_count(1)
+    await expect(mine).to_contain_text("RELIANCE")
+    await expect(mine).to_contain_text("from the browser test")
+    fired = page.locator("#triggered li.user")
+    await expect(fired).to_have_count(1, timeout=10_000)
+    await expect(fired).to_contain_text("RELIANCE at")
+    await expect(fired).to_contain_text("at or below 99999.00")
+    await expect(mine).to_have_attribute("data-triggered", "true")
+    alert_id = await mine.get_attribute("data-id")
+    assert alert_id is not None and alert_id.startswith("a_")
+    assert [a.id for a in web.ingest.alerts.list(None)] == [alert_id]
+
+    # "Only mine" hides the built-in rules' firings; delete removes the alert on the server.
+    await page.check("#only-mine")
+    await expect(page.locator("#triggered li.builtin").first).to_be_hidden()
+    await mine.locator("button.del").click()
+    await expect(mine).to_have_count(0)
+    await expect(page.locator("#my-alerts li.empty")).to_be_visible()
+    assert list(web.ingest.alerts.list(None)) == []
+    console.assert_clean()
+
+
+async def test_page_reconnects_to_a_restarted_service_without_reload(
+    service_factory: StartService, port: int, browser: Browser
+) -> None:
+    first = await start_web_service(service_factory, port)
+    page, console = await open_page(browser, port)
+    conn = page.locator("#conn")
+    await expect(conn).to_have_attribute("data-state", "connected")
+    await wait_above(page, TICKS, 0)
+    await wait_above(page, CHART_BARS, 0)
+    await page.evaluate("() => { window.__sameDocument = true; }")
+    epoch_before = await page.evaluate(
+        "() => window.tickhubDashboard.clients.stream.tracker.position('RELIANCE@1m').epoch"
+    )
+
+    await first.stop()
+    await expect(conn).to_have_attribute("data-state", "reconnecting")
+    await expect(page.locator("#feed-state")).to_have_text("unreachable", timeout=10_000)
+
+    await start_web_service(service_factory, port)
+    await expect(conn).to_have_attribute("data-state", "connected", timeout=15_000)
+    await expect(page.locator("#reconnects")).to_have_text("1")
+    await expect(page.locator("#feed-state")).to_have_text("live", timeout=10_000)
+
+    # Resumed, in the same document: the new run's data reaches the table and the chart.
+    assert await page.evaluate("() => window.__sameDocument === true")
+    await page.wait_for_function(
+        "epoch => window.tickhubDashboard.clients.stream.tracker.position('RELIANCE@1m')"
+        "?.epoch !== epoch",
+        arg=epoch_before,
+    )
+    ticks = await counter(page, TICKS)
+    await wait_above(page, TICKS, ticks + 10)
+    updates = await counter(page, CHART_UPDATES)
+    await wait_above(page, CHART_UPDATES, updates + 2)
+    await expect(page.locator("#positions tbody tr[data-symbol]")).to_have_count(7)
+    # While the service was down the browser logged failed connections; no script failed.
+    assert console.exceptions == []
+
+
+async def test_screenshot_of_a_busy_dashboard(
+    service_factory: StartService, port: int, browser: Browser
+) -> None:
+    """docs/dashboard.png: a faster market (SIM_SPEED=600) so the chart has history and overlays.
+
+    Always saved under test-artifacts/browser; written to docs/ when missing or when
+    TICKHUB_UPDATE_SCREENSHOT=1, so that a test run does not rewrite a tracked file.
+    """
+    await start_web_service(service_factory, port, sim_speed=600.0)
+    page, console = await open_page(
+        browser,
+        port,
+        "/?symbols=NIFTY%2050,RELIANCE,TCS,HDFCBANK,INFY,ICICIBANK,SBIN&chart=RELIANCE",
+    )
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
+    await wait_above(page, CHART_BARS, 80, timeout=20_000)
+    await wait_above(page, "document.getElementById('chart').dataset.overlayPoints", 40)
+    await expect(page.locator("#ind-rsi")).to_have_text(_number_text)
+    await expect(page.locator("#triggered li").first).to_be_visible(timeout=10_000)
+    price = float(
+        await page.locator('#ticker tr[data-symbol="RELIANCE"]').get_attribute("data-price") or 0
+    )
+    await page.select_option("#alert-symbol", "RELIANCE")
+    await page.fill("#alert-value", f"{round(price * 1.02)}")
+    await page.fill("#alert-note", "take profit")
+    await page.click("#alert-create")
+    await expect(page.locator("#my-alerts li[data-id]")).to_have_count(1)
+    shot = await page.screenshot(full_page=True)
+    save_screenshot(shot, "dashboard.png")
+    if not DOCS_SCREENSHOT.exists() or os.environ.get("TICKHUB_UPDATE_SCREENSHOT") == "1":
+        DOCS_SCREENSHOT.write_bytes(shot)
+    console.assert_clean()
+
+
+# --- the seed's examples and the React hook ------------------------------------------------------
+
+
+async def test_seed_examples_run_unchanged_in_the_browser(
+    web: Service, port: int, browser: Browser
+) -> None:
+    page, console = await open_page(browser, port, "/__tests__/seed_page.html")
+    await page.wait_for_function(
+        "() => Object.entries(window.seen).every(([k, n]) => k === 'notifications' || n >= 2)",
+        timeout=15_000,
+    )
+    await expect(page.locator("#hook")).to_have_attribute("data-connected", "true")
+    await expect(page.locator("#hook")).to_contain_text("connected, RELIANCE ")
+    await expect(page.locator("#hook")).not_to_contain_text("…")
+    console.assert_clean()
+
+
+async def test_use_tickhub_hook_renders_live_data(
+    web: Service, port: int, browser: Browser
+) -> None:
+    page, console = await open_page(browser, port, "/__tests__/react_page.html")
+    for root, symbol in (("#global", "RELIANCE"), ("#global", "TCS"), ("#imported", "NIFTY 50")):
+        await expect(page.locator(f"{root} section")).to_have_attribute("data-connected", "true")
+        item = page.locator(f'{root} li[data-symbol="{symbol}"]')
+        await expect(item).to_have_attribute("data-price", _number)
+
+    # New symbols resubscribe: the old ones are dropped from the client, the new one arrives.
+    await page.click("#global-switch")
+    await expect(page.locator('#global li[data-symbol="INFY"]')).to_have_attribute(
+        "data-price", _number
+    )
+    await expect(page.locator("#global .subs")).to_have_text("INFY")
+    await expect(page.locator("#global section")).to_have_attribute("data-gaps", "0")
+    console.assert_clean()
