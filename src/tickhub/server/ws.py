@@ -235,6 +235,9 @@ class WebSocketServer:
             max_frame_size=self.max_frame_bytes,
             read_buffer_init_size=self.read_buffer_bytes,
             enable_auto_ping=False,
+            # asyncio's default backlog of 100 drops SYNs when a crowd reconnects at once (a
+            # restart, a network blip); the kernel caps this at net.core.somaxconn.
+            backlog=4096,
         )
         sock = self._server.sockets[0]
         return int(sock.getsockname()[1])
