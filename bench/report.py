@@ -286,7 +286,8 @@ def chart(rows: list[dict[str, Any]], path_png: Path) -> Path:
         ax.set_xlabel("clients (10 of 50 symbols each)")
         ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
-    axes[0].legend()
+    if series:
+        axes[0].legend()
     fig.tight_layout()
     fig.savefig(path_png, dpi=110)
     plt.close(fig)

@@ -261,6 +261,10 @@ async def test_star_streams_every_held_position(tmp_path: Path) -> None:
             if not msg.get("snapshot"):
                 got.add(msg["symbol"])
                 assert msg["data"]["position"]["quantity"] != 0
+        # Removing a position is announced on `*` with quantity 0.
+        await c.send({"type": "remove_position", "symbol": "INFY"})
+        gone = await c.wait_for(lambda m: m.get("type") == "data" and m.get("removed"))
+        assert gone["symbol"] == "INFY" and gone["data"]["position"]["quantity"] == 0
     finally:
         await app.stop()
 

@@ -13,6 +13,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -112,11 +113,12 @@ async def test_js_client_under_node(
             },
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the runner and its test child
         )
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), 90)
         except TimeoutError:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             out, _ = await proc.communicate()
             pytest.fail("node --test timed out:\n" + out.decode())
     finally:

@@ -72,7 +72,7 @@ async def test_message_rate_error_then_close_if_it_continues(service_factory: An
 
 
 async def test_idle_client_is_pinged_and_one_that_answers_stays(service_factory: Any) -> None:
-    svc: Service = await service_factory(idle_timeout=1.0)
+    svc: Service = await service_factory(idle_timeout=3.0)
     # websockets answers pings by itself: this client never sends a message yet stays open.
     c = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
     await c.recv()
@@ -143,3 +143,15 @@ async def _wait(cond: Any, timeout: float = 15.0) -> None:
     while not cond():
         assert loop.time() < deadline, "condition not reached"
         await asyncio.sleep(0.02)
+
+
+async def test_binary_frames_count_against_the_message_rate(service_factory: Any) -> None:
+    svc: Service = await service_factory(message_rate=5.0, message_burst=5)
+    c = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
+    await c.recv()
+    for _ in range(8):
+        await c.send(b"\x00\x01")
+    await c.wait_for(lambda m: m.get("code") == "rate_limited")
+    codes = [m["code"] for m in c.seen if m.get("type") == "error"]
+    assert codes == ["unsupported_frame"] * 5 + ["rate_limited"]
+    await c.close()

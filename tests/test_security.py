@@ -201,3 +201,28 @@ async def test_secrets_never_appear_in_health_connections_or_config_repr(
         assert secret not in text
     assert conns["connections"][0]["user"] == "alice"
     await c.close()
+
+
+async def test_admin_key_needs_the_bearer_scheme_in_any_case(secured: Service) -> None:
+    ok = await ahttp_get(secured.port, "/connections", {"Authorization": "bearer admin-secret"})
+    assert ok[0] == 200
+    bare = await ahttp_get(secured.port, "/connections", {"Authorization": "admin-secret"})
+    assert bare[0] == 401
+
+
+def test_public_key_file_needs_rs256(tmp_path: Path) -> None:
+    from tickhub.config import ConfigError, load_settings
+
+    (tmp_path / "k.pem").write_text("x")
+    with pytest.raises(ConfigError, match="RS256"):
+        load_settings(None, jwt_public_key_file=tmp_path / "k.pem")
+
+
+async def test_token_offered_without_tickhub_is_never_echoed(secured: Service) -> None:
+    token = _hs256("gina")
+    c = await Client.connect(
+        f"ws://127.0.0.1:{secured.port}/ws/stream", subprotocols=["v1", f"token.{token}"]
+    )
+    assert c.ws.subprotocol == "v1"
+    assert token not in str(c.ws.response.headers)
+    await c.close()

@@ -29,6 +29,7 @@ import {
 const args = parseArgs(process.argv.slice(2));
 const ticker = new Ticker(args.symbols);
 const counts = ticker.names.map(() => 0); // subscribers per topic
+const sockets = new Set();
 let clients = 0;
 let ids = 0;
 let delivered = 0;
@@ -60,6 +61,7 @@ server = Bun.serve({
     maxPayloadLength: 1 << 20,
     open(ws) {
       clients++;
+      sockets.add(ws);
       ws.send(welcome(++ids));
       ws.data.sent++;
     },
@@ -91,6 +93,7 @@ server = Bun.serve({
       }
     },
     close(ws) {
+      sockets.delete(ws);
       for (const t of ws.data.topics) counts[t]--;
       clients--;
     },
@@ -106,7 +109,14 @@ serveCommands(
     },
     stats: () => [
       'STATS',
-      { ticks: pacer.emitted, shed: pacer.shed, delivered, dropped, connections: clients },
+      {
+        ticks: pacer.emitted,
+        shed: pacer.shed,
+        delivered,
+        dropped,
+        connections: clients,
+        paused: [...sockets].filter((ws) => ws.getBufferedAmount() > OUTBOX_BYTES / 2).length,
+      },
     ],
   },
   () => {

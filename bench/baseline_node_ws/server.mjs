@@ -93,7 +93,16 @@ wss.on('listening', () => {
       },
       stats: () => [
         'STATS',
-        { ticks: pacer.emitted, shed: pacer.shed, delivered, dropped, connections: clients },
+        {
+          ticks: pacer.emitted,
+          shed: pacer.shed,
+          delivered,
+          dropped,
+          connections: clients,
+          paused: [...new Set(topics.flatMap((t) => [...t]))].filter(
+            (c) => c.sock.writableLength > OUTBOX_BYTES,
+          ).length,
+        },
       ],
     },
     () => {

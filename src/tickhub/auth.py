@@ -108,7 +108,7 @@ class Authenticator:
                 audience=self._audience,
                 options=options,
             )
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:
             return Rejection(AuthFailure.INVALID, f"invalid token: {_reason(exc)}")
         # exp is checked against the injected clock, not the host's.
         expires = datetime.fromtimestamp(float(claims["exp"]), UTC)

@@ -127,6 +127,8 @@ class Settings(BaseSettings):
             raise ValueError("FEED=kite needs KITE_API_KEY")
         if self.jwt_algorithm == "RS256" and self.jwt_secret is not None:
             raise ValueError("JWT_ALGORITHM=RS256 takes JWT_PUBLIC_KEY_FILE, not JWT_SECRET")
+        if self.jwt_public_key_file is not None and self.jwt_algorithm != "RS256":
+            raise ValueError("JWT_PUBLIC_KEY_FILE needs JWT_ALGORITHM=RS256")
         if self.feed == "kite" and self.kite_access_token is None and self.kite_token_file is None:
             raise ValueError("FEED=kite needs KITE_ACCESS_TOKEN or KITE_TOKEN_FILE")
         return self

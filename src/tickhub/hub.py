@@ -198,6 +198,8 @@ class Hub:
         self._attempts: dict[str, tuple[float, float]] = {}  # ip -> (tokens, at)
         self.errors: dict[str, int] = {}
         self.observe_latency: Callable[[float], None] | None = None
+        self.conflated = 0  # replaced by a newer message for a slow client (monotonic)
+        self.dropped = 0  # never delivered: conflated, or held when a slow client was closed
         self.closes: dict[int, int] = {}
 
     # --- extension -----------------------------------------------------------------------------
@@ -313,7 +315,11 @@ class Hub:
                     ErrorCode.MESSAGE_TOO_LARGE,
                     f"message of {len(raw)} bytes exceeds the limit of "
                     f"{self.limits.max_message_bytes} bytes",
-                    {"limit": self.limits.max_message_bytes, "size": len(raw)},
+                    {
+                        "limit": self.limits.max_message_bytes,
+                        "size": len(raw),
+                        "setting": "MAX_MESSAGE_BYTES",
+                    },
                 ),
             )
             return
@@ -322,10 +328,11 @@ class Hub:
             self.reply_error(session, msg)
             return
         kind = msg["type"]
-        if kind == "auth":
-            self._authenticate(session, msg.get("token"))
-            return
-        if not session.authenticated and kind not in ("ping", "heartbeat"):
+        if (
+            not session.authenticated
+            and kind not in ("auth", "ping", "heartbeat")
+            and kind not in ("ping", "heartbeat")
+        ):
             self.reply_error(
                 session,
                 ProtocolError(
@@ -336,7 +343,9 @@ class Hub:
             )
             return
         try:
-            if kind == "subscribe":
+            if kind == "auth":
+                self._authenticate(session, msg.get("token"))
+            elif kind == "subscribe":
                 self._subscribe(session, msg)
             elif kind == "unsubscribe":
                 self._unsubscribe(session, msg)
@@ -383,10 +392,21 @@ class Hub:
         session.last_seen = self.clock.monotonic()
         session.pinged = False
 
+    def refuse(self, session: Session, err: ProtocolError) -> None:
+        """A frame the server cannot take (binary, oversized): counted like any message, under
+        the same rate limit, answered with ``err``."""
+        session.received += 1
+        self.messages_in += 1
+        mono = self.clock.monotonic()
+        session.last_seen = mono
+        session.pinged = False
+        if self._take_token(session, mono):
+            self.reply_error(session, err)
+
     def _take_token(self, session: Session, mono: float) -> bool:
-        """Token bucket of ``message_rate`` per second, ``message_burst`` deep. Excess messages
-        are refused with one error per burst of excess; a client still sending at twice the
-        burst past its limit is closed with the rate-limit code."""
+        """Token bucket of ``message_rate`` per second, ``message_burst`` deep. The first refused
+        message of a run of refusals gets a ``rate_limited`` error; more than twice the burst
+        refused in a row closes the connection with the rate-limit code."""
         limits = self.limits
         session.tokens = min(
             float(limits.message_burst),
@@ -399,7 +419,6 @@ class Hub:
             return True
         session.rate_rejected += 1
         if session.rate_rejected > 2 * limits.message_burst:
-            self._count_error(ErrorCode.RATE_LIMITED)
             self._close(session, CloseCode.RATE_LIMITED, "rate limit exceeded repeatedly")
             return False
         if session.rate_rejected == 1:
@@ -699,6 +718,8 @@ class Hub:
         if session.held.pop(key, None) is not None:
             session.conflated += 1
             session.dropped += 1
+            self.conflated += 1
+            self.dropped += 1
         # Re-inserted at the end: held messages leave in the order of their latest update.
         session.held[key] = frame
 
@@ -754,6 +775,7 @@ class Hub:
 
     def _close_slow(self, session: Session, reason: str) -> None:
         session.dropped += len(session.held)
+        self.dropped += len(session.held)
         self._close(session, CloseCode.SLOW_CONSUMER, reason)
 
     def _close(self, session: Session, code: int, reason: str) -> None:

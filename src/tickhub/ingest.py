@@ -275,10 +275,20 @@ class Ingest:
             )
 
     def forget_position(self, symbol: str, owner: str = "") -> None:
-        """A removed position leaves the ``*`` topic's snapshot."""
-        self.publisher.drop_retained(
-            topic(Endpoint.PORTFOLIO, ALL_SYMBOLS, owner=owner), f"position:{symbol}"
+        """A removed position is announced on ``*`` (quantity 0) and leaves its snapshot."""
+        t = topic(Endpoint.PORTFOLIO, ALL_SYMBOLS, owner=owner)
+        tick = self.last_ticks.get(symbol)
+        self.publisher.data(
+            t,
+            symbol,
+            "position_data",
+            dict(self.portfolio.value(owner, symbol)),
+            tick.timestamp if tick is not None else self.clock.now(),
+            slot=f"position:{symbol}",
+            subscription=ALL_SYMBOLS,
+            removed=True,
         )
+        self.publisher.drop_retained(t, f"position:{symbol}")
 
     def publish_alerts(self, symbol: str, owner: str = "") -> None:
         """The alert lists of a symbol, with its recent events (a firing nobody saw is here)."""

@@ -58,7 +58,7 @@ class _StateCollector(Collector):
         )
         for name, doc, key in (
             ("tickhub_messages_received", "Client messages received", "messages_in"),
-            ("tickhub_messages_sent", "Messages written to clients", "messages_out"),
+            ("tickhub_messages_sent", "Data messages fanned out to clients", "messages_out"),
             ("tickhub_messages_published", "Messages published by the producer", "published"),
             (
                 "tickhub_messages_conflated",

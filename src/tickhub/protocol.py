@@ -60,7 +60,7 @@ class CloseCode:
     AUTH_FAILED = 4500  # credentials missing or wrong: fix them first
     AUTH_EXPIRED = 4501  # token expired: reconnect with a new token
     AUTH_TIMEOUT = 4502  # no `auth` message within AUTH_TIMEOUT
-    LIMIT_EXCEEDED = 4503  # a connection limit (total, per IP): not before load drops
+    LIMIT_EXCEEDED = 4503  # connections per address (the total limit is HTTP 503 at handshake)
 
     RECONNECT = range(4000, 4500)
     DO_NOT_RECONNECT = range(4500, 5000)

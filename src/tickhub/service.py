@@ -363,8 +363,11 @@ class Service:
 
         def guarded(request: HttpRequest) -> HttpResponse:
             if key is not None:
-                given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-                if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+                scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+                ok = scheme.lower() == "bearer" and hmac.compare_digest(
+                    given.strip().encode(), key.get_secret_value().encode()
+                )
+                if not ok:
                     body = {
                         "status": "error",
                         "code": "auth_required",
@@ -385,7 +388,6 @@ class Service:
             endpoint = "/ws/" + t.split(":", 1)[0]
             if endpoint in subs:
                 subs[endpoint] += n
-        sessions = list(self.hub.sessions)
         health = self.health()
         return {
             "connections": report["endpoints"],
@@ -394,8 +396,8 @@ class Service:
             "messages_in": self.hub.messages_in,
             "messages_out": self.hub.messages_out,
             "published": self.ingest.publisher.published,
-            "conflated": sum(s.conflated for s in sessions),
-            "dropped": sum(s.dropped for s in sessions),
+            "conflated": self.hub.conflated,
+            "dropped": self.hub.dropped,
             "ticks": self.ingest.ticks_in,
             "tick_errors": self.ingest.tick_errors,
             "reconnects": self.ingest.feed_status.reconnects,

@@ -95,21 +95,37 @@ _U16 = struct.Struct(">H")
 _U64 = struct.Struct(">Q")
 _F64 = struct.Struct(">d")
 
-# KEYS: retained hash, version counter. ARGV: channel, envelope head (all before the version),
-# retain field (u16 length + name), payload, retain name, "1" to drop.
+# Publishes a run of messages, in order, in one call. KEYS: the version counter, then the hash of
+# each retained message. ARGV: six per message: op ("p" publish only, "s" set, "d" drop),
+# channel, envelope head (all before the version), retain field (u16 length + name), payload,
+# retain name. Returns how many hash updates Redis refused (out of memory, wrong key type).
 _SCRIPT = """
-local v = redis.call('INCR', KEYS[2])
-if ARGV[6] == '1' then
-  redis.call('HDEL', KEYS[1], ARGV[5])
-else
-  redis.call('HSET', KEYS[1], ARGV[5], struct.pack('>I8', v) .. ARGV[4])
+local k, refused = 1, 0
+for i = 1, #ARGV, 6 do
+  if ARGV[i] == 'p' then
+    redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 2] .. ARGV[i + 4])
+  else
+    k = k + 1
+    local v = struct.pack('>I8', redis.call('INCR', KEYS[1]))
+    local r
+    if ARGV[i] == 'd' then
+      r = redis.pcall('HDEL', KEYS[k], ARGV[i + 5])
+    else
+      r = redis.pcall('HSET', KEYS[k], ARGV[i + 5], v .. ARGV[i + 4])
+    end
+    if type(r) == 'table' and r.err then
+      refused = refused + 1
+    else
+      redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 2] .. v .. ARGV[i + 3] .. ARGV[i + 4])
+    end
+  end
 end
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. struct.pack('>I8', v) .. ARGV[3] .. ARGV[4])
-return v
+return refused
 """
 _SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
 _MAX_BATCH = 10_000  # messages per pipeline
+_PER_CALL = 500  # messages per script call: Redis serves no one else while it runs
 _CHUNK = 500  # channels per SUBSCRIBE / hashes per sync transaction
 
 # --- envelope (pure) -----------------------------------------------------------------------------
@@ -219,11 +235,14 @@ _UNCONFIRMED, _SYNCING, _SYNCED = 0, 1, 2
 class _Item:
     """One queued message, already encoded as the command that sends it."""
 
-    __slots__ = ("args", "conflatable", "index", "state")
+    __slots__ = ("argv", "conflatable", "index", "key", "state")
 
-    def __init__(self, index: int, args: tuple[str | bytes | int, ...], conflatable: bool):
+    def __init__(
+        self, index: int, key: str | None, argv: tuple[str | bytes, ...], conflatable: bool
+    ) -> None:
         self.index = index
-        self.args = args
+        self.key = key
+        self.argv = argv
         self.conflatable = conflatable
         self.state = _QUEUED
 
@@ -358,6 +377,7 @@ class RedisBus:
             socket_timeout=timeout,
             socket_keepalive=True,
             health_check_interval=0,
+            protocol=2,  # pub/sub replies as plain arrays, and a faster parser than RESP3's
         )
 
     def __repr__(self) -> str:
@@ -484,12 +504,12 @@ class RedisBus:
             self.dropped += 1
             return
         try:
-            args = self._command(message)
+            command = self._command(message)
         except (TypeError, ValueError, UnicodeError) as exc:
             log.error("bus message for topic %r rejected: %s", message.topic, exc)
             self.dropped += 1
             return
-        if args is None:
+        if command is None:
             return
         conflatable = message.slot is not None
         if self._size >= self.max_queue and not self._drop_oldest_conflatable() and conflatable:
@@ -497,30 +517,23 @@ class RedisBus:
             return
         # (An event with no conflatable message to make room for it goes past the bound.)
         self._last_index += 1
-        item = _Item(self._last_index, args, conflatable)
+        item = _Item(self._last_index, *command, conflatable)
         self._queue.append(item)
         if conflatable:
             self._conflatable.append(item)
         self._size += 1
         self._writer_wake.set()
 
-    def _command(self, m: BusMessage) -> tuple[str | bytes | int, ...] | None:
+    def _command(self, m: BusMessage) -> tuple[str | None, tuple[str | bytes, ...]] | None:
+        """The hash key and script arguments that publish ``m`` (``None``: nothing to do)."""
         channel = self._channel(m.topic)
         if m.retain is None:
-            return ("PUBLISH", channel, encode_envelope(m)) if m.deliver else None
-        return (
-            "EVALSHA",
-            _SCRIPT_SHA,
-            2,
-            self._retained_key(m.topic),
-            self._version_key,
-            channel,
-            _head(m),
-            _field(m.retain),
-            bytes(m.payload),
-            m.retain,
-            "1" if m.drop else "0",
-        )
+            if not m.deliver:
+                return None
+            return None, ("p", channel, _head(m), b"", bytes(m.payload), "")
+        op = "d" if m.drop else "s"
+        argv = (op, channel, _head(m), _field(m.retain), bytes(m.payload), m.retain)
+        return self._retained_key(m.topic), argv
 
     def _drop_oldest_conflatable(self) -> bool:
         pending = self._conflatable
@@ -623,12 +636,15 @@ class RedisBus:
                 self._batch_done(batch)
                 continue
             failures = 0
-            for item, result in zip(batch, results, strict=True):
-                if isinstance(result, Exception):
-                    log.error("redis bus: %r rejected: %s", item.args[0], result)
-                    self.dropped += 1
-                else:
-                    self.published += 1
+            for size, result in zip(range(0, len(batch), _PER_CALL), results, strict=True):
+                size = min(_PER_CALL, len(batch) - size)
+                refused = result if isinstance(result, int) else size
+                if refused:
+                    log.error(
+                        "redis bus %s: redis refused %d messages: %s", self.url, refused, result
+                    )
+                self.dropped += refused
+                self.published += size - refused
             self._batch_done(batch)
             if not self._writer_ok:
                 self._writer_ok = True
@@ -639,8 +655,14 @@ class RedisBus:
             # Loaded with every batch: a restarted Redis has forgotten it, and a NOSCRIPT
             # halfway through a batch would reorder messages.
             pipe.script_load(_SCRIPT)
-            for item in batch:
-                pipe.execute_command(*item.args)
+            for start in range(0, len(batch), _PER_CALL):
+                keys: list[str] = [self._version_key]
+                argv: list[str | bytes] = []
+                for item in batch[start : start + _PER_CALL]:
+                    if item.key is not None:
+                        keys.append(item.key)
+                    argv.extend(item.argv)
+                pipe.evalsha(_SCRIPT_SHA, len(keys), *keys, *argv)
             results: list[object] = await pipe.execute(raise_on_error=False)
         if isinstance(results[0], Exception):
             raise results[0]

@@ -161,7 +161,7 @@ class _Connection(WSListener):
             transport.disconnect()
         elif kind == WSMsgType.BINARY:
             self._fragments = None
-            self._hub.reply_error(
+            self._hub.refuse(
                 session,
                 ProtocolError(
                     ErrorCode.UNSUPPORTED_FRAME,
@@ -186,12 +186,12 @@ class _Connection(WSListener):
         if self._fragment_size <= limit:
             return True
         self._fragments = None
-        self._hub.reply_error(
+        self._hub.refuse(
             session,
             ProtocolError(
                 ErrorCode.MESSAGE_TOO_LARGE,
                 f"message exceeds the limit of {limit} bytes",
-                {"limit": limit, "size": self._fragment_size},
+                {"limit": limit, "size": self._fragment_size, "setting": "MAX_MESSAGE_BYTES"},
             ),
         )
         return False
@@ -331,7 +331,8 @@ def _subprotocol_token(header: str | None) -> tuple[str | None, str | None]:
         return None, None
     offered = [p.strip() for p in header.split(",") if p.strip()]
     token = next((p[6:] for p in offered if p.startswith("token.")), None)
-    echo = "tickhub" if "tickhub" in offered else (offered[0] if offered else None)
+    # Never echo a token back (response headers end up in logs); clients offer "tickhub" too.
+    echo = next((p for p in offered if not p.startswith("token.")), None)
     return token or None, echo
 
 
