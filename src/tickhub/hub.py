@@ -198,6 +198,7 @@ class Hub:
         self._attempts: dict[str, tuple[float, float]] = {}  # ip -> (tokens, at)
         self.errors: dict[str, int] = {}
         self.observe_latency: Callable[[float], None] | None = None
+        self.pings = 0  # keep-alive pings sent to idle clients
         self.conflated = 0  # replaced by a newer message for a slow client (monotonic)
         self.dropped = 0  # never delivered: conflated, or held when a slow client was closed
         self.closes: dict[int, int] = {}
@@ -769,6 +770,7 @@ class Hub:
                 self._close(session, CloseCode.IDLE_TIMEOUT, f"idle for {idle:g}s")
             elif idle > 0 and not session.pinged and mono - session.last_seen >= idle / 2:
                 session.pinged = True
+                self.pings += 1
                 session.peer.ping()
         if len(self._attempts) > 10_000:
             self._attempts.clear()  # stale buckets would have refilled to full anyway
