@@ -423,6 +423,10 @@ def main() -> int:
     parser.add_argument(
         "--load", type=int, default=50_000, help="deliveries/s offered (default 50,000)"
     )
+    parser.add_argument(
+        "--stall-servers", type=lambda s: s.split(","), default=["tickhub", "picows"],
+        help="servers of the stall scenario (default tickhub,picows: each waits ~45 s to fill)",
+    )  # fmt: skip
     parser.add_argument("--duration", type=float, default=6.0, help="measurement seconds")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the reference scenario")

@@ -38,6 +38,7 @@ class ErrorCode(str, Enum):
     UPGRADE_REQUIRED = "upgrade_required"
     INTERNAL_ERROR = "internal_error"
     RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
     AUTH_REQUIRED = "auth_required"
     AUTH_FAILED = "auth_failed"
     AUTH_EXPIRED = "auth_expired"

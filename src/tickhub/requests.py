@@ -1,50 +1,86 @@
 """Endpoint-specific requests: alerts (create/list/delete) and positions (set/remove/list).
 
-These are the handlers the hub calls for request types it does not know itself. In one process
-they act on the engines directly; each change is persisted by the engine's store before the reply,
-and the affected stream is republished at once so every subscriber sees it.
+The hub hands these request types to :meth:`Requests.handle` (directly in one process, or
+through the bus from a gateway to the ingest process, see ``cluster.py``). Each change is
+persisted by the engine's store before the reply, and the affected stream is republished at
+once so every subscriber sees it. Replies go to whatever has a ``user`` and a ``send``: a hub
+session, or the collector that carries them back to a gateway.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from tickhub import protocol
 from tickhub.alerts import alert_payload
-from tickhub.hub import Hub, Session
+from tickhub.clock import Clock
 from tickhub.ingest import Ingest
+from tickhub.instruments import InstrumentRegistry
 from tickhub.portfolio import parse_position
 from tickhub.protocol import ErrorCode, ProtocolError
 from tickhub.topics import Endpoint
 
+log = logging.getLogger(__name__)
+
+KINDS: dict[str, Endpoint] = {
+    "create_alert": Endpoint.ALERTS,
+    "list_alerts": Endpoint.ALERTS,
+    "delete_alert": Endpoint.ALERTS,
+    "set_position": Endpoint.PORTFOLIO,
+    "remove_position": Endpoint.PORTFOLIO,
+    "list_positions": Endpoint.PORTFOLIO,
+}
+"""The request types served here, and the endpoint that accepts each."""
+
+
+class Replier(Protocol):
+    user: str
+
+    def send(self, payload: bytes) -> None: ...
+
+
+class HandlerHost(Protocol):
+    def add_handler(self, endpoint: Endpoint, kind: str, handler: Callable[..., None]) -> None: ...
+
 
 class Requests:
     def __init__(
-        self, hub: Hub, ingest: Ingest, on_change: Callable[[], None] | None = None
+        self,
+        registry: InstrumentRegistry,
+        clock: Clock,
+        ingest: Ingest,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
-        self.hub = hub
+        self.registry = registry
+        self.clock = clock
         self.ingest = ingest
         self._on_change = on_change or (lambda: None)
 
-    def register(self) -> None:
-        add = self.hub.add_handler
-        add(Endpoint.ALERTS, "create_alert", self.create_alert)
-        add(Endpoint.ALERTS, "list_alerts", self.list_alerts)
-        add(Endpoint.ALERTS, "delete_alert", self.delete_alert)
-        add(Endpoint.PORTFOLIO, "set_position", self.set_position)
-        add(Endpoint.PORTFOLIO, "remove_position", self.remove_position)
-        add(Endpoint.PORTFOLIO, "list_positions", self.list_positions)
+    def register(self, hub: HandlerHost) -> None:
+        """Serve every request type on its endpoint of a hub in the same process."""
+        for kind, endpoint in KINDS.items():
+            hub.add_handler(endpoint, kind, functools.partial(self.handle, kind))
+
+    def handle(self, kind: str, session: Replier, msg: dict[str, Any]) -> None:
+        method: Callable[[Replier, dict[str, Any]], None] = getattr(self, kind)
+        try:
+            method(session, msg)
+        except Exception:
+            log.exception("request %r failed", kind)
+            self._error(session, ProtocolError(ErrorCode.INTERNAL_ERROR, "internal error"), kind)
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _reply(self, session: Session, kind: str, **fields: Any) -> None:
-        session.send(protocol.reply(self.hub.clock.now(), kind, **fields))
+    def _reply(self, session: Replier, kind: str, **fields: Any) -> None:
+        session.send(protocol.reply(self.clock.now(), kind, **fields))
 
-    def _error(self, session: Session, err: ProtocolError, request: str) -> None:
-        self.hub.reply_error(session, err, request=request)
+    def _error(self, session: Replier, err: ProtocolError, request: str) -> None:
+        session.send(protocol.error(self.clock.now(), err, request=request))
 
-    def _symbol(self, session: Session, msg: dict[str, Any], request: str) -> str | None:
+    def _symbol(self, session: Replier, msg: dict[str, Any], request: str) -> str | None:
         raw = msg.get("symbol")
         if raw is None or raw == "":
             self._error(
@@ -64,7 +100,7 @@ class Requests:
                 request,
             )
             return None
-        instrument = self.hub.registry.get(raw)
+        instrument = self.registry.get(raw)
         if instrument is None:
             self._error(
                 session,
@@ -78,7 +114,7 @@ class Requests:
 
     # --- alerts --------------------------------------------------------------------------------
 
-    def create_alert(self, session: Session, msg: dict[str, Any]) -> None:
+    def create_alert(self, session: Replier, msg: dict[str, Any]) -> None:
         symbol = self._symbol(session, msg, "create_alert")
         if symbol is None:
             return
@@ -97,7 +133,7 @@ class Requests:
         self._on_change()
         self.ingest.publish_alerts(symbol, session.user)
 
-    def list_alerts(self, session: Session, msg: dict[str, Any]) -> None:
+    def list_alerts(self, session: Replier, msg: dict[str, Any]) -> None:
         symbol: str | None = None
         if msg.get("symbol") not in (None, ""):
             symbol = self._symbol(session, msg, "list_alerts")
@@ -106,7 +142,7 @@ class Requests:
         alerts = self.ingest.alerts.list(session.user, symbol)
         self._reply(session, "alerts", alerts=[alert_payload(a) for a in alerts])
 
-    def delete_alert(self, session: Session, msg: dict[str, Any]) -> None:
+    def delete_alert(self, session: Replier, msg: dict[str, Any]) -> None:
         alert_id = msg.get("id")
         existing = self.ingest.alerts.get(alert_id) if isinstance(alert_id, str) else None
         result = self.ingest.alerts.delete(session.user, alert_id)
@@ -120,8 +156,8 @@ class Requests:
 
     # --- positions -----------------------------------------------------------------------------
 
-    def set_position(self, session: Session, msg: dict[str, Any]) -> None:
-        position = parse_position(msg, self.hub.registry)
+    def set_position(self, session: Replier, msg: dict[str, Any]) -> None:
+        position = parse_position(msg, self.registry)
         if isinstance(position, ProtocolError):
             self._error(session, position, "set_position")
             return
@@ -141,7 +177,7 @@ class Requests:
         self._on_change()
         self.ingest.publish_portfolio(position.symbol, session.user)
 
-    def remove_position(self, session: Session, msg: dict[str, Any]) -> None:
+    def remove_position(self, session: Replier, msg: dict[str, Any]) -> None:
         symbol = self._symbol(session, msg, "remove_position")
         if symbol is None:
             return
@@ -159,7 +195,7 @@ class Requests:
         self.ingest.forget_position(symbol, session.user)
         self.ingest.publish_portfolio(symbol, session.user)
 
-    def list_positions(self, session: Session, msg: dict[str, Any]) -> None:
+    def list_positions(self, session: Replier, msg: dict[str, Any]) -> None:
         portfolio = self.ingest.portfolio
         rows = [
             dict(portfolio.value(session.user, p.symbol)["position"])

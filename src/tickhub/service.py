@@ -21,6 +21,18 @@ from tickhub.alerts import AlertsEngine
 from tickhub.auth import Authenticator, parse_api_keys
 from tickhub.bus import Bus, BusMessage, create_bus
 from tickhub.clock import Clock, SystemClock
+from tickhub.cluster import (
+    DEMAND_REFRESH,
+    HEARTBEAT_PERIOD,
+    INGEST_SILENCE,
+    CommandServer,
+    DemandAggregator,
+    DemandRelay,
+    IngestWatch,
+    RemoteRequests,
+    heartbeat,
+    new_gateway_id,
+)
 from tickhub.config import Settings
 from tickhub.demand import Demand
 from tickhub.feeds.base import Feed
@@ -121,6 +133,11 @@ def build_feed(settings: Settings, registry: InstrumentRegistry, clock: Clock) -
     raise ValueError(f"unsupported feed: {settings.feed!r}")
 
 
+ROLES = ("all", "ingest", "gateway")
+"""``all``: one process (the default). ``ingest``: feed and engines, publishing on the bus.
+``gateway``: WebSocket and HTTP endpoints fed by the bus (see ``cluster.py``)."""
+
+
 @dataclass
 class Service:
     settings: Settings
@@ -128,13 +145,38 @@ class Service:
     registry: InstrumentRegistry | None = None
     feed: Feed | None = None
     bus: Bus | None = None
+    role: str = "all"
 
     def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown role: {self.role!r} (one of {', '.join(ROLES)})")
         s = self.settings
         self.registry = self.registry or build_registry(s)
         self.bus = self.bus or create_bus(
             s.bus_url, history_size=s.history_size, history_age=s.history_age
         )
+        self.gateway_id = new_gateway_id()
+        self.ingest: Ingest | None = None
+        self.hub: Hub | None = None
+        self.server: WebSocketServer | None = None
+        self.port: int | None = None
+        self.started_at = time.monotonic()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = False
+        self._bus_up = True
+        if self.role in ("all", "ingest"):
+            self._build_ingest()
+        if self.role in ("all", "gateway"):
+            self._build_gateway()
+        if self.role == "all":
+            assert self.hub is not None and self.ingest is not None
+            self.hub.demand_listeners.append(self.demand.on_topic)
+            self.hub.demand_listeners.append(self.ingest.on_demand)
+            self.requests.register(self.hub)
+
+    def _build_ingest(self) -> None:
+        s = self.settings
+        assert self.registry is not None and self.bus is not None
         self.feed = self.feed or build_feed(s, self.registry, self.clock)
         self.store = open_store(s.store_url or str(s.data_dir / "tickhub.sqlite3"))
         self.portfolio = Portfolio(self.store, now=self.clock.now)
@@ -156,6 +198,19 @@ class Service:
             alerts=AlertsEngine(self.store),
             portfolio=self.portfolio,
         )
+        self.demand = Demand(self.feed, self.registry)
+        self.requests = Requests(
+            self.registry, self.clock, self.ingest, on_change=self.refresh_pins
+        )
+        if self.role == "ingest":
+            self.command_server = CommandServer(self.bus, self.requests)
+            self.demand_aggregator = DemandAggregator(
+                self.bus, self.clock, [self.demand.on_topic, self.ingest.on_demand]
+            )
+
+    def _build_gateway(self) -> None:
+        s = self.settings
+        assert self.registry is not None and self.bus is not None
         self.hub = Hub(
             self.bus,
             self.registry,
@@ -189,50 +244,66 @@ class Service:
             outbox_bytes=s.outbox_bytes,
             max_frame_bytes=max(s.max_message_bytes * 16, 1_048_576),
         )
-        self.demand = Demand(self.feed, self.registry)
-        self.hub.demand_listeners.append(self.demand.on_topic)
-        self.hub.demand_listeners.append(self.ingest.on_demand)
-        Requests(self.hub, self.ingest, on_change=self.refresh_pins).register()
-        self.port: int | None = None
-        self.started_at = time.monotonic()
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._stopping = False
+        if self.role == "gateway":
+            self.remote_requests = RemoteRequests(self.hub, self.bus, self.clock, self.gateway_id)
+            self.demand_relay = DemandRelay(self.bus, self.gateway_id)
+            self.hub.demand_listeners.append(self.demand_relay.on_topic)
+            self.ingest_watch = IngestWatch(self.bus, self.clock, self._on_ingest_change)
+            if hasattr(self.bus, "on_state"):
+                self.bus.on_state = self._on_bus_state
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def refresh_pins(self) -> None:
         """Instruments the engines need whoever is connected: positions, alerts, benchmark."""
+        if self.ingest is None:
+            return
         portfolio = self.ingest.portfolio
         symbols = {p.symbol for owner in portfolio.owners() for p in portfolio.positions(owner)}
         symbols.update(a.symbol for a in self.ingest.alerts.all())
         symbols.add(self.ingest.analysis.benchmark or "")
         self.demand.pin(symbols)
 
-    async def start(self) -> int:
+    async def start(self) -> int | None:
         assert self.bus is not None
-        self.refresh_pins()
         await self.bus.start()
-        self.bus.subscribe(STATUS_TOPIC, self._on_status)
-        self._spawn(self.ingest.run(), "ingest")
-        self._spawn(self._housekeeping(), "housekeeping")
-        self.port = await self.server.start(self.settings.host, self.settings.listen_port)
+        if self.ingest is not None:
+            self.refresh_pins()
+            if self.role == "ingest":
+                self.command_server.start()
+                self.demand_aggregator.start()
+                self._spawn(self._ingest_heartbeat(), "ingest-heartbeat")
+            self._spawn(self.ingest.run(), "ingest")
+        if self.hub is not None and self.server is not None:
+            self.bus.subscribe(STATUS_TOPIC, self._on_status)
+            if self.role == "gateway":
+                self.remote_requests.register()
+                self.ingest_watch.start()
+            self._spawn(self._housekeeping(), "housekeeping")
+            self.port = await self.server.start(self.settings.host, self.settings.listen_port)
         self.started_at = time.monotonic()
-        log.info(
-            "tickhub %s serving ws://%s:%d/ws/{stream,analysis,alerts,portfolio} (feed=%s, bus=%s)",
-            __version__,
-            self.settings.host,
-            self.port,
-            self.settings.feed,
-            self.settings.bus_url,
-        )
+        if self.port is not None:
+            log.info(
+                "tickhub %s (%s) serving ws://%s:%d/ws/{stream,analysis,alerts,portfolio} "
+                "(feed=%s, bus=%s)",
+                __version__,
+                self.role,
+                self.settings.host,
+                self.port,
+                self.settings.feed,
+                self.settings.bus_url.split("://", 1)[0],
+            )
+        else:
+            log.info("tickhub %s ingest running (feed=%s)", __version__, self.settings.feed)
         return self.port
 
     async def stop(self) -> None:
         if self._stopping:
             return
         self._stopping = True
-        await self.server.stop()
-        self.hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
+        if self.server is not None and self.hub is not None:
+            await self.server.stop()
+            self.hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -244,7 +315,8 @@ class Service:
                 log.exception("task %s failed during shutdown", task.get_name())
         assert self.bus is not None
         await self.bus.close()
-        self.store.close()
+        if self.ingest is not None:
+            self.store.close()
         log.info("tickhub stopped")
 
     async def run_forever(self) -> None:
@@ -272,60 +344,132 @@ class Service:
             log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
     async def _housekeeping(self) -> None:
+        assert self.hub is not None
         # Often enough that an idle client is pinged well before it times out.
         idle = self.settings.idle_timeout
         period = min(1.0, idle / 4) if idle > 0 else 1.0
+        last_refresh = 0.0
         while True:
             await asyncio.sleep(period)
             try:
                 self.hub.sweep()
+                if self.role == "gateway":
+                    self.remote_requests.expire()
+                    self.ingest_watch.check()
+                    now = self.clock.monotonic()
+                    if now - last_refresh >= DEMAND_REFRESH:
+                        last_refresh = now
+                        self.demand_relay.refresh()
             except Exception:
                 log.exception("housekeeping failed")
 
+    async def _ingest_heartbeat(self) -> None:
+        assert self.ingest is not None and self.bus is not None
+        while True:
+            try:
+                heartbeat(self.bus, self.clock, self.health()["feed"]["state"])
+                self.demand_aggregator.expire()
+            except Exception:
+                log.exception("ingest heartbeat failed")
+            await asyncio.sleep(HEARTBEAT_PERIOD)
+
     def _on_status(self, message: BusMessage) -> None:
+        assert self.hub is not None
         for session in self.hub.iter_sessions():
             session.send(message.payload)
+
+    def _broadcast_status(self, feed: str, detail: str) -> None:
+        if self.hub is None:
+            return
+        payload = protocol.reply(self.clock.now(), "status", feed=feed, detail=detail)
+        for session in self.hub.iter_sessions():
+            session.send(payload)
+
+    def _on_ingest_change(self, alive: bool) -> None:
+        if alive:
+            log.info("ingest heard again (feed %s)", self.ingest_watch.feed_state)
+            self._broadcast_status(self.ingest_watch.feed_state, "ingest back")
+        else:
+            log.warning("no heartbeat from the ingest for %gs", INGEST_SILENCE)
+            self._broadcast_status("stale", f"no heartbeat from the ingest for {INGEST_SILENCE:g}s")
+
+    def _on_bus_state(self, connected: bool) -> None:
+        self._bus_up = connected
+        if connected:
+            log.info("message bus connected")
+            self._broadcast_status(self.ingest_watch.feed_state, "message bus back")
+        else:
+            log.warning("message bus unavailable")
+            self._broadcast_status("reconnecting", "message bus unavailable")
 
     # --- HTTP ----------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        status = self.ingest.feed_status
+        feed = self._ingest_feed() if self.ingest is not None else self._gateway_feed()
+        ok = feed["state"] in (FeedState.LIVE.value, FeedState.MARKET_CLOSED.value)
+        body: dict[str, Any] = {
+            "status": "ok" if ok else "degraded",
+            "service": "tickhub",
+            "role": self.role,
+            "version": __version__,
+            "timestamp": protocol.iso(self.clock.now()),
+            "uptime_seconds": round(time.monotonic() - self.started_at, 3),
+            "pid": os.getpid(),
+            "feed": feed,
+            "bus": self.settings.bus_url.split("://", 1)[0],
+            "connections": len(self.hub) if self.hub is not None else 0,
+            "instruments": len(self.registry or ()),
+        }
+        if self.role == "gateway":
+            body["bus_connected"] = self._bus_up
+            body["gateway_id"] = self.gateway_id
+        return body
+
+    def _ingest_feed(self) -> dict[str, Any]:
+        ingest = self.ingest
+        assert ingest is not None
+        status = ingest.feed_status
         age = (
             None
-            if self.ingest.last_tick_mono is None
-            else round(self.clock.monotonic() - self.ingest.last_tick_mono, 3)
+            if ingest.last_tick_mono is None
+            else round(self.clock.monotonic() - ingest.last_tick_mono, 3)
         )
         state = status.state
         if state == FeedState.LIVE and age is None:
             state = FeedState.STARTING
         elif state == FeedState.LIVE and age is not None and age > STALE_AFTER:
             state = FeedState.STALE
-        ok = state in (FeedState.LIVE, FeedState.MARKET_CLOSED)
         return {
-            "status": "ok" if ok else "degraded",
-            "service": "tickhub",
-            "version": __version__,
-            "timestamp": protocol.iso(self.clock.now()),
-            "uptime_seconds": round(time.monotonic() - self.started_at, 3),
-            "pid": os.getpid(),
-            "feed": {
-                "name": self.settings.feed,
-                "state": state.value,
-                "detail": status.detail,
-                "last_tick_age_seconds": age,
-                "market_time": None
-                if self.ingest.market_time is None
-                else protocol.iso(self.ingest.market_time),
-                "ticks": self.ingest.ticks_in,
-                "tick_errors": self.ingest.tick_errors,
-                "reconnects": status.reconnects,
-            },
-            "bus": self.settings.bus_url.split("://", 1)[0],
-            "connections": len(self.hub),
-            "instruments": len(self.registry or ()),
+            "name": self.settings.feed,
+            "state": state.value,
+            "detail": status.detail,
+            "last_tick_age_seconds": age,
+            "market_time": None if ingest.market_time is None else protocol.iso(ingest.market_time),
+            "ticks": ingest.ticks_in,
+            "tick_errors": ingest.tick_errors,
+            "reconnects": status.reconnects,
+        }
+
+    def _gateway_feed(self) -> dict[str, Any]:
+        watch = self.ingest_watch
+        silence = watch.silence
+        if not self._bus_up:
+            state, detail = FeedState.RECONNECTING.value, "message bus unavailable"
+        elif silence is None:
+            state, detail = FeedState.STARTING.value, "waiting for the ingest"
+        elif not watch.alive:
+            state, detail = FeedState.STALE.value, "no heartbeat from the ingest"
+        else:
+            state, detail = watch.feed_state, "via the ingest"
+        return {
+            "name": self.settings.feed,
+            "state": state,
+            "detail": detail,
+            "ingest_silence_seconds": None if silence is None else round(silence, 3),
         }
 
     def selftest(self) -> dict[str, Any]:
+        assert self.hub is not None
         probe = self.hub.probe()
         health = self.health()
         topics = self.hub.topics()
@@ -348,7 +492,7 @@ class Service:
             "feed": health["feed"],
             "endpoints": endpoints,
             "messages": {
-                "published": self.ingest.publisher.published,
+                "published": self.ingest.publisher.published if self.ingest else None,
                 "delivered": self.hub.messages_out,
                 "received": self.hub.messages_in,
             },
@@ -381,6 +525,7 @@ class Service:
         return guarded
 
     def _metrics_snapshot(self) -> dict[str, Any]:
+        assert self.hub is not None
         report = self.hub.connection_report()
         topics = self.hub.topics()
         subs = {e.path: 0 for e in Endpoint}
@@ -395,12 +540,12 @@ class Service:
             "topics": len(topics),
             "messages_in": self.hub.messages_in,
             "messages_out": self.hub.messages_out,
-            "published": self.ingest.publisher.published,
+            "published": self.ingest.publisher.published if self.ingest else 0,
             "conflated": self.hub.conflated,
             "dropped": self.hub.dropped,
-            "ticks": self.ingest.ticks_in,
-            "tick_errors": self.ingest.tick_errors,
-            "reconnects": self.ingest.feed_status.reconnects,
+            "ticks": self.ingest.ticks_in if self.ingest else 0,
+            "tick_errors": self.ingest.tick_errors if self.ingest else 0,
+            "reconnects": self.ingest.feed_status.reconnects if self.ingest else 0,
             "errors": dict(self.hub.errors),
             "closes": dict(self.hub.closes),
             "feed_name": self.settings.feed,
@@ -416,6 +561,7 @@ class Service:
         return HttpResponse(200 if body["status"] == "ok" else 503, protocol.encode(body))
 
     def _route_connections(self, request: HttpRequest) -> HttpResponse:
+        assert self.hub is not None
         report = self.hub.connection_report()
         report["timestamp"] = protocol.iso(self.clock.now())
         return HttpResponse(200, protocol.encode(report))

@@ -332,20 +332,21 @@ async def test_page_reconnects_to_a_restarted_service_without_reload(
 async def test_screenshot_of_a_busy_dashboard(
     service_factory: StartService, port: int, browser: Browser
 ) -> None:
-    """docs/dashboard.png: a faster market (SIM_SPEED=600) so the chart has history and overlays.
+    """docs/dashboard.png: a faster market (two candles a second, each of about eight trades), so
+    that the chart has some history and indicator overlays after a few seconds.
 
     Always saved under test-artifacts/browser; written to docs/ when missing or when
     TICKHUB_UPDATE_SCREENSHOT=1, so that a test run does not rewrite a tracked file.
     """
-    await start_web_service(service_factory, port, sim_speed=600.0)
+    await start_web_service(service_factory, port, sim_speed=120.0, sim_tick_rate=8.0)
     page, console = await open_page(
         browser,
         port,
         "/?symbols=NIFTY%2050,RELIANCE,TCS,HDFCBANK,INFY,ICICIBANK,SBIN&chart=RELIANCE",
     )
     await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
-    await wait_above(page, CHART_BARS, 80, timeout=20_000)
-    await wait_above(page, "document.getElementById('chart').dataset.overlayPoints", 40)
+    await wait_above(page, CHART_BARS, 36, timeout=30_000)
+    await wait_above(page, "document.getElementById('chart').dataset.overlayPoints", 15)
     await expect(page.locator("#ind-rsi")).to_have_text(_number_text)
     await expect(page.locator("#triggered li").first).to_be_visible(timeout=10_000)
     price = float(

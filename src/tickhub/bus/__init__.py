@@ -21,7 +21,7 @@ def create_bus(url: str, *, history_size: int = 1000, history_age: float = 300.0
         from tickhub.bus.redis import RedisBus, redact_url
 
         try:
-            return RedisBus(url)
+            return RedisBus(url, history_size=history_size, history_age=history_age)
         except ValueError as exc:
             raise ValueError(f"invalid bus url: {redact_url(url)!r} ({exc})") from None
     raise ValueError(f"unsupported bus url: {url!r} (supported: memory://, redis://)")

@@ -37,7 +37,10 @@ Behaviour:
   subscription is confirmed, then kept current by the envelopes received (versions make the
   merge exact). ``None`` until the first sync, and for topics not subscribed here. During an
   outage the cache keeps the last known values; it is synced again after reconnecting.
-  ``retained`` always reads Redis (HGETALL, ordered by version).
+  ``retained`` reads Redis (HGETALL, ordered by version), except for a topic subscribed here:
+  then it waits for the subscription to be confirmed and synced and answers from the cache, so
+  the snapshot lines up with what handlers receive (an update published between ``subscribe``
+  and the confirmation is in the snapshot, not delivered live; an event there is missed).
 - ``recover_nowait``/``recover`` answer from a ``TopicHistory`` that each subscribed topic keeps
   of the numbered messages received since it was subscribed here (bounded by
   ``history_size``/``history_age``, restarted after a reconnect since messages may have been
@@ -250,12 +253,13 @@ class _Item:
 class _Topic:
     """A subscribed topic: its handlers, its retained cache and its recent history."""
 
-    __slots__ = ("buffer", "handlers", "history", "phase", "since", "values")
+    __slots__ = ("buffer", "handlers", "history", "phase", "since", "synced", "values")
 
     def __init__(self, history: TopicHistory) -> None:
         self.handlers: list[Handler] = []
         self.history = history
         self.phase = _UNCONFIRMED
+        self.synced: asyncio.Event | None = None  # made when ``retained`` waits for a sync
         # Retained updates received while the snapshot is being fetched: (version, name, drop, data)
         self.buffer: list[tuple[int, str, bool, bytes]] = []
         self.since = 0  # the version the snapshot was read at
@@ -321,6 +325,7 @@ class RedisBus:
         self._max_reconnect_delay = max_reconnect_delay
         self._connect_timeout = connect_timeout
         self._health_interval = health_interval
+        self._command_timeout = command_timeout
         self._close_timeout = close_timeout
         # Commands retry once so a pooled connection left stale by a Redis restart reconnects.
         self._client = self._redis_client(url, f"{prefix}-bus", 1, connect_timeout, command_timeout)
@@ -713,6 +718,18 @@ class RedisBus:
         return found if isinstance(found, list) else None
 
     async def retained(self, topic: str) -> list[bytes]:
+        state = self._topics.get(topic)
+        if state is not None and self._reader_ok:
+            # Subscribed here: the synced cache is the snapshot that lines up with the messages
+            # handlers get. Read before the subscription is confirmed, Redis could miss updates
+            # that land in between.
+            if state.phase != _SYNCED:
+                state.synced = state.synced or asyncio.Event()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._command_timeout):
+                        await state.synced.wait()
+            if self._topics.get(topic) is state and state.phase == _SYNCED:
+                return list(state.values.values()) if state.values is not None else []
         try:
             raw = await self._client.hgetall(self._retained_key(topic))
         except RedisError as exc:
@@ -936,6 +953,8 @@ class RedisBus:
         state.buffer = []
         state.since = since
         state.phase = _SYNCED
+        if state.synced is not None:
+            state.synced.set()
 
 
 __all__ = ["BusUnavailableError", "RedisBus", "decode_envelope", "encode_envelope", "redact_url"]
