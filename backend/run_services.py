@@ -1,7 +1,8 @@
 """Start every service of this repository (the seed's `cd backend && python run_services.py`).
 
-Today that is one process: the tickhub WebSocket service, which runs the feed, the engines and the
-WebSocket/HTTP server together; so this is `start_websocket_service.py` with a line saying so.
+That is `tickhub run-services`: one ingest (feed and engines) and GATEWAYS gateways (WebSocket
+and HTTP endpoints on PORT+81 upward) joined through Redis, each log line prefixed with its
+process; Ctrl-C stops them all. Without a Redis it runs the single-process service.
 """
 
 from __future__ import annotations
@@ -19,7 +20,5 @@ from tickhub.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     env = ROOT / ".env" if (ROOT / ".env").exists() else ROOT / "backend" / ".env"
-    print(f"run_services: starting 1 service: tickhub WebSocket service (settings: {env})")
-    sys.stdout.flush()
     os.chdir(ROOT)
-    main(["--env-file", str(env), "serve", *sys.argv[1:]], prog_name=Path(__file__).name)
+    main(["--env-file", str(env), "run-services", *sys.argv[1:]], prog_name=Path(__file__).name)

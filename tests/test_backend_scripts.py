@@ -147,8 +147,28 @@ def test_client_fails_readably_when_nothing_listens() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_run_services_says_what_it_starts_and_serves(tmp_path: Path) -> None:
-    started = _start("run_services.py", tmp_path)
-    _stop(started.proc)
+def test_run_services_starts_an_ingest_and_two_gateways_that_serve(tmp_path: Path) -> None:
+    import uuid
+
+    os.environ["BUS_PREFIX"] = f"tickhub-test-{uuid.uuid4().hex[:8]}"
+    try:
+        started = _start("run_services.py", tmp_path)
+    finally:
+        del os.environ["BUS_PREFIX"]
+    try:
+        log = started.log.read_text()
+        if "no Redis answers" in log:
+            pytest.skip("no Redis: run_services fell back to the single-process service")
+        assert "starting 3 services" in log
+        second = f"ws://127.0.0.1:{started.port + 1}"
+        while not _answers(f"http://127.0.0.1:{started.port + 1}/health"):
+            time.sleep(0.1)
+        for url in (started.url, second):
+            result = _client("test_multi_endpoint_client.py", "--url", url, "--timeout", "15")
+            assert result.returncode == 0, _failures(result)
+    finally:
+        _stop(started.proc)
     assert started.proc.returncode == 0, started.log.read_text()
-    assert "starting 1 service: tickhub WebSocket service" in started.log.read_text()
+    out = started.log.read_text()
+    assert "[ingest]" in out and f"[gateway-2:{started.port + 1}]" in out
+    assert "run_services: stopped" in out

@@ -44,17 +44,14 @@ def main(ctx: click.Context, env_file: str) -> None:
         ctx.invoke(serve)
 
 
-@main.command()
-@click.pass_context
-def serve(ctx: click.Context) -> None:
-    """Run the service (feed, engines and WebSocket/HTTP server) in one process."""
+def _serve(ctx: click.Context, role: str) -> None:
     from tickhub.logs import setup_logging
     from tickhub.service import Service
 
     settings = _settings(ctx.obj["env_file"])
     setup_logging(settings.log_level, settings.log_format)
     try:
-        service = Service(settings)
+        service = Service(settings, role=role)
     except (ValueError, OSError, RuntimeError) as exc:
         click.echo(f"tickhub: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
@@ -65,6 +62,38 @@ def serve(ctx: click.Context) -> None:
             f"tickhub: cannot listen on {settings.host}:{settings.listen_port}: {exc}", err=True
         )
         sys.exit(1)
+
+
+@main.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run the service (feed, engines and WebSocket/HTTP server) in one process."""
+    _serve(ctx, "all")
+
+
+@main.command()
+@click.pass_context
+def ingest(ctx: click.Context) -> None:
+    """Run the feed and the engines once, publishing on BUS_URL (no client endpoints)."""
+    _serve(ctx, "ingest")
+
+
+@main.command()
+@click.pass_context
+def gateway(ctx: click.Context) -> None:
+    """Serve the WebSocket and HTTP endpoints from BUS_URL (run one or more beside an ingest)."""
+    _serve(ctx, "gateway")
+
+
+@main.command("run-services")
+@click.option("--gateways", type=int, default=None, help="gateway processes (default GATEWAYS)")
+@click.pass_context
+def run_services(ctx: click.Context, gateways: int | None) -> None:
+    """Start a Redis-backed ingest and N gateways (ports PORT+81 upward); Ctrl-C stops all."""
+    from tickhub.supervisor import run_cluster
+
+    settings = _settings(ctx.obj["env_file"])
+    sys.exit(run_cluster(settings, ctx.obj["env_file"], gateways or settings.gateways))
 
 
 @main.command("check")

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
 
     # --- plumbing ---
     bus_url: str = "memory://"
+    gateways: int = Field(2, ge=1, le=64)
+    bus_prefix: str = Field("tickhub", min_length=1, max_length=64)
     data_dir: Path = Path("data")
     store_url: str | None = None
     portfolio_file: Path | None = None

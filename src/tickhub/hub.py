@@ -845,16 +845,47 @@ class Hub:
             "latency_ms": round(elapsed * 1000, 3),
         }
 
+    async def probe_async(self, timeout: float = 5.0) -> dict[str, Any]:
+        """``probe`` for a bus that delivers asynchronously (Redis): wait for the round trip."""
+        peer = _ProbePeer()
+        peer.arrived = asyncio.Event()
+        session = Session("self-test", Endpoint.STREAM, "self-test", peer, self.clock.now())
+        n = next(self._ids)
+        sub = Subscription("_probe", None, f"_probe:{self._prefix}-{n}")
+        payload = protocol.reply(self.clock.now(), "probe", n=n)
+        self._add_subscription(session, sub)
+        try:
+            flush = getattr(self.bus, "flush", None)
+            if flush is not None:
+                await asyncio.wait_for(flush(), timeout)  # the subscription is in place
+            started = self.clock.monotonic()
+            self.bus.publish(BusMessage(sub.topic, payload))
+            await asyncio.wait_for(peer.arrived.wait(), timeout)
+            elapsed = self.clock.monotonic() - started
+        except TimeoutError:
+            return {"ok": False, "state": "timeout", "detail": f"no round trip in {timeout:g}s"}
+        finally:
+            self._drop_subscription(session, sub)
+        ok = peer.frames == [self._frame(payload)]
+        return {
+            "ok": ok,
+            "state": "delivered" if ok else "corrupted",
+            "latency_ms": round(elapsed * 1000, 3),
+        }
+
 
 class _ProbePeer:
     def __init__(self) -> None:
         self.frames: list[bytes] = []
+        self.arrived: asyncio.Event | None = None
 
     def send(self, payload: bytes) -> None:
         self.frames.append(payload)
 
     def send_frame(self, frame: bytes) -> None:
         self.frames.append(frame)
+        if self.arrived is not None:
+            self.arrived.set()
 
     def close(self, code: int, reason: str) -> None:
         return None

@@ -51,6 +51,9 @@ from tickhub.topics import Endpoint
 
 log = logging.getLogger(__name__)
 
+PROBE_PERIOD = 5.0
+"""Seconds between self-test round trips through an asynchronous bus."""
+
 STALE_AFTER = 15.0
 """Seconds without a tick (while the market is open) before /health says ``degraded``."""
 
@@ -153,7 +156,7 @@ class Service:
         s = self.settings
         self.registry = self.registry or build_registry(s)
         self.bus = self.bus or create_bus(
-            s.bus_url, history_size=s.history_size, history_age=s.history_age
+            s.bus_url, history_size=s.history_size, history_age=s.history_age, prefix=s.bus_prefix
         )
         self.gateway_id = new_gateway_id()
         self.ingest: Ingest | None = None
@@ -164,6 +167,8 @@ class Service:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
         self._bus_up = True
+        self._last_probe: dict[str, Any] | None = None
+        self._last_probe_at = 0.0
         if self.role in ("all", "ingest"):
             self._build_ingest()
         if self.role in ("all", "gateway"):
@@ -279,6 +284,7 @@ class Service:
             if self.role == "gateway":
                 self.remote_requests.register()
                 self.ingest_watch.start()
+                self._spawn(self._probe_loop(), "probe")
             self._spawn(self._housekeeping(), "housekeeping")
             self.port = await self.server.start(self.settings.host, self.settings.listen_port)
         self.started_at = time.monotonic()
@@ -468,9 +474,24 @@ class Service:
             "ingest_silence_seconds": None if silence is None else round(silence, 3),
         }
 
+    async def _probe_loop(self) -> None:
+        """On a bus that delivers asynchronously, /test reports the latest round trip."""
+        assert self.hub is not None
+        while True:
+            try:
+                self._last_probe = await self.hub.probe_async()
+                self._last_probe["age_seconds"] = 0.0
+                self._last_probe_at = self.clock.monotonic()
+            except Exception:
+                log.exception("self-test probe failed")
+            await asyncio.sleep(PROBE_PERIOD)
+
     def selftest(self) -> dict[str, Any]:
         assert self.hub is not None
         probe = self.hub.probe()
+        if probe["state"] == "pending" and self._last_probe is not None:
+            probe = dict(self._last_probe)
+            probe["age_seconds"] = round(self.clock.monotonic() - self._last_probe_at, 3)
         health = self.health()
         topics = self.hub.topics()
         endpoints = {}

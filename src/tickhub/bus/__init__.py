@@ -10,7 +10,9 @@ from __future__ import annotations
 from tickhub.bus.base import Bus, BusMessage, Handler
 
 
-def create_bus(url: str, *, history_size: int = 1000, history_age: float = 300.0) -> Bus:
+def create_bus(
+    url: str, *, history_size: int = 1000, history_age: float = 300.0, prefix: str = "tickhub"
+) -> Bus:
     """``history_*`` bound what a reconnecting client can recover with ``since``."""
     scheme = url.split("://", 1)[0].lower()
     if scheme == "memory":
@@ -21,7 +23,7 @@ def create_bus(url: str, *, history_size: int = 1000, history_age: float = 300.0
         from tickhub.bus.redis import RedisBus, redact_url
 
         try:
-            return RedisBus(url, history_size=history_size, history_age=history_age)
+            return RedisBus(url, prefix=prefix, history_size=history_size, history_age=history_age)
         except ValueError as exc:
             raise ValueError(f"invalid bus url: {redact_url(url)!r} ({exc})") from None
     raise ValueError(f"unsupported bus url: {url!r} (supported: memory://, redis://)")
