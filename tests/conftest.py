@@ -58,3 +58,7 @@ async def connect(service: Service) -> AsyncIterator[Callable[..., Any]]:
     yield open_
     for c in clients:
         await c.close()
+
+
+# Fixtures shared across files (a Redis key prefix of one's own, cleaned up afterwards).
+from tests.test_bus_contract import redis_prefix  # noqa: E402, F401

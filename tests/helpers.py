@@ -80,3 +80,22 @@ async def ahttp_get(
     port: int, path: str, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], Any]:
     return await asyncio.to_thread(http_get, port, path, headers)
+
+
+async def wait_until(cond: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Wait for a condition on server state, checked every few milliseconds, bounded."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def closed_with(client: Client, timeout: float = 15.0) -> int:
+    """Read until the server closes the connection; the close code it sent."""
+    try:
+        while True:
+            await client.recv(timeout)
+    except websockets.ConnectionClosed as exc:
+        assert exc.rcvd is not None, "closed without a close frame"
+        return exc.rcvd.code

@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.fakes import ScriptedFeed, tick
-from tests.helpers import Client, ahttp_get, is_type
-from tests.test_bus_contract import REDIS_URL, redis_prefix  # noqa: F401 (fixture)
+from tests.helpers import Client, ahttp_get, wait_until
+from tests.test_bus_contract import REDIS_URL
 from tickhub.bus import Bus
 from tickhub.bus.memory import MemoryBus
 from tickhub.model import IST
@@ -112,14 +112,6 @@ async def redis_cluster(tmp_path: Path, redis_prefix: str) -> AsyncIterator[Clus
     await cluster.stop()
 
 
-async def _wait(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
-
-
 async def test_roles_in_one_process_over_the_memory_bus(memory_cluster: Cluster) -> None:
     await memory_cluster.start_ingest()
     gw = await memory_cluster.start_gateway()
@@ -182,6 +174,7 @@ async def test_requests_through_one_gateway_take_effect_everywhere(redis_cluster
     assert saved["status"] == "saved"
     listed = await b.request({"type": "list_positions"}, "positions")
     assert [p["symbol"] for p in listed["positions"]] == ["TCS"]
+
     def held(m: dict[str, Any]) -> bool:
         return m.get("type") == "data" and m["data"]["position"]["quantity"] == 3
 
@@ -198,7 +191,7 @@ async def test_gateways_report_a_dead_ingest_and_recover_when_it_returns(
     gw = await redis_cluster.start_gateway()
     c = await redis_cluster.client(gw)
     await c.request({"type": "subscribe", "symbol": "SBIN"}, "subscription")
-    await _wait(lambda: gw.ingest_watch.alive)
+    await wait_until(lambda: gw.ingest_watch.alive)
     await ingest.stop()
     stale = await c.wait_for(lambda m: m.get("type") == "status" and m["feed"] == "stale", 30)
     assert "ingest" in stale["detail"]

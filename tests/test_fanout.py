@@ -9,7 +9,7 @@ from typing import Any
 
 import websockets
 
-from tests.helpers import Client, is_type
+from tests.helpers import Client, is_type, wait_until
 from tickhub.service import Service
 
 SYMBOLS = [
@@ -82,15 +82,6 @@ async def _stalled_client(port: int, symbols: list[str], intervals: list[str]) -
     return ws
 
 
-async def _wait(cond: Any, timeout: float = 30.0) -> None:
-    """Wait for a condition on server state (checked each event-loop turn, bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_stalled_client_is_conflated_bounded_and_does_not_delay_others(
     service_factory: Any,
 ) -> None:
@@ -101,7 +92,7 @@ async def test_stalled_client_is_conflated_bounded_and_does_not_delay_others(
     intervals = ["1m", "3m", "5m", "15m", "30m", "1h", "1d"]
     stalled = await _stalled_client(svc.port, symbols, intervals)
     topics = len(symbols) * len(intervals)
-    await _wait(lambda: any(s.paused and s.conflated > 0 for s in svc.hub.sessions))
+    await wait_until(lambda: any(s.paused and s.conflated > 0 for s in svc.hub.sessions))
     slow = next(s for s in svc.hub.sessions if s.paused)
     # While it stalls, other clients get every update, in order.
     readers = await asyncio.gather(*(_subscribed_client(svc.port, SYMBOLS[:4]) for _ in range(20)))
@@ -112,7 +103,7 @@ async def test_stalled_client_is_conflated_bounded_and_does_not_delay_others(
     assert len(slow.held) <= topics * 6
     assert slow.conflated > 0 and slow.dropped > 0
     # Past the grace period it is closed with the slow-consumer code and forgotten.
-    await _wait(lambda: slow.id not in {s.id for s in svc.hub.sessions}, timeout=20)
+    await wait_until(lambda: slow.id not in {s.id for s in svc.hub.sessions}, timeout=20)
     assert all(not s.paused for s in svc.hub.sessions)
     await asyncio.gather(*(c.close() for c in readers))
     stalled.transport.abort()

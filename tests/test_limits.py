@@ -5,20 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-import websockets
-
-from tests.helpers import Client, is_type
+from tests.helpers import Client, closed_with, is_type, wait_until
 from tickhub.protocol import CloseCode
 from tickhub.service import Service
-
-
-async def _closed_with(c: Client) -> int:
-    with pytest.raises(websockets.ConnectionClosed) as info:
-        while True:
-            await c.recv(timeout=15)
-    assert info.value.rcvd is not None
-    return info.value.rcvd.code
 
 
 async def test_connections_per_ip_limit_tells_the_client_and_closes_4503(
@@ -32,11 +21,11 @@ async def test_connections_per_ip_limit_tells_the_client_and_closes_4503(
     err = await third.wait_for(is_type("error"))
     assert err["code"] == "limit_exceeded"
     assert err["details"] == {"limit": 2, "current": 2, "setting": "MAX_CONNECTIONS_PER_IP"}
-    assert await _closed_with(third) == CloseCode.LIMIT_EXCEEDED
+    assert await closed_with(third) == CloseCode.LIMIT_EXCEEDED
     # A slot freed is a slot available again.
     await first.close()
     await second.request({"type": "ping"}, "pong")
-    await _wait(lambda: len(svc.hub) == 1)
+    await wait_until(lambda: len(svc.hub) == 1)
     fourth = await Client.connect(url)
     assert (await fourth.request({"type": "ping"}, "pong"))["type"] == "pong"
     for c in (second, fourth):
@@ -50,7 +39,7 @@ async def test_connection_attempt_rate_per_ip(service_factory: Any) -> None:
     last = clients[-1]
     err = await last.wait_for(is_type("error"))
     assert err["code"] == "rate_limited" and err["details"]["setting"] == "CONNECT_RATE_PER_IP"
-    assert await _closed_with(last) == CloseCode.RATE_LIMITED
+    assert await closed_with(last) == CloseCode.RATE_LIMITED
     for c in clients[:-1]:
         await c.close()
 
@@ -68,7 +57,7 @@ async def test_message_rate_error_then_close_if_it_continues(service_factory: An
     assert len(pongs) == 10  # exactly the burst was served; nothing silently dropped
     for _ in range(40):
         await c.send({"type": "ping"})
-    assert await _closed_with(c) == CloseCode.RATE_LIMITED
+    assert await closed_with(c) == CloseCode.RATE_LIMITED
 
 
 async def test_idle_client_is_pinged_and_one_that_answers_stays(service_factory: Any) -> None:
@@ -77,7 +66,7 @@ async def test_idle_client_is_pinged_and_one_that_answers_stays(service_factory:
     c = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
     await c.recv()
     # Pinged twice (a full timeout without a message) and still open: its pongs keep it alive.
-    await _wait(lambda: svc.hub.pings >= 2, timeout=30)
+    await wait_until(lambda: svc.hub.pings >= 2, timeout=30)
     assert len(svc.hub) == 1
     assert (await c.request({"type": "ping"}, "pong"))["type"] == "pong"
     await c.close()
@@ -91,7 +80,7 @@ async def test_client_that_answers_nothing_is_closed_with_4002(service_factory: 
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     await writer.drain()
-    await _wait(lambda: len(svc.hub) == 1)
+    await wait_until(lambda: len(svc.hub) == 1)
     # Read (never answering pings) until the server closes: the last frame is a close frame.
     data = b""
     while True:
@@ -136,14 +125,6 @@ async def test_heartbeat_ack_reports_this_clients_counters(connect: Any) -> None
     await c.recv()
     ack = await c.request({"type": "heartbeat"}, "heartbeat")
     assert ack["sent"] >= 1 and ack["dropped"] == 0 and ack["conflated"] == 0
-
-
-async def _wait(cond: Any, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
 
 
 async def test_binary_frames_count_against_the_message_rate(service_factory: Any) -> None:

@@ -9,11 +9,10 @@ from typing import Any
 
 import jwt
 import pytest
-import websockets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.helpers import Client, ahttp_get, is_type
+from tests.helpers import Client, ahttp_get, closed_with, is_type
 from tickhub.protocol import CloseCode
 from tickhub.service import Service
 
@@ -24,14 +23,6 @@ async def _connect(svc: Service, path: str = "/ws/stream", **kw: Any) -> Client:
     c = await Client.connect(f"ws://127.0.0.1:{svc.port}{path}", **kw)
     assert (await c.recv())["type"] == "connection"
     return c
-
-
-async def _closed_with(c: Client) -> int:
-    with pytest.raises(websockets.ConnectionClosed) as info:
-        while True:
-            await c.recv(timeout=15)
-    assert info.value.rcvd is not None
-    return info.value.rcvd.code
 
 
 def _hs256(sub: str, exp_in: float = 300) -> str:
@@ -68,7 +59,7 @@ async def test_unauthenticated_gets_only_welcome_and_errors(secured: Service) ->
 
 async def test_no_auth_within_deadline_closes_with_4502(secured: Service) -> None:
     c = await _connect(secured)
-    assert await _closed_with(c) == CloseCode.AUTH_TIMEOUT
+    assert await closed_with(c) == CloseCode.AUTH_TIMEOUT
 
 
 @pytest.mark.parametrize("token", ["alice-key", "bob-key"])
@@ -85,7 +76,7 @@ async def test_wrong_key_closes_with_4500_and_never_echoes_it(secured: Service) 
     c = await _connect(secured)
     err = await c.request({"type": "auth", "token": "stolen-guess"}, "error")
     assert err["code"] == "auth_failed" and "stolen-guess" not in json.dumps(err)
-    assert await _closed_with(c) == CloseCode.AUTH_FAILED
+    assert await closed_with(c) == CloseCode.AUTH_FAILED
 
 
 async def test_token_in_subprotocol_header(secured: Service) -> None:
@@ -102,14 +93,14 @@ async def test_jwt_expired_is_refused_with_4501(secured: Service) -> None:
     c = await _connect(secured)
     err = await c.request({"type": "auth", "token": _hs256("dave", exp_in=-5)}, "error")
     assert err["code"] == "auth_expired"
-    assert await _closed_with(c) == CloseCode.AUTH_EXPIRED
+    assert await closed_with(c) == CloseCode.AUTH_EXPIRED
 
 
 async def test_connection_closed_when_its_token_expires(secured: Service) -> None:
     c = await _connect(secured)
     reply = await c.request({"type": "auth", "token": _hs256("erin", exp_in=2)}, "auth")
     assert reply["expires_at"].endswith("Z")
-    assert await _closed_with(c) == CloseCode.AUTH_EXPIRED
+    assert await closed_with(c) == CloseCode.AUTH_EXPIRED
 
 
 async def test_jwt_with_bad_signature_is_refused(secured: Service) -> None:

@@ -97,19 +97,7 @@ class Ingest:
         self.last_ticks[symbol] = tick
         if self.market_time is None or tick.timestamp > self.market_time:
             self.market_time = tick.timestamp
-        data = payloads.tick_data(tick)
-        pub = self.publisher
-        for interval in self.intervals:
-            pub.data(
-                topic(Endpoint.STREAM, symbol, interval),
-                symbol,
-                "tick_data",
-                data,
-                tick.timestamp,
-                slot="tick",
-                retain="tick",
-                interval=interval.value,
-            )
+        self._publish_stream(tick, "tick_data", payloads.tick_data(tick), "tick")
         self._on_candles(updates)
         with self._contained("portfolio", symbol):
             self.portfolio.on_tick(tick)
@@ -196,16 +184,19 @@ class Ingest:
 
     def _publish_market(self, symbol: str) -> None:
         tick = self.last_ticks[symbol]
-        data = payloads.market_data(tick)
+        self._publish_stream(tick, "market_data", payloads.market_data(tick), "market")
+
+    def _publish_stream(self, tick: Tick, data_type: str, data: dict[str, Any], slot: str) -> None:
+        """The same tick-level payload on the stream topic of every interval (each its own seq)."""
         for interval in self.intervals:
             self.publisher.data(
-                topic(Endpoint.STREAM, symbol, interval),
-                symbol,
-                "market_data",
+                topic(Endpoint.STREAM, tick.symbol, interval),
+                tick.symbol,
+                data_type,
                 data,
                 tick.timestamp,
-                slot="market",
-                retain="market",
+                slot=slot,
+                retain=slot,
                 interval=interval.value,
             )
 

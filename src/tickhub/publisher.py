@@ -40,23 +40,11 @@ class Publisher:
     ) -> None:
         seq = self._seq.get(topic, 0) + 1
         self._seq[topic] = seq
-        msg: dict[str, Any] = {
-            "type": "data",
-            "symbol": symbol,
-            "timestamp": protocol.iso(ts),
-            "data_type": data_type,
-            "seq": seq,
-            "epoch": self.epoch,
-        }
-        if interval is not None:
-            msg["interval"] = interval
-        if extra:
-            msg.update(extra)
-        msg["data"] = data
+        payload = self._encode(seq, symbol, data_type, data, ts, interval, extra)
         self.bus.publish(
             BusMessage(
                 topic,
-                protocol.encode(msg),
+                payload,
                 slot,
                 retain,
                 published_at=time.time(),
@@ -79,18 +67,34 @@ class Publisher:
     ) -> None:
         """State that only new subscribers need (chart history): kept for snapshots, not sent
         live, and numbered with the topic's current ``seq`` since it is not a new message."""
+        seq = self._seq.get(topic, 0)
+        payload = self._encode(seq, symbol, data_type, data, ts, interval, {})
+        self.bus.publish(BusMessage(topic, payload, None, retain, deliver=False))
+
+    def _encode(
+        self,
+        seq: int,
+        symbol: str,
+        data_type: str,
+        data: dict[str, Any],
+        ts: datetime,
+        interval: str | None,
+        extra: dict[str, Any],
+    ) -> bytes:
         msg: dict[str, Any] = {
             "type": "data",
             "symbol": symbol,
             "timestamp": protocol.iso(ts),
             "data_type": data_type,
-            "seq": self._seq.get(topic, 0),
+            "seq": seq,
             "epoch": self.epoch,
         }
         if interval is not None:
             msg["interval"] = interval
+        if extra:
+            msg.update(extra)
         msg["data"] = data
-        self.bus.publish(BusMessage(topic, protocol.encode(msg), None, retain, deliver=False))
+        return protocol.encode(msg)
 
     def drop_retained(self, topic: str, retain: str) -> None:
         """Forget one retained value (a position that no longer exists)."""
