@@ -107,3 +107,33 @@ async def test_stalled_client_is_conflated_bounded_and_does_not_delay_others(
     assert all(not s.paused for s in svc.hub.sessions)
     await asyncio.gather(*(c.close() for c in readers))
     stalled.transport.abort()
+
+
+async def test_batching_is_opt_in_and_carries_the_same_messages(service: Service) -> None:
+    plain = await _subscribed_client(service.port, ["RELIANCE"])
+    batched = await Client.connect(f"ws://127.0.0.1:{service.port}/ws/stream?batch=1")
+    await batched.send({"type": "subscribe", "symbol": "RELIANCE"})
+    batch = await batched.wait_for(lambda m: m.get("type") == "batch" and m["count"] >= 2)
+    assert batch["count"] == len(batch["messages"])
+    assert all(m["type"] == "data" and m["symbol"] == "RELIANCE" for m in batch["messages"])
+    # The messages inside are the ones a plain client gets, seq for seq.
+    last = batch["messages"][-1]
+    same = await plain.wait_for(
+        lambda m: (
+            m.get("seq") == last["seq"]
+            and m.get("data_type") == last["data_type"]
+            and m.get("interval") == last["interval"]
+        )
+    )
+    assert same["data"] == last["data"]
+    assert not [m for m in plain.seen if m.get("type") == "batch"]
+    await plain.close()
+    await batched.close()
+
+
+async def test_batching_asked_for_in_subscribe(service: Service) -> None:
+    c = await Client.connect(f"ws://127.0.0.1:{service.port}/ws/stream")
+    await c.send({"type": "subscribe", "symbol": "INFY", "batch": True})
+    batch = await c.wait_for(lambda m: m.get("type") == "batch")
+    assert batch["messages"][0]["symbol"] == "INFY"
+    await c.close()

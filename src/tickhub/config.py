@@ -70,6 +70,7 @@ class Settings(BaseSettings):
 
     # --- streams ---
     update_interval: float = Field(1.0, gt=0, le=60)
+    batch_interval: float = Field(0.02, gt=0, le=1.0)
     candle_history: int = Field(500, ge=10, le=100_000)
     analysis_history: int = Field(100, ge=0, le=100_000)
     history_size: int = Field(1000, ge=0, le=1_000_000)

@@ -83,6 +83,7 @@ class Session:
     __slots__ = (
         "auth_deadline",
         "authenticated",
+        "batch",
         "closing",
         "conflated",
         "connected_at",
@@ -128,6 +129,8 @@ class Session:
         self.auth_deadline = 0.0
         self.expires_at: datetime | None = None
         self.closing = False
+        # Opt-in batching: data payloads wait here and leave together as one "batch" frame.
+        self.batch: list[bytes] | None = None
         self.sent = 0
         self.received = 0
         self.dropped = 0
@@ -199,6 +202,7 @@ class Hub:
         self.errors: dict[str, int] = {}
         self.observe_latency: Callable[[float], None] | None = None
         self.pings = 0  # keep-alive pings sent to idle clients
+        self._batching: set[Session] = set()
         self.conflated = 0  # replaced by a newer message for a slow client (monotonic)
         self.dropped = 0  # never delivered: conflated, or held when a slow client was closed
         self.closes: dict[int, int] = {}
@@ -222,7 +226,12 @@ class Hub:
         return len(self._sessions) < self.limits.max_connections
 
     def connect(
-        self, peer: Peer, endpoint: Endpoint, remote: str, token: str | None = None
+        self,
+        peer: Peer,
+        endpoint: Endpoint,
+        remote: str,
+        token: str | None = None,
+        batch: bool = False,
     ) -> Session | None:
         """Register a new client and greet it; ``None`` when a limit refused it (the client
         was told which limit, and the connection is closing)."""
@@ -242,6 +251,8 @@ class Hub:
             return None
         self._sessions[sid] = session
         self._per_ip[session.ip] = self._per_ip.get(session.ip, 0) + 1
+        if batch:
+            session.batch = []
         if self.auth.enabled:
             session.authenticated = False
             session.auth_deadline = mono + self.limits.auth_timeout
@@ -347,6 +358,8 @@ class Hub:
             if kind == "auth":
                 self._authenticate(session, msg.get("token"))
             elif kind == "subscribe":
+                if msg.get("batch") is True and session.batch is None:
+                    session.batch = []
                 self._subscribe(session, msg)
             elif kind == "unsubscribe":
                 self._unsubscribe(session, msg)
@@ -697,7 +710,10 @@ class Hub:
         slot = message.slot
         written = 0
         for session in members:
-            if session.paused:
+            if session.batch is not None:
+                session.batch.append(message.payload)
+                self._batching.add(session)
+            elif session.paused:
                 self._hold(session, message.topic, slot, frame)
             else:
                 session.peer.send_frame(frame)
@@ -723,6 +739,30 @@ class Hub:
             self.dropped += 1
         # Re-inserted at the end: held messages leave in the order of their latest update.
         session.held[key] = frame
+
+    def flush_batches(self) -> None:
+        """Send every batching client what gathered since the last call, as one frame each.
+
+        A batch is ``{"type": "batch", "count": n, "messages": [...]}`` where each message is
+        exactly the ``data`` message a non-batching client would have received.
+        """
+        sessions, self._batching = self._batching, set()
+        for session in sessions:
+            pending = session.batch
+            if not pending or session.closing:
+                continue
+            if session.paused:
+                if len(pending) > self.limits.max_held_events:
+                    self._close_slow(session, "too many undelivered batched messages")
+                else:
+                    self._batching.add(session)  # try again once it drains
+                continue
+            session.batch = []
+            n = len(pending)
+            payload = b'{"type":"batch","count":%d,"messages":[%b]}' % (n, b",".join(pending))
+            session.peer.send(payload)
+            session.sent += n
+            self.messages_out += n
 
     def pause(self, session: Session) -> None:
         """The client's transport buffer passed its limit."""

@@ -286,6 +286,7 @@ class Service:
                 self.ingest_watch.start()
                 self._spawn(self._probe_loop(), "probe")
             self._spawn(self._housekeeping(), "housekeeping")
+            self._spawn(self._batcher(), "batcher")
             self.port = await self.server.start(self.settings.host, self.settings.listen_port)
         self.started_at = time.monotonic()
         if self.port is not None:
@@ -368,6 +369,16 @@ class Service:
                         self.demand_relay.refresh()
             except Exception:
                 log.exception("housekeeping failed")
+
+    async def _batcher(self) -> None:
+        """Opt-in batching: gathered messages leave every ``BATCH_INTERVAL`` seconds."""
+        assert self.hub is not None
+        while True:
+            await asyncio.sleep(self.settings.batch_interval)
+            try:
+                self.hub.flush_batches()
+            except Exception:
+                log.exception("batch flush failed")
 
     async def _ingest_heartbeat(self) -> None:
         assert self.ingest is not None and self.bus is not None

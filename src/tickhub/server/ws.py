@@ -70,16 +70,22 @@ class _Connection(WSListener):
         "_hub",
         "_raw",
         "_server",
+        "_batch",
         "_token",
         "session",
         "transport",
     )
 
     def __init__(
-        self, server: WebSocketServer, endpoint: Endpoint, token: str | None = None
+        self,
+        server: WebSocketServer,
+        endpoint: Endpoint,
+        token: str | None = None,
+        batch: bool = False,
     ) -> None:
         self._server = server
         self._token = token
+        self._batch = batch
         self._hub = server.hub
         self._endpoint = endpoint
         self._fragments: list[bytes] | None = None
@@ -118,7 +124,7 @@ class _Connection(WSListener):
         raw.set_write_buffer_limits(high=self._server.outbox_bytes)
         peer = raw.get_extra_info("peername")
         remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.session = self._hub.connect(self, self._endpoint, remote, self._token)
+        self.session = self._hub.connect(self, self._endpoint, remote, self._token, self._batch)
         self._token = None
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
@@ -277,7 +283,8 @@ class WebSocketServer:
                     )
                 )
             token, offered = _subprotocol_token(request.headers.get("Sec-WebSocket-Protocol"))
-            listener = _Connection(self, endpoint, token)
+            raw_query = request.path.partition(b"?")[2]
+            listener = _Connection(self, endpoint, token, _wants_batch(raw_query))
             if offered is None:
                 return listener
             # A browser that offered protocols needs one of them echoed back.
@@ -323,6 +330,15 @@ class WebSocketServer:
         if origin is None or not self.allow_origin(origin):
             return {}
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def _wants_batch(query: bytes) -> bool:
+    """``?batch=1`` (or ``true``/``yes``) on the WebSocket URL turns batching on."""
+    for part in query.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if name == b"batch":
+            return value.lower() in (b"", b"1", b"true", b"yes")
+    return False
 
 
 def _subprotocol_token(header: str | None) -> tuple[str | None, str | None]:
