@@ -143,7 +143,7 @@ class Broadcaster:
         self.volume = [0] * count
         bases = [base_price(i) for i in range(count)]
         self.prices = []
-        for i, base in enumerate(bases):
+        for base in bases:
             row = []
             for k in range(_STEPS):
                 p = round(base + 0.05 * (k - _STEPS // 2), 2)
@@ -166,7 +166,9 @@ class Broadcaster:
         self.pacer = Pacer(self.emit, on_batch=self.tick_clock)
 
     def tick_clock(self) -> None:
-        self.ts = iso(datetime.fromtimestamp(MARKET_START.timestamp() + time.monotonic() - self.t0, UTC))
+        self.ts = iso(
+            datetime.fromtimestamp(MARKET_START.timestamp() + time.monotonic() - self.t0, UTC)
+        )
 
     def emit(self) -> None:
         i = self.next

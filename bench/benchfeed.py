@@ -58,10 +58,9 @@ def write_instruments(path: Path, count: int) -> Path:
         )
         for i in range(count):
             sym = symbol(i)
-            out.writerow(
-                [100_001 + i, 1_001 + i, sym, f"BENCH {sym}", base_price(i), "", 0.0, 0.05, 1]
-                + ["EQ", "NSE", "NSE"]
-            )
+            token, exchange_token, price = 100_001 + i, 1_001 + i, base_price(i)
+            row = (token, exchange_token, sym, f"BENCH {sym}", price, "", 0.0, 0.05, 1)
+            out.writerow((*row, "EQ", "NSE", "NSE"))
     return path
 
 

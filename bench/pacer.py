@@ -24,7 +24,9 @@ MAX_LAG = 0.05
 
 
 class Pacer:
-    def __init__(self, emit: Callable[[], None], on_batch: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, emit: Callable[[], None], on_batch: Callable[[], None] | None = None
+    ) -> None:
         self._emit = emit
         self._on_batch = on_batch
         self.rate = 0.0

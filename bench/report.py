@@ -1,4 +1,4 @@
-"""Results of a run: rows per (scenario, server), ratios within the run, goals, table, JSON, chart."""
+"""Results of a run: rows per scenario and server, ratios within the run, goals, table, chart."""
 
 from __future__ import annotations
 
@@ -52,18 +52,20 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
-    return a / b
+    return float(a) / float(b)
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """Each row against each baseline of the same scenario in this run."""
+    """Each row against each baseline of the same scenario in this run (a ``batch`` row against
+    the baselines' unbatched ``clients`` row: they have no batching)."""
     by_key: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = defaultdict(dict)
     for row in rows:
         by_key[key(row)][row["server"]] = row
     for row in rows:
         ratios: dict[str, dict[str, float | None]] = {}
+        k = key({**row, "scenario": "clients"}) if row["scenario"] == "batch" else key(row)
         for base in BASELINES:
-            other = by_key[key(row)].get(base)
+            other = by_key[k].get(base)
             if other is None:
                 continue
             ratios[base] = {
@@ -84,6 +86,18 @@ def _find(rows: Iterable[dict[str, Any]], server: str, **match: Any) -> dict[str
     return None
 
 
+def _per_run(
+    rows: list[dict[str, Any]], row: dict[str, Any] | None, base: str, runs_key: str
+) -> str:
+    """The ratio of each repeated run (run i against the baseline's run i): the noise."""
+    other = _find(rows, base, **{k: (row or {}).get(k) for k in ("scenario", "clients")})
+    mine, theirs = (row or {}).get(runs_key), (other or {}).get(runs_key)
+    if not mine or not theirs:
+        return ""
+    each = [a / b for a, b in zip(mine, theirs, strict=False) if a and b]
+    return "; runs " + ", ".join(f"{x:.2f}" for x in each)
+
+
 def _verdict(value: float | None, ok: bool | None) -> str:
     if value is None or ok is None:
         return "n/a"
@@ -98,8 +112,13 @@ def goals(rows: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, An
 
     def add(goal: str, measured: str, value: float | None, ok: bool | None, note: str = "") -> None:
         out.append(
-            {"goal": goal, "measured": measured, "value": value, "verdict": _verdict(value, ok),
-             "note": note}
+            {
+                "goal": goal,
+                "measured": measured,
+                "value": value,
+                "verdict": _verdict(value, ok),
+                "note": note,
+            }
         )
 
     for base, need in (("node-ws", 1.0), ("picows", 0.9)):
@@ -109,15 +128,20 @@ def goals(rows: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, An
             f"{r:.2f}x" if r is not None else "no baseline",
             r,
             None if r is None else r >= need,
-            f"{ref['clients']} clients, {ref['subs']} of {ref['symbols']} symbols",
+            f"{ref['clients']} clients, {ref['subs']} of {ref['symbols']} symbols"
+            + _per_run(rows, t, base, "msgs_per_cpu_s_runs"),
         )
     r = (t or {}).get("ratios", {}).get("picows", {}).get("p99")
+    b = _find(rows, "picows", **ref)
+    p50 = _ratio((t or {}).get("p50_ms"), (b or {}).get("p50_ms"))
     add(
         "2. p99 latency <= 1.2x picows",
         f"{r:.2f}x" if r is not None else "no baseline",
         r,
         None if r is None else r <= 1.2,
-        f"at {ref['load']:,} deliveries/s; median of repeats",
+        f"at {ref['load']:,} deliveries/s; median of runs"
+        + _per_run(rows, t, "picows", "p99_ms_runs")
+        + (f"; p50 {p50:.2f}x" if p50 is not None else ""),
     )
     mem = [r for r in rows if r["scenario"] == "memory" and r["server"] == SUBJECT]
     if mem:
@@ -138,21 +162,40 @@ def goals(rows: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, An
             bool(answered),
         )
     for dim, label in (("clients", "clients"), ("symbols", "symbols")):
-        series = sorted(
-            (r for r in rows if r["server"] == SUBJECT and r["scenario"] == dim),
-            key=lambda r: r[dim],
-        )
-        values = [r["msgs_per_cpu_s"] for r in series if r.get("msgs_per_cpu_s")]
-        if len(values) >= 2:
-            spread = max(abs(v / values[0] - 1) for v in values)
+        spreads = {}
+        for server in (SUBJECT, "picows"):
+            series = sorted(
+                (r for r in rows if r["server"] == server and r["scenario"] == dim),
+                key=lambda r: r[dim],
+            )
+            values = [r["msgs_per_cpu_s"] for r in series if r.get("msgs_per_cpu_s")]
+            if len(values) >= 2:
+                spreads[server] = (max(abs(v / values[0] - 1) for v in values), series)
+        if SUBJECT in spreads:
+            spread, series = spreads[SUBJECT]
+            base = f"; picows itself {spreads['picows'][0]:.0%}" if "picows" in spreads else ""
             add(
                 f"4. msgs per CPU-s within 15% across {label}",
                 f"{spread:.0%} from {series[0][dim]:,} to {series[-1][dim]:,}",
                 spread,
                 spread <= 0.15,
-                "largest deviation from the smallest setting",
+                "largest deviation from the smallest setting" + base,
             )
-    add("5. opt-in batching", "not measured", None, None, "no batching option to compare yet")
+    batch = _find(rows, SUBJECT, scenario="batch")
+    if batch is not None and t is not None:
+        d_tput = _ratio(batch.get("msgs_per_cpu_s"), t.get("msgs_per_cpu_s"))
+        d_p99 = _ratio(batch.get("p99_ms"), t.get("p99_ms"))
+        vs_pw = batch.get("ratios", {}).get("picows", {}).get("msgs_per_cpu_s")
+        out.append(
+            {
+                "goal": '5. opt-in batching (?batch / "batch": true)',
+                "measured": f"msgs/CPU-s {d_tput:.2f}x unbatched" if d_tput else "n/a",
+                "value": d_tput,
+                "verdict": "info",
+                "note": (f"{vs_pw:.2f}x picows; " if vs_pw else "")
+                + (f"p99 {d_p99:.2f}x unbatched" if d_p99 else ""),
+            }
+        )
     base0 = _find(rows, SUBJECT, scenario="stall", stalled=0) or t
     for row in sorted(
         (r for r in rows if r["server"] == SUBJECT and r["scenario"] == "stall" and r["stalled"]),
@@ -162,18 +205,18 @@ def goals(rows: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, An
             break
         d_tput = _ratio(row.get("msgs_per_cpu_s"), base0.get("msgs_per_cpu_s"))
         d_p99 = _ratio(row.get("p99_ms"), base0.get("p99_ms"))
-        ok = (
-            None
-            if d_tput is None or d_p99 is None
-            else d_tput >= 0.95 and d_p99 <= 1.05
-        )
+        pw0 = _find(rows, "picows", scenario="stall", stalled=0)
+        pw = _find(rows, "picows", scenario="stall", stalled=row["stalled"])
+        pw_tput = _ratio((pw or {}).get("msgs_per_cpu_s"), (pw0 or {}).get("msgs_per_cpu_s"))
+        ok = None if d_tput is None or d_p99 is None else d_tput >= 0.95 and d_p99 <= 1.05
         add(
             f"6. {row['stalled']} stalled: msgs/CPU-s and p99 within 5% of none",
             f"msgs/CPU-s {d_tput:.2f}x, p99 {d_p99:.2f}x" if ok is not None else "n/a",
             d_tput,
             ok,
             f"RSS {row.get('rss_end_kib', 0) / 1024:.0f} MiB at the end; "
-            f"{row.get('server_paused', '?')} paused",
+            f"{row.get('server_paused', '?')} paused"
+            + (f"; picows msgs/CPU-s {pw_tput:.2f}x" if pw_tput is not None else ""),
         )
     return out
 
@@ -217,7 +260,8 @@ def _load(row: dict[str, Any]) -> str:
 
 
 def _rat(row: dict[str, Any], base: str, metric: str) -> float | None:
-    return row.get("ratios", {}).get(base, {}).get(metric)
+    value = row.get("ratios", {}).get(base, {}).get(metric)
+    return None if value is None else float(value)
 
 
 def render_table(rows: list[dict[str, Any]]) -> str:

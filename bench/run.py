@@ -42,7 +42,7 @@ FD_RESERVE = 100  # descriptors a server needs besides its connections
 
 @dataclass(frozen=True)
 class Scenario:
-    scenario: str  # clients | symbols | stall | peak | memory
+    scenario: str  # clients | symbols | stall | batch | peak | memory
     clients: int
     symbols: int = 50
     subs: int = SUBS
@@ -51,6 +51,7 @@ class Scenario:
     warmup: float = 2.0
     duration: float = 6.0
     stall_wait: float = 0.0  # longest wait for the server to report every stalled client paused
+    batch: bool = False  # clients ask for tickhub's opt-in batching
 
     @property
     def subscribers_per_tick(self) -> float:
@@ -136,17 +137,19 @@ def servers(wanted: list[str], notes: list[str]) -> list[Server]:
             if not _npm_install(NODE_DIR, NODE_DIR / "node_modules" / "ws", notes, "node-ws"):
                 continue
             ws = json.loads((NODE_DIR / "node_modules" / "ws" / "package.json").read_text())
-            version = f"node {_version([node, '--version'])}, ws {ws['version']}"
-            found.append(Server(name, [node, str(NODE_DIR / "server.mjs")], version))
+            node_version = f"node {_version([node, '--version'])}, ws {ws['version']}"
+            found.append(Server(name, [node, str(NODE_DIR / "server.mjs")], node_version))
         elif name == "bun":
             bun = BUN_DIR / "node_modules" / ".bin" / "bun"
             if not _npm_install(BUN_DIR, bun, notes, "bun"):
                 continue
-            version = _version([str(bun), "--version"])
-            if version is None:
+            bun_version = _version([str(bun), "--version"])
+            if bun_version is None:
                 notes.append("bun skipped: the npm package installed no working binary")
                 continue
-            found.append(Server(name, [str(bun), str(BUN_DIR / "server.mjs")], f"bun {version}"))
+            found.append(
+                Server(name, [str(bun), str(BUN_DIR / "server.mjs")], f"bun {bun_version}")
+            )
         else:
             sys.exit(f"bench: unknown server {name!r} (tickhub, picows, node-ws, bun)")
     return found
@@ -186,6 +189,8 @@ def _loadgen_argv(sc: Scenario, port: int, count: int, first: int) -> list[str]:
         "--first", str(first),
         "--ready-timeout", str(60 + count / 100),
     ]  # fmt: skip
+    if sc.batch:
+        argv += ["--batch", "1"]
     if sc.stalled:
         argv += ["--stall", str(sc.stalled), "--stall-subs", str(min(sc.symbols, 200))]
     if count > 10_000:
@@ -216,9 +221,7 @@ def run_one(
         rate_since = time.monotonic()
         total = sc.clients + sc.stalled
         active = [sc.clients]  # one load client process; the fd limit allows ~19,900 connections
-        lg = procs.start(
-            "loadgen", _loadgen_argv(sc, port, total, 0), cpus=cpus[1], cwd=data_dir
-        )
+        lg = procs.start("loadgen", _loadgen_argv(sc, port, total, 0), cpus=cpus[1], cwd=data_dir)
         loadgens.append(lg)
         ready = lg.expect("READY", 90 + total / 50)
         row["connect_s"] = ready["seconds"]
@@ -304,7 +307,7 @@ def _annotate(row: dict[str, Any], sc: Scenario, reports: list[dict[str, Any]]) 
     notes = row["notes"]
     ticks = row["ticks_per_s"] * row["window_s"]
     if row["shed"] and ticks and row["shed"] > 0.01 * ticks:
-        notes.append(f"saturated: shed {row['shed'] / (row['shed'] + ticks):.0%} of ticks")
+        notes.append(f"behind: shed {row['shed'] / (row['shed'] + ticks):.0%} of ticks")
     if sc.load != "max" and row["delivered_per_s"] < 0.95 * float(sc.load):
         notes.append(f"below offered load ({row['delivered_per_s'] / float(sc.load):.0%})")
     if row["gaps"]:
@@ -349,6 +352,8 @@ def plan(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
             replace(ref, scenario="stall", stalled=k, stall_wait=60.0 if k else 0.0)
             for k in (0, 1, 10, 100)
         ]
+    if "batch" in kinds:
+        out.append(replace(ref, scenario="batch", batch=True))
     if "peak" in kinds:
         out.append(replace(ref, scenario="peak", load="max"))
     if "memory" in kinds:
@@ -417,8 +422,8 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument(
         "--only", type=lambda s: s.split(","),
-        default=["clients", "symbols", "stall", "peak", "memory"],
-        help="scenario kinds to run (clients,symbols,stall,peak,memory)",
+        default=["clients", "symbols", "stall", "batch", "peak", "memory"],
+        help="scenario kinds to run (clients,symbols,stall,batch,peak,memory)",
     )  # fmt: skip
     parser.add_argument(
         "--load", type=int, default=50_000, help="deliveries/s offered (default 50,000)"
@@ -461,9 +466,15 @@ def main() -> int:
                 for server in found:
                     if sc.scenario == "stall" and server.name not in args.stall_servers:
                         continue
-                    label = f"[{i}/{len(scenarios)}] {sc.scenario} {server.name} clients={sc.clients}"
-                    print(f"{label} symbols={sc.symbols} stalled={sc.stalled} load={sc.load}",
-                          file=sys.stderr, flush=True)  # fmt: skip
+                    if sc.batch and server.name != "tickhub":
+                        continue  # only tickhub has opt-in batching
+                    print(
+                        f"[{i}/{len(scenarios)}] {sc.scenario} {server.name}",
+                        f"clients={sc.clients} symbols={sc.symbols} stalled={sc.stalled}",
+                        f"load={sc.load}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     runs.append(run_one(procs, server, sc, cpus, tmp))
     except KeyboardInterrupt:
         print("bench: interrupted; every process stopped", file=sys.stderr)

@@ -47,12 +47,16 @@ async def main(args: argparse.Namespace) -> None:
         "connect_rate_per_ip": 1_000_000.0,
     }
     # Settings change while tickhub grows: pass only the ones this version has.
-    settings = load_settings(None, **{k: v for k, v in wanted.items() if k in Settings.model_fields})
+    settings = load_settings(
+        None, **{k: v for k, v in wanted.items() if k in Settings.model_fields}
+    )
     setup_logging(settings.log_level, settings.log_format)
     registry = InstrumentRegistry.load_csv(instruments)
     feed = BenchFeed(list(registry))
     service = Service(settings, registry=registry, feed=feed)
     port = await service.start()
+    hub, ingest = service.hub, service.ingest
+    assert port is not None and hub is not None and ingest is not None
     announce("READY", port=port, pid=os.getpid(), server="tickhub")
 
     def rate(words: list[str]) -> tuple[str, dict[str, object]]:
@@ -63,11 +67,11 @@ async def main(args: argparse.Namespace) -> None:
         return "STATS", {
             "ticks": feed.pacer.emitted,
             "shed": feed.pacer.shed,
-            "published": service.ingest.publisher.published,
-            "delivered": service.hub.messages_out,
-            "connections": len(service.hub),
-            "paused": sum(1 for s in service.hub.sessions if s.paused),
-            "dropped": sum(s.dropped for s in service.hub.sessions),
+            "published": ingest.publisher.published,
+            "delivered": hub.messages_out,
+            "connections": len(hub),
+            "paused": sum(1 for s in hub.sessions if s.paused),
+            "dropped": sum(int(s.dropped) for s in hub.sessions),
         }
 
     try:
@@ -83,5 +87,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--symbols", type=int, default=50)
-    parser.add_argument("--data-dir", default=None, help="SQLite and instruments (default: a temp dir)")
+    parser.add_argument(
+        "--data-dir", default=None, help="SQLite and instruments (default: a temp dir)"
+    )
     uvloop.run(main(parser.parse_args()))

@@ -297,8 +297,10 @@ async def test_analysis_snapshot_has_history_and_indicators(app: App) -> None:
             vol += 100
             ticks.append(tick("RELIANCE", at(9 + (15 + m) // 60, (15 + m) % 60, s), p, vol))
     app.feed.push(*ticks)
-    await c.send({"type": "subscribe", "symbol": "RELIANCE"})
-    snaps = []
+    await c.request({"type": "subscribe", "symbol": "RELIANCE"}, "subscription")
+    # One more minute closes: a live message after the snapshot.
+    app.feed.push(tick("RELIANCE", at(9, 56, 1), 140.0, vol + 100))
+    snaps = [m for m in c.seen if m.get("snapshot")]
     while True:
         msg = await c.wait_for(is_type("data"))
         if not msg.get("snapshot"):
@@ -312,5 +314,8 @@ async def test_analysis_snapshot_has_history_and_indicators(app: App) -> None:
     for key in ("sma_20", "ema_20", "rsi_14", "atr_14", "vwap"):
         assert isinstance(ind[key], float), key
     closes = [c["close"] for c in with_history[0]["data"]["history"]]
+    current = snaps[-1]["data"]["candle"]
+    if not current["closed"]:  # between closes, the forming candle counts as the latest
+        closes.append(current["close"])
     assert ind["sma_20"] == pytest.approx(sum(closes[-20:]) / 20, abs=1e-4)
     assert snaps[-1]["data"]["trend"] == "bullish"

@@ -47,9 +47,22 @@ class Started:
         self.url = f"ws://127.0.0.1:{port}"
 
 
+def _free_port_pair() -> int:
+    """A port whose next one is free too (run_services puts its second gateway there)."""
+    for _ in range(50):
+        port = _free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two consecutive free ports")
+
+
 def _start(script: str, workdir: Path) -> Started:
     """Run a backend/ script as the seed does (cwd backend/) and wait until /health answers."""
-    port = _free_port()
+    port = _free_port_pair()
     env = {
         **os.environ,
         "WS_PORT": str(port),
@@ -161,7 +174,9 @@ def test_run_services_starts_an_ingest_and_two_gateways_that_serve(tmp_path: Pat
             pytest.skip("no Redis: run_services fell back to the single-process service")
         assert "starting 3 services" in log
         second = f"ws://127.0.0.1:{started.port + 1}"
+        deadline = time.monotonic() + STARTUP_SECONDS
         while not _answers(f"http://127.0.0.1:{started.port + 1}/health"):
+            assert time.monotonic() < deadline, started.log.read_text()
             time.sleep(0.1)
         for url in (started.url, second):
             result = _client("test_multi_endpoint_client.py", "--url", url, "--timeout", "15")

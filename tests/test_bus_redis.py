@@ -215,6 +215,36 @@ async def test_one_process_publishes_another_receives_the_same_bytes_in_order(
 
 
 @pytest.mark.redis
+async def test_redis_sees_one_subscription_per_process_from_first_to_last_handler(
+    redis_prefix: str,
+) -> None:
+    import redis.asyncio as aioredis
+
+    raw = aioredis.Redis.from_url(REDIS_URL)
+    bus = redis_bus(redis_prefix)
+    channel = f"{redis_prefix}:t:stream:X"
+
+    async def subscribers() -> int:
+        await settle(bus)
+        ((_, count),) = await raw.pubsub_numsub(channel)
+        return int(count)
+
+    try:
+        await bus.start()
+        first, second = Recorder(), Recorder()
+        bus.subscribe("stream:X", first)
+        bus.subscribe("stream:X", second)
+        assert await subscribers() == 1
+        bus.unsubscribe("stream:X", first)
+        assert await subscribers() == 1
+        bus.unsubscribe("stream:X", second)
+        assert await subscribers() == 0
+    finally:
+        await bus.close()
+        await raw.aclose()
+
+
+@pytest.mark.redis
 async def test_retained_state_is_visible_to_a_process_that_subscribes_later(
     pair: tuple[RedisBus, RedisBus],
 ) -> None:
@@ -302,10 +332,10 @@ async def test_wire_format_is_the_documented_one(redis_prefix: str) -> None:
         assert data[pos + 10 + retain_len :] == b"payload"
         stored = await raw.hget(f"{redis_prefix}:r:stream:X", "tick")
         assert stored == struct.pack(">Q", version) + b"payload"
-        assert int(await raw.get(f"{redis_prefix}:v")) == version
+        assert await raw.get(f"{redis_prefix}:v") == str(version).encode()
     finally:
         await bus.close()
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
         await raw.aclose()
 
 
@@ -391,6 +421,7 @@ def _fast(url: str, on_state: Callable[[bool], None], **kwargs: Any) -> RedisBus
         max_reconnect_delay=0.2,
         connect_timeout=1.0,
         health_interval=1.0,
+        close_timeout=1.0,
         **kwargs,
     )
 
@@ -410,6 +441,7 @@ async def test_reconnects_resubscribes_and_flushes_the_queue_after_a_redis_resta
         await settle(bus)
         bus.publish(msg("alerts:X", b"before", None, seq=1, epoch="e"))
         await seen.wait_for(1)
+        await settle(bus)  # the writer has its reply too: nothing left to send again
         assert bus.recover_nowait("alerts:X", "e", 0) == [b"before"]
 
         await own_redis.kill()

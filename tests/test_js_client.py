@@ -132,5 +132,6 @@ async def test_js_client_under_node(
     summary = dict(re.findall(r"^# (pass|fail|skipped|cancelled) (\d+)$", report, re.MULTILINE))
     assert summary.get("fail") == "0", report
     assert summary.get("cancelled") == "0", report
-    assert summary.get("skipped") == "0", report  # the live tests ran, not skipped
-    assert int(summary.get("pass", "0")) >= 20, report
+    assert summary.get("skipped") == "0", report
+    assert "# SKIP" not in report, report  # the tests against the service ran
+    assert "ok 5 - client (real service)" in report, report

@@ -361,11 +361,6 @@ def test_open_store_accepts_sqlite_urls_and_paths(
     memory.close()
 
 
-def test_open_store_postgresql_is_not_implemented_yet() -> None:
-    with pytest.raises(NotImplementedError, match=r"scale-out work, issue 7"):
-        open_store("postgresql://user:secret@db/tickhub")
-
-
 def test_open_store_rejects_other_schemes_without_echoing_secrets() -> None:
     with pytest.raises(ValueError, match="unsupported store url: redis://") as info:
         open_store("redis://:secret@localhost/0")

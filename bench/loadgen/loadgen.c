@@ -20,7 +20,8 @@
  *   quit / EOF                     close everything and exit 0
  *
  * Stalled connections (--stall M, the last M of this process) subscribe to --stall-subs symbols
- * with a small receive buffer, and stop reading once every connection is ready.
+ * with a small receive buffer, and stop reading once every connection is ready. With --batch 1
+ * the subscribe asks for tickhub's opt-in batching and every message of a batch frame counts.
  *
  * Build: gcc -O2 -o loadgen loadgen.c
  */
@@ -84,6 +85,7 @@ static int opt_parallel = 64;
 static double opt_ready_timeout = 120.0;
 static int opt_rcvbuf_stalled = 4096;
 static char *opt_src = NULL;
+static int opt_batch = 0; /* subscribe with "batch":true and read batch frames */
 static int opt_busy = 0; /* spin in epoll_wait(0): a halted vCPU wakes slowly */
 
 /* ---- state ------------------------------------------------------------------------------ */
@@ -103,7 +105,7 @@ static char first_error[256] = "";
 
 /* window counters (reset by mark) */
 static uint64_t c_msgs, c_ticks, c_bytes, c_frames, c_other, c_gaps, c_ooo, c_wrong, c_errors;
-static uint64_t c_snapshots, c_acks, c_closed, c_pings, c_hb_acked;
+static uint64_t c_snapshots, c_acks, c_closed, c_pings, c_hb_acked, c_batches;
 static char error_sample[256] = "";
 static double t_mark;
 static double cpu_mark;
@@ -369,7 +371,7 @@ static void send_subscribe(conn_t *c) {
     for (int j = 0; j < c->nsubs; j++)
         n += (size_t)snprintf(msg + n, cap - n, "%s\"%s%04u\"", j ? "," : "", opt_prefix,
                               c->sub_idx[j]);
-    n += (size_t)snprintf(msg + n, cap - n, "]}");
+    n += (size_t)snprintf(msg + n, cap - n, opt_batch ? "],\"batch\":true}" : "]}");
     send_frame(c, 1, msg, n);
     free(msg);
 }
@@ -424,6 +426,18 @@ static void on_data(conn_t *c, const char *p, size_t n, uint64_t now) {
 static void on_text(conn_t *c, const char *p, size_t n, uint64_t now) {
     if (n >= 14 && memcmp(p, "{\"type\":\"data\"", 14) == 0) {
         on_data(c, p, n, now);
+        return;
+    }
+    if (n >= 15 && memcmp(p, "{\"type\":\"batch\"", 15) == 0) {
+        /* {"type":"batch","count":n,"messages":[{"type":"data",...},{"type":"data",...}]} */
+        const char *end = p + n;
+        const char *q = memmem(p + 15, n - 15, "{\"type\":\"data\"", 14);
+        c_batches++;
+        while (q) {
+            const char *next = memmem(q + 14, (size_t)(end - q - 14), "{\"type\":\"data\"", 14);
+            on_data(c, q, (size_t)((next ? next : end) - q), now);
+            q = next;
+        }
         return;
     }
     if (n >= 17 && memcmp(p, "{\"snapshot\":true,", 17) == 0) {
@@ -576,7 +590,7 @@ static void print_ready(void) {
 
 static void do_mark(void) {
     c_msgs = c_ticks = c_bytes = c_frames = c_other = c_gaps = c_ooo = c_wrong = c_errors = 0;
-    c_snapshots = c_acks = c_closed = c_pings = c_hb_acked = 0;
+    c_snapshots = c_acks = c_closed = c_pings = c_hb_acked = c_batches = 0;
     error_sample[0] = 0;
     memset(hist, 0, sizeof hist);
     lat_count = lat_sum = lat_max = 0;
@@ -595,10 +609,11 @@ static void do_report(void) {
     printf("REPORT {\"window_s\":%.6f,\"cpu_s\":%.6f,\"conns\":%d,\"open\":%d,\"active\":%d,"
            "\"msgs\":%lu,\"ticks\":%lu,\"bytes\":%lu,\"frames\":%lu,\"other\":%lu,\"gaps\":%lu,"
            "\"out_of_order\":%lu,\"wrong_topic\":%lu,\"errors\":%lu,\"error_sample\":\"%s\","
-           "\"snapshots\":%lu,\"acks\":%lu,\"closed\":%lu,\"pings\":%lu,\"hb_acked\":%lu,",
+           "\"snapshots\":%lu,\"acks\":%lu,\"closed\":%lu,\"pings\":%lu,\"hb_acked\":%lu,"
+           "\"batches\":%lu,",
            window, cpu, opt_conns, open_now, n_active, c_msgs, c_ticks, c_bytes, c_frames, c_other,
            c_gaps, c_ooo, c_wrong, c_errors, error_sample, c_snapshots, c_acks, c_closed, c_pings,
-           c_hb_acked);
+           c_hb_acked, c_batches);
     printf("\"lat_us\":{\"count\":%lu,\"min\":%lu,\"mean\":%.1f,\"p50\":%lu,\"p90\":%lu,"
            "\"p99\":%lu,\"p999\":%lu,\"max\":%lu},\"hist\":[",
            lat_count, lat_count ? lat_min : 0, lat_count ? (double)lat_sum / lat_count : 0.0,
@@ -662,7 +677,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: loadgen --port P [--host 127.0.0.1] [--path /ws/stream] [--conns N] [--subs K]\n"
             "               [--symbols S] [--prefix SYM] [--stall M] [--stall-subs K2] [--first G]\n"
-            "               [--seed X] [--parallel 64] [--ready-timeout 120] [--src a,b,...]\n");
+            "               [--seed X] [--parallel 64] [--ready-timeout 120] [--src a,b,...]\n"
+            "               [--batch 0|1] [--busy-poll 0|1] [--rcvbuf-stalled 4096]\n");
     exit(2);
 }
 
@@ -687,6 +703,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--rcvbuf-stalled")) opt_rcvbuf_stalled = atoi(v);
         else if (!strcmp(a, "--src")) opt_src = strdup(v);
         else if (!strcmp(a, "--busy-poll")) opt_busy = atoi(v);
+        else if (!strcmp(a, "--batch")) opt_batch = atoi(v);
         else usage();
     }
     if (opt_port <= 0 || opt_conns <= 0 || opt_symbols <= 0 || opt_subs <= 0) usage();

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     gateways: int = Field(2, ge=1, le=64)
     bus_prefix: str = Field("tickhub", min_length=1, max_length=64)
     data_dir: Path = Path("data")
-    store_url: str | None = None
+    store_url: SecretStr | None = None  # may hold a database password
     portfolio_file: Path | None = None
     demo_portfolio: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

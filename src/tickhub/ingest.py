@@ -5,6 +5,11 @@ Everything here is computed once per tick, whatever the number of clients or gat
 so that each client's ``seq`` counts exactly the messages it receives. Ticks are published as they
 come; a candle's final update (``closed: true``) at once; the forming candle, ``market_data`` and
 the derived streams at most once per ``update_interval`` per topic (the latest state wins).
+
+Only topics some client wants (``on_demand``) get state messages: an unwatched symbol costs its
+candles and engines but no encoding. Events (alert firings) and closed candles are published
+whatever the demand, so the resume history never has holes; when a topic becomes wanted its
+current state is published at once, which is what the new subscriber's snapshot holds.
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ class Ingest:
         self._dirty: dict[tuple[str, str, str], Callable[[], None]] = {}
         self._bucket: dict[tuple[str, Interval], datetime] = {}
         self._owner_topics: dict[tuple[str, str], dict[str, int]] = {}
+        self.wanted: set[str] = set()  # topics some client subscribes to (see on_demand)
+        self._topic_cache: dict[str, list[str]] = {}
 
     # --- feed callbacks ------------------------------------------------------------------------
 
@@ -104,7 +111,8 @@ class Ingest:
         with self._contained("alerts", symbol):
             for event in self.alerts.on_tick(tick):
                 self.publish_alert_event(event)
-        self._throttled(("market", symbol, ""), lambda: self._publish_market(symbol))
+        if self._wants_stream(symbol):
+            self._throttled(("market", symbol, ""), lambda: self._publish_market(symbol))
         for owner in self.owners(Endpoint.PORTFOLIO, symbol):
             self._throttled(
                 ("portfolio", symbol, owner),
@@ -135,12 +143,16 @@ class Ingest:
                         for event in self.alerts.on_candle(candle):
                             self.publish_alert_event(event)
                 self._dirty.pop(key, None)
-                self._publish_candle(candle)
-                with self._contained("analysis", candle.symbol):
-                    self._publish_analysis(candle.symbol, candle.interval, closed=True)
+                self._publish_candle(candle)  # always: a closed candle is never conflated
+                if topic(Endpoint.ANALYSIS, candle.symbol, candle.interval) in self.wanted:
+                    with self._contained("analysis", candle.symbol):
+                        self._publish_analysis(candle.symbol, candle.interval, closed=True)
+            elif not self._wants_interval(candle.symbol, candle.interval):
+                self._is_new_bucket(candle)
             elif self._is_new_bucket(candle):
                 self._last_sent[key] = self.clock.monotonic()
-                self._publish_candle(candle)
+                if topic(Endpoint.STREAM, candle.symbol, candle.interval) in self.wanted:
+                    self._publish_candle(candle)
             else:
                 self._throttled(
                     key, functools.partial(self._publish_forming, candle.symbol, candle.interval)
@@ -155,10 +167,30 @@ class Ingest:
 
     def _publish_forming(self, symbol: str, interval: Interval) -> None:
         candle = self.candles.current(symbol, interval)
-        if candle is not None:
+        if candle is None:
+            return
+        if topic(Endpoint.STREAM, symbol, interval) in self.wanted:
             self._publish_candle(candle)
+        if topic(Endpoint.ANALYSIS, symbol, interval) in self.wanted:
             with self._contained("analysis", symbol):
                 self._publish_analysis(symbol, interval, closed=False)
+
+    def _wants_interval(self, symbol: str, interval: Interval) -> bool:
+        return (
+            topic(Endpoint.STREAM, symbol, interval) in self.wanted
+            or topic(Endpoint.ANALYSIS, symbol, interval) in self.wanted
+        )
+
+    def _wants_stream(self, symbol: str) -> bool:
+        return any(t in self.wanted for t in self._stream_topics(symbol))
+
+    def _stream_topics(self, symbol: str) -> list[str]:
+        found = self._topic_cache.get(symbol)
+        if found is None:
+            found = self._topic_cache[symbol] = [
+                topic(Endpoint.STREAM, symbol, i) for i in self.intervals
+            ]
+        return found
 
     @contextlib.contextmanager
     def _contained(self, engine: str, symbol: str) -> Iterator[None]:
@@ -186,11 +218,22 @@ class Ingest:
         tick = self.last_ticks[symbol]
         self._publish_stream(tick, "market_data", payloads.market_data(tick), "market")
 
-    def _publish_stream(self, tick: Tick, data_type: str, data: dict[str, Any], slot: str) -> None:
-        """The same tick-level payload on the stream topic of every interval (each its own seq)."""
-        for interval in self.intervals:
+    def _publish_stream(
+        self,
+        tick: Tick,
+        data_type: str,
+        data: dict[str, Any],
+        slot: str,
+        only: str | None = None,
+    ) -> None:
+        """The same tick-level payload on the wanted stream topic of every interval (each with
+        its own seq), or on topic ``only``."""
+        wanted = self.wanted
+        for interval, t in zip(self.intervals, self._stream_topics(tick.symbol), strict=True):
+            if t not in wanted or (only is not None and t != only):
+                continue
             self.publisher.data(
-                topic(Endpoint.STREAM, tick.symbol, interval),
+                t,
                 tick.symbol,
                 data_type,
                 data,
@@ -202,7 +245,9 @@ class Ingest:
 
     # --- derived streams (computed for real in the analysis/alerts/portfolio engines) ----------
 
-    def _publish_analysis(self, symbol: str, interval: Interval, *, closed: bool) -> None:
+    def _publish_analysis(
+        self, symbol: str, interval: Interval, *, closed: bool, with_history: bool = False
+    ) -> None:
         """Analysis of the closed candles (and the forming one between closes).
 
         On a close, the snapshot also gets a copy carrying ``history`` (the last closed candles,
@@ -216,17 +261,6 @@ class Ingest:
         result = self.analysis.analyze(symbol, interval, include_forming=not closed)
         data = payloads.analysis_data(result, ref)
         t = topic(Endpoint.ANALYSIS, symbol, interval)
-        if closed and self.snapshot_history:
-            bars = self.candles.history(symbol, interval, self.snapshot_history)
-            self.publisher.retain_only(
-                t,
-                symbol,
-                "technical_analysis",
-                {**data, "history": [payloads.candle_data(c) for c in bars]},
-                ref.start,
-                retain="history",
-                interval=interval.value,
-            )
         self.publisher.data(
             t,
             symbol,
@@ -237,6 +271,18 @@ class Ingest:
             retain="analysis",
             interval=interval.value,
         )
+        # After the live message, so that the copy carries a real seq (it is not a new one).
+        if (closed or with_history) and self.snapshot_history:
+            bars = self.candles.history(symbol, interval, self.snapshot_history)
+            self.publisher.retain_only(
+                t,
+                symbol,
+                "technical_analysis",
+                {**data, "history": [payloads.candle_data(c) for c in bars]},
+                ref.start,
+                retain="history",
+                interval=interval.value,
+            )
 
     def publish_portfolio(self, symbol: str, owner: str = "") -> None:
         """The symbol's position and the owner's totals, on its topic and, if held, on ``*``."""
@@ -304,7 +350,7 @@ class Ingest:
         for a built-in rule to everyone watching the symbol."""
         symbol = event.symbol
         owners = (
-            self.owners(Endpoint.ALERTS, symbol)
+            self.owners(Endpoint.ALERTS, symbol) | {""}
             if event.alert.source == "builtin"
             else {event.alert.owner or ""}
         )
@@ -327,9 +373,16 @@ class Ingest:
     # --- owners (per-user alerts and portfolio when authentication is on) ---------------------
 
     def on_demand(self, t: str, wanted: bool) -> None:
-        """Hub demand listener: which users watch which alerts/portfolio topics."""
+        """Demand listener (the hub's, or the gateways' through the bus): a topic gained its
+        first subscriber or lost its last. A newly wanted topic gets its current state now."""
+        if wanted:
+            self.wanted.add(t)
+        else:
+            self.wanted.discard(t)
         owner = owner_of(t)
-        if not owner:
+        if owner is None:
+            if wanted:
+                self._publish_current(t)
             return
         kind, _, rest = t.partition(":")
         symbol = rest.rsplit(":@", 1)[0]
@@ -349,10 +402,33 @@ class Ingest:
             for s in held:
                 self.publish_portfolio(s, owner)
 
+    def _publish_current(self, t: str) -> None:
+        """A stream or analysis topic became wanted: its latest state, so it has a snapshot."""
+        kind, _, rest = t.partition(":")
+        symbol, _, raw = rest.rpartition(":")
+        try:
+            interval = Interval.parse(raw)
+        except ValueError:
+            return
+        if kind == Endpoint.STREAM.value:
+            tick = self.last_ticks.get(symbol)
+            if tick is not None:
+                self._publish_stream(tick, "tick_data", payloads.tick_data(tick), "tick", t)
+                self._publish_stream(tick, "market_data", payloads.market_data(tick), "market", t)
+            candle = self.candles.current(symbol, interval)
+            if candle is not None:
+                self._publish_candle(candle)
+        elif kind == Endpoint.ANALYSIS.value:
+            with self._contained("analysis", symbol):
+                self._publish_analysis(symbol, interval, closed=False, with_history=True)
+
     def owners(self, endpoint: Endpoint, symbol: str) -> set[str]:
-        """The anonymous owner plus every user watching ``symbol`` on ``endpoint`` (for the
-        portfolio, also users watching ``*`` who hold it)."""
-        out = {""}
+        """Every owner whose topic of ``symbol`` on ``endpoint`` is watched ("" is the
+        anonymous owner; for the portfolio, also owners watching ``*`` who hold it)."""
+        out = {""} if topic(endpoint, symbol) in self.wanted else set()
+        if endpoint == Endpoint.PORTFOLIO and topic(endpoint, ALL_SYMBOLS) in self.wanted:
+            if self.portfolio.position("", symbol) is not None:
+                out.add("")
         out.update(self._owner_topics.get((endpoint.value, symbol), ()))
         if endpoint == Endpoint.PORTFOLIO:
             for owner in self._owner_topics.get((endpoint.value, ALL_SYMBOLS), ()):
@@ -386,17 +462,8 @@ class Ingest:
         if self.market_time is not None:
             self._on_candles(self.candles.close_due(self.market_time))
 
-    def publish_initial_state(self) -> None:
-        """Alert lists and held positions from the store, before any tick arrives, so a client
-        subscribing right after a restart sees alerts that fired while nobody was connected."""
-        for instrument in self.registry:
-            self.publish_alerts(instrument.symbol)
-        for position in self.portfolio.positions(""):
-            self.publish_portfolio(position.symbol)
-
     async def run(self) -> None:
         """Run the feed and the flusher until cancelled."""
-        self.publish_initial_state()
         feed_task = asyncio.create_task(self.feed.run(self.on_tick, self.on_status), name="feed")
         try:
             while not feed_task.done():

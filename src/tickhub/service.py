@@ -183,7 +183,8 @@ class Service:
         s = self.settings
         assert self.registry is not None and self.bus is not None
         self.feed = self.feed or build_feed(s, self.registry, self.clock)
-        self.store = open_store(s.store_url or str(s.data_dir / "tickhub.sqlite3"))
+        url = s.store_url.get_secret_value() if s.store_url is not None else None
+        self.store = open_store(url or str(s.data_dir / "tickhub.sqlite3"))
         self.portfolio = Portfolio(self.store, now=self.clock.now)
         self.portfolio.load()
         seed_file = s.portfolio_file or (

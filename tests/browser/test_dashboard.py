@@ -4,8 +4,10 @@ Headless Chromium (the Debian package, /usr/bin/chromium) driven by Playwright, 
 service: the simulated market at SIM_SPEED=60 and UPDATE_INTERVAL=0.2. Each test waits on what the
 page shows (Playwright's expect / wait_for_function with timeouts), never on the clock.
 
-Pages under tests/browser (the seed examples, the React hook page) are answered by Playwright
-from disk at ``http://127.0.0.1:<port>/__tests__/...``, i.e. on the service's own origin.
+The pages under tests/browser (the seed examples, the React hook page) are served by the service
+itself at ``/__tests__/...`` (the tests wrap its static-file fallback), so they are on the
+service's origin, loaded over real HTTP. (Pages fulfilled by Playwright's request interception
+would not do: Chromium's local network access checks block their WebSockets to 127.0.0.1.)
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
@@ -27,7 +28,7 @@ from tickhub.service import Service
 from tickhub.webui import static_response
 
 try:
-    from playwright.async_api import Browser, ConsoleMessage, Page, Route, async_playwright, expect
+    from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 except ImportError:  # pragma: no cover - the dev extra installs it
     async_playwright = None
 
@@ -61,8 +62,15 @@ _number = re.compile(r"^\d+(\.\d+)?$")  # a data-price attribute
 _number_text = re.compile(r"\d")  # a panel that shows a value, not "–"
 _up_or_down = re.compile(r"\b(up|down)\b")
 
-CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript"}
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+}
 StartService = Callable[..., Awaitable[Service]]
+# A small universe keeps the in-process service light (the tests share a loop with Playwright):
+# the demo portfolio's seven stocks, the indices, and WIPRO.
+UNIVERSE = "NIFTY 50,NIFTY BANK,RELIANCE,TCS,HDFCBANK,INFY,ICICIBANK,SBIN,ITC,WIPRO"
 
 
 # --- service -------------------------------------------------------------------------------------
@@ -94,12 +102,27 @@ def _instruments_route(svc: Service) -> Callable[..., HttpResponse]:
     return route
 
 
+def _with_test_pages(
+    fallback: Callable[[str], HttpResponse | None],
+) -> Callable[[str], HttpResponse | None]:
+    def serve(path: str) -> HttpResponse | None:
+        if not path.startswith("/__tests__/"):
+            return fallback(path)
+        file = (HERE / path.removeprefix("/__tests__/")).resolve()
+        if not file.is_relative_to(HERE) or not file.is_file():
+            return None
+        content_type = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
+        return HttpResponse(200, file.read_bytes(), content_type=content_type)
+
+    return serve
+
+
 async def start_web_service(service_factory: StartService, port: int, **settings: Any) -> Service:
     """A service on ``port`` serving the dashboard, accepting WebSockets from its own origin."""
+    settings.setdefault("symbols", UNIVERSE)
     svc = await service_factory(ws_port=port, cors_origins=f"http://127.0.0.1:{port}", **settings)
-    # Until service.py passes these itself (see the report that came with this test):
-    if svc.server.fallback is None:
-        svc.server.fallback = static_response
+    # static_response and /instruments until service.py provides them itself:
+    svc.server.fallback = _with_test_pages(svc.server.fallback or static_response)
     svc.server.routes.setdefault("/instruments", _instruments_route(svc))
     # Wait for a first tick, so /health says "live" (200) when the page first asks.
     probe = await Client.connect(f"ws://127.0.0.1:{port}/ws/stream")
@@ -161,20 +184,8 @@ async def open_page(
 ) -> tuple[Page, Console]:
     page = await browser.new_page(viewport={"width": 1400, "height": 900}, **context)
     console = Console(page)
-    await page.route(f"http://127.0.0.1:{port}/__tests__/**", _serve_test_file)
     await page.goto(f"http://127.0.0.1:{port}{path}")
     return page, console
-
-
-async def _serve_test_file(route: Route) -> None:
-    relative = urlparse(route.request.url).path.removeprefix("/__tests__/")
-    path = (HERE / relative).resolve()
-    if not path.is_relative_to(HERE) or not path.is_file():
-        await route.fulfill(status=404, body="not found")
-        return
-    await route.fulfill(
-        path=path, content_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream")
-    )
 
 
 async def counter(page: Page, js: str) -> int:
@@ -300,17 +311,25 @@ async def test_page_reconnects_to_a_restarted_service_without_reload(
     await wait_above(page, TICKS, 0)
     await wait_above(page, CHART_BARS, 0)
     await page.evaluate("() => { window.__sameDocument = true; }")
+
+    # The server drops every connection: the page reconnects and resumes where it was.
+    first.hub.close_all(1012, "test")
+    await expect(page.locator("#reconnects")).to_have_text("1")
+    await expect(conn).to_have_attribute("data-state", "connected")
+    ticks = await counter(page, TICKS)
+    await wait_above(page, TICKS, ticks + 5)
     epoch_before = await page.evaluate(
         "() => window.tickhubDashboard.clients.stream.tracker.position('RELIANCE@1m').epoch"
     )
 
+    # The service stops; a new one starts on the same port.
     await first.stop()
     await expect(conn).to_have_attribute("data-state", "reconnecting")
     await expect(page.locator("#feed-state")).to_have_text("unreachable", timeout=10_000)
 
     await start_web_service(service_factory, port)
     await expect(conn).to_have_attribute("data-state", "connected", timeout=15_000)
-    await expect(page.locator("#reconnects")).to_have_text("1")
+    await expect(page.locator("#reconnects")).to_have_text("2")
     await expect(page.locator("#feed-state")).to_have_text("live", timeout=10_000)
 
     # Resumed, in the same document: the new run's data reaches the table and the chart.
@@ -332,13 +351,13 @@ async def test_page_reconnects_to_a_restarted_service_without_reload(
 async def test_screenshot_of_a_busy_dashboard(
     service_factory: StartService, port: int, browser: Browser
 ) -> None:
-    """docs/dashboard.png: a faster market (two candles a second, each of about eight trades), so
+    """docs/dashboard.png: a faster market (four candles a second, each of about eight trades), so
     that the chart has some history and indicator overlays after a few seconds.
 
     Always saved under test-artifacts/browser; written to docs/ when missing or when
     TICKHUB_UPDATE_SCREENSHOT=1, so that a test run does not rewrite a tracked file.
     """
-    await start_web_service(service_factory, port, sim_speed=120.0, sim_tick_rate=8.0)
+    await start_web_service(service_factory, port, sim_speed=240.0, sim_tick_rate=16.0)
     page, console = await open_page(
         browser,
         port,

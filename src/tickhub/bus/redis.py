@@ -16,21 +16,23 @@ Envelope (one PUBLISH payload; integers big-endian, names UTF-8)::
     [u64 version, u16 n, n]   retain        when 0x08 (version: set by Redis, see below)
     payload                   the rest of the bytes
 
-A message with ``retain`` goes through one Lua script that atomically takes the next version,
-updates the hash (HSET, or HDEL for ``drop``) and publishes the envelope, so the hash, the
-version and the message order never disagree. Retained updates are published even with
-``deliver=False`` (flag 0x01 clear): subscribers keep their retained cache with them but do not
-pass them to handlers. A message without ``retain`` is a plain PUBLISH (nothing at all when it
-is not delivered either).
+The writer hands runs of up to 500 queued messages to one Lua script (``_SCRIPT``), so a run
+is atomic and costs one command. For each retained message it takes the next version (INCR),
+updates the hash (HSET, or HDEL for ``drop``) and publishes the envelope with that version, so
+the hash, the versions and the message order never disagree; other messages are just
+published. Retained updates are published even with ``deliver=False`` (flag 0x01 clear):
+subscribers keep their retained cache with them but do not pass them to handlers. A message
+with neither ``retain`` nor ``deliver`` is not sent at all.
 
 Behaviour:
 
 - ``publish`` never blocks or raises: it queues (at most ``max_queue`` messages). When the queue
   is full the oldest conflatable message (``slot`` not ``None``) is dropped and counted in
   ``dropped``; events (``slot=None``) are never dropped, so events alone may exceed the bound.
-  A writer task sends everything queued in one pipeline per round, in order. A batch whose
-  outcome is unknown after a connection loss is sent again: around an outage a message may
-  arrive twice, never out of order.
+  A writer task sends everything queued (up to 10,000) in one pipeline per round, in order. A
+  batch whose outcome is unknown after a connection loss is sent again: around an outage a
+  message may arrive twice, never out of order. Redis refusing an update (out of memory) drops
+  that message, logged and counted.
 - ``subscribe``/``unsubscribe`` are local and immediate; the reader task SUBSCRIBEs a topic's
   channel for its first handler and UNSUBSCRIBEs it after its last (batched).
 - ``retained_nowait`` answers from a cache of each subscribed topic: filled from Redis once the
@@ -93,6 +95,7 @@ HAS_SLOT = 0x04
 HAS_RETAIN = 0x08
 HAS_TIME = 0x10
 HAS_SEQ = 0x20
+_KNOWN_FLAGS = DELIVER | DROP | HAS_SLOT | HAS_RETAIN | HAS_TIME | HAS_SEQ
 
 _U16 = struct.Struct(">H")
 _U64 = struct.Struct(">Q")
@@ -183,6 +186,8 @@ def decode_envelope(topic: str, data: bytes) -> tuple[BusMessage, int]:
     if len(data) < 2 or data[0] != FORMAT:
         raise ValueError("not a tickhub bus envelope")
     flags = data[1]
+    if flags & ~_KNOWN_FLAGS:
+        raise ValueError(f"unknown envelope flags: {flags:#04x}")
     pos = 2
     slot: str | None = None
     retain: str | None = None
@@ -209,7 +214,15 @@ def decode_envelope(topic: str, data: bytes) -> tuple[BusMessage, int]:
         retain, pos = _read_field(data, pos + 8)
     deliver, drop = bool(flags & DELIVER), bool(flags & DROP)
     message = BusMessage(
-        topic, data[pos:], slot, retain, deliver, drop, published_at, seq=seq, epoch=epoch
+        topic,
+        data[pos:],
+        slot,
+        retain,
+        deliver,
+        drop,
+        published_at=published_at,
+        seq=seq,
+        epoch=epoch,
     )
     return message, version
 
@@ -236,7 +249,7 @@ _UNCONFIRMED, _SYNCING, _SYNCED = 0, 1, 2
 
 
 class _Item:
-    """One queued message, already encoded as the command that sends it."""
+    """One queued message, already encoded as the script arguments that send it."""
 
     __slots__ = ("argv", "conflatable", "index", "key", "state")
 
@@ -293,7 +306,16 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 
 class RedisBus:
-    """The ``Bus`` contract over Redis; see the module docstring for keys, format and limits."""
+    """The ``Bus`` contract over Redis; see the module docstring for keys, format and limits.
+
+    ``url`` is any redis-py URL (``redis://``, ``rediss://``, ``unix://``); it is shown with its
+    password masked. ``prefix`` namespaces keys and channels, so several deployments can share
+    a Redis. ``max_queue`` bounds the publish queue, ``history_size``/``history_age`` each
+    subscribed topic's resume history. ``on_state(connected)`` hears of every change of
+    ``connected``. Reconnects back off from ``reconnect_delay`` to ``max_reconnect_delay``;
+    ``health_interval`` paces the subscriber's PINGs (three silent intervals mean a dead
+    connection). Counters: ``published``, ``dropped``, ``queued``.
+    """
 
     def __init__(
         self,
@@ -433,11 +455,11 @@ class RedisBus:
             return
         self._closed = True
         if self._tasks and self._size:
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._close_timeout):
                     await self._wait_written(self._last_index)
-            except TimeoutError:
-                log.warning("redis bus %s closed with %d messages unsent", self.url, self._size)
+        if self._size:
+            log.warning("redis bus %s closed with %d messages unsent", self.url, self._size)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -510,7 +532,7 @@ class RedisBus:
             return
         try:
             command = self._command(message)
-        except (TypeError, ValueError, UnicodeError) as exc:
+        except (TypeError, ValueError, UnicodeError, struct.error) as exc:
             log.error("bus message for topic %r rejected: %s", message.topic, exc)
             self.dropped += 1
             return
@@ -693,6 +715,8 @@ class RedisBus:
         state.handlers.remove(handler)
         if not state.handlers:
             del self._topics[topic]
+            if state.synced is not None:
+                state.synced.set()  # a ``retained`` waiting for it reads Redis instead
             if self._sync_pending.pop(topic, None) is not None:
                 self._sync_wake.set()
             self._dirty[topic] = None

@@ -44,8 +44,11 @@ const dateTimeFmt = new Intl.DateTimeFormat('en-GB', {
 });
 const num = (v, digits = 2) => (v === null || v === undefined ? '–' : Number(v).toFixed(digits));
 const price = (v) => (v === null || v === undefined ? '–' : priceFmt.format(v));
-const signed = (v, suffix = '') =>
-  v === null || v === undefined ? '–' : `${v > 0 ? '+' : ''}${priceFmt.format(v)}${suffix}`;
+const signed = (v, suffix = '') => {
+  if (v === null || v === undefined) return '–';
+  const x = Math.abs(v) < 0.005 ? 0 : v; // no "-0.00"
+  return `${x > 0 ? '+' : ''}${priceFmt.format(x)}${suffix}`;
+};
 const tone = (node, v) => {
   node.classList.toggle('up', v > 0);
   node.classList.toggle('down', v < 0);
@@ -89,9 +92,11 @@ function save() {
 
 // --- connections ---------------------------------------------------------------------------------
 
-const clientOptions = { heartbeatInterval: 10000, heartbeatTimeout: 10000, minDelay: 300, maxDelay: 8000 };
+const clientOptions = {
+  heartbeatInterval: 10000, heartbeatTimeout: 10000, connectTimeout: 5000, minDelay: 300, maxDelay: 8000,
+};
 const clients = {
-  stream: new TickhubClient(`${wsBase}/ws/stream`, clientOptions),
+  stream: new TickhubClient(`${wsBase}/ws/stream`, { ...clientOptions, batch: true }), // many ticks: fewer frames
   analysis: new TickhubClient(`${wsBase}/ws/analysis`, clientOptions),
   alerts: new TickhubClient(`${wsBase}/ws/alerts`, clientOptions),
   portfolio: new TickhubClient(`${wsBase}/ws/portfolio`, clientOptions),
@@ -127,8 +132,6 @@ function syncAll() {
 
 // --- connection indicator and feed status --------------------------------------------------------
 
-let feedState = null;
-
 function renderConnection() {
   const list = Object.values(clients);
   const open = list.filter((c) => c.connected).length;
@@ -152,7 +155,6 @@ function renderConnection() {
 }
 
 function showFeed(value) {
-  feedState = value;
   const node = $('feed-state');
   node.textContent = value ?? '–';
   node.dataset.state = value ?? 'unknown';
@@ -169,6 +171,12 @@ async function pollHealth() {
   }
 }
 
+let healthTimer = 0;
+function pollHealthSoon() {
+  clearTimeout(healthTimer);
+  healthTimer = setTimeout(pollHealth, 250);
+}
+
 function showMarketTime(iso) {
   state.marketTime = iso;
   $('market-time').textContent = dateTimeFmt.format(new Date(iso));
@@ -179,8 +187,9 @@ for (const client of Object.values(clients)) {
   client.on('status', (msg) => showFeed(msg.feed));
   client.on('open', (info) => {
     renderConnection();
-    if (info.reconnect) pollHealth();
+    if (info.reconnect) pollHealthSoon();
   });
+  client.on('close', pollHealthSoon); // is the service down, or only this connection?
   client.on('error', (msg) => {
     if (msg.request === 'subscribe' && msg.code === 'unknown_symbol') dropSymbol(msg.symbol);
     else console.warn('tickhub:', msg.code, msg.message);
@@ -267,12 +276,14 @@ const line = (color, style = 0) =>
     lastValueVisible: false, crosshairMarkerVisible: false,
   });
 const overlays = {
-  sma: { series: [line('#f2c94c')], points: [new Map()] },
-  ema: { series: [line('#bb86fc')], points: [new Map()] },
-  bb: { series: [line('#4fc3f7', 2), line('#4fc3f7', 2)], points: [new Map(), new Map()] },
+  sma: { series: [line('#f2c94c')], points: [new Map()], last: [-Infinity] },
+  ema: { series: [line('#bb86fc')], points: [new Map()], last: [-Infinity] },
+  bb: { series: [line('#4fc3f7', 2), line('#4fc3f7', 2)], points: [new Map(), new Map()], last: [-Infinity, -Infinity] },
 };
 
 const bars = new Map(); // chart time -> {time, open, high, low, close, volume}
+const MAX_BARS = 5000; // a fast simulated market makes a candle a second: keep the newest
+let lastTime = -Infinity;
 let chartEpoch = null;
 let chartUpdates = 0;
 
@@ -287,28 +298,28 @@ function toBar(c) {
 function markChart() {
   chartBox.dataset.bars = String(bars.size);
   chartBox.dataset.updates = String(++chartUpdates);
-  const last = lastBar();
-  chartBox.dataset.lastTime = last ? String(last.time) : '';
+  chartBox.dataset.lastTime = bars.size ? String(lastTime) : '';
   chartBox.dataset.overlayPoints = String(overlays.sma.points[0].size);
 }
 
-function lastBar() {
-  let last = null;
-  for (const b of bars.values()) if (last === null || b.time > last.time) last = b;
-  return last;
-}
-
 function redrawBars() {
-  const sorted = [...bars.values()].sort((a, b) => a.time - b.time);
+  let sorted = [...bars.values()].sort((a, b) => a.time - b.time);
+  if (sorted.length > MAX_BARS) {
+    for (const b of sorted.slice(0, sorted.length - MAX_BARS)) bars.delete(b.time);
+    sorted = sorted.slice(-MAX_BARS);
+  }
+  lastTime = sorted.length ? sorted[sorted.length - 1].time : -Infinity;
   candleSeries.setData(sorted.map(({ volume, ...ohlc }) => ohlc));
   volumeSeries.setData(sorted.map(volumeBar));
 }
 
 function clearChart() {
   bars.clear();
+  lastTime = -Infinity;
   for (const o of Object.values(overlays)) {
     o.points.forEach((p) => p.clear());
     o.series.forEach((s) => s.setData([]));
+    o.last.fill(-Infinity);
   }
   candleSeries.setData([]);
   volumeSeries.setData([]);
@@ -323,12 +334,13 @@ function checkEpoch(msg) {
 }
 
 function putBar(bar) {
-  const last = lastBar();
   bars.set(bar.time, bar);
-  if (last === null || bar.time >= last.time) {
+  if (bar.time >= lastTime) {
+    lastTime = bar.time;
     const { volume, ...ohlc } = bar;
     candleSeries.update(ohlc);
     volumeSeries.update(volumeBar(bar));
+    if (bars.size > MAX_BARS * 1.2) redrawBars();
   } else {
     redrawBars(); // a late update of an older candle: rare, so redraw
   }
@@ -364,25 +376,28 @@ function backfillOverlays(sorted) {
     if (!overlays.bb.points[0].has(t)) overlays.bb.points[0].set(t, mean + 2 * sd);
     if (!overlays.bb.points[1].has(t)) overlays.bb.points[1].set(t, mean - 2 * sd);
   }
-  for (const o of Object.values(overlays)) {
-    o.series.forEach((s, k) => {
-      const data = [...o.points[k]].sort((a, b) => a[0] - b[0]).map(([time, value]) => ({ time, value }));
-      s.setData(data);
-    });
-  }
+  for (const o of Object.values(overlays)) o.series.forEach((_, k) => drawOverlay(o, k));
+}
+
+function drawOverlay(o, k) {
+  const points = o.points[k];
+  const sorted = [...points].sort((a, b) => a[0] - b[0]);
+  for (const [t] of sorted.slice(0, Math.max(0, sorted.length - MAX_BARS))) points.delete(t);
+  const kept = sorted.slice(-MAX_BARS);
+  o.last[k] = kept.length ? kept[kept.length - 1][0] : -Infinity;
+  o.series[k].setData(kept.map(([time, value]) => ({ time, value })));
 }
 
 function putOverlay(name, k, time, value) {
   if (value === null || value === undefined) return;
   const o = overlays[name];
-  const points = o.points[k];
-  let last = -Infinity;
-  for (const t of points.keys()) if (t > last) last = t;
-  points.set(time, value);
-  if (time >= last) {
+  o.points[k].set(time, value);
+  if (time >= o.last[k]) {
+    o.last[k] = time;
     o.series[k].update({ time, value });
+    if (o.points[k].size > MAX_BARS * 1.2) drawOverlay(o, k);
   } else {
-    o.series[k].setData([...points].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ time: t, value: v })));
+    drawOverlay(o, k);
   }
 }
 
@@ -696,15 +711,10 @@ $('only-mine').addEventListener('change', (e) => $('triggered').classList.toggle
 
 let positionsDirty = false;
 
-clients.portfolio.on('open', () => {
-  // The `*` snapshot that follows is the whole portfolio: positions removed meanwhile go.
-  state.positions.clear();
-  positionsDirty = true;
-  schedule();
-});
-
 clients.portfolio.on('data', (msg, meta) => {
   if (msg.data_type !== 'position_data' || msg.subscription !== '*' || meta.stale) return;
+  // After a restart or a refused resume the `*` snapshot is the whole portfolio: start again.
+  if (meta.reset) state.positions.clear();
   const d = msg.data;
   if (d.position.quantity === 0) state.positions.delete(msg.symbol);
   else state.positions.set(msg.symbol, d);

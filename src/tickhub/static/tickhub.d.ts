@@ -46,6 +46,8 @@ export interface Options {
   jitter?: number;
   /** Credentials, sent as `Sec-WebSocket-Protocol: tickhub, token.<token>`; a function is called on every (re)connect. */
   token?: string | null | (() => string | Promise<string>);
+  /** Ask for batched delivery (`?batch=1`); batches are unpacked before the events. Default false. */
+  batch?: boolean;
   /** A WHATWG WebSocket class; default `globalThis.WebSocket`. */
   WebSocket?: { new (url: string, protocols?: string | string[]): WebSocket } | null;
   /** Randomness of the jitter, `() => [0, 1)`. Default `Math.random`. */
@@ -216,6 +218,8 @@ export interface SubscriptionMessage {
   timestamp: Timestamp;
   interval?: Interval;
   requested?: string;
+  /** On acks of a resubscribe with `since`: true when the missed messages follow, false when a snapshot does. */
+  recovered?: boolean;
 }
 
 export interface StatusMessage {
@@ -253,6 +257,13 @@ export type ServerMessage =
   | HeartbeatAck
   | { type: string; [field: string]: unknown };
 
+/** What a batching connection receives; the client unpacks it. */
+export interface BatchMessage {
+  type: 'batch';
+  count: number;
+  messages: ServerMessage[];
+}
+
 // --- bookkeeping -------------------------------------------------------------------------------
 
 export interface Gap {
@@ -274,7 +285,8 @@ export interface DataMeta {
   snapshot: boolean;
   /** Same epoch and not newer than a message already delivered on the topic. */
   stale: boolean;
-  /** The topic's epoch changed (the server restarted): drop what you hold for it. */
+  /** Drop what you hold for the topic, what follows replaces it: its epoch changed (the server
+   * restarted) or a resume was refused (`recovered: false`). */
   reset: boolean;
   gap: Gap | null;
 }
@@ -284,6 +296,8 @@ export function topicOf(message: { symbol: string; interval?: string; subscripti
 export class SeqTracker {
   observe(message: DataMessage): DataMeta;
   position(topic: string): { epoch: string; seq: number } | undefined;
+  /** The next message of the topic starts it afresh (`meta.reset`). */
+  expectFresh(topic: string): void;
   forget(symbol: string, interval?: string): void;
   clear(): void;
 }

@@ -20,15 +20,22 @@
  *   changes" and stop it (4501, token expired, reconnects when `token` is a function: a new
  *   token is asked for).
  * - resubscribe: after a reconnect it subscribes again to everything subscribed, one `subscribe`
- *   per topic carrying `"since": {"epoch": ..., "seq": ...}`, the last message seen on the topic.
- *   Today's server ignores `since` (unknown fields are ignored) and answers with a snapshot; a
- *   server that honours it can send what was missed instead. Either way the topic continues.
+ *   per topic carrying `"since": {"epoch": ..., "seq": ...}`, the last message seen on the topic
+ *   (docs/protocol.md §8). The server answers `"recovered": true` in the ack and sends what was
+ *   missed (candles and alert events one by one, state as its latest value, so `gap` events
+ *   report the replaced state), or `"recovered": false` and a snapshot (another epoch, or too far
+ *   back): the snapshot's first message then has `meta.reset`, drop what you hold. A server
+ *   that does not know `since` ignores it and sends a snapshot. Either way the topic continues.
  * - gaps: every `data` message is numbered per topic (`seq`, under an `epoch`). The client keeps
- *   the last `seq` per topic and emits `gap` when a live message skips numbers. A topic is
+ *   the last `seq` per topic and emits `gap` when a live message skips numbers (a slow link whose
+ *   older updates the server replaced, or state left out of a recovery). A topic is
  *   `SYMBOL@interval` on /ws/stream and /ws/analysis, `SYMBOL` on /ws/alerts and /ws/portfolio,
  *   and `*` for messages of a portfolio `*` subscription (they carry `"subscription": "*"`).
  *   Snapshot messages carry their original, non-consecutive numbers and never make a gap. A new
  *   `epoch` (the server restarted) resets the topic: `meta.reset` is true.
+ * - batches: with `batch: true` the client asks for batched delivery (`?batch=1`: one frame every
+ *   few milliseconds holding many messages); batches are unpacked, so listeners see the same
+ *   messages either way.
  * - requests: `createAlert`, `listAlerts`, `deleteAlert`, `setPosition`, `removePosition`,
  *   `listPositions` and `ping` return promises. The server answers requests in the order it
  *   reads them, so a reply is matched to the oldest pending request expecting its `type`; an
@@ -64,6 +71,7 @@ export const DEFAULTS = Object.freeze({
   factor: 2, // growth of the delay per failed attempt
   jitter: 0.5, // fraction of each delay that is random: delay in [(1 - jitter) x d, d]
   token: null, // string, or () => string | Promise<string>: sent as `Sec-WebSocket-Protocol: tickhub, token.<token>`
+  batch: false, // ask the server to batch data messages (`?batch=1`)
   WebSocket: null, // a WHATWG WebSocket class; default globalThis.WebSocket
   random: Math.random, // the jitter's randomness (tests pass a fixed one)
 });
@@ -113,7 +121,8 @@ export function topicOf(msg) {
  * Per-topic `seq`/`epoch` bookkeeping (pure: no I/O, no timers).
  *
  * `observe(msg)` returns `{topic, snapshot, stale, reset, gap}`:
- * - `reset`: the topic's epoch changed (the server restarted); older state is void.
+ * - `reset`: drop what you hold for the topic, the messages that follow replace it: the epoch
+ *   changed (the server restarted), or a resume was refused (`expectFresh`).
  * - `stale`: same epoch and `seq` not above the last seen: not newer than what was delivered.
  * - `gap`: a live message skipped numbers: `{topic, symbol, interval, epoch, last, seq, missed}`.
  */
@@ -129,9 +138,9 @@ export class SeqTracker {
     const { seq, epoch } = msg;
     if (!Number.isInteger(seq)) return meta;
     const last = this.topics.get(topic);
-    if (last === undefined || last.epoch !== epoch) {
+    if (last === undefined || last.epoch !== epoch || last.fresh) {
       meta.reset = last !== undefined;
-      this.topics.set(topic, { epoch, seq });
+      this.topics.set(topic, { epoch, seq, fresh: false });
       return meta;
     }
     if (seq <= last.seq) {
@@ -157,6 +166,12 @@ export class SeqTracker {
   position(topic) {
     const p = this.topics.get(topic);
     return p === undefined ? undefined : { epoch: p.epoch, seq: p.seq };
+  }
+
+  /** The next message of `topic` starts it afresh (a snapshot after a refused resume). */
+  expectFresh(topic) {
+    const p = this.topics.get(topic);
+    if (p !== undefined) p.fresh = true;
   }
 
   /** Forget a symbol's topics: one interval, or all of them when `interval` is undefined. */
@@ -204,8 +219,8 @@ function report(err) {
 /** A client for one endpoint (`/ws/stream`, `/ws/analysis`, `/ws/alerts` or `/ws/portfolio`). */
 export class TickhubClient {
   constructor(url, options = {}) {
-    this.url = resolveUrl(url);
     this.options = { ...DEFAULTS, ...options };
+    this.url = this.options.batch ? withBatch(resolveUrl(url)) : resolveUrl(url);
     this.state = 'idle'; // idle | connecting | open | reconnecting | closed
     this.reconnects = 0; // successful reconnections
     this.attempt = 0; // failed attempts since the last welcome
@@ -303,10 +318,16 @@ export class TickhubClient {
     this._ws = null;
     if (ws !== null) {
       this._detach(ws);
-      try {
-        ws.close(code, reason);
-      } catch {
-        // already closing
+      if (ws.readyState === CONNECTING) {
+        // Closing a socket still connecting makes browsers log an error: close it once open.
+        ws.onopen = () => ws.close(code, reason);
+        ws.onerror = () => {};
+      } else {
+        try {
+          ws.close(code, reason);
+        } catch {
+          // already closing
+        }
       }
     }
     this._failPending(new TickhubError('client closed', 'closed'));
@@ -453,6 +474,17 @@ export class TickhubClient {
       return;
     }
     if (msg === null || typeof msg !== 'object') return;
+    if (msg.type === 'batch' && Array.isArray(msg.messages)) {
+      for (const inner of msg.messages) {
+        if (ws !== this._ws) return; // a listener closed the client
+        if (inner !== null && typeof inner === 'object') this._dispatch(inner);
+      }
+      return;
+    }
+    this._dispatch(msg);
+  }
+
+  _dispatch(msg) {
     this._emit('message', msg);
     switch (msg.type) {
       case 'data': {
@@ -575,6 +607,8 @@ export class TickhubClient {
       return;
     }
     if (msg.status !== 'subscribed') return;
+    // Not resumable (another epoch, or too far back): the snapshot that follows replaces all.
+    if (msg.recovered === false) this.tracker.expectFresh(topicOf(msg));
     const asked = normalise(msg.requested ?? msg.symbol);
     for (const sub of this._subs.values()) {
       const same = normalise(sub.requested) === asked || normalise(sub.requested) === normalise(msg.symbol);
@@ -687,6 +721,12 @@ export class TickhubClient {
       this._pings.push(entry);
     });
   }
+}
+
+function withBatch(url) {
+  const u = new URL(url);
+  u.searchParams.set('batch', '1');
+  return u.toString();
 }
 
 function subscribeMessage(type, symbols, interval) {

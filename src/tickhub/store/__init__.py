@@ -5,9 +5,9 @@ callers on the event loop call it directly. Each write is one transaction: it ha
 or not at all, and a row that fails validation raises ``ValueError`` before anything is written.
 
 ``sqlite:///path`` (or a plain path) is the default and the reference implementation
-(:class:`~tickhub.store.sqlite.SqliteStore`), imported only when asked for. ``postgresql://``,
-for several gateway processes sharing one store, belongs to the scale-out work (issue 7) and is
-not implemented.
+(:class:`~tickhub.store.sqlite.SqliteStore`), imported only when asked for. ``postgresql://``
+(:class:`~tickhub.store.postgres.PostgresStore`) keeps the same data in PostgreSQL, for
+deployments where the ingest may move between machines.
 
 Position rows are plain dicts with the keys:
 
@@ -94,22 +94,23 @@ class Store(Protocol):
 
 def open_store(url_or_path: str) -> Store:
     """A store from ``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``sqlite://``
-    (in memory) or a plain filesystem path. Raises ``NotImplementedError`` for ``postgresql://``
-    and ``ValueError`` for any other scheme."""
+    (in memory), a plain filesystem path, or ``postgresql://`` / ``postgres://`` (a shared
+    :class:`~tickhub.store.postgres.PostgresStore`; an optional ``schema`` query parameter names
+    its schema, default ``tickhub``). Raises ``ValueError`` for any other scheme."""
     if "://" not in url_or_path:
         path = url_or_path
     else:
         scheme, rest = url_or_path.split("://", 1)
         scheme = scheme.lower()
         if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-            raise NotImplementedError(
-                f"unsupported store url: {scheme}:// (a shared PostgreSQL store for several "
-                "gateway processes is part of the scale-out work, issue 7; use sqlite:///path)"
-            )
+            from tickhub.store.postgres import PostgresStore
+
+            return PostgresStore(url_or_path)
         if scheme != "sqlite":
             # Only the scheme: the rest of a URL may hold a password.
             raise ValueError(
-                f"unsupported store url: {scheme}:// (supported: sqlite:///path, a plain path)"
+                f"unsupported store url: {scheme}:// "
+                "(supported: sqlite:///path, a plain path, postgresql://)"
             )
         path = rest[1:] if rest.startswith("/") else rest
         path = path or ":memory:"

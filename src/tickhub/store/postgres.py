@@ -1,0 +1,569 @@
+"""The PostgreSQL store: one schema in a shared database, psycopg 3, one synchronous connection.
+
+For deployments where the ingest role moves between machines: every process that opens the same
+URL and schema sees the same alerts, events and positions. Semantics are those of
+:class:`~tickhub.store.sqlite.SqliteStore`, row validation included (it is shared).
+
+Limits: a call blocks its caller for its round trips to the server, on the event loop too. Bound
+them in the URL (``connect_timeout`` defaults to 10 s; add ``tcp_user_timeout`` or
+``options=-c%20statement_timeout%3D2000``). One connection per store, used under a lock.
+
+URL: ``postgresql://`` or ``postgres://`` (``postgresql+psycopg://`` is accepted), anything libpq
+takes, plus an optional ``schema`` query parameter (default ``tickhub``). Passwords never appear in
+a ``repr``, an error or a log (:func:`redact_url`).
+
+Each write is one transaction; any error rolls it back. Concurrent ``replace_positions`` calls
+for one owner are serialised with an advisory lock, so the last one wins whole. Migrations run at
+open under an advisory lock (several processes may start at once), each exactly once, in one
+transaction, and only when the schema is behind: a role with DML rights alone can open a schema
+migrated by an administrator. A schema written by a newer tickhub raises ``RuntimeError``.
+Datetimes are stored as ISO 8601 text with their offset, exactly as SQLite stores them; names sort
+bytewise (``COLLATE "C"``), as in SQLite.
+
+A lost connection is reopened on the next call. A read retries once on a fresh connection. A
+write whose connection dies before ``BEGIN`` completes is retried once (nothing was applied); one
+that dies later raises :class:`StoreUnavailableError` naming the operation, since it may or may
+not have been committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, LiteralString, Self, TypeVar
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.rows import DictRow, dict_row
+except ImportError as exc:  # pragma: no cover - psycopg is a dependency
+    raise ImportError(
+        "the PostgreSQL store needs psycopg 3: pip install 'psycopg[binary]'"
+    ) from exc
+
+from tickhub.alerts import Alert, AlertEvent
+from tickhub.store import PositionRow
+from tickhub.store.sqlite import (
+    _POSITION_COLUMNS,
+    _alert,
+    _category,
+    _position,
+    _time,
+)
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "StoreUnavailableError", "redact_url"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+_MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
+    (
+        """CREATE TABLE IF NOT EXISTS {s}.alerts (
+            id text PRIMARY KEY,
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            owner text NOT NULL,
+            symbol text NOT NULL,
+            condition text NOT NULL,
+            value double precision,
+            once boolean NOT NULL,
+            note text,
+            source text NOT NULL CHECK (source IN ('user', 'builtin')),
+            triggered boolean NOT NULL,
+            triggered_at text,
+            price double precision,
+            message text,
+            armed boolean NOT NULL,
+            last_price double precision,
+            fire_count bigint NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS alerts_by_symbol ON {s}.alerts (symbol)",
+        """CREATE TABLE IF NOT EXISTS {s}.alert_events (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            alert_id text NOT NULL,
+            symbol text NOT NULL,
+            owner text NOT NULL,
+            source text NOT NULL,
+            category text NOT NULL,
+            triggered_at text NOT NULL,
+            price double precision NOT NULL,
+            message text NOT NULL,
+            alert text NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS alert_events_by_symbol ON {s}.alert_events (symbol, seq)",
+        """CREATE TABLE IF NOT EXISTS {s}.positions (
+            owner text COLLATE "C" NOT NULL,
+            symbol text COLLATE "C" NOT NULL,
+            quantity bigint NOT NULL,
+            average_price text NOT NULL,
+            product text,
+            exchange text,
+            updated_at text NOT NULL,
+            PRIMARY KEY (owner, symbol)
+        )""",
+    ),
+)
+"""Migration ``i`` (0-based) takes the schema from version ``i`` to ``i + 1``; append only.
+``{s}`` is the quoted schema name."""
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+# First keys of the two-key advisory locks (the second is a hash of the schema / owner).
+_MIGRATION_LOCK = 0x74680001
+_POSITIONS_LOCK = 0x74680002
+
+_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+_SECRET_KEYS = ("password", "sslpassword")
+
+_UPSERT_ALERT: LiteralString = (
+    "INSERT INTO {s}.alerts (id, owner, symbol, condition, value, once, note, source, triggered, "
+    "triggered_at, price, message, armed, last_price, fire_count) VALUES (%(id)s, %(owner)s, "
+    "%(symbol)s, %(condition)s, %(value)s, %(once)s, %(note)s, %(source)s, %(triggered)s, "
+    "%(triggered_at)s, %(price)s, %(message)s, %(armed)s, %(last_price)s, %(fire_count)s) "
+    "ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, symbol = excluded.symbol, "
+    "condition = excluded.condition, value = excluded.value, once = excluded.once, "
+    "note = excluded.note, source = excluded.source, triggered = excluded.triggered, "
+    "triggered_at = excluded.triggered_at, price = excluded.price, message = excluded.message, "
+    "armed = excluded.armed, last_price = excluded.last_price, fire_count = excluded.fire_count"
+)
+_UPSERT_POSITION: LiteralString = (
+    "INSERT INTO {s}.positions (owner, symbol, quantity, average_price, product, exchange, "
+    "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (owner, symbol) DO UPDATE SET "
+    "quantity = excluded.quantity, average_price = excluded.average_price, "
+    "product = excluded.product, exchange = excluded.exchange, updated_at = excluded.updated_at"
+)
+
+
+class StoreUnavailableError(ConnectionError):
+    """The database could not be reached, or the connection was lost during a call."""
+
+
+class PostgresStore:
+    """:class:`~tickhub.store.Store` over one schema of a PostgreSQL database.
+
+    ``schema`` (else the URL's ``schema`` parameter, else ``"tickhub"``) is created when missing.
+    Keeps at most ``max_events_per_symbol`` events per symbol.
+    """
+
+    def __init__(
+        self, url: str, *, schema: str | None = None, max_events_per_symbol: int = 1000
+    ) -> None:
+        if max_events_per_symbol < 1:
+            raise ValueError(f"max_events_per_symbol must be >= 1, got {max_events_per_symbol}")
+        self.url = redact_url(url)
+        conninfo, url_schema = _split_url(url)
+        if schema is not None and url_schema is not None and schema != url_schema:
+            raise ValueError(f"schema {schema!r} given, but the url says {url_schema!r}")
+        self.schema = _check_schema(schema if schema is not None else url_schema or "tickhub")
+        self.max_events_per_symbol = max_events_per_symbol
+        params = _parse(conninfo, self.url)
+        self._secrets = _secrets(url, params)
+        self._conninfo = conninfo
+        self._defaults: dict[str, Any] = {
+            k: v
+            for k, v in (("connect_timeout", 10), ("application_name", "tickhub"))
+            if k not in params
+        }
+        self._schema_id = sql.Identifier(self.schema)
+        self._queries: dict[str, sql.Composed] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._conn: psycopg.Connection[DictRow] | None = None
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r}, schema={self.schema!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def schema_version(self) -> int:
+        rows = self._read(
+            "schema_version", self._sql("SELECT version FROM {s}.schema_version WHERE id = 1")
+        )
+        return int(rows[0]["version"]) if rows else 0
+
+    # --- connections and transactions -----------------------------------------------------------
+
+    def _sql(self, template: LiteralString) -> sql.Composed:
+        query = self._queries.get(template)
+        if query is None:
+            query = self._queries[template] = sql.SQL(template).format(s=self._schema_id)
+        return query
+
+    def _connection(self, operation: str) -> psycopg.Connection[DictRow]:
+        """The open connection, opening one if there is none (call under ``_lock``)."""
+        if self._closed:
+            raise RuntimeError(f"{operation}: store is closed")
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        try:
+            self._conn = psycopg.connect(
+                self._conninfo, autocommit=True, row_factory=dict_row, **self._defaults
+            )
+        except psycopg.Error as exc:
+            detail = self._scrub(str(exc))
+            raise StoreUnavailableError(
+                f"{operation}: cannot connect to {self.url}: {detail}"
+            ) from None
+        return self._conn
+
+    def _lost(self, operation: str) -> None:
+        self._conn = None
+        log.warning("store connection to %s lost during %s", self.url, operation)
+
+    def _read(
+        self,
+        operation: str,
+        query: sql.Composed,
+        params: Sequence[object] | Mapping[str, object] = (),
+    ) -> list[DictRow]:
+        """Run one query, retrying once on a fresh connection if the connection was lost."""
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._connection(operation)
+                try:
+                    return conn.execute(query, params).fetchall()
+                except psycopg.OperationalError as exc:
+                    if not conn.closed:
+                        raise  # the query failed, the connection is fine
+                    self._lost(operation)
+                    if attempt == 2:
+                        detail = self._scrub(str(exc))
+                        raise StoreUnavailableError(
+                            f"{operation}: connection to {self.url} lost: {detail}"
+                        ) from None
+        raise AssertionError("unreachable")
+
+    def _write(self, operation: str, work: Callable[[psycopg.Cursor[DictRow]], _T]) -> _T:
+        """Run ``work`` in one all-or-nothing transaction."""
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._connection(operation)
+                begun = False
+                try:
+                    with conn.transaction():
+                        begun = True
+                        with conn.cursor() as cursor:
+                            return work(cursor)
+                except psycopg.OperationalError:
+                    if not conn.closed:
+                        raise
+                    self._lost(operation)
+                    if begun or attempt == 2:
+                        raise StoreUnavailableError(
+                            f"{operation}: connection to {self.url} lost; the write was not "
+                            "confirmed and may not have been applied"
+                        ) from None
+                    # Only BEGIN reached the dead connection: nothing was applied, start again.
+        raise AssertionError("unreachable")
+
+    def _scrub(self, text: str) -> str:
+        """A driver message on one line, without any form of the password."""
+        text = " ".join(text.split())
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _migrate(self) -> None:
+        def migrate(cur: psycopg.Cursor[DictRow]) -> None:
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MIGRATION_LOCK, self.schema)
+            )
+            cur.execute(
+                "SELECT to_regnamespace(%s) IS NOT NULL AS schema, "
+                "to_regclass(%s) IS NOT NULL AS version_table",
+                (
+                    self._schema_id.as_string(cur),
+                    sql.Identifier(self.schema, "schema_version").as_string(cur),
+                ),
+            )
+            found = cur.fetchone()
+            assert found is not None
+            if not found["schema"]:
+                cur.execute(self._sql("CREATE SCHEMA {s}"))
+            if not found["version_table"]:
+                cur.execute(
+                    self._sql(
+                        "CREATE TABLE {s}.schema_version ("
+                        "id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL)"
+                    )
+                )
+            cur.execute(self._sql("SELECT version FROM {s}.schema_version WHERE id = 1"))
+            row = cur.fetchone()
+            current = int(row["version"]) if row is not None else 0
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"store schema version {current} is newer than this tickhub's "
+                    f"({SCHEMA_VERSION}): schema {self.schema!r} at {self.url}"
+                )
+            if current == SCHEMA_VERSION:
+                return
+            for statements in _MIGRATIONS[current:]:
+                for statement in statements:
+                    cur.execute(self._sql(statement))
+            cur.execute(
+                self._sql(
+                    "INSERT INTO {s}.schema_version (id, version) VALUES (1, %s) "
+                    "ON CONFLICT (id) DO UPDATE SET version = excluded.version"
+                ),
+                (SCHEMA_VERSION,),
+            )
+
+        self._write("open", migrate)
+
+    # --- alerts ---------------------------------------------------------------------------------
+
+    def load_alerts(self) -> list[Alert]:
+        rows = self._read(
+            "load_alerts",
+            self._sql(
+                "SELECT id, owner, symbol, condition, value, once, note, source, triggered, "
+                "triggered_at, price, message, armed, last_price, fire_count "
+                "FROM {s}.alerts ORDER BY seq"
+            ),
+        )
+        return [_alert(row) for row in rows]
+
+    def save_alert(self, alert: Alert) -> None:
+        params = _alert_params(alert)
+        self._write("save_alert", lambda cur: cur.execute(self._sql(_UPSERT_ALERT), params))
+
+    def delete_alert(self, id: str) -> bool:
+        query = self._sql("DELETE FROM {s}.alerts WHERE id = %s")
+        return self._write("delete_alert", lambda cur: cur.execute(query, (id,)).rowcount > 0)
+
+    def add_event(self, event: AlertEvent) -> None:
+        alert = event.alert
+        params = _alert_params(alert)
+        snapshot = json.dumps(params)
+        row = (
+            alert.id,
+            alert.symbol,
+            alert.owner,
+            alert.source,
+            event.category,
+            _time(event.triggered_at),
+            event.price,
+            event.message,
+            snapshot,
+        )
+
+        def add(cur: psycopg.Cursor[DictRow]) -> None:
+            cur.execute(self._sql(_UPSERT_ALERT), params)
+            cur.execute(
+                self._sql(
+                    "INSERT INTO {s}.alert_events (alert_id, symbol, owner, source, category, "
+                    "triggered_at, price, message, alert) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                ),
+                row,
+            )
+            cur.execute(
+                self._sql(
+                    "DELETE FROM {s}.alert_events WHERE symbol = %(symbol)s AND seq <= ("
+                    "SELECT seq FROM {s}.alert_events WHERE symbol = %(symbol)s "
+                    "ORDER BY seq DESC LIMIT 1 OFFSET %(keep)s)"
+                ),
+                {"symbol": alert.symbol, "keep": self.max_events_per_symbol},
+            )
+
+        self._write("add_event", add)
+
+    def events(self, symbol: str, owner: str | None, limit: int) -> list[AlertEvent]:
+        if limit <= 0:
+            return []
+        select = "SELECT category, triggered_at, price, message, alert FROM {s}.alert_events "
+        if owner is None:
+            rows = self._read(
+                "events",
+                self._sql(select + "WHERE symbol = %s ORDER BY seq DESC LIMIT %s"),
+                (symbol, limit),
+            )
+        else:
+            rows = self._read(
+                "events",
+                self._sql(
+                    select + "WHERE symbol = %s AND (source = 'builtin' OR owner = %s) "
+                    "ORDER BY seq DESC LIMIT %s"
+                ),
+                (symbol, owner, limit),
+            )
+        return [
+            AlertEvent(
+                alert=_alert(json.loads(row["alert"])),
+                triggered_at=datetime.fromisoformat(row["triggered_at"]),
+                price=row["price"],
+                message=row["message"],
+                category=_category(row["category"]),
+            )
+            for row in rows
+        ]
+
+    # --- positions ------------------------------------------------------------------------------
+
+    def load_positions(self, owner: str | None = None) -> list[PositionRow]:
+        select = (
+            "SELECT owner, symbol, quantity, average_price, product, exchange, updated_at "
+            "FROM {s}.positions "
+        )
+        if owner is None:
+            rows = self._read("load_positions", self._sql(select + "ORDER BY owner, symbol"))
+        else:
+            rows = self._read(
+                "load_positions",
+                self._sql(select + "WHERE owner = %s ORDER BY owner, symbol"),
+                (owner,),
+            )
+        return [{key: row[key] for key in _POSITION_COLUMNS} for row in rows]
+
+    def save_position(self, row: PositionRow) -> None:
+        values = _position(row)
+        self._write("save_position", lambda cur: cur.execute(self._sql(_UPSERT_POSITION), values))
+
+    def delete_position(self, owner: str, symbol: str) -> bool:
+        query = self._sql("DELETE FROM {s}.positions WHERE owner = %s AND symbol = %s")
+        return self._write(
+            "delete_position", lambda cur: cur.execute(query, (owner, symbol)).rowcount > 0
+        )
+
+    def replace_positions(self, owner: str, rows: list[PositionRow]) -> None:
+        if not isinstance(owner, str):
+            raise ValueError(f"position owner must be a string, got {owner!r}")
+        values = [_position(row, owner) for row in rows]
+        seen: set[object] = set()
+        for v in values:
+            if v[1] in seen:
+                raise ValueError(f"repeated position symbol: {v[1]!r}")
+            seen.add(v[1])
+
+        def replace(cur: psycopg.Cursor[DictRow]) -> None:
+            # Without it, two concurrent replaces for one owner could leave their union.
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                (_POSITIONS_LOCK, f"{self.schema}/{owner}"),
+            )
+            cur.execute(self._sql("DELETE FROM {s}.positions WHERE owner = %s"), (owner,))
+            if values:
+                cur.executemany(self._sql(_UPSERT_POSITION), values)
+
+        self._write("replace_positions", replace)
+
+
+def _alert_params(alert: Alert) -> dict[str, object]:
+    """The column values of an alert (``ValueError`` for a naive ``triggered_at``)."""
+    return {
+        "id": alert.id,
+        "owner": alert.owner,
+        "symbol": alert.symbol,
+        "condition": alert.condition,
+        "value": alert.value,
+        "once": alert.once,
+        "note": alert.note,
+        "source": alert.source,
+        "triggered": alert.triggered,
+        "triggered_at": _time(alert.triggered_at) if alert.triggered_at is not None else None,
+        "price": alert.price,
+        "message": alert.message,
+        "armed": alert.armed,
+        "last_price": alert.last_price,
+        "fire_count": alert.fire_count,
+    }
+
+
+# --- urls ---------------------------------------------------------------------------------------
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs, errors and reprs)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return f"{url.partition('://')[0]}://***"
+    netloc = parts.netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    query = parts.query
+    if any(key in query for key in _SECRET_KEYS):
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if k in _SECRET_KEYS else v) for k, v in pairs], safe="*", quote_via=quote
+        )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _split_url(url: str) -> tuple[str, str | None]:
+    """The libpq URL (scheme normalised, ``schema`` parameter removed) and that parameter."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in _SCHEMES:
+        # Only the scheme: the rest of a URL may hold a password.
+        raise ValueError(
+            f"unsupported PostgreSQL url: {scheme if sep else '(no scheme)'}:// "
+            "(expected postgresql://user@host:port/database)"
+        )
+    base, sep, query = rest.partition("?")
+    schema: str | None = None
+    kept: list[str] = []
+    for part in query.split("&") if sep else []:
+        key, _, value = part.partition("=")
+        if unquote(key) == "schema":
+            schema = unquote(value)
+        else:
+            kept.append(part)  # as written: libpq decodes %XX but not "+"
+    return "postgresql://" + base + ("?" + "&".join(kept) if kept else ""), schema
+
+
+def _parse(conninfo: str, redacted: str) -> dict[str, Any]:
+    try:
+        params: dict[str, Any] | None = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        params = None  # libpq's message quotes the whole URL, password included
+    if params is None:
+        raise ValueError(f"invalid PostgreSQL url: {redacted}")
+    return params
+
+
+def _secrets(url: str, params: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every form of a password in ``url``, longest first, to scrub from driver messages."""
+    found = {str(params[k]) for k in _SECRET_KEYS if params.get(k)}
+    userinfo, at, _ = url.partition("://")[2].partition("/")[0].rpartition("@")
+    if at and ":" in userinfo:
+        found.add(userinfo.split(":", 1)[1])
+    found.update({quote(s, safe="") for s in found})
+    return tuple(sorted((s for s in found if s), key=len, reverse=True))
+
+
+def _check_schema(schema: object) -> str:
+    if not isinstance(schema, str) or not schema or "\x00" in schema:
+        raise ValueError(f"invalid schema name: {schema!r}")
+    if len(schema.encode()) > 63:
+        # PostgreSQL would silently truncate it, and two names could meet.
+        raise ValueError(f"schema name longer than 63 bytes: {schema!r}")
+    return schema
