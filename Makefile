@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check clean install soak
+.PHONY: run test lint typecheck check clean install soak test-browser screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ run: $(STAMP)
 ## Run the whole test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## The dashboard, the JS client and the seed's examples in Chromium and Node
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -q tests/browser tests/test_js_client.py tests/test_seed_javascript.py
+
+## Refresh docs/dashboard.png
+screenshot: $(STAMP)
+	TICKHUB_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/browser -k screenshot
 
 ## Soak test: thousands of clients churning for a minute, then leak and health checks
 soak: $(STAMP)

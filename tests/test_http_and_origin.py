@@ -112,3 +112,34 @@ async def test_star_allows_any_origin(service_factory: Any) -> None:
     )
     assert (await client.recv())["type"] == "connection"
     await client.close()
+
+
+async def test_dashboard_and_instruments_are_served(service: Service) -> None:
+    import urllib.request
+
+    def get(path: str) -> tuple[int, str, bytes]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{service.port}{path}", timeout=10) as r:
+            return r.status, r.headers["Content-Type"], r.read()
+
+    status, ctype, body = await __import__("asyncio").to_thread(get, "/")
+    assert status == 200 and ctype.startswith("text/html") and b"<html" in body.lower()
+    status, ctype, body = await __import__("asyncio").to_thread(get, "/static/tickhub.js")
+    assert status == 200 and "javascript" in ctype
+    status, _, instruments = await ahttp_get(service.port, "/instruments")
+    symbols = {i["symbol"]: i for i in instruments}
+    assert symbols["RELIANCE"]["token"] == 738561 and symbols["NIFTY 50"]["tradable"] is False
+    _, _, test = await ahttp_get(service.port, "/test")
+    assert test["links"]["dashboard"] == "/"
+
+
+async def test_the_dashboards_own_origin_may_open_websockets(service: Service) -> None:
+    for host in ("localhost", "127.0.0.1"):
+        client = await Client.connect(
+            f"ws://127.0.0.1:{service.port}/ws/stream", origin=f"http://{host}:{service.port}"
+        )
+        assert (await client.recv())["type"] == "connection"
+        await client.close()
+    with pytest.raises(websockets.InvalidStatus):
+        await websockets.connect(
+            f"ws://127.0.0.1:{service.port}/ws/stream", origin=f"http://evil.example:{service.port}"
+        )

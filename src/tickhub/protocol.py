@@ -194,7 +194,7 @@ def _json_kind(value: object) -> str:
 # --- encoding -----------------------------------------------------------------------------------
 
 
-def encode(msg: Mapping[str, Any]) -> bytes:
+def encode(msg: Mapping[str, Any] | list[Any]) -> bytes:
     return orjson.dumps(msg, option=orjson.OPT_NON_STR_KEYS)
 
 

@@ -48,6 +48,7 @@ from tickhub.requests import Requests
 from tickhub.server import HttpRequest, HttpResponse, WebSocketServer, text_frame
 from tickhub.store import open_store
 from tickhub.topics import Endpoint
+from tickhub.webui import static_response
 
 log = logging.getLogger(__name__)
 
@@ -245,8 +246,10 @@ class Service:
                 "/connections": self._admin(self._route_connections),
                 "/metrics": self._admin(self._route_metrics),
                 "/test": self._route_test,
+                "/instruments": self._route_instruments,
             },
-            allow_origin=s.allows_origin,
+            allow_origin=self._allows_origin,
+            fallback=static_response,
             outbox_bytes=s.outbox_bytes,
             max_frame_bytes=max(s.max_message_bytes * 16, 1_048_576),
         )
@@ -529,7 +532,7 @@ class Service:
                 "delivered": self.hub.messages_out,
                 "received": self.hub.messages_in,
             },
-            "links": {"health": "/health", "connections": "/connections"},
+            "links": {"health": "/health", "connections": "/connections", "dashboard": "/"},
         }
 
     def _admin(
@@ -598,6 +601,28 @@ class Service:
         report = self.hub.connection_report()
         report["timestamp"] = protocol.iso(self.clock.now())
         return HttpResponse(200, protocol.encode(report))
+
+    def _allows_origin(self, origin: str) -> bool:
+        """The configured origins, and the service's own pages (the dashboard at ``/``) on
+        localhost. Not any Host header: that would let a DNS-rebinding page in."""
+        own = origin.rstrip("/") in {
+            f"http://{host}:{self.port}" for host in ("localhost", "127.0.0.1", "[::1]")
+        }
+        return own or self.settings.allows_origin(origin)
+
+    def _route_instruments(self, request: HttpRequest) -> HttpResponse:
+        assert self.registry is not None
+        body = [
+            {
+                "symbol": i.symbol,
+                "name": i.name,
+                "exchange": i.exchange,
+                "token": i.instrument_token,
+                "tradable": i.tradable,
+            }
+            for i in self.registry
+        ]
+        return HttpResponse(200, protocol.encode(body))
 
     def _route_test(self, request: HttpRequest) -> HttpResponse:
         return HttpResponse(200, protocol.encode(self.selftest()))
