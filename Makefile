@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check clean install soak test-browser screenshot
+.PHONY: run test lint typecheck check clean install soak test-browser screenshot bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ test-browser: $(STAMP)
 ## Refresh docs/dashboard.png
 screenshot: $(STAMP)
 	TICKHUB_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/browser -k screenshot
+
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+## Benchmark /ws/stream fan-out against raw picows, Node ws and Bun (bench/README.md); ARGS=--quick
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py $(ARGS)
 
 ## Soak test: thousands of clients churning for a minute, then leak and health checks
 soak: $(STAMP)

@@ -166,3 +166,16 @@ def kite_emulator(
     registry = build_registry(settings)
     with contextlib.suppress(KeyboardInterrupt):
         _run(serve_emulator(host, port, api_key, access_token, registry, speed))
+
+
+@main.command("bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Run the fan-out benchmark (bench/run.py of a source checkout); options pass through."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+    if not script.is_file():
+        click.echo("tickhub: bench/run.py not found: run from a source checkout", err=True)
+        sys.exit(EXIT_CONFIG)
+    sys.exit(subprocess.call([sys.executable, str(script), *ctx.args]))

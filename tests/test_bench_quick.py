@@ -1,0 +1,41 @@
+"""The benchmark harness works end to end in its quick mode (it asserts nothing about speed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="the load client is built with gcc")
+def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "bench/run.py",
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--servers",
+            "tickhub,picows",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "latest.json").read_text())
+    servers = {row["server"] for row in results["rows"]}
+    assert {"tickhub", "picows"} <= servers
+    clients = [r for r in results["rows"] if r["scenario"] == "clients"]
+    assert clients and all(r["delivered"] > 0 for r in clients)
+    assert "msgs/CPU-s" in proc.stdout  # the table was printed
