@@ -219,7 +219,7 @@ class WebSocketServer:
         allow_origin: Callable[[str], bool],
         outbox_bytes: int = 1_048_576,
         max_frame_bytes: int = 1_048_576,
-        read_buffer_bytes: int = 4096,
+        read_buffer_bytes: int = 1024,  # grows on demand; small keeps idle connections cheap
         fallback: Callable[[str], HttpResponse | None] | None = None,
     ) -> None:
         self.hub = hub
