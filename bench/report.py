@@ -22,6 +22,15 @@ _MEDIAN_KEYS = (
     "max_ms",
     "bytes_per_msg",
     "loadgen_cpu_share",
+    # scale-out
+    "server_cpu_s",
+    "window_s",
+    "ingest_cpu_s",
+    "gateways_cpu_s",
+    "redis_cpu_s",
+    "msgs_per_gateway_cpu_s",
+    "ingest_us_per_published",
+    "ticks_per_s",
 )
 
 
@@ -44,6 +53,9 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["repeats"] = len(group)
             row["p99_ms_runs"] = [g.get("p99_ms") for g in group]
             row["msgs_per_cpu_s_runs"] = [g.get("msgs_per_cpu_s") for g in group]
+            each = [g["gateway_cpu_s"] for g in group if g.get("gateway_cpu_s")]
+            if each and all(len(e) == len(each[0]) for e in each):
+                row["gateway_cpu_s"] = [statistics.median(v) for v in zip(*each, strict=True)]
         rows.append(row)
     add_ratios(rows)
     return rows
@@ -291,6 +303,122 @@ def render_goals(items: list[dict[str, Any]]) -> str:
         + (f"  ({g['note']})" if g["note"] else "")
         for g in items
     )
+
+
+# --- scale-out ------------------------------------------------------------------------------
+
+
+def scaleout(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The scale-out rows (single process, ingest + K gateways) and the per-gateway cost model."""
+    mine = [r for r in rows if r["scenario"] == "scaleout" and not r.get("error")]
+    ref = next((r for r in mine if r["server"] == SUBJECT), None)
+    clusters = sorted((r for r in mine if r.get("gateways")), key=lambda r: r["gateways"])
+    if ref is None and not clusters:
+        return None
+    out_rows = []
+    for r in ([ref] if ref else []) + clusters:
+        p99_added = None
+        if ref is not None and r is not ref and r.get("p99_ms") is not None:
+            p99_added = r["p99_ms"] - ref["p99_ms"]
+        p50_added = None
+        if ref is not None and r is not ref and r.get("p50_ms") is not None:
+            p50_added = r["p50_ms"] - ref["p50_ms"]
+        out_rows.append(
+            {
+                "setup": "single process (all, memory bus)" if r is ref else r["server"],
+                "gateways": r.get("gateways") or 0,
+                "clients_per_gateway": r.get("clients_per_gateway", [r["clients"]]),
+                "delivered_per_s": r.get("delivered_per_s"),
+                "delivered_per_gateway": r.get("delivered_per_gateway"),
+                "window_s": r.get("window_s"),
+                "server_cpu_s": r.get("server_cpu_s"),
+                "ingest_cpu_s": r.get("ingest_cpu_s"),
+                "gateway_cpu_s": r.get("gateway_cpu_s") or [],
+                "redis_cpu_s": r.get("redis_cpu_s"),
+                "msgs_per_cpu_s": r.get("msgs_per_cpu_s"),
+                "msgs_per_gateway_cpu_s": r.get("msgs_per_gateway_cpu_s"),
+                "ingest_us_per_published": r.get("ingest_us_per_published"),
+                "ticks_per_s": r.get("ticks_per_s"),
+                "p50_ms": r.get("p50_ms"),
+                "p99_ms": r.get("p99_ms"),
+                "p50_added_ms": p50_added,
+                "p99_added_ms": p99_added,
+                "repeats": r.get("repeats", 1),
+                "notes": r.get("notes", []),
+            }
+        )
+    model: dict[str, Any] = {}
+    one = next((r for r in clusters if r["gateways"] == 1), None)
+    two = next((r for r in clusters if r["gateways"] == 2), None)
+    if one is not None and one.get("msgs_per_gateway_cpu_s"):
+        model["msgs_per_gateway_cpu_s"] = one["msgs_per_gateway_cpu_s"]
+        model["ingest_us_per_published"] = one.get("ingest_us_per_published")
+        model["ticks_per_s"] = one.get("ticks_per_s")
+    if two is not None and two.get("msgs_per_gateway_cpu_s"):
+        model["msgs_per_gateway_cpu_s_2gw"] = two["msgs_per_gateway_cpu_s"]
+    if one is not None and two is not None and one.get("window_s") and two.get("window_s"):
+        # Same deliveries, one more gateway: the extra gateway CPU is what a gateway costs
+        # whatever its share of the clients (its bus subscription, the ticks it decodes...).
+        g1 = one["gateways_cpu_s"] / one["window_s"]
+        g2 = two["gateways_cpu_s"] / two["window_s"]
+        model["gateway_fixed_cores"] = g2 - g1
+    return {"rows": out_rows, "model": model}
+
+
+def render_scaleout(summary: dict[str, Any]) -> str:
+    cols = (
+        ("setup", "<", lambda r: r["setup"]),
+        ("clients/gw", ">", lambda r: "+".join(str(n) for n in r["clients_per_gateway"])),
+        ("deliv/s", ">", lambda r: _f(r["delivered_per_s"], ",.0f")),
+        ("CPU-s total", ">", lambda r: _f(r["server_cpu_s"], ".2f")),
+        ("ingest CPU-s", ">", lambda r: _f(r["ingest_cpu_s"], ".2f")),
+        ("gateway CPU-s", ">", lambda r: " + ".join(f"{c:.2f}" for c in r["gateway_cpu_s"]) or "-"),
+        ("redis CPU-s", ">", lambda r: _f(r["redis_cpu_s"], ".2f")),
+        ("msgs/CPU-s", ">", lambda r: _f(r["msgs_per_cpu_s"], ",.0f")),
+        ("msgs/gw-CPU-s", ">", lambda r: _f(r["msgs_per_gateway_cpu_s"], ",.0f")),
+        ("ingest us/pub", ">", lambda r: _f(r["ingest_us_per_published"], ".0f")),
+        ("p50 ms", ">", lambda r: _f(r["p50_ms"], ".2f")),
+        ("p99 ms", ">", lambda r: _f(r["p99_ms"], ".2f")),
+        ("p99 added ms", ">", lambda r: _f(r["p99_added_ms"], "+.2f")),
+        ("notes", "<", lambda r: "; ".join(r["notes"])),
+    )
+    cells = [[fn(r) for _, _, fn in cols] for r in summary["rows"]]
+    heads = [c[0] for c in cols]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(heads)]
+    aligns = [c[1] for c in cols]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(f"{v:{a}{w}}" for v, a, w in zip(values, aligns, widths, strict=True))
+
+    out = [line(heads), line(["-" * w for w in widths])]
+    out += [line(c).rstrip() for c in cells]
+    window = next((r["window_s"] for r in summary["rows"] if r.get("window_s")), None)
+    if window:
+        out.append(f"  (CPU-s over a {window:.1f} s window; repeated set-ups show medians)")
+    m = summary["model"]
+    if m.get("msgs_per_gateway_cpu_s"):
+        per = m["msgs_per_gateway_cpu_s"]
+        ing = m.get("ingest_us_per_published")
+        out.append(
+            f"  K gateways, a core each: capacity ~ K x {per:,.0f} msgs/s "
+            f"(msgs per gateway CPU-s, 1 gateway)"
+            + (
+                f"; with 2 gateways {m['msgs_per_gateway_cpu_s_2gw']:,.0f}"
+                if m.get("msgs_per_gateway_cpu_s_2gw")
+                else ""
+            )
+        )
+        if ing:
+            out.append(
+                f"  fixed part: the ingest spends {ing:.0f} us per published message "
+                f"(one core: ~{1e6 / ing:,.0f} published msgs/s, whatever K)"
+            )
+        if m.get("gateway_fixed_cores") is not None:
+            out.append(
+                f"  adding a gateway at the same deliveries cost {m['gateway_fixed_cores']:+.3f} "
+                f"cores at {m.get('ticks_per_s') or 0:,.0f} ticks/s (its own bus share)"
+            )
+    return "\n".join(out)
 
 
 # --- files ------------------------------------------------------------------------------------

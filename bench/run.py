@@ -42,7 +42,7 @@ FD_RESERVE = 100  # descriptors a server needs besides its connections
 
 @dataclass(frozen=True)
 class Scenario:
-    scenario: str  # clients | symbols | stall | batch | peak | memory
+    scenario: str  # clients | symbols | stall | batch | peak | memory | scaleout
     clients: int
     symbols: int = 50
     subs: int = SUBS
@@ -303,6 +303,210 @@ def run_one(
         procs.stop(srv, grace=10.0)
 
 
+# --- scale-out: one ingest, several gateways over Redis -------------------------------------
+
+
+BUS_URL = "redis://127.0.0.1:6379/0"
+GATEWAY_COUNTS = (1, 2)
+
+
+def redis_check(url: str) -> str | None:
+    """None if a Redis answers at ``url``, else why not."""
+    try:
+        import redis
+    except ImportError:
+        return "the redis package is not installed"
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # any failure means: no usable Redis
+        return f"no Redis at {url} ({type(exc).__name__}: {exc})"
+    return None
+
+
+class _Redis:
+    """The bench's own view of the Redis server: its CPU counters, and cleanup of a prefix."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=5)
+
+    def cpu_seconds(self) -> float | None:
+        try:
+            info = self.client.info("cpu")
+            return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        except Exception:
+            return None
+
+    def drop_prefix(self, prefix: str) -> int:
+        keys = list(self.client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            self.client.delete(*keys)
+        return len(keys)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def run_cluster(
+    procs: Procs,
+    server: Server,
+    sc: Scenario,
+    gateways: int,
+    cpus: tuple[set[int], set[int]],
+    tmp: Path,
+    bus_url: str,
+) -> dict[str, Any]:
+    """One ingest (BenchFeed, RedisBus) and ``gateways`` gateways, all pinned to the server CPU;
+    one load client per gateway (pinned to the load CPU), the connections split evenly."""
+    name = f"ingest+{gateways}gw"
+    row: dict[str, Any] = {
+        **asdict(sc), "rate": sc.rate, "server": name, "gateways": gateways, "notes": [],
+    }  # fmt: skip
+    prefix = f"tickhub-bench-{os.getpid()}-{time.monotonic_ns()}"
+    row["bus_prefix"] = prefix
+    base = tmp / f"data-{name}-{time.monotonic_ns()}"
+    base.mkdir()
+    common = [
+        *server.argv, "--symbols", str(sc.symbols), "--bus-url", bus_url, "--bus-prefix", prefix,
+    ]  # fmt: skip
+    rds = _Redis(bus_url)
+    servers_: list[Proc] = []
+    loadgens: list[Proc] = []
+    try:
+        d = base / "ingest"
+        d.mkdir()
+        ingest = procs.start(
+            "ingest", [*common, "--role", "ingest", "--data-dir", str(d)], cpus=cpus[0], cwd=d
+        )
+        servers_.append(ingest)
+        ingest.expect("READY", 60)
+        gws: list[Proc] = []
+        for k in range(1, gateways + 1):
+            d = base / f"gateway-{k}"
+            d.mkdir()
+            argv = [*common, "--role", "gateway", "--port", "0", "--data-dir", str(d)]
+            gws.append(procs.start(f"gateway-{k}", argv, cpus=cpus[0], cwd=d))
+        servers_ += gws
+        ports = [gw.expect("READY", 60)["port"] for gw in gws]
+        time.sleep(0.5)
+        row["rss_start_kib"] = sum(p.memory_kib()["VmRSS"] for p in servers_)
+        ingest.ask(f"rate {sc.rate}", "OK")
+        rate_since = time.monotonic()
+        split = [sc.clients // gateways + (k < sc.clients % gateways) for k in range(gateways)]
+        row["clients_per_gateway"] = split
+        first = 0
+        for k, (port, n) in enumerate(zip(ports, split, strict=True), 1):
+            # Client g keeps the subscriptions it has in the single-process run (--first).
+            argv = _loadgen_argv(sc, port, n, first)
+            loadgens.append(procs.start(f"loadgen-{k}", argv, cpus=cpus[1], cwd=base))
+            first += n
+        opened = 0
+        connect_s = 0.0
+        for lg, n in zip(loadgens, split, strict=True):
+            ready = lg.expect("READY", 90 + n / 50)
+            connect_s = max(connect_s, ready["seconds"])
+            opened += ready["open"]
+            if ready["open"] < n or ready["ready"] < n:
+                row["notes"].append(
+                    f"{lg.name}: {ready['open']}/{n} open, {ready['ready']}/{n} subscribed"
+                    + (f": {ready['error']}" if ready["error"] else "")
+                )
+        row["connect_s"], row["open"] = connect_s, opened
+        one_round = sc.symbols / float(sc.rate)
+        time.sleep(max(sc.warmup, rate_since + 1.5 * one_round - time.monotonic()))
+        ing0 = ingest.ask("stats", "STATS")
+        gw0 = [gw.ask("stats", "STATS") for gw in gws]
+        redis0 = rds.cpu_seconds()
+        cpu0, t0 = [p.cpu_seconds() for p in servers_], time.monotonic()
+        for lg in loadgens:
+            lg.ask("mark", "MARK")
+        time.sleep(sc.duration)
+        reports = [lg.ask("report", "REPORT") for lg in loadgens]
+        cpu1, t1 = [p.cpu_seconds() for p in servers_], time.monotonic()
+        redis1 = rds.cpu_seconds()
+        ing1 = ingest.ask("stats", "STATS")
+        gw1 = [gw.ask("stats", "STATS") for gw in gws]
+        ingest.ask("rate 0", "OK")
+        row["rss_end_kib"] = sum(p.memory_kib()["VmRSS"] for p in servers_)
+        cpus_s = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
+        ingest_cpu, gw_cpu = cpus_s[0], cpus_s[1:]
+        window = max(r["window_s"] for r in reports)
+        msgs = sum(r["msgs"] for r in reports)
+        cpu = sum(cpus_s)
+        published = ing1.get("published", 0) - ing0.get("published", 0)
+        row.update(
+            window_s=window,
+            delivered=msgs,
+            delivered_per_s=msgs / window,
+            delivered_per_gateway=[r["msgs"] / r["window_s"] for r in reports],
+            tick_msgs=sum(r["ticks"] for r in reports),
+            server_cpu_s=cpu,
+            ingest_cpu_s=ingest_cpu,
+            gateway_cpu_s=gw_cpu,
+            gateways_cpu_s=sum(gw_cpu),
+            redis_cpu_s=(redis1 - redis0) if redis0 is not None and redis1 is not None else None,
+            cpu_share=cpu / (t1 - t0),
+            msgs_per_cpu_s=msgs / cpu if cpu > 0 else None,
+            msgs_per_gateway_cpu_s=msgs / sum(gw_cpu) if sum(gw_cpu) > 0 else None,
+            published=published,
+            ingest_us_per_published=1e6 * ingest_cpu / published if published else None,
+            bytes_per_msg=sum(r["bytes"] for r in reports) / msgs if msgs else None,
+            gaps=sum(r["gaps"] for r in reports),
+            wrong_topic=sum(r["wrong_topic"] for r in reports),
+            errors=sum(r["errors"] for r in reports),
+            closed=sum(r["closed"] for r in reports),
+            loadgen_cpu_share=sum(r["cpu_s"] for r in reports) / window,
+            ticks_per_s=(ing1["ticks"] - ing0["ticks"]) / (t1 - t0),
+            shed=ing1["shed"] - ing0["shed"],
+            server_delivered=sum(
+                b["delivered"] - a["delivered"] for a, b in zip(gw0, gw1, strict=True)
+            ),
+            server_paused=sum(int(g.get("paused", 0)) for g in gw1),
+            server_dropped=sum(int(g.get("dropped", 0)) for g in gw1),
+            **_merge_latency(reports),
+        )
+        hbs = [lg.ask("heartbeat", "HB", 60) for lg in loadgens]
+        row["hb_sent"] = sum(h["sent"] for h in hbs)
+        row["hb_acked"] = sum(h["acked"] for h in hbs)
+        _annotate(row, sc, reports)
+        return row
+    except ProcError as exc:
+        row["error"] = str(exc)
+        row["notes"].append("FAILED: " + str(exc).splitlines()[0])
+        return row
+    finally:
+        for lg in loadgens:
+            procs.stop(lg)
+        for proc in reversed(servers_):  # gateways first, the ingest last
+            procs.stop(proc, grace=10.0)
+        with contextlib.suppress(Exception):
+            row["redis_keys_removed"] = rds.drop_prefix(prefix)
+        rds.close()
+
+
+def run_scaleout(
+    procs: Procs,
+    server: Server,
+    sc: Scenario,
+    cpus: tuple[set[int], set[int]],
+    tmp: Path,
+    bus_url: str,
+) -> list[dict[str, Any]]:
+    """The single process (role all, memory bus) as the reference, then ingest + K gateways."""
+    ref = run_one(procs, server, sc, cpus, tmp)
+    ref.update(gateways=0, ingest_cpu_s=None, gateway_cpu_s=[], gateways_cpu_s=None)
+    out = [ref]
+    for k in GATEWAY_COUNTS:
+        print(f"    scaleout ingest+{k}gw (RedisBus)", file=sys.stderr, flush=True)
+        out.append(run_cluster(procs, server, sc, k, cpus, tmp, bus_url))
+    return out
+
+
 def _annotate(row: dict[str, Any], sc: Scenario, reports: list[dict[str, Any]]) -> None:
     notes = row["notes"]
     ticks = row["ticks_per_s"] * row["window_s"]
@@ -359,6 +563,9 @@ def plan(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
     if "memory" in kinds:
         for n in (5000, 20_000):
             out.append(Scenario("memory", clients=min(n, most), warmup=2.0))
+    if "scaleout" in kinds:
+        # The reference load; each of the three set-ups runs --repeat times, interleaved.
+        out += [replace(ref, scenario="scaleout")] * args.repeat
     return out, {"reference": _ref(ref)}
 
 
@@ -421,9 +628,9 @@ def main() -> int:
         help="default tickhub,picows,node-ws,bun (quick: tickhub,picows,node-ws)",
     )  # fmt: skip
     parser.add_argument(
-        "--only", type=lambda s: s.split(","),
-        default=["clients", "symbols", "stall", "batch", "peak", "memory"],
-        help="scenario kinds to run (clients,symbols,stall,batch,peak,memory)",
+        "--only", "--scenarios", dest="only", type=lambda s: s.split(","),
+        default=["clients", "symbols", "stall", "batch", "peak", "memory", "scaleout"],
+        help="scenario kinds to run (clients,symbols,stall,batch,peak,memory,scaleout)",
     )  # fmt: skip
     parser.add_argument(
         "--load", type=int, default=50_000, help="deliveries/s offered (default 50,000)"
@@ -454,6 +661,20 @@ def main() -> int:
     cpus = _cpus()
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, cpus[1])  # the harness shares the load client's CPU
+    bus_url = os.environ.get("BENCH_BUS_URL", BUS_URL)
+    if any(sc.scenario == "scaleout" for sc in scenarios):
+        why = redis_check(bus_url)
+        if why is None and not any(s.name == "tickhub" for s in found):
+            why = "tickhub is not among --servers"
+        if why is not None:
+            notes.append(f"scaleout skipped: {why}")
+            scenarios = [sc for sc in scenarios if sc.scenario != "scaleout"]
+        else:
+            notes.append(
+                "scaleout: the ingest and every gateway share CPU 0 and the load clients CPU 1"
+                " (2 cores: no process gets a core of its own); Redis runs unpinned and its CPU"
+                " is reported apart, not in the servers' total"
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     meta = _meta(args, found, notes)
     meta["cpu_share_before"] = round(cpu_share_probe(), 3)
@@ -463,6 +684,16 @@ def main() -> int:
     try:
         with Procs(tmp) as procs:
             for i, sc in enumerate(scenarios, 1):
+                if sc.scenario == "scaleout":
+                    server = next(s for s in found if s.name == "tickhub")
+                    print(
+                        f"[{i}/{len(scenarios)}] scaleout tickhub (all), ingest+1gw, ingest+2gw",
+                        f"clients={sc.clients} symbols={sc.symbols} load={sc.load}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    runs += run_scaleout(procs, server, sc, cpus, tmp, bus_url)
+                    continue
                 for server in found:
                     if sc.scenario == "stall" and server.name not in args.stall_servers:
                         continue
@@ -487,6 +718,10 @@ def main() -> int:
     verdicts = report.goals(rows, plan_info)
     table = report.render_table(rows)
     print(table)
+    scaleout = report.scaleout(rows)
+    if scaleout:
+        print("\nScale-out (one ingest + K gateways over Redis; same load as the reference):")
+        print(report.render_scaleout(scaleout))
     print("\nGoals (ratios within this run):")
     print(report.render_goals(verdicts))
     for note in notes:
@@ -497,6 +732,8 @@ def main() -> int:
     )
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     document = {"meta": meta, "plan": plan_info, "rows": rows, "runs": runs, "goals": verdicts}
+    if scaleout:
+        document["scaleout"] = scaleout
     chart_path = report.chart(rows, args.out / f"{stamp}.png")
     document["chart"] = chart_path.name
     report.write_json(args.out / f"{stamp}.json", document)

@@ -116,3 +116,41 @@ def test_last_unsubscribe_releases_the_bus_topic() -> None:
     hub.disconnect(sb)
     assert events == [("stream:INFY:1m", True), ("stream:INFY:1m", False)]
     assert hub.topics() == {}
+
+
+class SlowBus(MemoryBus):
+    """A bus whose retained state needs I/O (as Redis does before its cache is filled)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import asyncio
+
+        self.release = asyncio.Event()
+
+    def retained_nowait(self, topic: str) -> list[bytes] | None:
+        return None
+
+    async def retained(self, topic: str) -> list[bytes]:
+        await self.release.wait()
+        return await super().retained(topic)
+
+
+async def test_live_messages_wait_for_a_slow_snapshot_and_it_never_comes_after_them() -> None:
+    import asyncio
+
+    bus = SlowBus()
+    hub = Hub(bus, InstrumentRegistry.bundled(), ManualClock(), text_frame, HubLimits())
+    t = "stream:INFY:1m"
+    bus.publish(BusMessage(t, _data(5, "candle_data"), "candle:a", "candle", seq=5))
+    bus.publish(BusMessage(t, _data(6, "tick_data"), "tick", "tick", seq=6))
+    peer = RecordingPeer()
+    s = hub.connect(peer, Endpoint.STREAM, "t")
+    assert s is not None
+    hub.receive(s, b'{"type":"subscribe","symbol":"INFY"}')
+    # While the snapshot is fetched, a newer tick (7) arrives: it replaces retained tick 6.
+    bus.publish(BusMessage(t, _data(7, "tick_data"), "tick", "tick", seq=7))
+    bus.release.set()
+    for _ in range(50):
+        await asyncio.sleep(0)
+    data = [m for m in peer.messages() if m["type"] == "data"]
+    assert [(m["seq"], bool(m.get("snapshot"))) for m in data] == [(5, True), (7, False)]

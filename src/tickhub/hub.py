@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
 from tickhub import protocol
 from tickhub.auth import Authenticator, Identity
 from tickhub.bus import Bus, BusMessage
@@ -203,6 +205,8 @@ class Hub:
         self.observe_latency: Callable[[float], None] | None = None
         self.pings = 0  # keep-alive pings sent to idle clients
         self._batching: set[Session] = set()
+        # topic -> clients whose snapshot is being fetched -> live messages held meanwhile
+        self._awaiting: dict[str, dict[Session, list[BusMessage]]] = {}
         self.conflated = 0  # replaced by a newer message for a slow client (monotonic)
         self.dropped = 0  # never delivered: conflated, or held when a slow client was closed
         self.closes: dict[int, int] = {}
@@ -612,7 +616,9 @@ class Hub:
             for payload in retained:
                 session.send(protocol.mark_snapshot(payload))
             return
-        # A remote bus without a local copy: fetch it, then send it if the client still wants it.
+        # A remote bus without a local copy: fetch it. Live messages for this client wait until
+        # it is sent, so the snapshot never arrives after newer live messages.
+        self._awaiting.setdefault(t, {})[session] = []
         task = asyncio.get_running_loop().create_task(
             self._fetch_snapshot(session, t), name=f"snapshot:{session.id}:{t}"
         )
@@ -624,10 +630,20 @@ class Hub:
             retained = await self.bus.retained(t)
         except Exception:
             log.exception("snapshot fetch failed for %s", t)
+            retained = []
+        waiting = self._awaiting.get(t)
+        held = waiting.pop(session, []) if waiting is not None else []
+        if waiting is not None and not waiting:
+            del self._awaiting[t]
+        if t not in session.subs or session.id not in self._sessions:
             return
-        if t in session.subs and session.id in self._sessions:
-            for payload in retained:
-                session.send(protocol.mark_snapshot(payload))
+        first = held[0].seq if held else None
+        for payload in retained:
+            if first is not None and _seq_of(payload) >= first:
+                continue  # already superseded by a live message that waited
+            session.send(protocol.mark_snapshot(payload))
+        for message in held:
+            session.send(message.payload)
 
     def _unsubscribe(self, session: Session, msg: dict[str, Any]) -> None:
         resolved = self._resolve(session, msg)
@@ -687,6 +703,9 @@ class Hub:
 
     def _drop_subscription(self, session: Session, sub: Subscription) -> None:
         session.subs.pop(sub.topic, None)
+        waiting = self._awaiting.get(sub.topic)
+        if waiting is not None:
+            waiting.pop(session, None)
         members = self._topics.get(sub.topic)
         if members is None:
             return
@@ -709,8 +728,11 @@ class Hub:
         frame = self._frame(message.payload)
         slot = message.slot
         written = 0
+        waiting = self._awaiting.get(message.topic)
         for session in members:
-            if session.batch is not None:
+            if waiting is not None and session in waiting:
+                waiting[session].append(message)
+            elif session.batch is not None:
                 session.batch.append(message.payload)
                 self._batching.add(session)
             elif session.paused:
@@ -912,6 +934,14 @@ class Hub:
             "state": "delivered" if ok else "corrupted",
             "latency_ms": round(elapsed * 1000, 3),
         }
+
+
+def _seq_of(payload: bytes) -> int:
+    try:
+        seq = orjson.loads(payload).get("seq", 0)
+    except (orjson.JSONDecodeError, AttributeError):
+        return 0
+    return seq if isinstance(seq, int) else 0
 
 
 class _ProbePeer:
