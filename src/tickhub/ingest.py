@@ -80,7 +80,8 @@ class Ingest:
         self.engine_errors: dict[str, int] = {}
         self._last_sent: dict[tuple[str, str, str], float] = {}
         self._dirty: dict[tuple[str, str, str], Callable[[], None]] = {}
-        self._bucket: dict[tuple[str, Interval], datetime] = {}
+        self._bucket: dict[tuple[str, str, str], datetime] = {}
+        self._keys: dict[tuple[str, Interval], tuple[tuple[str, str, str], str, str]] = {}
         self._owner_topics: dict[tuple[str, str], dict[str, int]] = {}
         self.wanted: set[str] = set()  # topics some client subscribes to (see on_demand)
         self._topic_cache: dict[str, list[str]] = {}
@@ -106,11 +107,15 @@ class Ingest:
             self.market_time = tick.timestamp
         self._publish_stream(tick, "tick_data", payloads.tick_data(tick), "tick")
         self._on_candles(updates)
-        with self._contained("portfolio", symbol):
+        try:
             self.portfolio.on_tick(tick)
-        with self._contained("alerts", symbol):
+        except Exception:
+            self._engine_failed("portfolio", symbol)
+        try:
             for event in self.alerts.on_tick(tick):
                 self.publish_alert_event(event)
+        except Exception:
+            self._engine_failed("alerts", symbol)
         if self._wants_stream(symbol):
             self._throttled(("market", symbol, ""), lambda: self._publish_market(symbol))
         for owner in self.owners(Endpoint.PORTFOLIO, symbol):
@@ -133,10 +138,13 @@ class Ingest:
     # --- candles -------------------------------------------------------------------------------
 
     def _on_candles(self, updates: Sequence[Candle]) -> None:
+        wanted = self.wanted
         for candle in updates:
-            key = ("candle", candle.symbol, candle.interval.value)
-            with self._contained("analysis", candle.symbol):
+            key, stream_t, analysis_t = self._candle_keys(candle.symbol, candle.interval)
+            try:
                 self.analysis.on_candle(candle)
+            except Exception:
+                self._engine_failed("analysis", candle.symbol)
             if candle.closed:
                 if candle.interval == self.alert_interval:
                     with self._contained("alerts", candle.symbol):
@@ -144,26 +152,42 @@ class Ingest:
                             self.publish_alert_event(event)
                 self._dirty.pop(key, None)
                 self._publish_candle(candle)  # always: a closed candle is never conflated
-                if topic(Endpoint.ANALYSIS, candle.symbol, candle.interval) in self.wanted:
+                if analysis_t in wanted:
                     with self._contained("analysis", candle.symbol):
                         self._publish_analysis(candle.symbol, candle.interval, closed=True)
-            elif not self._wants_interval(candle.symbol, candle.interval):
-                self._is_new_bucket(candle)
-            elif self._is_new_bucket(candle):
+            elif stream_t not in wanted and analysis_t not in wanted:
+                self._is_new_bucket(candle, key)
+            elif self._is_new_bucket(candle, key):
                 self._last_sent[key] = self.clock.monotonic()
-                if topic(Endpoint.STREAM, candle.symbol, candle.interval) in self.wanted:
+                if stream_t in wanted:
                     self._publish_candle(candle)
             else:
                 self._throttled(
                     key, functools.partial(self._publish_forming, candle.symbol, candle.interval)
                 )
 
-    def _is_new_bucket(self, candle: Candle) -> bool:
-        key = (candle.symbol, candle.interval)
+    def _is_new_bucket(self, candle: Candle, key: tuple[str, str, str]) -> bool:
         if self._bucket.get(key) == candle.start:
             return False
         self._bucket[key] = candle.start
         return True
+
+    def _candle_keys(
+        self, symbol: str, interval: Interval
+    ) -> tuple[tuple[str, str, str], str, str]:
+        """(throttle key, stream topic, analysis topic), built once per symbol and interval."""
+        found = self._keys.get((symbol, interval))
+        if found is None:
+            found = self._keys[(symbol, interval)] = (
+                ("candle", symbol, interval.value),
+                topic(Endpoint.STREAM, symbol, interval),
+                topic(Endpoint.ANALYSIS, symbol, interval),
+            )
+        return found
+
+    def _engine_failed(self, engine: str, symbol: str) -> None:
+        self.engine_errors[engine] = self.engine_errors.get(engine, 0) + 1
+        log.exception("%s engine failed for %s", engine, symbol)
 
     def _publish_forming(self, symbol: str, interval: Interval) -> None:
         candle = self.candles.current(symbol, interval)
@@ -174,12 +198,6 @@ class Ingest:
         if topic(Endpoint.ANALYSIS, symbol, interval) in self.wanted:
             with self._contained("analysis", symbol):
                 self._publish_analysis(symbol, interval, closed=False)
-
-    def _wants_interval(self, symbol: str, interval: Interval) -> bool:
-        return (
-            topic(Endpoint.STREAM, symbol, interval) in self.wanted
-            or topic(Endpoint.ANALYSIS, symbol, interval) in self.wanted
-        )
 
     def _wants_stream(self, symbol: str) -> bool:
         return any(t in self.wanted for t in self._stream_topics(symbol))
@@ -425,6 +443,8 @@ class Ingest:
     def owners(self, endpoint: Endpoint, symbol: str) -> set[str]:
         """Every owner whose topic of ``symbol`` on ``endpoint`` is watched ("" is the
         anonymous owner; for the portfolio, also owners watching ``*`` who hold it)."""
+        if not self.wanted and not self._owner_topics:
+            return set()
         out = {""} if topic(endpoint, symbol) in self.wanted else set()
         if endpoint == Endpoint.PORTFOLIO and topic(endpoint, ALL_SYMBOLS) in self.wanted:
             if self.portfolio.position("", symbol) is not None:
