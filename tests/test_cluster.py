@@ -271,3 +271,34 @@ async def test_redis_restart_is_survived(tmp_path: Path) -> None:
     finally:
         await cluster.stop()
         await server.kill()
+
+
+@pytest.mark.redis
+async def test_resume_on_a_gateway_that_never_watched_the_topic(redis_cluster: Cluster) -> None:
+    await redis_cluster.start_ingest()
+    a_gw, b_gw = await redis_cluster.start_gateway(), await redis_cluster.start_gateway()
+    x = await redis_cluster.client(a_gw)
+    await x.request({"type": "subscribe", "symbol": "TCS"}, "subscription")
+    await redis_cluster.settle()
+    redis_cluster.feed.push(tick("TCS", at(9, 15, 1), 3100.0, 10, token=2953217))
+    last = await x.wait_for(lambda m: m.get("data_type") == "tick_data")
+    await a_gw.stop()
+    redis_cluster.feed.push(
+        tick("TCS", at(9, 16, 1), 3101.0, 20, token=2953217),
+        tick("TCS", at(9, 17, 1), 3102.0, 30, token=2953217),
+    )
+    await redis_cluster.settle()
+    x2 = await redis_cluster.client(b_gw)  # nobody on this gateway ever watched TCS
+    since = {"epoch": last["epoch"], "seq": last["seq"]}
+    ack = await x2.request({"type": "subscribe", "symbol": "TCS", "since": since}, "subscription")
+    assert ack["recovered"] is True
+    closed = await x2.wait_for(
+        lambda m: (
+            m.get("data_type") == "candle_data"
+            and m["data"]["closed"]
+            and m["data"]["start"] == "2025-01-27T03:45:00.000Z"
+        )
+    )
+    assert closed["seq"] > last["seq"]
+    seqs = [m["seq"] for m in x2.seen if m.get("type") == "data"]
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))

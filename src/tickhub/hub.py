@@ -569,6 +569,8 @@ class Hub:
         if since is not None:
             missed = self.bus.recover_nowait(t, since[0], since[1])
             if missed is False:
+                # Live messages for this client wait until the recovered ones are sent.
+                self._awaiting.setdefault(t, {})[session] = []
                 self._spawn(self._recover_later(session, t, symbol, since, extra), session, t)
                 return
             extra["recovered"] = missed is not None
@@ -595,15 +597,33 @@ class Hub:
         except Exception:
             log.exception("recovery failed for %s", t)
             missed = None
+        if missed is None:
+            # Not covered: a fresh snapshot (it takes the held live messages over as well).
+            if t in session.subs and session.id in self._sessions:
+                extra["recovered"] = False
+                session.send(protocol.subscription(self.clock.now(), "subscribed", symbol, **extra))
+            await self._fetch_snapshot(session, t)
+            return
+        held = self._release(session, t)
         if t not in session.subs or session.id not in self._sessions:
             return
-        extra["recovered"] = missed is not None
+        extra["recovered"] = True
         session.send(protocol.subscription(self.clock.now(), "subscribed", symbol, **extra))
-        if missed is None:
-            await self._fetch_snapshot(session, t)
-        else:
-            for payload in missed:
-                session.send(payload)
+        last = 0
+        for payload in missed:
+            session.send(payload)
+            last = max(last, _seq_of(payload))
+        for message in held:
+            if message.seq > last:  # what arrived live meanwhile, without repeats
+                session.send(message.payload)
+
+    def _release(self, session: Session, t: str) -> list[BusMessage]:
+        """Stop holding live messages for a client; the ones held so far."""
+        waiting = self._awaiting.get(t)
+        held = waiting.pop(session, []) if waiting is not None else []
+        if waiting is not None and not waiting:
+            del self._awaiting[t]
+        return held
 
     def _spawn(self, coro: Any, session: Session, t: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"subscribe:{session.id}:{t}")
@@ -631,10 +651,7 @@ class Hub:
         except Exception:
             log.exception("snapshot fetch failed for %s", t)
             retained = []
-        waiting = self._awaiting.get(t)
-        held = waiting.pop(session, []) if waiting is not None else []
-        if waiting is not None and not waiting:
-            del self._awaiting[t]
+        held = self._release(session, t)
         if t not in session.subs or session.id not in self._sessions:
             return
         first = held[0].seq if held else None

@@ -5,6 +5,10 @@ Keys and channels (``prefix`` defaults to ``tickhub``)::
     {prefix}:t:{topic}   pub/sub channel; every message is one envelope (below)
     {prefix}:r:{topic}   hash: retain name -> u64 version (big-endian) + payload
     {prefix}:v           counter: version of the latest retained update (INCR)
+    {prefix}:s:{topic}   hash: resume history of the current producer run: e epoch, f floor,
+                         l last seq, r:{name} -> "{seq} " + payload (retained state sent live)
+    {prefix}:h:{topic}   stream (MAXLEN history_size): recoverable messages (events, candles)
+                         of that run; fields s (seq) and m (the published envelope)
 
 Envelope (one PUBLISH payload; integers big-endian, names UTF-8)::
 
@@ -20,7 +24,9 @@ The writer hands runs of up to 500 queued messages to one Lua script (``_SCRIPT`
 is atomic and costs one command. For each retained message it takes the next version (INCR),
 updates the hash (HSET, or HDEL for ``drop``) and publishes the envelope with that version, so
 the hash, the versions and the message order never disagree; other messages are just
-published. Retained updates are published even with ``deliver=False`` (flag 0x01 clear):
+published. Every numbered message also updates the topic's resume history in the same call,
+as ``TopicHistory.record`` would (see ``bus.history``), so history, hash and publish order
+agree too. Retained updates are published even with ``deliver=False`` (flag 0x01 clear):
 subscribers keep their retained cache with them but do not pass them to handlers. A message
 with neither ``retain`` nor ``deliver`` is not sent at all.
 
@@ -43,11 +49,13 @@ Behaviour:
   then it waits for the subscription to be confirmed and synced and answers from the cache, so
   the snapshot lines up with what handlers receive (an update published between ``subscribe``
   and the confirmation is in the snapshot, not delivered live; an event there is missed).
-- ``recover_nowait``/``recover`` answer from a ``TopicHistory`` that each subscribed topic keeps
-  of the numbered messages received since it was subscribed here (bounded by
-  ``history_size``/``history_age``, restarted after a reconnect since messages may have been
-  missed). Anything older, or a topic not subscribed here, is ``None``: the client gets a
-  fresh snapshot. There is no history in Redis, so neither ever does I/O.
+- ``recover_nowait`` answers from a ``TopicHistory`` that each subscribed topic keeps of the
+  numbered messages received since it was subscribed here (restarted after a reconnect, since
+  messages may have been missed). When that history does not cover the request (a topic not
+  subscribed here, nothing received yet, or a ``seq`` outside it) it returns ``False`` and
+  ``recover`` rebuilds the history from Redis (the stream and the history hash), so a client
+  resumes exactly on any gateway. ``None`` (a fresh snapshot) for another epoch, a ``seq``
+  older than the stream keeps, or when Redis cannot be read.
 - ``start`` does not fail when Redis is down: it logs a warning and both tasks keep retrying
   with capped exponential backoff (``connected`` stays ``False``). A rejected password does
   fail ``start``. After a reconnect every topic is subscribed again and queued messages go out.
@@ -84,7 +92,7 @@ except ImportError as exc:  # pragma: no cover - redis is a dependency of tickhu
     raise ImportError("the redis bus needs the 'redis' package: pip install redis") from exc
 
 from tickhub.bus.base import BusMessage, Handler
-from tickhub.bus.history import TopicHistory
+from tickhub.bus.history import TopicHistory, recoverable
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +109,19 @@ _U16 = struct.Struct(">H")
 _U64 = struct.Struct(">Q")
 _F64 = struct.Struct(">d")
 
-# Publishes a run of messages, in order, in one call. KEYS: the version counter, then the hash of
-# each retained message. ARGV: six per message: op ("p" publish only, "s" set, "d" drop),
-# channel, envelope head (all before the version), retain field (u16 length + name), payload,
-# retain name. Returns how many hash updates Redis refused (out of memory, wrong key type).
+# Publishes a run of messages, in order, in one call. KEYS: the version counter, then per message
+# the hash of a retained message, then the history hash (and stream) of a message that updates
+# the resume history. ARGV: the history stream length, then ten per message: op ("p" publish
+# only, "s" set, "d" drop), channel, envelope head (all before the version), retain field
+# (u16 length + name), payload, retain name, history op ("" none, "x" drop the state, "n..."
+# numbered: 2nd char "r" keeps it as state, 3rd char "h" adds it to the stream), epoch, seq and
+# seq - 1 (decimal). Returns how many hash updates Redis refused (out of memory, wrong key type).
 _SCRIPT = """
-local k, refused = 1, 0
-for i = 1, #ARGV, 6 do
+local k, refused, maxlen = 1, 0, tonumber(ARGV[1])
+for i = 2, #ARGV, 10 do
+  local env = false
   if ARGV[i] == 'p' then
-    redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 2] .. ARGV[i + 4])
+    env = ARGV[i + 2] .. ARGV[i + 4]
   else
     k = k + 1
     local v = struct.pack('>I8', redis.call('INCR', KEYS[1]))
@@ -122,7 +134,47 @@ for i = 1, #ARGV, 6 do
     if type(r) == 'table' and r.err then
       refused = refused + 1
     else
-      redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 2] .. v .. ARGV[i + 3] .. ARGV[i + 4])
+      env = ARGV[i + 2] .. v .. ARGV[i + 3] .. ARGV[i + 4]
+    end
+  end
+  if env then
+    redis.call('PUBLISH', ARGV[i + 1], env)
+  end
+  local hop = ARGV[i + 6]
+  if hop == 'x' then
+    k = k + 1
+    if env then
+      redis.pcall('HDEL', KEYS[k], 'r:' .. ARGV[i + 5])
+    end
+  elseif hop ~= '' then
+    local sk, hk, seq = KEYS[k + 1], KEYS[k + 2], ARGV[i + 8]
+    k = k + 2
+    if env then
+      local n = tonumber(seq)
+      if redis.pcall('HGET', sk, 'e') ~= ARGV[i + 7] then
+        -- The producer restarted: its numbering means nothing to old clients.
+        redis.pcall('DEL', sk, hk)
+        redis.pcall('HSET', sk, 'e', ARGV[i + 7], 'f', ARGV[i + 9], 'l', seq)
+      elseif n > tonumber(redis.pcall('HGET', sk, 'l') or '0') then
+        redis.pcall('HSET', sk, 'l', seq)
+      end
+      if string.sub(hop, 2, 2) == 'r' then
+        redis.pcall('HSET', sk, 'r:' .. ARGV[i + 5], seq .. ' ' .. ARGV[i + 4])
+      end
+      if string.sub(hop, 3, 3) == 'h' then
+        local len = redis.pcall('XLEN', hk)
+        if type(len) == 'number' and len >= maxlen then
+          -- What the trim evicts raises the floor: older clients get a fresh snapshot.
+          local old = redis.pcall('XRANGE', hk, '-', '+', 'COUNT', len - maxlen + 1)
+          if type(old) == 'table' and #old > 0 then
+            local f = old[#old][2][2]
+            if tonumber(f) > tonumber(redis.pcall('HGET', sk, 'f') or '0') then
+              redis.pcall('HSET', sk, 'f', f)
+            end
+          end
+        end
+        redis.pcall('XADD', hk, 'MAXLEN', maxlen, '*', 's', seq, 'm', env)
+      end
     end
   end
 end
@@ -251,13 +303,17 @@ _UNCONFIRMED, _SYNCING, _SYNCED = 0, 1, 2
 class _Item:
     """One queued message, already encoded as the script arguments that send it."""
 
-    __slots__ = ("argv", "conflatable", "index", "key", "state")
+    __slots__ = ("argv", "conflatable", "index", "keys", "state")
 
     def __init__(
-        self, index: int, key: str | None, argv: tuple[str | bytes, ...], conflatable: bool
+        self,
+        index: int,
+        keys: tuple[str, ...],
+        argv: tuple[str | bytes, ...],
+        conflatable: bool,
     ) -> None:
         self.index = index
-        self.key = key
+        self.keys = keys
         self.argv = argv
         self.conflatable = conflatable
         self.state = _QUEUED
@@ -311,10 +367,11 @@ class RedisBus:
     ``url`` is any redis-py URL (``redis://``, ``rediss://``, ``unix://``); it is shown with its
     password masked. ``prefix`` namespaces keys and channels, so several deployments can share
     a Redis. ``max_queue`` bounds the publish queue, ``history_size``/``history_age`` each
-    subscribed topic's resume history. ``on_state(connected)`` hears of every change of
-    ``connected``. Reconnects back off from ``reconnect_delay`` to ``max_reconnect_delay``;
-    ``health_interval`` paces the subscriber's PINGs (three silent intervals mean a dead
-    connection). Counters: ``published``, ``dropped``, ``queued``.
+    topic's resume history (in Redis and in each subscribed topic's local copy).
+    ``on_state(connected)`` hears of every change of ``connected``. Reconnects back off from
+    ``reconnect_delay`` to ``max_reconnect_delay``; ``health_interval`` paces the subscriber's
+    PINGs (three silent intervals mean a dead connection). Counters: ``published``,
+    ``dropped``, ``queued``.
     """
 
     def __init__(
@@ -420,6 +477,12 @@ class RedisBus:
 
     def _retained_key(self, topic: str) -> str:
         return f"{self.prefix}:r:{topic}"
+
+    def _state_key(self, topic: str) -> str:
+        return f"{self.prefix}:s:{topic}"
+
+    def _stream_key(self, topic: str) -> str:
+        return f"{self.prefix}:h:{topic}"
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -551,16 +614,31 @@ class RedisBus:
         self._size += 1
         self._writer_wake.set()
 
-    def _command(self, m: BusMessage) -> tuple[str | None, tuple[str | bytes, ...]] | None:
-        """The hash key and script arguments that publish ``m`` (``None``: nothing to do)."""
+    def _command(self, m: BusMessage) -> tuple[tuple[str, ...], tuple[str | bytes, ...]] | None:
+        """The keys and script arguments that publish ``m`` (``None``: nothing to do)."""
         channel = self._channel(m.topic)
         if m.retain is None:
             if not m.deliver:
                 return None
-            return None, ("p", channel, _head(m), b"", bytes(m.payload), "")
-        op = "d" if m.drop else "s"
-        argv = (op, channel, _head(m), _field(m.retain), bytes(m.payload), m.retain)
-        return self._retained_key(m.topic), argv
+            keys: tuple[str, ...] = ()
+            argv: tuple[str | bytes, ...] = ("p", channel, _head(m), b"", bytes(m.payload), "")
+        else:
+            op = "d" if m.drop else "s"
+            keys = (self._retained_key(m.topic),)
+            argv = (op, channel, _head(m), _field(m.retain), bytes(m.payload), m.retain)
+        # What ``TopicHistory.record`` keeps, kept in Redis for resuming on any gateway.
+        if m.seq:
+            # Snapshot-only copies (deliver=False) were never sent live: nothing to recover.
+            state = "r" if m.deliver and m.retain is not None else "-"
+            stream = "h" if m.deliver and recoverable(m.slot) else "-"
+            keys += (self._state_key(m.topic), self._stream_key(m.topic))
+            hist = ("n" + state + stream, m.epoch, str(m.seq), str(m.seq - 1))
+        elif m.drop and m.retain is not None:
+            keys += (self._state_key(m.topic),)
+            hist = ("x", "", "", "")
+        else:
+            hist = ("", "", "", "")
+        return keys, argv + hist
 
     def _drop_oldest_conflatable(self) -> bool:
         pending = self._conflatable
@@ -684,10 +762,9 @@ class RedisBus:
             pipe.script_load(_SCRIPT)
             for start in range(0, len(batch), _PER_CALL):
                 keys: list[str] = [self._version_key]
-                argv: list[str | bytes] = []
+                argv: list[str | bytes] = [str(max(1, self._history_size))]
                 for item in batch[start : start + _PER_CALL]:
-                    if item.key is not None:
-                        keys.append(item.key)
+                    keys.extend(item.keys)
                     argv.extend(item.argv)
                 pipe.evalsha(_SCRIPT_SHA, len(keys), *keys, *argv)
             results: list[object] = await pipe.execute(raise_on_error=False)
@@ -733,13 +810,70 @@ class RedisBus:
 
     def recover_nowait(self, topic: str, epoch: str, seq: int) -> list[bytes] | bool | None:
         state = self._topics.get(topic)
-        if state is None:
-            return None
-        return state.history.since(epoch, seq, time.monotonic())
+        if state is None or state.phase != _SYNCED or not state.history.epoch:
+            return False  # no continuous local history: ask Redis
+        history = state.history
+        found = history.since(epoch, seq, time.monotonic())
+        if found is not None:
+            return found
+        if epoch != history.epoch:
+            return None  # another producer run: Redis holds the same epoch as we do
+        return False  # older than our history, or newer than what reached us yet
 
     async def recover(self, topic: str, epoch: str, seq: int) -> list[bytes] | None:
         found = self.recover_nowait(topic, epoch, seq)
-        return found if isinstance(found, list) else None
+        if found is not False:
+            return found if isinstance(found, list) else None
+        state = self._topics.get(topic)
+        if state is not None and self._reader_ok and state.phase != _SYNCED:
+            # Subscribed here: read once the subscription is confirmed, so that every message
+            # the read misses is delivered live.
+            state.synced = state.synced or asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._command_timeout):
+                    await state.synced.wait()
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hgetall(self._state_key(topic))
+                pipe.xrange(self._stream_key(topic))
+                meta, stream = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("redis bus %s: cannot read the history of %r: %s", self.url, topic, exc)
+            return None
+        try:
+            history = self._stored_history(topic, meta, stream)
+        except (ValueError, UnicodeError, KeyError, TypeError) as exc:
+            log.warning("redis bus: bad history stored for topic %r: %s", topic, exc)
+            return None
+        if history is None:
+            return None
+        return history.since(epoch, seq, time.time())
+
+    def _stored_history(
+        self, topic: str, meta: dict[bytes, bytes], stream: list[tuple[bytes, dict[bytes, bytes]]]
+    ) -> TopicHistory | None:
+        """The ``TopicHistory`` kept in Redis (ages in wall-clock time), ``None`` if empty."""
+        if not meta or b"e" not in meta:
+            return None
+        history = self._new_history()
+        history.epoch = meta[b"e"].decode()
+        history.floor = int(meta.get(b"f", b"0"))
+        now = time.time()
+        for _, fields in stream:
+            message, _ = decode_envelope(topic, fields[b"m"])
+            if message.epoch != history.epoch:
+                continue  # written before the producer restarted (a race with the reset)
+            at = message.published_at or now
+            history.record(history.epoch, message.seq, message.slot, None, message.payload, at)
+        state: list[tuple[int, str, bytes]] = []
+        for key, value in meta.items():
+            if key.startswith(b"r:"):
+                raw_seq, _, payload = value.partition(b" ")
+                state.append((int(raw_seq), key[2:].decode(), payload))
+        for s, name, payload in sorted(state):
+            history.state[name] = (s, payload)
+        history.last_seq = max(history.last_seq, int(meta.get(b"l", b"0")))
+        return history
 
     async def retained(self, topic: str) -> list[bytes]:
         state = self._topics.get(topic)
