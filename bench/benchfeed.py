@@ -21,6 +21,7 @@ from pathlib import Path
 from pacer import Pacer
 
 from tickhub.feeds.base import StatusSink, TickSink
+from tickhub.instruments import KITE_COLUMNS
 from tickhub.model import FeedState, FeedStatus, Instrument, Tick
 
 PREFIX = "SYM"
@@ -40,22 +41,7 @@ def write_instruments(path: Path, count: int) -> Path:
     """A Kite-format instruments CSV of ``count`` NSE equities named ``SYM0000``..."""
     with path.open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(
-            [
-                "instrument_token",
-                "exchange_token",
-                "tradingsymbol",
-                "name",
-                "last_price",
-                "expiry",
-                "strike",
-                "tick_size",
-                "lot_size",
-                "instrument_type",
-                "segment",
-                "exchange",
-            ]
-        )
+        out.writerow(KITE_COLUMNS)
         for i in range(count):
             sym = symbol(i)
             token, exchange_token, price = 100_001 + i, 1_001 + i, base_price(i)

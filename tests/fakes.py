@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from tickhub.alerts import Alert, AlertEvent
 from tickhub.feeds.base import StatusSink, TickSink
-from tickhub.model import FeedState, FeedStatus, Instrument, Tick
+from tickhub.model import IST, FeedState, FeedStatus, Instrument, Tick
 
 
 class ScriptedFeed:
@@ -73,3 +74,50 @@ def tick(
         low=min(price, prev_close),
         prev_close=prev_close,
     )
+
+
+# --- store rows -----------------------------------------------------------------------------------
+
+T0 = datetime(2025, 1, 27, 10, 0, tzinfo=IST)
+
+
+def alert(id: str = "a_000000000001", **kw: object) -> Alert:
+    base: dict[str, object] = {"symbol": "RELIANCE", "condition": "above", "value": 2500.0}
+    base.update(kw)
+    return Alert(id=id, **base)  # type: ignore[arg-type]
+
+
+def event(a: Alert, seconds: int = 0, price: float = 2510.0) -> AlertEvent:
+    ts = T0 + timedelta(seconds=seconds)
+    fired = Alert(
+        id=a.id,
+        symbol=a.symbol,
+        condition=a.condition,
+        value=a.value,
+        owner=a.owner,
+        once=a.once,
+        note=a.note,
+        source=a.source,
+        triggered=True,
+        triggered_at=ts,
+        price=price,
+        message=f"{a.symbol} at {price:.2f}",
+        armed=False,
+        last_price=price,
+        fire_count=a.fire_count + 1,
+    )
+    return AlertEvent(fired, ts, price, fired.message or "", fired.category)
+
+
+def position(symbol: str = "RELIANCE", owner: str = "u", **kw: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "owner": owner,
+        "symbol": symbol,
+        "quantity": 10,
+        "average_price": "2450.35",
+        "product": "CNC",
+        "exchange": "NSE",
+        "updated_at": "2025-01-27T10:00:00+05:30",
+    }
+    row.update(kw)
+    return row

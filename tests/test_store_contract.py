@@ -27,8 +27,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from tests.fakes import T0, alert, event, position
 from tickhub.alerts import Alert, AlertEvent
-from tickhub.model import IST
 from tickhub.store import open_store
 from tickhub.store import postgres as pg
 from tickhub.store import sqlite as lite
@@ -36,7 +36,6 @@ from tickhub.store.postgres import PostgresStore, StoreUnavailableError, redact_
 from tickhub.store.sqlite import SqliteStore
 
 PG_URL = os.environ.get("TICKHUB_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
-T0 = datetime(2025, 1, 27, 10, 0, tzinfo=IST)
 
 AnyStore = SqliteStore | PostgresStore
 
@@ -202,48 +201,6 @@ def store(backend: Backend) -> AnyStore:
 
 
 # --- rows ---------------------------------------------------------------------------------------
-
-
-def alert(id: str = "a_000000000001", **kw: object) -> Alert:
-    base: dict[str, object] = {"symbol": "RELIANCE", "condition": "above", "value": 2500.0}
-    base.update(kw)
-    return Alert(id=id, **base)  # type: ignore[arg-type]
-
-
-def event(a: Alert, seconds: int = 0, price: float = 2510.0) -> AlertEvent:
-    ts = T0 + timedelta(seconds=seconds)
-    fired = Alert(
-        id=a.id,
-        symbol=a.symbol,
-        condition=a.condition,
-        value=a.value,
-        owner=a.owner,
-        once=a.once,
-        note=a.note,
-        source=a.source,
-        triggered=True,
-        triggered_at=ts,
-        price=price,
-        message=f"{a.symbol} at {price:.2f}",
-        armed=False,
-        last_price=price,
-        fire_count=a.fire_count + 1,
-    )
-    return AlertEvent(fired, ts, price, fired.message or "", fired.category)
-
-
-def position(symbol: str = "RELIANCE", owner: str = "u", **kw: object) -> dict[str, object]:
-    row: dict[str, object] = {
-        "owner": owner,
-        "symbol": symbol,
-        "quantity": 10,
-        "average_price": "2450.35",
-        "product": "CNC",
-        "exchange": "NSE",
-        "updated_at": "2025-01-27T10:00:00+05:30",
-    }
-    row.update(kw)
-    return row
 
 
 # --- schema -------------------------------------------------------------------------------------
