@@ -60,6 +60,34 @@ def encode_ltp(token: int, last_price: float) -> bytes:
     return LTP_PACKET.pack(_token(token), _price("last_price", last_price, div))
 
 
+def _quote_fields(
+    div: int,
+    last_price: float,
+    last_traded_quantity: int,
+    average_traded_price: float,
+    volume_traded: int,
+    total_buy_quantity: int,
+    total_sell_quantity: int,
+    open: float,
+    high: float,
+    low: float,
+    close: float,
+) -> tuple[int, ...]:
+    """Bytes 4-44, shared by the quote and the full packet."""
+    return (
+        _price("last_price", last_price, div),
+        _uint("last_traded_quantity", last_traded_quantity),
+        _price("average_traded_price", average_traded_price, div),
+        _uint("volume_traded", volume_traded),
+        _uint("total_buy_quantity", total_buy_quantity),
+        _uint("total_sell_quantity", total_sell_quantity),
+        _price("open", open, div),
+        _price("high", high, div),
+        _price("low", low, div),
+        _price("close", close, div),
+    )
+
+
 def encode_quote(
     token: int,
     *,
@@ -78,16 +106,19 @@ def encode_quote(
     div = _divisor_of(token)
     return QUOTE_PACKET.pack(
         _token(token),
-        _price("last_price", last_price, div),
-        _uint("last_traded_quantity", last_traded_quantity),
-        _price("average_traded_price", average_traded_price, div),
-        _uint("volume_traded", volume_traded),
-        _uint("total_buy_quantity", total_buy_quantity),
-        _uint("total_sell_quantity", total_sell_quantity),
-        _price("open", open, div),
-        _price("high", high, div),
-        _price("low", low, div),
-        _price("close", close, div),
+        *_quote_fields(
+            div,
+            last_price,
+            last_traded_quantity,
+            average_traded_price,
+            volume_traded,
+            total_buy_quantity,
+            total_sell_quantity,
+            open,
+            high,
+            low,
+            close,
+        ),
     )
 
 
@@ -125,16 +156,19 @@ def encode_full(
             levels.append(_uint(f"{where}.orders", level.orders, _UINT16_MAX))
     return FULL_PACKET.pack(
         _token(token),
-        _price("last_price", last_price, div),
-        _uint("last_traded_quantity", last_traded_quantity),
-        _price("average_traded_price", average_traded_price, div),
-        _uint("volume_traded", volume_traded),
-        _uint("total_buy_quantity", total_buy_quantity),
-        _uint("total_sell_quantity", total_sell_quantity),
-        _price("open", open, div),
-        _price("high", high, div),
-        _price("low", low, div),
-        _price("close", close, div),
+        *_quote_fields(
+            div,
+            last_price,
+            last_traded_quantity,
+            average_traded_price,
+            volume_traded,
+            total_buy_quantity,
+            total_sell_quantity,
+            open,
+            high,
+            low,
+            close,
+        ),
         _epoch("last_trade_time", last_trade_time),
         _uint("oi", oi),
         _uint("oi_day_high", oi_day_high),

@@ -354,6 +354,22 @@ def _time(epoch: int) -> datetime | None:
     return datetime.fromtimestamp(epoch, IST) if epoch else None
 
 
+def _quote_fields(v: tuple[int, ...], div: int, last: float, close: float) -> dict[str, Any]:
+    """Bytes 8-44 of a quote or full packet (both start the same way)."""
+    return {
+        "last_traded_quantity": v[2],
+        "average_traded_price": v[3] / div,
+        "volume_traded": v[4],
+        "total_buy_quantity": v[5],
+        "total_sell_quantity": v[6],
+        "open": v[7] / div,
+        "high": v[8] / div,
+        "low": v[9] / div,
+        "close": close,
+        "change": percent_change(last, close),
+    }
+
+
 def _decode(buf: bytes, offset: int, length: int) -> KiteTick | None:
     if length == FULL_LENGTH:
         v = FULL_PACKET.unpack_from(buf, offset)
@@ -367,16 +383,7 @@ def _decode(buf: bytes, offset: int, length: int) -> KiteTick | None:
             token,
             segment != INDICES_SEGMENT,
             last,
-            last_traded_quantity=v[2],
-            average_traded_price=v[3] / div,
-            volume_traded=v[4],
-            total_buy_quantity=v[5],
-            total_sell_quantity=v[6],
-            open=v[7] / div,
-            high=v[8] / div,
-            low=v[9] / div,
-            close=close,
-            change=percent_change(last, close),
+            **_quote_fields(v, div, last, close),
             last_trade_time=_time(v[11]),
             oi=v[12],
             oi_day_high=v[13],
@@ -399,16 +406,7 @@ def _decode(buf: bytes, offset: int, length: int) -> KiteTick | None:
             token,
             segment != INDICES_SEGMENT,
             last,
-            last_traded_quantity=v[2],
-            average_traded_price=v[3] / div,
-            volume_traded=v[4],
-            total_buy_quantity=v[5],
-            total_sell_quantity=v[6],
-            open=v[7] / div,
-            high=v[8] / div,
-            low=v[9] / div,
-            close=close,
-            change=percent_change(last, close),
+            **_quote_fields(v, div, last, close),
         )
     if length == LTP_LENGTH:
         token, raw_last = LTP_PACKET.unpack_from(buf, offset)
