@@ -903,11 +903,7 @@ class Hub:
         Returns whether it arrived, framed as a client would receive it, and how long it took. On
         a bus that delivers asynchronously the result says ``pending``.
         """
-        peer = _ProbePeer()
-        session = Session("self-test", Endpoint.STREAM, "self-test", peer, self.clock.now())
-        n = next(self._ids)
-        sub = Subscription("_probe", None, f"_probe:{self._prefix}-{n}")
-        payload = protocol.reply(self.clock.now(), "probe", n=n)
+        peer, session, sub, payload = self._probe_setup()
         started = self.clock.monotonic()
         self._add_subscription(session, sub)
         try:
@@ -917,21 +913,12 @@ class Hub:
             self._drop_subscription(session, sub)
         if not peer.frames:
             return {"ok": False, "state": "pending", "detail": "probe not delivered synchronously"}
-        ok = peer.frames == [self._frame(payload)]
-        return {
-            "ok": ok,
-            "state": "delivered" if ok else "corrupted",
-            "latency_ms": round(elapsed * 1000, 3),
-        }
+        return self._probe_result(peer, payload, elapsed)
 
     async def probe_async(self, timeout: float = 5.0) -> dict[str, Any]:
         """``probe`` for a bus that delivers asynchronously (Redis): wait for the round trip."""
-        peer = _ProbePeer()
+        peer, session, sub, payload = self._probe_setup()
         peer.arrived = asyncio.Event()
-        session = Session("self-test", Endpoint.STREAM, "self-test", peer, self.clock.now())
-        n = next(self._ids)
-        sub = Subscription("_probe", None, f"_probe:{self._prefix}-{n}")
-        payload = protocol.reply(self.clock.now(), "probe", n=n)
         self._add_subscription(session, sub)
         try:
             flush = getattr(self.bus, "flush", None)
@@ -945,6 +932,16 @@ class Hub:
             return {"ok": False, "state": "timeout", "detail": f"no round trip in {timeout:g}s"}
         finally:
             self._drop_subscription(session, sub)
+        return self._probe_result(peer, payload, elapsed)
+
+    def _probe_setup(self) -> tuple[_ProbePeer, Session, Subscription, bytes]:
+        peer = _ProbePeer()
+        session = Session("self-test", Endpoint.STREAM, "self-test", peer, self.clock.now())
+        n = next(self._ids)
+        sub = Subscription("_probe", None, f"_probe:{self._prefix}-{n}")
+        return peer, session, sub, protocol.reply(self.clock.now(), "probe", n=n)
+
+    def _probe_result(self, peer: _ProbePeer, payload: bytes, elapsed: float) -> dict[str, Any]:
         ok = peer.frames == [self._frame(payload)]
         return {
             "ok": ok,

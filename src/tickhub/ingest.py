@@ -446,9 +446,12 @@ class Ingest:
         if not self.wanted and not self._owner_topics:
             return set()
         out = {""} if topic(endpoint, symbol) in self.wanted else set()
-        if endpoint == Endpoint.PORTFOLIO and topic(endpoint, ALL_SYMBOLS) in self.wanted:
-            if self.portfolio.position("", symbol) is not None:
-                out.add("")
+        if (
+            endpoint == Endpoint.PORTFOLIO
+            and topic(endpoint, ALL_SYMBOLS) in self.wanted
+            and self.portfolio.position("", symbol) is not None
+        ):
+            out.add("")
         out.update(self._owner_topics.get((endpoint.value, symbol), ()))
         if endpoint == Endpoint.PORTFOLIO:
             for owner in self._owner_topics.get((endpoint.value, ALL_SYMBOLS), ()):

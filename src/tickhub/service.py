@@ -395,14 +395,15 @@ class Service:
             await asyncio.sleep(HEARTBEAT_PERIOD)
 
     def _on_status(self, message: BusMessage) -> None:
-        assert self.hub is not None
-        for session in self.hub.iter_sessions():
-            session.send(message.payload)
+        self._send_all(message.payload)
 
     def _broadcast_status(self, feed: str, detail: str) -> None:
+        self._send_all(protocol.reply(self.clock.now(), "status", feed=feed, detail=detail))
+
+    def _send_all(self, payload: bytes) -> None:
+        """A message for every connected client, whatever it subscribes to."""
         if self.hub is None:
             return
-        payload = protocol.reply(self.clock.now(), "status", feed=feed, detail=detail)
         for session in self.hub.iter_sessions():
             session.send(payload)
 

@@ -65,7 +65,7 @@ class Bus(Protocol):
         """The topic's retained payloads, one per slot, oldest slot first."""
         ...
 
-    def recover_nowait(self, topic: str, epoch: str, seq: int) -> list[bytes] | None | bool:
+    def recover_nowait(self, topic: str, epoch: str, seq: int) -> list[bytes] | bool | None:
         """What a client that last saw ``(epoch, seq)`` missed (see ``bus.history``): the
         payloads in ``seq`` order, ``None`` when the history does not cover it, or ``False``
         when the answer needs I/O (then call ``recover``)."""

@@ -80,7 +80,7 @@ class MemoryBus:
         slot = message.slot if message.deliver else "snapshot-only"
         history.record(message.epoch, message.seq, slot, retain, message.payload, time.monotonic())
 
-    def recover_nowait(self, topic: str, epoch: str, seq: int) -> list[bytes] | None | bool:
+    def recover_nowait(self, topic: str, epoch: str, seq: int) -> list[bytes] | bool | None:
         history = self._history.get(topic)
         if history is None:
             return None

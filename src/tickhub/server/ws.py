@@ -64,13 +64,13 @@ class _Connection(WSListener):
     """One WebSocket client: reassembles fragmented messages and hands them to the hub."""
 
     __slots__ = (
+        "_batch",
         "_endpoint",
         "_fragment_size",
         "_fragments",
         "_hub",
         "_raw",
         "_server",
-        "_batch",
         "_token",
         "session",
         "transport",
