@@ -2,23 +2,23 @@
 
 That is `tickhub run-services`: one ingest (feed and engines) and GATEWAYS gateways (WebSocket
 and HTTP endpoints on PORT+81 upward) joined through Redis, each log line prefixed with its
-process; Ctrl-C stops them all. Without a Redis it runs the single-process service.
+process; Ctrl-C stops them all. Without a Redis it runs the single-process service. Any `python`
+can start it: without the project's packages it re-executes itself with ../.venv.
 """
 
-from __future__ import annotations
-
-import importlib.util
-import os
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-if importlib.util.find_spec("tickhub") is None:
-    sys.path.insert(0, str(ROOT / "src"))
-
-from tickhub.cli import main  # noqa: E402
+import _bootstrap
 
 if __name__ == "__main__":
-    env = ROOT / ".env" if (ROOT / ".env").exists() else ROOT / "backend" / ".env"
-    os.chdir(ROOT)
-    main(["--env-file", str(env), "run-services", *sys.argv[1:]], prog_name=Path(__file__).name)
+    _bootstrap.ensure(__file__)
+
+    import os
+    import sys
+    from pathlib import Path
+
+    from tickhub.cli import main
+
+    root = Path(_bootstrap.ROOT)
+    env = root / ".env" if (root / ".env").exists() else root / "backend" / ".env"
+    os.chdir(root)
+    args = ["--env-file", str(env), "run-services"]
+    main(args + sys.argv[1:], prog_name=Path(__file__).name)
