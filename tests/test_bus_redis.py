@@ -503,3 +503,17 @@ async def test_a_rejected_password_fails_start_without_showing_it(own_redis: Red
         await bus.start()
     assert "wrong-one" not in str(info.value)
     assert f"127.0.0.1:{own_redis.port}" in str(info.value)
+
+
+@pytest.mark.redis
+async def test_close_right_after_an_unsubscribe_returns(redis_prefix: str) -> None:
+    """The Redis client once swallowed the cancellation of an UNSUBSCRIBE on its way, and
+    ``close`` waited for the subscriber task forever."""
+    bus = redis_bus(redis_prefix)
+    seen = Recorder()
+    await bus.start()
+    bus.subscribe("_ingest", seen)
+    assert await bus.retained("_ingest") == []
+    bus.unsubscribe("_ingest", seen)
+    async with asyncio.timeout(WAIT):
+        await bus.close()

@@ -302,3 +302,30 @@ async def test_resume_on_a_gateway_that_never_watched_the_topic(redis_cluster: C
     assert closed["seq"] > last["seq"]
     seqs = [m["seq"] for m in x2.seen if m.get("type") == "data"]
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+
+
+@pytest.mark.redis
+async def test_a_new_ingest_asks_the_gateways_for_their_demand(
+    redis_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restarted ingest hears what is wanted at once, not at the gateways' next refresh."""
+    monkeypatch.setattr("tickhub.service.DEMAND_REFRESH", 600.0)  # no refresh during the test
+    ingest = await redis_cluster.start_ingest()
+    full_sets: list[bytes] = []
+    assert ingest.bus is not None
+    # Listening before the gateway starts: its first full set cannot pass unseen.
+    ingest.bus.subscribe(
+        "_demand", lambda m: full_sets.append(m.payload) if b'"topics"' in m.payload else None
+    )
+    gw = await redis_cluster.start_gateway()
+    c = await redis_cluster.client(gw)
+    await c.request({"type": "subscribe", "symbol": "SBIN"}, "subscription")
+    await wait_until(lambda: bool(full_sets))  # the gateway's first refresh is behind us
+    assert ingest.ingest is not None
+    first = ingest.ingest
+    await wait_until(lambda: "stream:SBIN:1m" in first.wanted)
+    await ingest.stop()
+    again = await redis_cluster.start_ingest()
+    new = again.ingest
+    assert new is not None
+    await wait_until(lambda: "stream:SBIN:1m" in new.wanted, 5)

@@ -11,6 +11,7 @@ import click
 
 from tickhub import __version__
 from tickhub.config import ConfigError, Settings, load_settings
+from tickhub.supervisor import MAX_RESTARTS, RESTART_WINDOW
 
 EXIT_CONFIG = 2
 
@@ -75,6 +76,13 @@ def serve(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(ctx: click.Context) -> None:
     """Run the feed and the engines once, publishing on BUS_URL (no client endpoints)."""
+    from tickhub.cluster import other_ingest
+
+    settings = _settings(ctx.obj["env_file"])
+    conflict = other_ingest(settings.bus_url, settings.bus_prefix)
+    if conflict is not None:
+        click.echo(f"tickhub: {conflict}", err=True)
+        sys.exit(EXIT_CONFIG)
     _serve(ctx, "ingest")
 
 
@@ -87,13 +95,37 @@ def gateway(ctx: click.Context) -> None:
 
 @main.command("run-services")
 @click.option("--gateways", type=int, default=None, help="gateway processes (default GATEWAYS)")
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    default=MAX_RESTARTS,
+    show_default=True,
+    help="restarts of a crashed service within --restart-window before giving up on it",
+)
+@click.option(
+    "--restart-window",
+    type=click.FloatRange(min=0, min_open=True),
+    default=RESTART_WINDOW,
+    show_default=True,
+    help="seconds over which --max-restarts counts",
+)
 @click.pass_context
-def run_services(ctx: click.Context, gateways: int | None) -> None:
-    """Start a Redis-backed ingest and N gateways (ports PORT+81 upward); Ctrl-C stops all."""
+def run_services(
+    ctx: click.Context, gateways: int | None, max_restarts: int, restart_window: float
+) -> None:
+    """Start a Redis-backed ingest and N gateways (ports PORT+81 upward); a crashed one is
+    restarted; Ctrl-C stops all."""
     from tickhub.supervisor import run_cluster
 
     settings = _settings(ctx.obj["env_file"])
-    sys.exit(run_cluster(settings, ctx.obj["env_file"], gateways or settings.gateways))
+    code = run_cluster(
+        settings,
+        ctx.obj["env_file"],
+        gateways or settings.gateways,
+        max_restarts=max_restarts,
+        restart_window=restart_window,
+    )
+    sys.exit(code)
 
 
 @main.command("check")

@@ -9,8 +9,13 @@ start with ``_``, which no client topic does):
 - ``_demand``: which topics a gateway's clients want (changes at once, and the full set every
   ``DEMAND_REFRESH`` seconds so a gateway that died is forgotten after ``DEMAND_EXPIRY``), so the
   ingest streams upstream only what is used and publishes per-user alerts and portfolios;
+  ``_demand?``: a starting ingest asks every gateway for its full set at once;
+- ``_ready:<gateway>``: the ingest's answer to a topic becoming wanted, published after the
+  topic's current state, so a gateway's first subscriber waits for that state (at most
+  ``READY_TIMEOUT`` seconds) and gets the snapshot a single process gives;
 - ``_ingest``: the ingest's heartbeat; a gateway that stops hearing it tells its clients the
-  feed is ``stale`` and says so in ``/health``, and recovers when the heartbeat returns.
+  feed is ``stale`` and says so in ``/health``, and recovers when the heartbeat returns. A new
+  ingest that hears one from another live ingest on the same bus refuses to start.
 
 All of it is plain JSON on the ``Bus`` interface, so the memory bus runs the same code in one
 process (which is how most of it is tested) and Redis runs it across machines.
@@ -18,12 +23,16 @@ process (which is how most of it is tested) and Redis runs it across machines.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 import os
 import secrets
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -39,7 +48,9 @@ log = logging.getLogger(__name__)
 
 CMD_TOPIC = "_cmd"
 DEMAND_TOPIC = "_demand"
+DEMAND_QUERY_TOPIC = "_demand?"
 INGEST_TOPIC = "_ingest"
+READY_PREFIX = "_ready:"
 REPLY_PREFIX = "_reply:"
 
 HEARTBEAT_PERIOD = 1.0
@@ -47,6 +58,7 @@ INGEST_SILENCE = 5.0  # seconds without a heartbeat before gateways call the fee
 DEMAND_REFRESH = 5.0
 DEMAND_EXPIRY = 15.0
 REQUEST_TIMEOUT = 10.0
+READY_TIMEOUT = 2.0  # seconds a first subscriber's snapshot waits for the ingest's state
 
 
 def new_gateway_id() -> str:
@@ -168,26 +180,97 @@ class CommandServer:
 
 
 class DemandRelay:
-    """Gateway side: publishes the topics its clients want, as changes and as a full set."""
+    """Gateway side: publishes the topics its clients want, as changes and as a full set.
 
-    def __init__(self, bus: Bus, gateway_id: str) -> None:
+    It is also the bus's snapshot gate (``RedisBus.gate``): a topic that became wanted here is
+    ``pending`` until the ingest answers on ``_ready:<gateway>``. The ingest publishes a newly
+    wanted topic's state only then, and the answer comes after that state on the bus, so a
+    snapshot read once it came holds it. Without an answer in ``timeout`` seconds (the ingest is
+    down) the snapshot is what Redis holds.
+    """
+
+    def __init__(self, bus: Bus, gateway_id: str, timeout: float = READY_TIMEOUT) -> None:
         self.bus = bus
         self.gateway_id = gateway_id
+        self.timeout = timeout
         self.topics: set[str] = set()
+        self._ids = itertools.count(1)
+        self._pending: dict[str, tuple[int, asyncio.Event]] = {}
+        self.unanswered = 0  # snapshots that stopped waiting for the ingest (monotonic)
+
+    def start(self) -> None:
+        self.bus.subscribe(READY_PREFIX + self.gateway_id, self._on_ready)
+        self.bus.subscribe(DEMAND_QUERY_TOPIC, self._on_query)
+        if hasattr(self.bus, "gate"):
+            self.bus.gate = self
+
+    def close(self) -> None:
+        self.bus.unsubscribe(READY_PREFIX + self.gateway_id, self._on_ready)
+        self.bus.unsubscribe(DEMAND_QUERY_TOPIC, self._on_query)
+        for _, event in self._pending.values():
+            event.set()
+        self._pending.clear()
 
     def on_topic(self, topic: str, wanted: bool) -> None:
         if topic.startswith("_"):
             return
+        body: dict[str, Any] = {"gateway": self.gateway_id, "topic": topic, "wanted": wanted}
         if wanted:
             self.topics.add(topic)
+            rid = next(self._ids)
+            old = self._pending.pop(topic, None)
+            if old is not None:
+                old[1].set()
+            # Before publishing: on an in-process bus the answer comes back inside ``publish``.
+            self._pending[topic] = (rid, asyncio.Event())
+            body["id"] = rid
         else:
             self.topics.discard(topic)
-        body = {"gateway": self.gateway_id, "topic": topic, "wanted": wanted}
+            old = self._pending.pop(topic, None)
+            if old is not None:
+                old[1].set()
         self.bus.publish(BusMessage(DEMAND_TOPIC, _json(body)))
 
     def refresh(self) -> None:
         body = {"gateway": self.gateway_id, "topics": sorted(self.topics)}
         self.bus.publish(BusMessage(DEMAND_TOPIC, _json(body)))
+
+    def _on_query(self, message: BusMessage) -> None:
+        self.refresh()
+
+    def _on_ready(self, message: BusMessage) -> None:
+        try:
+            body = orjson.loads(message.payload)
+            topic, rid = str(body["topic"]), int(body["id"])
+        except Exception:
+            log.warning("malformed ready message on the bus: %r", message.payload[:200])
+            return
+        found = self._pending.get(topic)
+        if found is not None and found[0] == rid:  # an answer to an older demand is not enough
+            del self._pending[topic]
+            found[1].set()
+
+    # --- the gate ---------------------------------------------------------------------------------
+
+    def pending(self, topic: str) -> bool:
+        return topic in self._pending
+
+    async def wait(self, topic: str) -> None:
+        """Until the ingest answered the demand for ``topic``, at most ``timeout`` seconds."""
+        found = self._pending.get(topic)
+        if found is None:
+            return
+        rid, event = found
+        try:
+            async with asyncio.timeout(self.timeout):
+                await event.wait()
+        except TimeoutError:
+            self.unanswered += 1
+            if self._pending.get(topic) == found:
+                del self._pending[topic]
+            log.debug(
+                "no answer from the ingest for %s (demand %d) in %gs", topic, rid, self.timeout
+            )
 
 
 @dataclass
@@ -208,6 +291,8 @@ class DemandAggregator:
 
     def start(self) -> None:
         self.bus.subscribe(DEMAND_TOPIC, self._on_demand)
+        # A restarted ingest knows no demand: ask for it rather than wait for the next refresh.
+        self.bus.publish(BusMessage(DEMAND_QUERY_TOPIC, b"{}"))
 
     @property
     def gateways(self) -> int:
@@ -216,7 +301,8 @@ class DemandAggregator:
     def _on_demand(self, message: BusMessage) -> None:
         try:
             body = orjson.loads(message.payload)
-            gw = self._gateways.setdefault(str(body["gateway"]), _Gateway())
+            name = str(body["gateway"])
+            gw = self._gateways.setdefault(name, _Gateway())
         except Exception:
             log.exception("malformed demand message on the bus")
             return
@@ -224,7 +310,12 @@ class DemandAggregator:
         if "topics" in body:
             self._replace(gw, {str(t) for t in body["topics"]})
         elif body.get("wanted"):
-            self._replace(gw, gw.topics | {str(body["topic"])})
+            t = str(body["topic"])
+            self._replace(gw, gw.topics | {t})
+            # After the state the listeners published: the gateway's snapshot can be read now.
+            if "id" in body:
+                ready = {"topic": t, "id": body["id"]}
+                self.bus.publish(BusMessage(READY_PREFIX + name, _json(ready)))
         else:
             self._replace(gw, gw.topics - {str(body["topic"])})
 
@@ -262,8 +353,84 @@ class DemandAggregator:
 
 
 def heartbeat(bus: Bus, clock: Clock, feed_state: str) -> None:
-    body = {"ts": protocol.iso(clock.now()), "feed": feed_state, "pid": os.getpid()}
+    body = {
+        "ts": protocol.iso(clock.now()),
+        "feed": feed_state,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+    }
     bus.publish(BusMessage(INGEST_TOPIC, _json(body), retain="heartbeat"))
+
+
+async def live_ingest(
+    bus: Bus, clock: Clock, listen: float = 2.5 * HEARTBEAT_PERIOD
+) -> dict[str, Any] | None:
+    """The heartbeat of an ingest alive on ``bus``, or ``None`` when there is none.
+
+    A retained heartbeat younger than ``INGEST_SILENCE`` may be the last one of an ingest that
+    just died (killed, and being restarted by a supervisor): only one that arrives while we
+    listen, for ``listen`` seconds, proves that an ingest is alive. Call it before publishing.
+    """
+    heard: list[dict[str, Any]] = []
+    beat = asyncio.Event()
+
+    def on_heartbeat(message: BusMessage) -> None:
+        with contextlib.suppress(Exception):
+            heard.append(dict(orjson.loads(message.payload)))
+            beat.set()
+
+    bus.subscribe(INGEST_TOPIC, on_heartbeat)
+    try:
+        last = None
+        for payload in await bus.retained(INGEST_TOPIC):
+            with contextlib.suppress(Exception):
+                last = dict(orjson.loads(payload))
+        if not heard:
+            if last is None:
+                return None
+            with contextlib.suppress(Exception):
+                age = (clock.now() - datetime.fromisoformat(str(last["ts"]))).total_seconds()
+                if age > INGEST_SILENCE:
+                    return None  # it stopped long ago
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(listen):
+                    await beat.wait()
+        return heard[-1] if heard else None
+    finally:
+        bus.unsubscribe(INGEST_TOPIC, on_heartbeat)
+
+
+def other_ingest(url: str, prefix: str) -> str | None:
+    """Why an ingest must not start on ``url`` with ``prefix`` (another one is alive there), as
+    one line, or ``None``. An in-process bus has no other ingest; a bus that cannot be reached
+    is not checked (the ingest waits for it like any outage)."""
+    from tickhub.bus import create_bus
+    from tickhub.bus.redis import redact_url
+    from tickhub.clock import SystemClock
+
+    if url.split("://", 1)[0].lower() == "memory":
+        return None
+
+    async def check() -> dict[str, Any] | None:
+        bus = create_bus(url, prefix=prefix)
+        await bus.start()
+        try:
+            if not getattr(bus, "connected", True):
+                return None
+            return await live_ingest(bus, SystemClock())
+        except ConnectionError:
+            return None
+        finally:
+            await bus.close()
+
+    found = asyncio.run(check())
+    if found is None:
+        return None
+    who = f"pid {found.get('pid')} on {found.get('host') or 'another host'}"
+    return (
+        f"another ingest ({who}) already publishes on {redact_url(url)} with BUS_PREFIX "
+        f"{prefix!r}: stop it, or set another BUS_PREFIX for a separate instance"
+    )
 
 
 class IngestWatch:

@@ -49,6 +49,8 @@ Behaviour:
   then it waits for the subscription to be confirmed and synced and answers from the cache, so
   the snapshot lines up with what handlers receive (an update published between ``subscribe``
   and the confirmation is in the snapshot, not delivered live; an event there is missed).
+  With a ``gate`` (``SnapshotGate``), a topic it calls pending gets ``None`` from
+  ``retained_nowait``, and ``retained`` waits for the gate first.
 - ``recover_nowait`` answers from a ``TopicHistory`` that each subscribed topic keeps of the
   numbered messages received since it was subscribed here (restarted after a reconnect, since
   messages may have been missed). When that history does not cover the request (a topic not
@@ -65,7 +67,8 @@ Behaviour:
 
 Limits: single Redis (no cluster); pub/sub is at-most-once, so messages published while a
 gateway is disconnected are not delivered to it (retained state is synced again); retained state
-lives in Redis, so run Redis with persistence if it must survive a Redis restart.
+lives in Redis: a producer that must survive a Redis restart without persistence publishes its
+state again on ``on_state(True)`` (the ingest does).
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ try:
 except ImportError as exc:  # pragma: no cover - redis is a dependency of tickhub
     raise ImportError("the redis bus needs the 'redis' package: pip install redis") from exc
 
-from tickhub.bus.base import BusMessage, Handler
+from tickhub.bus.base import BusMessage, Handler, SnapshotGate
 from tickhub.bus.history import TopicHistory, recoverable
 
 log = logging.getLogger(__name__)
@@ -353,6 +356,14 @@ def _root(exc: BaseException) -> BaseException:
     return exc
 
 
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation the Redis client swallowed (seen when the bus closes while an
+    UNSUBSCRIBE is on its way); otherwise a task group waits for the task forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -445,6 +456,7 @@ class RedisBus:
         self._sync_idle.set()
 
         self.connected = False
+        self.gate: SnapshotGate | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._first_outcome: asyncio.Future[BaseException | None] | None = None
         self._closed = False
@@ -526,6 +538,11 @@ class RedisBus:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
+            # The Redis client can swallow a cancellation (seen mid-UNSUBSCRIBE): ask again.
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.1)
+                if not task.done():
+                    task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
@@ -800,6 +817,8 @@ class RedisBus:
             self._sub_wake.set()
 
     def retained_nowait(self, topic: str) -> list[bytes] | None:
+        if self.gate is not None and self.gate.pending(topic):
+            return None
         state = self._topics.get(topic)
         if state is None or state.values is None:
             return None
@@ -876,6 +895,8 @@ class RedisBus:
         return history
 
     async def retained(self, topic: str) -> list[bytes]:
+        if self.gate is not None and self.gate.pending(topic):
+            await self.gate.wait(topic)
         state = self._topics.get(topic)
         if state is not None and self._reader_ok:
             # Subscribed here: the synced cache is the snapshot that lines up with the messages
@@ -965,6 +986,7 @@ class RedisBus:
             if silent > 3 * self._health_interval:
                 raise ConnectionError(f"no answer from redis in {silent:.0f}s")
             await self._send_subscriptions(pubsub)
+            _raise_if_cancelled()
             if self._barrier_pending or self._ready_token is None or now >= next_ping:
                 token = next(self._tokens)
                 if self._ready_token is None:
@@ -972,6 +994,7 @@ class RedisBus:
                 self._ping_waiters.append((token, self._barrier_pending))
                 self._barrier_pending = []
                 await pubsub.execute_command("PING", str(token))
+                _raise_if_cancelled()
                 next_ping = now + self._health_interval
 
     async def _send_subscriptions(self, pubsub: PubSub) -> None:
