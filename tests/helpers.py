@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import websockets
@@ -99,3 +104,75 @@ async def closed_with(client: Client, timeout: float = 15.0) -> int:
     except websockets.ConnectionClosed as exc:
         assert exc.rcvd is not None, "closed without a close frame"
         return exc.rcvd.code
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def serve_process(tmp_path: Path, port: int, **settings: str) -> asyncio.subprocess.Process:
+    """``tickhub serve`` as its own process (for what a test must measure from outside: its
+    RSS, its sockets, its exit), answering on ``port`` when this returns."""
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "WS_PORT": str(port),
+        "DATA_DIR": str(tmp_path),
+        "SIM_SPEED": "60",
+        "DEMO_PORTFOLIO": "false",
+        **{k.upper(): v for k, v in settings.items()},
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from tickhub.cli import main; main()",
+        "--env-file",
+        "/nonexistent",
+        "serve",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    for _ in range(300):
+        try:
+            await asyncio.to_thread(http_get, port, "/health")
+            return proc
+        except OSError:
+            if proc.returncode is not None:
+                raise AssertionError("service exited during start") from None
+            await asyncio.sleep(0.05)
+    raise AssertionError("service did not start")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def unsent_bytes(port: int) -> int:
+    """Bytes the kernel still holds to send on the server side of ``port``, in any state (an
+    orphaned socket the server closed but the kernel keeps, FIN-WAIT-1 with its send queue,
+    shows here and nowhere in the process)."""
+    out = subprocess.run(
+        ["ss", "-tanH", f"( sport = :{port} )"], capture_output=True, text=True, check=True
+    ).stdout
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    return sum(int(row[2]) for row in rows if row[0] != "LISTEN")  # LISTEN's is its backlog
+
+
+def established(port: int) -> int:
+    """TCP connections in ESTABLISHED state on the server side of ``port``, as ``ss`` sees
+    them (the kernel's view: a socket the server forgot but did not close still shows)."""
+    out = subprocess.run(
+        ["ss", "-tnH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sum(1 for line in out.splitlines() if line.strip())

@@ -85,11 +85,12 @@ async def _stalled_client(port: int, symbols: list[str], intervals: list[str]) -
 async def test_stalled_client_is_conflated_bounded_and_does_not_delay_others(
     service_factory: Any,
 ) -> None:
+    # 50 topics: their latest values fit in the budget, so the client is conflated, not closed.
     svc: Service = await service_factory(
-        outbox_bytes=4096, max_subscriptions=1000, slow_client_grace=3.0
+        outbox_bytes=262_144, max_subscriptions=1000, slow_client_grace=3.0
     )
     symbols = [i.symbol for i in svc.registry]  # type: ignore[union-attr]
-    intervals = ["1m", "3m", "5m", "15m", "30m", "1h", "1d"]
+    intervals = ["1m"]
     stalled = await _stalled_client(svc.port, symbols, intervals)
     topics = len(symbols) * len(intervals)
     await wait_until(lambda: any(s.paused and s.conflated > 0 for s in svc.hub.sessions))

@@ -229,11 +229,9 @@ def _read_until(sock: socket.socket, needle: bytes) -> bytes:
     return data
 
 
-def test_invalid_utf8_fragments_and_ping_flood(threaded: ThreadedService) -> None:
+def test_fragments_ping_flood_then_invalid_utf8_closes_1007(threaded: ThreadedService) -> None:
     sock = _raw_ws(threaded.port)
     try:
-        sock.sendall(_frame(0x1, b'{"type": "ping", "x": "\xff\xfe"}'))  # invalid UTF-8
-        assert b"invalid_json" in _read_until(sock, b"invalid_json")
         sock.sendall(
             _frame(0x1, b'{"type": "pi', fin=False) + _frame(0x0, b'ng", "timestamp": "frag"}')
         )
@@ -243,6 +241,11 @@ def test_invalid_utf8_fragments_and_ping_flood(threaded: ThreadedService) -> Non
         assert data.count(b"\x8a") >= 1  # pongs came back
         sock.sendall(_frame(0x1, b'{"type": "ping", "timestamp": "alive"}'))
         assert b"alive" in _read_until(sock, b'"alive"')
+        # RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection with 1007.
+        sock.sendall(_frame(0x1, b'{"type": "ping", "x": "\xff\xfe"}'))
+        data = _read_until(sock, b"\x88")
+        close = data[data.index(b"\x88") :]
+        assert int.from_bytes(close[2:4], "big") == 1007
     finally:
         sock.close()
 

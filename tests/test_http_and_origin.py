@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -12,9 +13,7 @@ from tests.helpers import Client, ahttp_get, is_type
 from tickhub.service import Service
 
 
-async def test_health_reports_feed_uptime_version_connections(
-    service: Service, connect: Any
-) -> None:
+async def test_public_health_is_minimal_no_pid_or_counters(service: Service, connect: Any) -> None:
     client: Client = await connect()
     await client.send({"type": "subscribe", "symbol": "RELIANCE"})
     await client.wait_for(lambda m: m.get("type") == "data" and not m.get("snapshot"))
@@ -23,10 +22,34 @@ async def test_health_reports_feed_uptime_version_connections(
     assert headers["Content-Type"].startswith("application/json")
     assert body["status"] == "ok"
     assert body["version"] == "0.1.0"
-    assert body["uptime_seconds"] >= 0
-    assert body["connections"] == 1
     assert body["feed"]["name"] == "sim"
     assert body["feed"]["state"] == "live"
+    assert body["feed"]["market_time"]  # the dashboard's clock reads it
+    assert set(body) == {"status", "service", "role", "version", "timestamp", "feed"}
+    assert set(body["feed"]) == {"name", "state", "market_time"}
+
+
+@pytest.mark.parametrize("how", ["admin_key", "health_details"])
+async def test_health_details_for_operators(service_factory: Any, how: str) -> None:
+    if how == "admin_key":
+        svc = await service_factory(admin_key="ops-secret")
+        headers = {"Authorization": "Bearer ops-secret"}
+        _, _, public = await ahttp_get(svc.port, "/health")
+        assert "pid" not in public  # without the key: the public body
+    else:
+        svc = await service_factory(health_details=True)
+        headers = {}
+    client = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
+    try:
+        await client.send({"type": "subscribe", "symbol": "RELIANCE"})
+        await client.wait_for(lambda m: m.get("type") == "data" and not m.get("snapshot"))
+        status, _, body = await ahttp_get(svc.port, "/health", headers)
+    finally:
+        await client.close()
+    assert status == 200
+    assert body["pid"] == os.getpid()
+    assert body["uptime_seconds"] >= 0
+    assert body["connections"] == 1
     assert body["feed"]["last_tick_age_seconds"] is not None
 
 

@@ -52,7 +52,7 @@ async def test_message_rate_error_then_close_if_it_continues(service_factory: An
         await c.send({"type": "ping"})
     err = await c.wait_for(is_type("error"))
     assert err["code"] == "rate_limited"
-    assert err["details"] == {"limit": 5.0, "burst": 10, "setting": "MESSAGE_RATE"}
+    assert err["details"] == {"limit": 5.0, "burst": 10, "setting": "MESSAGE_RATE", "dropped": 1}
     pongs = [m for m in c.seen if m.get("type") == "pong"]
     assert len(pongs) == 10  # exactly the burst was served; nothing silently dropped
     for _ in range(40):

@@ -541,8 +541,12 @@ def test_parse_position_rejects_bad_fields(
     assert f"'{field}'" in got.message
     assert got.details["field"] == field
     if code is ErrorCode.INVALID_FIELD:
-        assert repr(fields[field]) in got.message
-        assert got.details["value"] == fields[field] or fields[field] != fields[field]  # NaN
+        value = fields[field]
+        if isinstance(value, list | dict):  # a structure is named by its JSON type, not echoed
+            assert "got a JSON " in got.message and "value" not in got.details
+        else:
+            assert repr(value) in got.message
+            assert got.details["value"] == value or value != value  # NaN
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,7 @@ async def test_token_in_subprotocol_header(secured: Service) -> None:
     c = await _connect(secured, subprotocols=["tickhub", f"token.{_hs256('carol')}"])
     assert c.ws.subprotocol == "tickhub"
     auth = await c.wait_for(is_type("auth"))
-    assert auth["user"] == "carol"
+    assert auth["user"] == "jwt:carol"  # API keys are configured too: JWT users are prefixed
     ack = await c.request({"type": "subscribe", "symbol": "INFY"}, "subscription")
     assert ack["status"] == "subscribed"
     await c.close()

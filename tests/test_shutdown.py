@@ -3,65 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 from pathlib import Path
 
 import pytest
 import websockets
 
-from tests.helpers import Client, http_get
+from tests.helpers import Client, free_port, serve_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _serve(tmp_path: Path, port: int) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "WS_PORT": str(port),
-        "DATA_DIR": str(tmp_path),
-        "SIM_SPEED": "60",
-        "DEMO_PORTFOLIO": "false",
-        "CONNECT_RATE_PER_IP": "10000",
-        "MESSAGE_RATE": "10000",
-        "MESSAGE_BURST": "10000",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from tickhub.cli import main; main()",
-        "--env-file",
-        "/nonexistent",
-        "serve",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    return await serve_process(
+        tmp_path, port, connect_rate_per_ip="10000", message_rate="10000", message_burst="10000"
     )
-    for _ in range(300):
-        try:
-            await asyncio.to_thread(http_get, port, "/health")
-            return proc
-        except OSError:
-            if proc.returncode is not None:
-                raise AssertionError("service exited during start") from None
-            await asyncio.sleep(0.05)
-    raise AssertionError("service did not start")
 
 
 async def test_sigterm_closes_clients_with_going_away_and_loses_no_acknowledged_write(
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     proc = await _serve(tmp_path, port)
     acked: list[str] = []
     enough = asyncio.Event()

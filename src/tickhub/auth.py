@@ -4,7 +4,9 @@ Authentication is off unless configured (the seed ships without it). When on, a 
 itself with ``{"type": "auth", "token": ...}`` as its first message, within a deadline, or in the
 ``Sec-WebSocket-Protocol`` header (``tickhub, token.<token>``) so that browsers can pass it at
 connect time; never only in the URL, which ends up in logs. The identity's ``user`` owns that
-client's alerts and positions.
+client's alerts and positions. With both API keys and a JWT key configured, a token's user is its
+``sub`` with a prefix (``JWT_USER_PREFIX``, ``jwt:`` by default), so that the issuer of tokens
+cannot mint a token that reads an API-key user's alerts.
 
 API keys are kept as SHA-256 digests only (configured in clear as ``user:key`` or already hashed
 as ``user:sha256:<hex>``), compared in constant time. Nothing here logs or returns a secret.
@@ -74,9 +76,11 @@ class Authenticator:
         jwt_key: str | None = None,
         jwt_algorithm: str = "HS256",
         jwt_audience: str | None = None,
+        jwt_user_prefix: str = "",
         leeway: float = 0.0,
     ) -> None:
         self._keys = api_keys or {}
+        self._jwt_prefix = jwt_user_prefix
         self._jwt_key = jwt_key
         self._algorithm = jwt_algorithm
         self._audience = jwt_audience
@@ -110,14 +114,31 @@ class Authenticator:
             )
         except jwt.PyJWTError as exc:
             return Rejection(AuthFailure.INVALID, f"invalid token: {_reason(exc)}")
-        # exp is checked against the injected clock, not the host's.
-        expires = datetime.fromtimestamp(float(claims["exp"]), UTC)
+        # exp is checked against the injected clock, not the host's (PyJWT's check is off).
+        exp = claims["exp"]
+        if (
+            isinstance(exp, bool)
+            or not isinstance(exp, int | float)
+            or not 0 <= exp <= _LAST_EXP  # NaN fails this too
+        ):
+            return Rejection(
+                AuthFailure.INVALID, "invalid token: 'exp' must be a number of seconds since 1970"
+            )
+        expires = datetime.fromtimestamp(float(exp), UTC)
         if expires.timestamp() + self._leeway <= now.timestamp():
             return Rejection(AuthFailure.EXPIRED, "token expired")
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             return Rejection(AuthFailure.INVALID, "invalid token: 'sub' must be a string")
-        return Identity(sub, "jwt", expires)
+        return Identity(self._jwt_prefix + sub, "jwt", expires)
+
+
+_LAST_EXP = 253_402_300_799
+"""9999-12-31T23:59:59Z, the last second a datetime holds."""
+
+JWT_USER_PREFIX = "jwt:"
+"""Default prefix of a JWT's ``sub`` when API keys are configured too: an API key's user
+``alice`` and a token's ``sub`` ``alice`` are two users unless configured otherwise."""
 
 
 def _reason(exc: Exception) -> str:

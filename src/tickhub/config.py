@@ -8,6 +8,8 @@ its default in the README and ``.env.example``.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,6 +22,12 @@ DEFAULT_CORS_ORIGINS = (
     "http://localhost:5173,http://127.0.0.1:5173,"
     "http://localhost:8000,http://127.0.0.1:8000"
 )
+
+
+_ORIGIN = re.compile(
+    r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[^\s/\"'\[\],:]+)(:\d{1,5})?", re.IGNORECASE
+)
+"""An origin as browsers send it (RFC 6454): scheme, host, optional port; no path, no quotes."""
 
 
 class ConfigError(Exception):
@@ -88,6 +96,11 @@ class Settings(BaseSettings):
     slow_client_grace: float = Field(30.0, gt=0)
     idle_timeout: float = Field(60.0, ge=0)
     shutdown_timeout: float = Field(10.0, gt=0)
+    max_symbols_per_message: int = Field(200, ge=1, le=10_000)
+    max_header_bytes: int = Field(16_384, ge=1024, le=1_048_576)
+    handshake_timeout: float = Field(10.0, gt=0, le=300)
+    close_timeout: float = Field(5.0, gt=0, le=60)
+    send_buffer_bytes: int = Field(262_144, ge=0, le=64 * 1024 * 1024)
 
     # --- authentication (off unless API_KEYS or a JWT key is set) ---
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)
@@ -95,8 +108,10 @@ class Settings(BaseSettings):
     jwt_public_key_file: Path | None = None
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_audience: str | None = None
+    jwt_user_prefix: str | None = Field(None, max_length=32)
     auth_timeout: float = Field(10.0, gt=0)
     admin_key: SecretStr | None = None
+    health_details: bool = False
 
     @property
     def listen_port(self) -> int:
@@ -105,7 +120,16 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", "symbols", "api_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
+        """``a,b`` or, as pydantic users and many ``.env`` files write lists, ``["a","b"]``."""
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                try:
+                    items = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not a JSON list of strings ({exc.msg})") from None
+                if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                    raise ValueError("not a JSON list of strings")
+                return tuple(i.strip() for i in items if i.strip())
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
@@ -118,7 +142,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for origin in value:
-            if origin != "*" and "://" not in origin:
+            if origin != "*" and not _ORIGIN.fullmatch(origin.rstrip("/")):
                 raise ValueError(f"origin {origin!r} must look like http://host:port or be *")
         return tuple(o.rstrip("/") for o in value)
 

@@ -35,6 +35,9 @@ from tickhub.topics import ALL_SYMBOLS, Endpoint, topic
 
 log = logging.getLogger(__name__)
 
+FAILURE_LOG_PERIOD = 60.0
+"""Seconds between two logged tracebacks of the same failing request type."""
+
 
 class Peer(Protocol):
     """One client connection as the hub sees it (implemented by the server package)."""
@@ -54,6 +57,13 @@ class Peer(Protocol):
         ...
 
 
+def transport_bytes(outbox_bytes: int) -> int:
+    """Where a client's transport buffer pauses it: a quarter of its budget. The kernel's
+    socket buffer is in front of it, and the held messages (the latest per slot) behind it get
+    the rest of the budget."""
+    return outbox_bytes // 4
+
+
 @dataclass(frozen=True, slots=True)
 class HubLimits:
     max_connections: int = 10_000
@@ -67,6 +77,14 @@ class HubLimits:
     max_held_events: int = 10_000
     idle_timeout: float = 60.0
     auth_timeout: float = 10.0
+    outbox_bytes: int = 1_048_576
+    max_symbols_per_message: int = 200
+
+    @property
+    def held_bytes(self) -> int:
+        """What a paused client may have held for it: the part of OUTBOX_BYTES that its
+        transport buffer does not use (it pauses at a quarter, :func:`transport_bytes`)."""
+        return self.outbox_bytes - transport_bytes(self.outbox_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +104,7 @@ class Session:
         "auth_deadline",
         "authenticated",
         "batch",
+        "batch_bytes",
         "closing",
         "conflated",
         "connected_at",
@@ -93,16 +112,21 @@ class Session:
         "endpoint",
         "expires_at",
         "held",
+        "held_bytes",
         "held_events",
         "id",
         "ip",
         "last_seen",
+        "on_overflow",
         "paused",
         "paused_since",
         "peer",
         "pinged",
+        "rate_dropped",
         "rate_rejected",
         "received",
+        "refusals",
+        "refusals_at",
         "remote",
         "sent",
         "subs",
@@ -126,13 +150,17 @@ class Session:
         self.pinged = False
         self.tokens = 0.0
         self.tokens_at = 0.0
-        self.rate_rejected = 0
+        self.rate_rejected = 0  # refused since the last served message
+        self.rate_dropped = 0  # refused in all
+        self.refusals = 0.0  # refusals not yet drained at the message rate (see _take_token)
+        self.refusals_at = 0.0
         self.authenticated = True
         self.auth_deadline = 0.0
         self.expires_at: datetime | None = None
         self.closing = False
         # Opt-in batching: data payloads wait here and leave together as one "batch" frame.
         self.batch: list[bytes] | None = None
+        self.batch_bytes = 0
         self.sent = 0
         self.received = 0
         self.dropped = 0
@@ -142,11 +170,18 @@ class Session:
         # (topic, slot) -> frame; slot None entries get a unique key so they are all kept.
         self.held: dict[tuple[str, object], bytes] = {}
         self.held_events = 0
+        self.held_bytes = 0  # of held and batch; bounded by HubLimits.held_bytes
+        self.on_overflow: Callable[[Session], None] | None = None
 
     def send(self, payload: bytes) -> None:
         """A direct reply (ack, error, snapshot); held like everything else while paused."""
+        if self.closing:
+            return
         if self.paused:
             self.held[("", next(_event_ids))] = payload
+            self.held_bytes += len(payload)
+            if self.on_overflow is not None:
+                self.on_overflow(self)
             return
         self.peer.send(payload)
         self.sent += 1
@@ -166,6 +201,8 @@ class Session:
             "dropped": self.dropped,
             "conflated": self.conflated,
             "paused": self.paused,
+            "held_bytes": self.held_bytes,
+            "closing": self.closing,
             "user": self.user or None,
             "authenticated": self.authenticated,
         }
@@ -210,6 +247,9 @@ class Hub:
         self.conflated = 0  # replaced by a newer message for a slow client (monotonic)
         self.dropped = 0  # never delivered: conflated, or held when a slow client was closed
         self.closes: dict[int, int] = {}
+        self._deferred: list[tuple[Session, str]] | None = None  # closes during a fan-out
+        self._failure_logged: dict[str, float] = {}
+        self.internal_errors = 0
 
     # --- extension -----------------------------------------------------------------------------
 
@@ -245,6 +285,7 @@ class Hub:
         session = Session(sid, endpoint, remote, peer, now)
         session.last_seen = session.tokens_at = mono
         session.tokens = float(self.limits.message_burst)
+        session.on_overflow = self._check_budget
         refusal = self._admit(session.ip, mono)
         session.send(protocol.welcome(now, endpoint.path, sid))
         if refusal is not None:
@@ -298,6 +339,9 @@ class Hub:
         return None
 
     def disconnect(self, session: Session) -> None:
+        """The client's socket is gone. Until then a closing client still counts against the
+        connection limits, so closing clients cannot pile up sockets beyond them."""
+        self._retire(session)
         if self._sessions.pop(session.id, None) is None:
             return
         left = self._per_ip.get(session.ip, 1) - 1
@@ -305,10 +349,28 @@ class Hub:
             self._per_ip[session.ip] = left
         else:
             self._per_ip.pop(session.ip, None)
+        log.debug("disconnect %s", session.id)
+
+    def _retire(self, session: Session) -> None:
+        """Nothing more goes to this client: drop its subscriptions and what was held for it."""
+        session.closing = True
         for sub in list(session.subs.values()):
             self._drop_subscription(session, sub)
         session.held.clear()
-        log.debug("disconnect %s", session.id)
+        session.held_bytes = session.held_events = 0
+        session.batch = None
+        self._batching.discard(session)
+
+    def closed_by_peer(self, session: Session) -> None:
+        """The client sent a close frame (the server has answered it)."""
+        self._retire(session)
+
+    def failed(self, session: Session, code: int) -> None:
+        """The WebSocket layer closed the connection for a protocol violation (1002, 1007,
+        1009): counted with the other closes, the client's fault, not a server error."""
+        if not session.closing:
+            self.closes[code] = self.closes.get(code, 0) + 1
+        self._retire(session)
 
     def topics(self) -> dict[str, int]:
         return {t: len(s) for t, s in self._topics.items()}
@@ -317,6 +379,8 @@ class Hub:
 
     def receive(self, session: Session, raw: bytes) -> None:
         """Handle one complete client message; every failure becomes an ``error`` reply."""
+        if session.closing:
+            return
         session.received += 1
         self.messages_in += 1
         mono = self.clock.monotonic()
@@ -377,7 +441,11 @@ class Hub:
                     )
                 )
             elif kind == "ping":
-                extra = {"client_timestamp": msg["timestamp"]} if "timestamp" in msg else {}
+                stamp = protocol.client_timestamp(msg)
+                if isinstance(stamp, ProtocolError):
+                    self.reply_error(session, stamp, request="ping")
+                    return
+                extra = {} if stamp is None else {"client_timestamp": stamp}
                 session.send(protocol.pong(self.clock.now(), **extra))
             elif kind == "list_subscriptions":
                 self._list(session)
@@ -388,15 +456,31 @@ class Hub:
                     session,
                     ProtocolError(
                         ErrorCode.UNKNOWN_TYPE,
-                        f"unknown message type: {kind!r}",
-                        {"type": kind},
+                        f"unknown message type: {protocol.shown(kind)}",
+                        {"type": protocol.clip(kind)},
                     ),
                 )
         except Exception:
-            log.exception("request %r failed on %s", kind, session.id)
+            self._log_failure(kind, session)
             self.reply_error(
                 session, ProtocolError(ErrorCode.INTERNAL_ERROR, "internal error"), request=kind
             )
+
+    def _log_failure(self, kind: str, session: Session) -> None:
+        """A request that raised is a server bug: its traceback is logged, but once a minute per
+        request type at most, so that a client repeating it cannot fill the log."""
+        mono = self.clock.monotonic()
+        last = self._failure_logged.get(kind)
+        self.internal_errors += 1
+        if last is not None and mono - last < FAILURE_LOG_PERIOD:
+            return
+        self._failure_logged[kind] = mono
+        log.exception(
+            "request %r failed on %s (%d internal errors so far)",
+            kind,
+            session.id,
+            self.internal_errors,
+        )
 
     def reply_error(self, session: Session, err: ProtocolError, **extra: Any) -> None:
         self._count_error(err.code)
@@ -422,22 +506,52 @@ class Hub:
             self.reply_error(session, err)
 
     def _take_token(self, session: Session, mono: float) -> bool:
-        """Token bucket of ``message_rate`` per second, ``message_burst`` deep. The first refused
-        message of a run of refusals gets a ``rate_limited`` error; more than twice the burst
-        refused in a row closes the connection with the rate-limit code."""
+        """Token bucket of ``message_rate`` per second, ``message_burst`` deep.
+
+        The first refused message of a run of refusals gets a ``rate_limited`` error; the next
+        ones get nothing then, and when a message is served again a second ``rate_limited``
+        error says how many were dropped in all (``details.dropped``), before its reply.
+
+        Closing: every refusal adds one to a count that drains at ``message_rate`` per second;
+        above twice the burst the connection closes with the rate-limit code. Sent at once,
+        that is more than twice the burst refused in a row; a flood that the server reads a
+        slice at a time (so that a few tokens come back between slices) is closed all the same.
+        """
         limits = self.limits
         session.tokens = min(
             float(limits.message_burst),
             session.tokens + (mono - session.tokens_at) * limits.message_rate,
         )
         session.tokens_at = mono
+        details = {
+            "limit": limits.message_rate,
+            "burst": limits.message_burst,
+            "setting": "MESSAGE_RATE",
+        }
         if session.tokens >= 1.0:
             session.tokens -= 1.0
-            session.rate_rejected = 0
+            dropped, session.rate_rejected = session.rate_rejected, 0
+            if dropped > 1:
+                self.reply_error(
+                    session,
+                    ProtocolError(
+                        ErrorCode.RATE_LIMITED,
+                        f"{dropped} messages in a row were not processed (rate limit)",
+                        {**details, "dropped": dropped},
+                    ),
+                )
             return True
         session.rate_rejected += 1
-        if session.rate_rejected > 2 * limits.message_burst:
-            self._close(session, CloseCode.RATE_LIMITED, "rate limit exceeded repeatedly")
+        session.rate_dropped += 1
+        drained = (mono - session.refusals_at) * limits.message_rate
+        session.refusals = max(0.0, session.refusals - drained) + 1.0
+        session.refusals_at = mono
+        if session.refusals > 2 * limits.message_burst:
+            self._close(
+                session,
+                CloseCode.RATE_LIMITED,
+                f"rate limit exceeded repeatedly: {session.rate_dropped} messages dropped",
+            )
             return False
         if session.rate_rejected == 1:
             self.reply_error(
@@ -446,11 +560,7 @@ class Hub:
                     ErrorCode.RATE_LIMITED,
                     f"too many messages: limit {limits.message_rate:g} per second "
                     f"(burst {limits.message_burst}); this message was not processed",
-                    {
-                        "limit": limits.message_rate,
-                        "burst": limits.message_burst,
-                        "setting": "MESSAGE_RATE",
-                    },
+                    {**details, "dropped": 1},
                 ),
             )
         return False
@@ -491,7 +601,7 @@ class Hub:
     def _resolve(
         self, session: Session, msg: dict[str, Any]
     ) -> tuple[list[str], Interval | None] | None:
-        symbols = protocol.symbols_of(msg)
+        symbols = protocol.symbols_of(msg, self.limits.max_symbols_per_message)
         if isinstance(symbols, ProtocolError):
             self.reply_error(session, symbols, request=msg["type"])
             return None
@@ -500,13 +610,19 @@ class Hub:
             raw = msg.get("interval")
             if raw is not None or msg["type"] == "subscribe":
                 try:
-                    interval = Interval.parse(raw if isinstance(raw, str) else "1m")
                     if raw is not None and not isinstance(raw, str):
-                        raise ValueError(f"unknown interval: {raw!r}")
-                except ValueError as exc:
+                        raise ValueError
+                    interval = Interval.parse(raw if isinstance(raw, str) else "1m")
+                except ValueError:
+                    shown = protocol.shown(raw)
                     self.reply_error(
                         session,
-                        ProtocolError(ErrorCode.UNKNOWN_INTERVAL, str(exc), {"interval": raw}),
+                        ProtocolError(
+                            ErrorCode.UNKNOWN_INTERVAL,
+                            f"unknown interval: {shown} "
+                            f"(allowed: {', '.join(i.value for i in Interval)})",
+                            {"interval": raw if isinstance(raw, str) else shown},
+                        ),
                         request=msg["type"],
                     )
                     return None
@@ -521,22 +637,67 @@ class Hub:
         if isinstance(since, ProtocolError):
             self.reply_error(session, since, request="subscribe")
             return
+        unknown: list[str] = []
+        over: list[str] = []
         for name in names:
             instrument = self.registry.get(name)
             if name == ALL_SYMBOLS and session.endpoint == Endpoint.PORTFOLIO:
-                self._subscribe_one(session, ALL_SYMBOLS, name, None, since.get(name))
+                if not self._subscribe_one(session, ALL_SYMBOLS, name, None, since.get(name)):
+                    over.append(name)
                 continue
             if instrument is None:
-                self.reply_error(
-                    session,
-                    ProtocolError(
-                        ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol: {name!r}", {"symbol": name}
-                    ),
-                    symbol=name,
-                    request="subscribe",
-                )
+                unknown.append(name)
                 continue
-            self._subscribe_one(session, instrument.symbol, name, interval, since.get(name))
+            symbol = instrument.symbol
+            if not self._subscribe_one(session, symbol, name, interval, since.get(name)):
+                over.append(symbol)
+        # One error per kind of refusal, listing every symbol it refused: a message naming
+        # many symbols never gets many replies.
+        if unknown:
+            self._refuse_symbols(
+                session,
+                "subscribe",
+                unknown,
+                ErrorCode.UNKNOWN_SYMBOL,
+                f"unknown symbol: {unknown[0]!r}"
+                if len(unknown) == 1
+                else f"unknown symbols: {protocol.listed(unknown)}",
+            )
+        if over:
+            limit = self.limits.max_subscriptions
+            self._refuse_symbols(
+                session,
+                "subscribe",
+                over,
+                ErrorCode.LIMIT_EXCEEDED,
+                f"subscription limit reached: {limit} per connection",
+                {"limit": limit, "current": len(session.subs), "setting": "MAX_SUBSCRIPTIONS"},
+            )
+
+    def _refuse_symbols(
+        self,
+        session: Session,
+        request: str,
+        names: list[str],
+        code: ErrorCode,
+        message: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """One ``error`` for the symbols of a request refused for one reason: ``symbol`` (and
+        ``details.symbol`` for the unknown and not-subscribed ones) when it is one, as clients
+        of one symbol have always read it; ``symbols`` and ``details.count`` when several."""
+        details = dict(details or {})
+        if len(names) == 1:
+            if code != ErrorCode.LIMIT_EXCEEDED:
+                details["symbol"] = names[0]
+            self.reply_error(
+                session, ProtocolError(code, message, details), symbol=names[0], request=request
+            )
+            return
+        details["count"] = len(names)
+        self.reply_error(
+            session, ProtocolError(code, message, details), symbols=names, request=request
+        )
 
     def _subscribe_one(
         self,
@@ -545,22 +706,25 @@ class Hub:
         name: str,
         interval: Interval | None,
         since: tuple[str, int] | None = None,
-    ) -> None:
+    ) -> bool:
+        """Subscribe to one topic; ``False`` when the subscription limit refused it."""
         t = topic(session.endpoint, symbol, interval, session.user)
         if t not in session.subs and len(session.subs) >= self.limits.max_subscriptions:
-            limit = self.limits.max_subscriptions
-            self.reply_error(
-                session,
-                ProtocolError(
-                    ErrorCode.LIMIT_EXCEEDED,
-                    f"subscription limit reached: {limit} per connection",
-                    {"limit": limit, "current": len(session.subs), "setting": "MAX_SUBSCRIPTIONS"},
-                ),
-                symbol=symbol,
-                request="subscribe",
-            )
-            return
+            return False
         self._add_subscription(session, Subscription(symbol, interval, t))
+        self._start(session, t, symbol, name, interval, since)
+        return True
+
+    def _start(
+        self,
+        session: Session,
+        t: str,
+        symbol: str,
+        name: str,
+        interval: Interval | None,
+        since: tuple[str, int] | None,
+    ) -> None:
+        """The ack, then the snapshot or what was missed since ``since``, then live messages."""
         extra: dict[str, Any] = {}
         if interval is not None:
             extra["interval"] = interval.value
@@ -648,25 +812,30 @@ class Hub:
     async def _fetch_snapshot(self, session: Session, t: str) -> None:
         try:
             retained = await self.bus.retained(t)
+        except ConnectionError as exc:  # the bus is down: it says so itself, once
+            log.warning("no snapshot for %s: %s", t, exc)
+            retained = []
         except Exception:
             log.exception("snapshot fetch failed for %s", t)
             retained = []
         held = self._release(session, t)
         if t not in session.subs or session.id not in self._sessions:
             return
-        first = held[0].seq if held else None
+        # The snapshot was read after (or while) the held messages arrived: a held update of a
+        # retained value that is not newer than the snapshot is in it already; events are not.
+        newest = max((_seq_of(p) for p in retained), default=0)
         for payload in retained:
-            if first is not None and _seq_of(payload) >= first:
-                continue  # already superseded by a live message that waited
             session.send(protocol.mark_snapshot(payload))
         for message in held:
-            session.send(message.payload)
+            if message.retain is None or message.seq > newest:
+                session.send(message.payload)
 
     def _unsubscribe(self, session: Session, msg: dict[str, Any]) -> None:
         resolved = self._resolve(session, msg)
         if resolved is None:
             return
         names, interval = resolved
+        missing: list[str] = []
         for name in names:
             instrument = self.registry.get(name)
             symbol = instrument.symbol if instrument is not None else name
@@ -676,16 +845,7 @@ class Hub:
                 if s.symbol == symbol and (interval is None or s.interval == interval)
             ]
             if not matches:
-                self.reply_error(
-                    session,
-                    ProtocolError(
-                        ErrorCode.NOT_SUBSCRIBED,
-                        f"not subscribed: {name!r}",
-                        {"symbol": name},
-                    ),
-                    symbol=name,
-                    request="unsubscribe",
-                )
+                missing.append(name)
                 continue
             for sub in matches:
                 self._drop_subscription(session, sub)
@@ -693,6 +853,16 @@ class Hub:
             if interval is not None:
                 extra["interval"] = interval.value
             session.send(protocol.subscription(self.clock.now(), "unsubscribed", symbol, **extra))
+        if missing:
+            self._refuse_symbols(
+                session,
+                "unsubscribe",
+                missing,
+                ErrorCode.NOT_SUBSCRIBED,
+                f"not subscribed: {missing[0]!r}"
+                if len(missing) == 1
+                else f"not subscribed: {protocol.listed(missing)}",
+            )
 
     def _list(self, session: Session) -> None:
         subs = [
@@ -729,7 +899,7 @@ class Hub:
         members.pop(session, None)
         # Held messages for the topic are no longer wanted.
         for key in [k for k in session.held if k[0] == sub.topic]:
-            del session.held[key]
+            session.held_bytes -= len(session.held.pop(key))
         if not members:
             del self._topics[sub.topic]
             self.bus.unsubscribe(sub.topic, self._on_bus_message)
@@ -743,15 +913,37 @@ class Hub:
         if not members:
             return
         frame = self._frame(message.payload)
+        waiting = self._awaiting.get(message.topic)
+        # A client closed for its budget leaves `members`: close it after the loop.
+        deferred: list[tuple[Session, str]] = []
+        self._deferred = deferred
+        try:
+            self._fan_out(members, message, frame, waiting)
+        finally:
+            self._deferred = None
+        for session, reason in deferred:
+            self._close_slow(session, reason)
+        if self.observe_latency is not None and message.published_at:
+            self.observe_latency(time.time() - message.published_at)
+
+    def _fan_out(
+        self,
+        members: dict[Session, None],
+        message: BusMessage,
+        frame: bytes,
+        waiting: dict[Session, list[BusMessage]] | None,
+    ) -> None:
         slot = message.slot
         written = 0
-        waiting = self._awaiting.get(message.topic)
         for session in members:
             if waiting is not None and session in waiting:
                 waiting[session].append(message)
             elif session.batch is not None:
                 session.batch.append(message.payload)
                 self._batching.add(session)
+                if session.paused:
+                    session.held_bytes += len(message.payload)
+                    self._check_budget(session)
             elif session.paused:
                 self._hold(session, message.topic, slot, frame)
             else:
@@ -759,8 +951,6 @@ class Hub:
                 session.sent += 1
                 written += 1
         self.messages_out += written
-        if self.observe_latency is not None and message.published_at:
-            self.observe_latency(time.time() - message.published_at)
 
     def _hold(self, session: Session, t: str, slot: str | None, frame: bytes) -> None:
         if slot is None:
@@ -769,15 +959,27 @@ class Hub:
                 return
             session.held[(t, next(_event_ids))] = frame
             session.held_events += 1
+            session.held_bytes += len(frame)
+            self._check_budget(session)
             return
         key = (t, slot)
-        if session.held.pop(key, None) is not None:
+        old = session.held.pop(key, None)
+        if old is not None:
+            session.held_bytes -= len(old)
             session.conflated += 1
             session.dropped += 1
             self.conflated += 1
             self.dropped += 1
         # Re-inserted at the end: held messages leave in the order of their latest update.
         session.held[key] = frame
+        session.held_bytes += len(frame)
+        self._check_budget(session)
+
+    def _check_budget(self, session: Session) -> None:
+        """Every byte held for a paused client counts against OUTBOX_BYTES (its transport buffer
+        holds the other half): past it the client is closed as a slow consumer."""
+        if session.held_bytes > self.limits.held_bytes and not session.closing:
+            self._close_slow(session, f"outbox over {self.limits.outbox_bytes} bytes")
 
     def flush_batches(self) -> None:
         """Send every batching client what gathered since the last call, as one frame each.
@@ -797,6 +999,7 @@ class Hub:
                     self._batching.add(session)  # try again once it drains
                 continue
             session.batch = []
+            session.held_bytes = sum(map(len, session.held.values()))
             n = len(pending)
             payload = b'{"type":"batch","count":%d,"messages":[%b]}' % (n, b",".join(pending))
             session.peer.send(payload)
@@ -812,6 +1015,8 @@ class Hub:
     def resume(self, session: Session) -> None:
         """The client drained: send what was held, oldest first, until it fills again."""
         session.paused = False
+        if session.closing:
+            return
         while session.held and not session.paused:
             key = next(iter(session.held))
             data = session.held.pop(key)
@@ -822,11 +1027,18 @@ class Hub:
             session.sent += 1
             self.messages_out += 1
         session.held_events = sum(1 for k in session.held if not isinstance(k[1], str))
+        session.held_bytes = sum(map(len, session.held.values())) + sum(
+            map(len, session.batch or ())
+        )
 
     def check_slow_clients(self) -> int:
         """Close clients paused longer than the grace period; returns how many were closed."""
         deadline = self.clock.monotonic() - self.limits.slow_client_grace
-        slow = [s for s in self._sessions.values() if s.paused and s.paused_since <= deadline]
+        slow = [
+            s
+            for s in self._sessions.values()
+            if s.paused and s.paused_since <= deadline and not s.closing
+        ]
         for session in slow:
             self._close_slow(
                 session, f"slow consumer: paused over {self.limits.slow_client_grace:g}s"
@@ -840,6 +1052,8 @@ class Hub:
         now = self.clock.now()
         idle = self.limits.idle_timeout
         for session in list(self._sessions.values()):
+            if session.closing:
+                continue
             if not session.authenticated and mono >= session.auth_deadline:
                 timeout = self.limits.auth_timeout
                 self._close(session, CloseCode.AUTH_TIMEOUT, f"no auth message within {timeout:g}s")
@@ -855,6 +1069,9 @@ class Hub:
             self._attempts.clear()  # stale buckets would have refilled to full anyway
 
     def _close_slow(self, session: Session, reason: str) -> None:
+        if self._deferred is not None:
+            self._deferred.append((session, reason))
+            return
         session.dropped += len(session.held)
         self.dropped += len(session.held)
         self._close(session, CloseCode.SLOW_CONSUMER, reason)
@@ -873,7 +1090,7 @@ class Hub:
             extra={"connection_id": session.id},
         )
         session.peer.close(code, reason)
-        self.disconnect(session)
+        self._retire(session)
 
     def close_all(self, code: int, reason: str) -> None:
         for task in self._tasks:

@@ -81,6 +81,34 @@ class _StateCollector(Collector):
         for code, n in sorted(s["closes"].items()):
             closes.add_metric([str(code)], n)
         yield closes
+        http = CounterMetricFamily(
+            "tickhub_http_responses",
+            "HTTP answers by status (400, 408, 431: bad requests)",
+            labels=["status"],
+        )
+        for status, n in sorted(s["http_responses"].items()):
+            http.add_metric([str(status)], n)
+        yield http
+        yield GaugeMetricFamily(
+            "tickhub_sockets",
+            "Open TCP connections (HTTP, WebSocket and closing ones)",
+            value=s["sockets"],
+        )
+        yield CounterMetricFamily(
+            "tickhub_sockets_aborted",
+            "Sockets cut off at a deadline (closing handshake or drain not done in time)",
+            value=s["sockets_aborted"],
+        )
+        yield CounterMetricFamily(
+            "tickhub_sockets_refused",
+            "Sockets refused at accept: their address held too many that were not WebSockets",
+            value=s["sockets_refused"],
+        )
+        yield GaugeMetricFamily(
+            "tickhub_held_bytes",
+            "Bytes held for paused clients (counted against OUTBOX_BYTES)",
+            value=s["held_bytes"],
+        )
         feed = GaugeMetricFamily(
             "tickhub_feed_state", "1 for the feed's current state", labels=["feed", "state"]
         )

@@ -76,13 +76,14 @@ from typing import Final, Protocol, TypedDict
 
 from tickhub.instruments import InstrumentRegistry
 from tickhub.model import Tick
-from tickhub.protocol import ErrorCode, ProtocolError, iso
+from tickhub.protocol import ECHO_LENGTH, ErrorCode, ProtocolError, clip, iso, shown
 
 __all__ = [
     "DEMO_PORTFOLIO",
     "MAX_PRICE",
     "MAX_QUANTITY",
     "MIN_PRICE",
+    "PRICE_DECIMALS",
     "PnlFields",
     "Portfolio",
     "PortfolioFileError",
@@ -105,6 +106,11 @@ MIN_PRICE: Final = Decimal("0.01")
 
 MAX_PRICE: Final = Decimal(10) ** 9
 """Largest average price accepted (far above any NSE quote; keeps every amount exact)."""
+
+PRICE_DECIMALS: Final = 20
+"""Most decimals an average price may have: an average of fills is not on the exchange's tick
+grid, and every JSON number from MIN_PRICE to MAX_PRICE has at most 18 in its shortest form;
+the bound only stops a numeric string from carrying thousands of digits."""
 
 MAX_QUANTITY: Final = 10**12
 """Largest absolute quantity accepted (above the share count of any listed company)."""
@@ -263,11 +269,24 @@ def _missing(name: str) -> _FieldError:
 
 
 def _invalid(name: str, value: object, requirement: str) -> _FieldError:
+    """The value is quoted only when it is a short scalar: a structure (which may be nested too
+    deep to encode) or a long string is named by its JSON type or cut."""
+    details: dict[str, object] = {"field": name}
+    if _echoable(value):
+        details["value"] = value
     return _FieldError(
         ErrorCode.INVALID_FIELD,
-        f"field {name!r} must be {requirement}, got {value!r}",
-        {"field": name, "value": value},
+        f"field {name!r} must be {requirement}, got {shown(value)}",
+        details,
     )
+
+
+def _echoable(value: object) -> bool:
+    if value is None or isinstance(value, bool | float):
+        return True
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**64  # what JSON encoding takes
+    return isinstance(value, str) and len(value) <= ECHO_LENGTH
 
 
 def _is_int(value: object) -> bool:
@@ -288,9 +307,11 @@ def _build(fields: Mapping[str, object], registry: InstrumentRegistry, *, text: 
     name = symbol if exchange is None or ":" in symbol else f"{exchange}:{symbol}"
     instrument = registry.get(name)
     if instrument is None:
-        raise _FieldError(ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol: {name!r}", {"symbol": name})
+        raise _FieldError(
+            ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol: {shown(name)}", {"symbol": clip(name)}
+        )
     if exchange is not None and exchange.upper() != instrument.exchange.upper():
-        raise _invalid("exchange", exchange, f"{instrument.exchange!r} for {symbol!r}")
+        raise _invalid("exchange", exchange, f"{instrument.exchange!r} for {instrument.symbol!r}")
     if not instrument.tradable:
         raise _invalid("symbol", symbol, "a tradable instrument, not an index")
     quantity = _quantity(_required(fields, "quantity"), text=text)
@@ -349,7 +370,10 @@ def _average_price(value: object) -> Decimal:
     if price is None or not price.is_finite() or price <= 0:
         raise _invalid("average_price", value, "a number greater than 0")
     if not _price_in_range(price):
-        raise _invalid("average_price", value, f"from {MIN_PRICE} to {MAX_PRICE}")
+        raise _invalid("average_price", value, f"from {MIN_PRICE} to {MAX_PRICE:f}")
+    exponent = price.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > PRICE_DECIMALS:
+        raise _invalid("average_price", value, f"a number with at most {PRICE_DECIMALS} decimals")
     return price
 
 

@@ -42,6 +42,9 @@ class ErrorCode(str, Enum):
     AUTH_REQUIRED = "auth_required"
     AUTH_FAILED = "auth_failed"
     AUTH_EXPIRED = "auth_expired"
+    TOO_MANY_SYMBOLS = "too_many_symbols"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    BAD_REQUEST = "bad_request"
 
 
 class CloseCode:
@@ -109,8 +112,17 @@ def decode(raw: bytes | str) -> dict[str, Any] | ProtocolError:
     return msg
 
 
-def symbols_of(msg: Mapping[str, Any]) -> list[str] | ProtocolError:
-    """The symbols a subscribe/unsubscribe names: ``symbol`` (seed) and/or ``symbols`` (list)."""
+MAX_SYMBOL_LENGTH = 64
+"""Longer names cannot be instruments (Kite's longest trading symbols are about 30 characters);
+they are refused rather than echoed back in errors."""
+
+ECHO_LENGTH = 64
+"""A client's string is echoed back in an error at most this long (then cut, with ``...``)."""
+
+
+def symbols_of(msg: Mapping[str, Any], limit: int = 200) -> list[str] | ProtocolError:
+    """The symbols a subscribe/unsubscribe names: ``symbol`` (seed) and/or ``symbols`` (list),
+    at most ``limit`` of them (MAX_SYMBOLS_PER_MESSAGE)."""
     out: list[str] = []
     if "symbol" in msg:
         sym = msg["symbol"]
@@ -132,6 +144,16 @@ def symbols_of(msg: Mapping[str, Any]) -> list[str] | ProtocolError:
                 "field 'symbols' must be a list of strings",
                 {"field": "symbols"},
             )
+        if len(syms) + len(out) > limit:
+            return ProtocolError(
+                ErrorCode.TOO_MANY_SYMBOLS,
+                f"too many symbols in one message: {len(syms) + len(out)} (at most {limit})",
+                {
+                    "limit": limit,
+                    "count": len(syms) + len(out),
+                    "setting": "MAX_SYMBOLS_PER_MESSAGE",
+                },
+            )
         out.extend(s.strip() for s in syms if s.strip())
         if not out:
             return ProtocolError(
@@ -141,8 +163,52 @@ def symbols_of(msg: Mapping[str, Any]) -> list[str] | ProtocolError:
         return ProtocolError(
             ErrorCode.MISSING_FIELD, "missing field: 'symbol'", {"field": "symbol"}
         )
+    long = next((s for s in out if len(s) > MAX_SYMBOL_LENGTH), None)
+    if long is not None:
+        return ProtocolError(
+            ErrorCode.INVALID_FIELD,
+            f"symbol names are at most {MAX_SYMBOL_LENGTH} characters: {shown(long)}",
+            {"field": "symbols" if "symbols" in msg else "symbol", "limit": MAX_SYMBOL_LENGTH},
+        )
     # Keep order, drop repeats: one ack per distinct symbol.
     return list(dict.fromkeys(out))
+
+
+def client_timestamp(msg: Mapping[str, Any]) -> str | int | float | ProtocolError | None:
+    """``ping``'s optional ``timestamp``, echoed in the ``pong``: a string or a number only."""
+    if "timestamp" not in msg:
+        return None
+    value = msg["timestamp"]
+    if isinstance(value, str) and len(value) <= ECHO_LENGTH:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return ProtocolError(
+        ErrorCode.INVALID_FIELD,
+        f"field 'timestamp' must be a string of at most {ECHO_LENGTH} characters or a number",
+        {"field": "timestamp"},
+    )
+
+
+def clip(value: str) -> str:
+    """A client's string, cut to :data:`ECHO_LENGTH` characters for an error."""
+    return value if len(value) <= ECHO_LENGTH else value[:ECHO_LENGTH] + "..."
+
+
+def shown(value: object) -> str:
+    """A client's value as an error message shows it: a clipped repr of a string or number,
+    the JSON kind of anything else (a structure is never echoed)."""
+    if isinstance(value, str):
+        return repr(clip(value))
+    if isinstance(value, bool) or value is None or isinstance(value, int | float):
+        return clip(repr(value))
+    return f"a JSON {_json_kind(value)}"
+
+
+def listed(names: list[str], most: int = 5) -> str:
+    """``'A', 'B', 'C' and 7 more`` for an error message."""
+    head = ", ".join(repr(clip(n)) for n in names[:most])
+    return head if len(names) <= most else f"{head} and {len(names) - most} more"
 
 
 def since_of(
@@ -178,6 +244,8 @@ def since_of(
 
 
 def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "object"
     if isinstance(value, list):
         return "array"
     if isinstance(value, str):

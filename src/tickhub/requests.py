@@ -105,7 +105,9 @@ class Requests:
             self._error(
                 session,
                 ProtocolError(
-                    ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol: {raw!r}", {"symbol": raw}
+                    ErrorCode.UNKNOWN_SYMBOL,
+                    f"unknown symbol: {protocol.shown(raw)}",
+                    {"symbol": protocol.clip(raw)},
                 ),
                 request,
             )

@@ -18,7 +18,7 @@ from typing import Any
 
 from tickhub import __version__, protocol
 from tickhub.alerts import AlertsEngine
-from tickhub.auth import Authenticator, parse_api_keys
+from tickhub.auth import JWT_USER_PREFIX, Authenticator, parse_api_keys
 from tickhub.bus import Bus, BusMessage, create_bus
 from tickhub.clock import Clock, SystemClock
 from tickhub.cluster import (
@@ -36,7 +36,7 @@ from tickhub.cluster import (
 from tickhub.config import Settings
 from tickhub.demand import Demand
 from tickhub.feeds.base import Feed
-from tickhub.hub import CloseCode, Hub, HubLimits
+from tickhub.hub import CloseCode, Hub, HubLimits, transport_bytes
 from tickhub.ingest import Ingest
 from tickhub.instruments import InstrumentRegistry
 from tickhub.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -45,7 +45,7 @@ from tickhub.model import FeedState
 from tickhub.portfolio import Portfolio, demo_portfolio_file, load_positions_file
 from tickhub.publisher import STATUS_TOPIC
 from tickhub.requests import Requests
-from tickhub.server import HttpRequest, HttpResponse, WebSocketServer, text_frame
+from tickhub.server import HttpRequest, HttpResponse, ServerLimits, WebSocketServer, text_frame
 from tickhub.store import open_store
 from tickhub.topics import Endpoint
 from tickhub.webui import static_response
@@ -88,11 +88,16 @@ def build_authenticator(settings: Settings) -> Authenticator:
         key = settings.jwt_secret.get_secret_value()
     elif settings.jwt_public_key_file is not None:
         key = settings.jwt_public_key_file.read_text()
+    api_keys = parse_api_keys(settings.api_keys)
+    prefix = settings.jwt_user_prefix
+    if prefix is None:
+        prefix = JWT_USER_PREFIX if api_keys and key is not None else ""
     return Authenticator(
-        api_keys=parse_api_keys(settings.api_keys),
+        api_keys=api_keys,
         jwt_key=key,
         jwt_algorithm=settings.jwt_algorithm,
         jwt_audience=settings.jwt_audience,
+        jwt_user_prefix=prefix,
     )
 
 
@@ -214,6 +219,8 @@ class Service:
             self.demand_aggregator = DemandAggregator(
                 self.bus, self.clock, [self.demand.on_topic, self.ingest.on_demand]
             )
+            if hasattr(self.bus, "on_state"):  # a Redis that restarted empty gets the state back
+                self.bus.on_state = self.ingest.on_bus_state
 
     def _build_gateway(self) -> None:
         s = self.settings
@@ -234,6 +241,8 @@ class Service:
                 slow_client_grace=s.slow_client_grace,
                 idle_timeout=s.idle_timeout,
                 auth_timeout=s.auth_timeout,
+                outbox_bytes=s.outbox_bytes,
+                max_symbols_per_message=s.max_symbols_per_message,
             ),
             build_authenticator(s),
         )
@@ -250,8 +259,15 @@ class Service:
             },
             allow_origin=self._allows_origin,
             fallback=static_response,
-            outbox_bytes=s.outbox_bytes,
-            max_frame_bytes=max(s.max_message_bytes * 16, 1_048_576),
+            limits=ServerLimits(
+                handshake_timeout=s.handshake_timeout,
+                close_timeout=s.close_timeout,
+                max_header_bytes=s.max_header_bytes,
+                max_message_bytes=s.max_message_bytes,
+                max_frame_bytes=max(s.max_message_bytes * 16, 1_048_576),
+                outbox_bytes=transport_bytes(s.outbox_bytes),
+                send_buffer_bytes=s.send_buffer_bytes,
+            ),
         )
         if self.role == "gateway":
             self.remote_requests = RemoteRequests(self.hub, self.bus, self.clock, self.gateway_id)
@@ -287,6 +303,7 @@ class Service:
             self.bus.subscribe(STATUS_TOPIC, self._on_status)
             if self.role == "gateway":
                 self.remote_requests.register()
+                self.demand_relay.start()
                 self.ingest_watch.start()
                 self._spawn(self._probe_loop(), "probe")
             self._spawn(self._housekeeping(), "housekeeping")
@@ -314,7 +331,7 @@ class Service:
         self._stopping = True
         if self.server is not None and self.hub is not None:
             await self.server.stop()
-            self.hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
+            await self.server.close_all(CloseCode.GOING_AWAY, "server shutting down")
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -425,6 +442,20 @@ class Service:
             self._broadcast_status("reconnecting", "message bus unavailable")
 
     # --- HTTP ----------------------------------------------------------------------------------
+
+    def public_health(self) -> dict[str, Any]:
+        """What anyone may read: whether the service is up and its feed's state; no process
+        details (pid, counters), which are for operators (:meth:`health`)."""
+        body = self.health()
+        feed = body["feed"]
+        return {
+            "status": body["status"],
+            "service": body["service"],
+            "role": body["role"],
+            "version": body["version"],
+            "timestamp": body["timestamp"],
+            "feed": {k: feed[k] for k in ("name", "state", "market_time") if k in feed},
+        }
 
     def health(self) -> dict[str, Any]:
         feed = self._ingest_feed() if self.ingest is not None else self._gateway_feed()
@@ -540,23 +571,13 @@ class Service:
         self, route: Callable[[HttpRequest], HttpResponse]
     ) -> Callable[[HttpRequest], HttpResponse]:
         """With ADMIN_KEY set, the route wants ``Authorization: Bearer <ADMIN_KEY>``."""
-        key = self.settings.admin_key
 
         def guarded(request: HttpRequest) -> HttpResponse:
-            if key is not None:
-                scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-                ok = scheme.lower() == "bearer" and hmac.compare_digest(
-                    given.strip().encode(), key.get_secret_value().encode()
+            if not self._is_admin(request):
+                body = {"status": "error", "code": "auth_required", "message": "admin key required"}
+                return HttpResponse(
+                    401, protocol.encode(body), headers={"WWW-Authenticate": "Bearer"}
                 )
-                if not ok:
-                    body = {
-                        "status": "error",
-                        "code": "auth_required",
-                        "message": "admin key required",
-                    }
-                    return HttpResponse(
-                        401, protocol.encode(body), headers={"WWW-Authenticate": "Bearer"}
-                    )
             return route(request)
 
         return guarded
@@ -585,6 +606,11 @@ class Service:
             "reconnects": self.ingest.feed_status.reconnects if self.ingest else 0,
             "errors": dict(self.hub.errors),
             "closes": dict(self.hub.closes),
+            "http_responses": dict(self.server.http_responses) if self.server else {},
+            "sockets": self.server.open_sockets if self.server else 0,
+            "sockets_aborted": self.server.aborted if self.server else 0,
+            "sockets_refused": self.server.refused_sockets if self.server else 0,
+            "held_bytes": sum(s.held_bytes for s in self.hub.sessions),
             "feed_name": self.settings.feed,
             "feed_state": health["feed"]["state"],
             "last_tick_age": health["feed"]["last_tick_age_seconds"],
@@ -594,8 +620,20 @@ class Service:
         return HttpResponse(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
     def _route_health(self, request: HttpRequest) -> HttpResponse:
-        body = self.health()
+        details = self.settings.health_details or (
+            self.settings.admin_key is not None and self._is_admin(request)
+        )
+        body = self.health() if details else self.public_health()
         return HttpResponse(200 if body["status"] == "ok" else 503, protocol.encode(body))
+
+    def _is_admin(self, request: HttpRequest) -> bool:
+        key = self.settings.admin_key
+        if key is None:
+            return True
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), key.get_secret_value().encode()
+        )
 
     def _route_connections(self, request: HttpRequest) -> HttpResponse:
         assert self.hub is not None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tickhub.service import Service
-from tickhub.webui import static_response, static_root
+from tickhub.webui import read_static, static_response, static_root
 
 STATIC = Path(str(static_root()))
 VENDOR = STATIC / "vendor"
@@ -116,3 +116,17 @@ async def test_the_service_serves_the_dashboard_over_http(
     assert (status, content_type) == (200, "text/javascript; charset=utf-8")
     status, content_type, _ = await asyncio.to_thread(get, "/static/../pyproject.toml")
     assert (status, content_type) == (404, "application/json")
+
+
+def test_symlinks_inside_the_static_folder_are_never_followed(tmp_path: Path) -> None:
+    root = tmp_path / "static"
+    root.mkdir()
+    (root / "app.css").write_text("body{}")
+    secret = tmp_path / "secret.env"
+    secret.write_text("API_KEYS=alice:key")
+    (root / "leak.css").symlink_to(secret)
+    (root / "up").symlink_to(tmp_path)
+    assert read_static(root, ["app.css"]) == b"body{}"
+    assert read_static(root, ["leak.css"]) is None
+    assert read_static(root, ["up", "secret.env"]) is None
+    assert read_static(root, ["up"]) is None  # a directory is not a file either

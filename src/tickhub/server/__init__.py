@@ -1,11 +1,21 @@
-"""The only package that imports the WebSocket/HTTP library (picows).
+"""The only package that speaks HTTP and WebSocket: the rest of tickhub sees a
+:class:`tickhub.hub.Peer` per client and plain route functions.
 
-picows was chosen by measurement: on this machine, 1,000 clients and a ~200-byte message, it
-delivered ~370-395k sends per server CPU-second against ~275k for aiohttp and ~225k for
-``websockets.broadcast`` (figures in the README and bench/). Swapping the library means rewriting
-this package only: the hub sees a :class:`tickhub.hub.Peer`.
+The protocols are parsed by sans-I/O libraries made for them, h11 (HTTP/1.1) and wsproto
+(RFC 6455), on a plain asyncio protocol; frames to clients are built once per message and written
+as bytes to every subscriber (:func:`text_frame`), which is where a fan-out server spends its time.
 """
 
-from tickhub.server.ws import HttpRequest, HttpResponse, Routes, WebSocketServer, text_frame
+from tickhub.server.app import WebSocketServer
+from tickhub.server.connection import ServerLimits
+from tickhub.server.frames import text_frame
+from tickhub.server.http import HttpRequest, HttpResponse, Routes
 
-__all__ = ["HttpRequest", "HttpResponse", "Routes", "WebSocketServer", "text_frame"]
+__all__ = [
+    "HttpRequest",
+    "HttpResponse",
+    "Routes",
+    "ServerLimits",
+    "WebSocketServer",
+    "text_frame",
+]
