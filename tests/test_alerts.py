@@ -273,12 +273,12 @@ def test_day_rule_shows_triggered_for_the_rest_of_the_day() -> None:
     (entry,) = engine.state(SYM)["price_alerts"]
     assert isinstance(entry, dict)
     assert entry["id"] == "builtin:RELIANCE:day_change_up"
-    assert entry["triggered"] is True
+    assert (entry["fired"], entry["triggered"]) == (True, False)  # triggered: events only
     assert entry["triggered_at"] == iso(at(0))
     assert entry["value"] == pytest.approx(2040.0)
     engine.on_tick(tick(2000.0, at(86_400), prev_close=2000))  # next day
     (entry,) = engine.state(SYM)["price_alerts"]
-    assert isinstance(entry, dict) and entry["triggered"] is False
+    assert isinstance(entry, dict) and entry["fired"] is False
 
 
 def test_day_change_rearms_with_hysteresis_and_cooldown() -> None:
@@ -347,10 +347,10 @@ def test_volume_spike_fires_above_k_times_the_average() -> None:
     assert events[0].category == "volume"
     assert events[0].message == "RELIANCE 1m volume 3646 is 3.0x the 20-candle average 1215"
     (entry,) = engine.state(SYM)["volume_alerts"]
-    assert isinstance(entry, dict) and entry["triggered"] is True
+    assert isinstance(entry, dict) and entry["fired"] is True
     engine.on_candle(candle(23, 101.0, volume=1000))
     (entry,) = engine.state(SYM)["volume_alerts"]
-    assert isinstance(entry, dict) and entry["triggered"] is False
+    assert isinstance(entry, dict) and entry["fired"] is False
 
 
 def test_volume_spike_needs_a_full_window() -> None:
@@ -469,6 +469,7 @@ def test_state_lists_owner_alerts_and_every_builtin_rule() -> None:
         "condition": "above",
         "value": 2500.0,
         "triggered": False,
+        "fired": False,
         "triggered_at": None,
         "price": None,
         "message": None,
@@ -504,12 +505,18 @@ def test_triggered_alert_state_carries_time_price_and_message() -> None:
     (event,) = feed(engine, [(0, 2510), (1, 2495)])
     (entry,) = engine.state(SYM, "u")["price_alerts"]
     assert isinstance(entry, dict)
-    assert entry["triggered"] is True
+    assert (entry["fired"], entry["triggered"]) == (True, False)
     assert entry["triggered_at"] == "2025-01-27T04:30:01.000Z"
     assert entry["price"] == 2495.0
     assert entry["message"] == "RELIANCE crossed below 2500.00 at 2495.00"
     assert event_payload(event)["triggered_at"] == "2025-01-27T04:30:01.000Z"
-    assert alert_payload(event.alert)["triggered"] is True
+    assert (event_payload(event)["triggered"], event_payload(event)["fired"]) == (True, True)
+    assert (alert_payload(event.alert)["triggered"], alert_payload(event.alert)["fired"]) == (
+        False,
+        True,
+    )
+    (announced,) = engine.state(SYM, "u", firing=event.alert.id)["price_alerts"]
+    assert isinstance(announced, dict) and announced["triggered"] is True
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -538,13 +545,45 @@ def test_triggered_alert_state_carries_time_price_and_message() -> None:
         ({"value": [1]}, ErrorCode.INVALID_FIELD, "field 'value' must be a number, got array"),
         ({"value": math.nan}, ErrorCode.INVALID_FIELD, "field 'value' must be a finite number"),
         ({"value": math.inf}, ErrorCode.INVALID_FIELD, "field 'value' must be a finite number"),
-        ({"value": 10**400}, ErrorCode.INVALID_FIELD, "field 'value' must be a finite number"),
-        ({"value": -5}, ErrorCode.INVALID_FIELD, "field 'value' must be greater than 0, got -5"),
-        ({"value": 0}, ErrorCode.INVALID_FIELD, "field 'value' must be greater than 0, got 0"),
+        (
+            {"value": 10**400},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a price from 0.01 to 1000000000, got 1000",
+        ),
+        (
+            {"value": -5},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a price from 0.01 to 1000000000, got -5",
+        ),
+        (
+            {"value": 0},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a price from 0.01 to 1000000000, got 0",
+        ),
+        (
+            {"value": 5e-324},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a price from 0.01 to 1000000000, got 5e-324",
+        ),
+        (
+            {"value": 1e10},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a price from 0.01 to 1000000000, got 1",
+        ),
+        (
+            {"value": 2500.125},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must have at most 2 decimals, got 2500.125",
+        ),
+        (
+            {"condition": "percent_change", "value": 150},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a percentage from 0.01 to 100, got 150",
+        ),
         (
             {"condition": "percent_change", "value": -1.5},
             ErrorCode.INVALID_FIELD,
-            "field 'value' must be greater than 0, got -1.5",
+            "field 'value' must be a percentage from 0.01 to 100, got -1.5",
         ),
         ({"once": "yes"}, ErrorCode.INVALID_FIELD, "field 'once' must be a boolean, got string"),
         ({"once": 1}, ErrorCode.INVALID_FIELD, "field 'once' must be a boolean, got number"),
@@ -646,7 +685,7 @@ def test_fired_alert_does_not_fire_again_after_a_restart(tmp_path: Path) -> None
     assert feed(engine, [(0, 2490), (1, 2510), (100, 2490), (200, 2510)]) == []
     (entry,) = engine.state(SYM, "u")["price_alerts"]
     assert isinstance(entry, dict)
-    assert (entry["id"], entry["triggered"], entry["triggered_at"], entry["price"]) == (
+    assert (entry["id"], entry["fired"], entry["triggered_at"], entry["price"]) == (
         alert.id,
         True,
         iso(at(1)),
@@ -698,7 +737,7 @@ def test_crossing_while_nobody_is_subscribed_is_in_state_later(tmp_path: Path) -
         assert [e.alert.owner for e in engine.recent_events(SYM, "v")] == ["", "v"]
         assert len(engine.recent_events(SYM, "u", limit=1)) == 1
         price_alerts = engine.state(SYM, "u")["price_alerts"]
-        assert [(e["type"], e["triggered"]) for e in price_alerts if isinstance(e, dict)] == [
+        assert [(e["type"], e["fired"]) for e in price_alerts if isinstance(e, dict)] == [
             ("above", True),
             ("day_change_up", True),
         ]

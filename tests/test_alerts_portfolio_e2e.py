@@ -129,9 +129,13 @@ async def test_alert_triggers_once_and_is_delivered_as_event(app: App) -> None:
     assert fired["price"] == 101.5
     assert fired["triggered_at"] == "2025-01-27T03:45:02.000Z"
     assert "RELIANCE" in fired["message"]
-    # The seed's example reads data.price_alerts[i].triggered on every alerts message.
+    # The seed's example reads data.price_alerts[i].triggered on every alerts message: true in
+    # the event announcing the firing, false in the state messages after it (fired stays true).
     user = [a for a in event["data"]["price_alerts"] if a["source"] == "user"]
-    assert user[0]["triggered"] is True
+    assert (user[0]["triggered"], user[0]["fired"]) == (True, True)
+    state = await c.wait_for(lambda m: m.get("data_type") == "alert_data" and "event" not in m)
+    user = [a for a in state["data"]["price_alerts"] if a["source"] == "user"]
+    assert (user[0]["triggered"], user[0]["fired"]) == (False, True)
     # once=True: the second crossing (100 -> 102) fires nothing more.
     app.feed.push(tick("RELIANCE", at(9, 15, 5), 102.5, 1400))
     await c.wait_for(
@@ -173,7 +177,7 @@ async def test_alert_state_survives_restart_and_never_fires_twice(tmp_path: Path
     await c.send({"type": "subscribe", "symbol": "INFY"})
     snap = await c.wait_for(lambda m: m.get("snapshot") and m.get("data_type") == "alert_data")
     mine = [a for a in snap["data"]["price_alerts"] if a["id"] == alert_id]
-    assert mine and mine[0]["triggered"] is True and mine[0]["price"] == 1601.0
+    assert mine and mine[0]["fired"] is True and mine[0]["price"] == 1601.0
     assert [e["id"] for e in snap["data"]["recent_events"] if e["source"] == "user"] == [alert_id]
     # The same crossing seen again after the restart (price still above) does not fire again.
     app.feed.push(tick("INFY", at(9, 15, 3), 1602.0, 30, token=408065))

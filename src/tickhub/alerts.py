@@ -39,6 +39,10 @@ User alerts
     A tick at or before an alert's last firing is not evaluated for it, and a tick older than the
     symbol's newest tick is ignored, so a replayed or out-of-order tick never fires twice.
 
+    On the wire, ``Alert.triggered`` (the lasting fired state) is the field ``fired``; the
+    wire's ``triggered`` is true only in the message that announces a firing, so that a client
+    that notifies on it (as the seed's example does) notifies once per firing.
+
 Built-in rules (:class:`AlertRules`, applied to every symbol; ids ``builtin:<SYMBOL>:<rule>``)
     Price (ticks): ``day_change_up``/``day_change_down`` while the change against the previous
     close is >= +X % / <= -X % (default 2); ``new_day_high``/``new_day_low`` when the price goes
@@ -82,10 +86,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from decimal import Decimal
+from typing import TYPE_CHECKING, Final, Literal
 
 from tickhub.model import IST, SESSION_OPEN, Candle, Interval, Tick
-from tickhub.protocol import ErrorCode, ProtocolError, iso
+from tickhub.protocol import ErrorCode, ProtocolError, clip, iso, shown
 
 if TYPE_CHECKING:
     from tickhub.store import Store
@@ -94,6 +99,9 @@ __all__ = [
     "BUILTIN_RULES",
     "CONDITIONS",
     "NOTE_MAX_LENGTH",
+    "PERCENT_RANGE",
+    "PRICE_RANGE",
+    "VALUE_DECIMALS",
     "Alert",
     "AlertEvent",
     "AlertRules",
@@ -125,6 +133,20 @@ BUILTIN_RULES = (
 """Built-in rule names, in the order ``state`` lists them."""
 
 NOTE_MAX_LENGTH = 200
+
+PRICE_RANGE: Final = (Decimal("0.01"), Decimal(10) ** 9)
+"""An alert's price level, inclusive: one paisa to 10^9 rupees (the range of a position's
+average price; far above any NSE quote)."""
+
+PERCENT_RANGE: Final = (Decimal("0.01"), Decimal(100))
+"""A ``percent_change`` level, inclusive: a price cannot fall more than 100 %, and NSE's widest
+daily price band is 20 %."""
+
+VALUE_DECIMALS: Final = 2
+"""Decimals an alert level may have: NSE quotes equities in steps of 0.05, but a level may be
+set at any paisa (and a percentage at any hundredth)."""
+
+_STEP = Decimal(1).scaleb(-VALUE_DECIMALS)
 
 _CATEGORY: dict[str, Category] = {
     "day_change_up": "price",
@@ -274,15 +296,23 @@ def _round(value: object) -> object:
     return round(value, 4) if isinstance(value, float) else value
 
 
-def alert_payload(alert: Alert, *, triggered: bool | None = None) -> dict[str, object]:
-    """An alert as it appears in the ``state`` lists (``triggered`` overrides the stored flag)."""
+def alert_payload(
+    alert: Alert, *, triggered: bool = False, fired: bool | None = None
+) -> dict[str, object]:
+    """An alert for the wire.
+
+    ``triggered`` is true only where a firing is announced (the event message, on the alert that
+    fired), so the seed's ``if (alert.triggered) showNotification(...)`` notifies once per
+    firing; the lasting state is ``fired`` (the stored flag unless given) and ``armed``.
+    """
     body: dict[str, object] = {
         "id": alert.id,
         "symbol": alert.symbol,
         "type": alert.condition,
         "condition": alert.condition,
         "value": _round(alert.value),
-        "triggered": alert.triggered if triggered is None else triggered,
+        "triggered": triggered,
+        "fired": alert.triggered if fired is None else fired,
         "triggered_at": iso(alert.triggered_at) if alert.triggered_at is not None else None,
         "price": alert.price,
         "message": alert.message,
@@ -301,9 +331,10 @@ def alert_payload(alert: Alert, *, triggered: bool | None = None) -> dict[str, o
     return body
 
 
-def event_payload(event: AlertEvent) -> dict[str, object]:
-    """An event for the wire: the alert after firing, with this firing's time, price, message."""
-    body = alert_payload(event.alert, triggered=True)
+def event_payload(event: AlertEvent, *, triggered: bool = True) -> dict[str, object]:
+    """A firing for the wire: the alert after firing, with this firing's time, price, message
+    (``triggered`` false where it is only recalled, as in ``recent_events``)."""
+    body = alert_payload(event.alert, triggered=triggered, fired=True)
     body.update(
         triggered_at=iso(event.triggered_at),
         price=event.price,
@@ -341,21 +372,35 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def _number(name: str, value: object) -> float | ProtocolError:
-    """A positive finite number (``bool`` is not a number here)."""
+def _level(condition: str, value: object) -> float | ProtocolError:
+    """The ``value`` of a new alert: a price in :data:`PRICE_RANGE`, or for ``percent_change`` a
+    percentage in :data:`PERCENT_RANGE`, with at most :data:`VALUE_DECIMALS` decimals (checked
+    on the number as written, so ``2500.1`` passes and ``5e-324`` or ``2**64`` do not)."""
     if value is None:
-        return _missing(name)
+        return _missing("value")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return _invalid(name, f"field {name!r} must be a number, got {_kind(value)}")
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number):
-        return _invalid(name, f"field {name!r} must be a finite number, got {value!r}")
-    if number <= 0:
-        return _invalid(name, f"field {name!r} must be greater than 0, got {value!r}")
-    return number
+        return _invalid("value", f"field 'value' must be a number, got {_kind(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        return _invalid("value", f"field 'value' must be a finite number, got {shown(value)}")
+    # The shortest repr is the number the sender wrote: 0.1 -> Decimal("0.1").
+    exact = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+    percent = condition == "percent_change"
+    low, high = PERCENT_RANGE if percent else PRICE_RANGE
+    what = "a percentage" if percent else "a price"
+    if not low <= exact <= high:
+        return _invalid(
+            "value",
+            f"field 'value' must be {what} from {low} to {high:f}, got {shown(value)}",
+            min=float(low),
+            max=float(high),
+        )
+    if exact != exact.quantize(_STEP):
+        return _invalid(
+            "value",
+            f"field 'value' must have at most {VALUE_DECIMALS} decimals, got {shown(value)}",
+            decimals=VALUE_DECIMALS,
+        )
+    return float(exact)
 
 
 # --- evaluation state ---------------------------------------------------------------------------
@@ -451,9 +496,11 @@ class AlertsEngine:
         """Validate and add a user alert, saved before it is returned.
 
         Errors (``ProtocolError``): ``missing_field`` for a missing symbol, condition or value;
-        ``invalid_field`` for an unknown condition, a value that is not a finite number > 0 (a
-        boolean is not a number), a non-boolean ``once``, a ``note`` that is not a string of at
-        most 200 characters; ``limit_exceeded`` past ``max_alerts_per_owner``.
+        ``invalid_field`` for an unknown condition, a value that is not a number (a boolean is
+        not one) in :data:`PRICE_RANGE` (:data:`PERCENT_RANGE` for ``percent_change``) with at
+        most :data:`VALUE_DECIMALS` decimals, a non-boolean ``once``, a ``note`` that is not a
+        string of at most 200 characters; ``limit_exceeded`` past ``max_alerts_per_owner``. No
+        error echoes a structure the client sent, only its JSON type.
         """
         owner = owner or ""
         if symbol is None or (isinstance(symbol, str) and not symbol.strip()):
@@ -472,10 +519,10 @@ class AlertsEngine:
             allowed = ", ".join(CONDITIONS)
             return _invalid(
                 "condition",
-                f"unknown condition: {condition!r} (allowed: {allowed})",
+                f"unknown condition: {shown(condition)} (allowed: {allowed})",
                 allowed=list(CONDITIONS),
             )
-        level = _number("value", value)
+        level = _level(name, value)
         if isinstance(level, ProtocolError):
             return level
         if not isinstance(once, bool):
@@ -523,7 +570,9 @@ class AlertsEngine:
             return _invalid("id", f"field 'id' must be a string, got {_kind(id)}")
         alert = self._alerts.get(id)
         if alert is None or alert.owner != owner:
-            return ProtocolError(ErrorCode.NOT_FOUND, f"unknown alert: {id!r}", {"id": id})
+            return ProtocolError(
+                ErrorCode.NOT_FOUND, f"unknown alert: {shown(id)}", {"id": clip(id)}
+            )
         if self._store is not None:
             self._store.delete_alert(id)
         del self._alerts[id]
@@ -586,13 +635,16 @@ class AlertsEngine:
 
     # --- queries --------------------------------------------------------------------------------
 
-    def state(self, symbol: str, owner: str | None = None) -> dict[str, builtins.list[object]]:
+    def state(
+        self, symbol: str, owner: str | None = None, *, firing: str | None = None
+    ) -> dict[str, builtins.list[object]]:
         """The ``alert_data`` payload for ``symbol`` as ``owner`` sees it (``None`` = ``""``).
 
         ``price_alerts`` holds the owner's user alerts (creation order) then the built-in price
         rules; ``volume_alerts`` and ``breakout_alerts`` the built-in candle rules. Each entry is
         :func:`alert_payload`; built-in entries carry ``value`` = the level currently in force
-        (``None`` until known) and no ``owner``.
+        (``None`` until known) and no ``owner``. Only the entry whose id is ``firing`` (the
+        event being announced) has ``triggered`` true.
         """
         owner = owner or ""
         lists: dict[str, builtins.list[object]] = {
@@ -602,16 +654,18 @@ class AlertsEngine:
         }
         for alert in self._by_symbol.get(symbol, {}).values():
             if alert.owner == owner:
-                lists["price_alerts"].append(alert_payload(alert))
+                lists["price_alerts"].append(alert_payload(alert, triggered=alert.id == firing))
         sym = self._symbols.get(symbol) or _Symbol()
         levels = self._levels(sym)
         for rule in BUILTIN_RULES:
             if rule not in self.rules.builtin_rules:
                 continue
             alert = self._builtin_alert(symbol, rule, sym.rules.get(rule))
-            shown = replace(alert, value=levels.get(rule))
+            at_level = replace(alert, value=levels.get(rule))
             lists[f"{_CATEGORY[rule]}_alerts"].append(
-                alert_payload(shown, triggered=self._showing(sym, rule))
+                alert_payload(
+                    at_level, triggered=alert.id == firing, fired=self._showing(sym, rule)
+                )
             )
         return lists
 
@@ -1036,7 +1090,7 @@ class AlertsEngine:
 
     @staticmethod
     def _showing(sym: _Symbol, rule: str) -> bool:
-        """Whether ``state`` shows the rule as triggered (see the module doc)."""
+        """Whether ``state`` shows the rule as ``fired`` (see the module doc)."""
         state = sym.rules.get(rule)
         if state is None or state.triggered_at is None:
             return False

@@ -83,6 +83,7 @@ class Ingest:
         self._bucket: dict[tuple[str, str, str], datetime] = {}
         self._keys: dict[tuple[str, Interval], tuple[tuple[str, str, str], str, str]] = {}
         self._owner_topics: dict[tuple[str, str], dict[str, int]] = {}
+        self._alert_states: dict[tuple[str, str], dict[str, Any]] = {}  # (symbol, owner): last sent
         self.wanted: set[str] = set()  # topics some client subscribes to (see on_demand)
         self._topic_cache: dict[str, list[str]] = {}
 
@@ -125,7 +126,8 @@ class Ingest:
             )
         for owner in self.owners(Endpoint.ALERTS, symbol):
             self._throttled(
-                ("alerts", symbol, owner), functools.partial(self.publish_alerts, symbol, owner)
+                ("alerts", symbol, owner),
+                functools.partial(self.publish_alerts, symbol, owner, changed_only=True),
             )
 
     def on_status(self, status: FeedStatus) -> None:
@@ -345,14 +347,23 @@ class Ingest:
         )
         self.publisher.drop_retained(t, f"position:{symbol}")
 
-    def publish_alerts(self, symbol: str, owner: str = "") -> None:
-        """The alert lists of a symbol, with its recent events (a firing nobody saw is here)."""
+    def publish_alerts(self, symbol: str, owner: str = "", *, changed_only: bool = False) -> None:
+        """The alert lists of a symbol, with its recent events (a firing nobody saw is here).
+
+        ``changed_only``: not when the lists are as last sent. Alert state moves with firings,
+        re-arming and the built-in levels, not with every tick, and a state message repeated
+        each second would only repeat what clients have (about 2.7 KB a second per symbol).
+        """
         tick = self.last_ticks.get(symbol)
         ts = tick.timestamp if tick is not None else self.clock.now()
         data: dict[str, Any] = dict(self.alerts.state(symbol, owner))
         data["recent_events"] = [
-            event_payload(e) for e in self.alerts.recent_events(symbol, owner, limit=10)
+            event_payload(e, triggered=False)
+            for e in self.alerts.recent_events(symbol, owner, limit=10)
         ]
+        if changed_only and self._alert_states.get((symbol, owner)) == data:
+            return
+        self._alert_states[(symbol, owner)] = data
         self.publisher.data(
             topic(Endpoint.ALERTS, symbol, owner=owner),
             symbol,
@@ -373,7 +384,8 @@ class Ingest:
             else {event.alert.owner or ""}
         )
         for owner in sorted(owners):
-            data: dict[str, Any] = dict(self.alerts.state(symbol, owner))
+            # Only here is ``triggered`` true: on the alert that fired, in its list and ``alert``.
+            data: dict[str, Any] = dict(self.alerts.state(symbol, owner, firing=event.alert.id))
             data["alert"] = event_payload(event)
             self.publisher.data(
                 topic(Endpoint.ALERTS, symbol, owner=owner),
@@ -385,7 +397,8 @@ class Ingest:
                 event="triggered",
             )
             self._throttled(
-                ("alerts", symbol, owner), functools.partial(self.publish_alerts, symbol, owner)
+                ("alerts", symbol, owner),
+                functools.partial(self.publish_alerts, symbol, owner, changed_only=True),
             )
 
     # --- owners (per-user alerts and portfolio when authentication is on) ---------------------
@@ -413,12 +426,38 @@ class Ingest:
             counts.pop(owner, None)
             if not counts:
                 del self._owner_topics[key]
-        if wanted and kind == Endpoint.ALERTS.value:
+            if kind == Endpoint.ALERTS.value:
+                self._alert_states.pop((symbol, owner), None)
+        if wanted:
+            self._publish_owned(kind, symbol, owner)
+
+    def _publish_owned(self, kind: str, symbol: str, owner: str) -> None:
+        """An alerts or portfolio topic became wanted: its latest state, for its snapshot."""
+        if kind == Endpoint.ALERTS.value:
             self.publish_alerts(symbol, owner)
-        elif wanted and kind == Endpoint.PORTFOLIO.value:
+        elif kind == Endpoint.PORTFOLIO.value:
             held = self.portfolio.held_symbols(owner) if symbol == ALL_SYMBOLS else [symbol]
             for s in held:
                 self.publish_portfolio(s, owner)
+
+    def republish(self) -> None:
+        """Every wanted topic's current state again: a Redis that restarted empty lost the
+        retained copies that new subscribers' snapshots are made of."""
+        for t in sorted(self.wanted):
+            with self._contained("republish", t):
+                owner = owner_of(t)
+                if owner is None:
+                    self._publish_current(t)
+                else:
+                    kind, _, rest = t.partition(":")
+                    self._publish_owned(kind, rest.rsplit(":@", 1)[0], owner)
+
+    def on_bus_state(self, connected: bool) -> None:
+        """The bus's ``on_state``: publish the retained state again whenever it comes back."""
+        if connected:
+            if self.wanted:
+                log.info("message bus connected: republishing %d wanted topics", len(self.wanted))
+            self.republish()
 
     def _publish_current(self, t: str) -> None:
         """A stream or analysis topic became wanted: its latest state, so it has a snapshot."""

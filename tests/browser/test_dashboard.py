@@ -112,7 +112,18 @@ def _with_test_pages(
         if not file.is_relative_to(HERE) or not file.is_file():
             return None
         content_type = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
-        return HttpResponse(200, file.read_bytes(), content_type=content_type)
+        # The test pages run the seed's snippets as inline scripts, which the service's own
+        # policy for its HTML forbids; they stay on the service's origin for everything else.
+        csp = (
+            "default-src 'self'; img-src 'self' data:; "
+            "script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'"
+        )
+        return HttpResponse(
+            200,
+            file.read_bytes(),
+            content_type=content_type,
+            headers={"Content-Security-Policy": csp},
+        )
 
     return serve
 
@@ -397,6 +408,37 @@ async def test_seed_examples_run_unchanged_in_the_browser(
     await expect(page.locator("#hook")).to_have_attribute("data-connected", "true")
     await expect(page.locator("#hook")).to_contain_text("connected, RELIANCE ")
     await expect(page.locator("#hook")).not_to_contain_text("…")
+    console.assert_clean()
+
+
+async def test_seed_alerts_example_notifies_once_per_firing(
+    web: Service, port: int, browser: Browser
+) -> None:
+    """The seed's alerts snippet calls showNotification for each price_alerts entry with
+    ``triggered`` true: one firing must give one notification, not one per later message."""
+    page, console = await open_page(browser, port, "/__tests__/seed_page.html")
+    await page.wait_for_function("() => window.seen.alerts >= 1", timeout=15_000)
+    client = await Client.connect(f"ws://127.0.0.1:{port}/ws/alerts")
+    try:
+        await client.send(
+            {"type": "create_alert", "symbol": "RELIANCE", "condition": "above", "value": 1}
+        )
+        await client.wait_for(lambda m: m.get("type") == "alert")
+        await client.send({"type": "subscribe", "symbol": "RELIANCE"})
+        await client.wait_for(lambda m: m.get("event") == "triggered", timeout=15)
+        await page.wait_for_function("() => window.seen.notifications >= 1", timeout=15_000)
+        # Later state messages still list the fired alert (fired: true) but announce nothing.
+        for _ in range(2):
+            await client.send(
+                {"type": "create_alert", "symbol": "RELIANCE", "condition": "above", "value": 99999}
+            )
+            created = await client.wait_for(lambda m: m.get("type") == "alert")
+            await page.wait_for_function(
+                "(id) => (window.alertIds || []).includes(id)", arg=created["alert"]["id"]
+            )
+    finally:
+        await client.close()
+    assert await page.evaluate("window.seen.notifications") == 1
     console.assert_clean()
 
 

@@ -600,7 +600,7 @@ function renderAlerts() {
         del.disabled = false;
       }
     });
-    const stateText = a.triggered
+    const stateText = a.fired
       ? `triggered ${a.triggered_at ? timeFmt.format(new Date(a.triggered_at)) : ''} at ${price(a.price)}`
       : a.once ? 'armed, once' : 'armed';
     const item = el(
@@ -611,7 +611,7 @@ function renderAlerts() {
       del,
     );
     item.dataset.id = a.id;
-    item.dataset.triggered = String(a.triggered);
+    item.dataset.triggered = String(a.fired);
     list.append(item);
   }
 }

@@ -129,7 +129,10 @@ export interface Alert {
   type: string;
   condition: AlertCondition;
   value: number | null;
+  /** True only in the event message announcing this alert's firing (once per firing). */
   triggered: boolean;
+  /** In its fired state: a `once` alert for good, a re-arming one until it re-arms. */
+  fired: boolean;
   triggered_at: Timestamp | null;
   price: number | null;
   message: string | null;
