@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check clean install soak test-browser screenshot bench
+.PHONY: run test lint typecheck check clean install soak abuse test-browser screenshot bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: $(BENCH_STAMP)
 ## Soak test: thousands of clients churning for a minute, then leak and health checks
 soak: $(STAMP)
 	$(BIN)/python scripts/soak.py
+
+## Abuse suite: reply amplification, non-reading clients, large frames, floods and churn against stated bounds; ARGS=--quick
+abuse: $(STAMP)
+	$(BIN)/python scripts/abuse.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests backend scripts

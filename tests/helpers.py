@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -176,3 +178,24 @@ def established(port: int) -> int:
         check=True,
     ).stdout
     return sum(1 for line in out.splitlines() if line.strip())
+
+
+NODE = shutil.which("node")
+
+
+@functools.cache
+def node_has_websocket() -> bool:
+    """Whether this Node has the built-in WebSocket (Node 22; Node 20 behind a flag)."""
+    if NODE is None:
+        return False
+    probe = subprocess.run(
+        [
+            NODE,
+            "--experimental-websocket",
+            "-e",
+            "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
+        ],
+        capture_output=True,
+        timeout=30,
+    )
+    return probe.returncode == 0

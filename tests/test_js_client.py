@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_settings
+from tests.helpers import node_has_websocket
 from tickhub.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,26 +29,10 @@ SCRIPT = ROOT / "tests" / "js" / "client.test.mjs"
 NODE = shutil.which("node")
 
 
-def _node_has_websocket() -> bool:
-    if NODE is None:
-        return False
-    probe = subprocess.run(
-        [
-            NODE,
-            "--experimental-websocket",
-            "-e",
-            "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
-        ],
-        capture_output=True,
-        timeout=30,
-    )
-    return probe.returncode == 0
-
-
 pytestmark = [
     pytest.mark.skipif(NODE is None, reason="node is not installed"),
     pytest.mark.skipif(
-        NODE is not None and not _node_has_websocket(),
+        NODE is not None and not node_has_websocket(),
         reason="node has no WebSocket (needs Node 20+ with --experimental-websocket, or 22+)",
     ),
 ]

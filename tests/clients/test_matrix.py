@@ -35,6 +35,7 @@ import websocket
 import websockets
 
 from tests.clients.raw import port_of
+from tests.helpers import node_has_websocket
 from tickhub.service import Service
 
 try:
@@ -282,22 +283,6 @@ class WebsocketsDriver:
 
 
 @functools.cache
-def _node_has_websocket() -> bool:
-    assert NODE is not None
-    probe = subprocess.run(
-        [
-            NODE,
-            "--experimental-websocket",
-            "-e",
-            "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
-        ],
-        capture_output=True,
-        timeout=30,
-    )
-    return probe.returncode == 0
-
-
-@functools.cache
 def _npm_ws_missing() -> str | None:
     """Installs tests/package-lock.json's ``ws`` once if needed; the reason it cannot be used."""
     if (TESTS / "node_modules" / "ws" / "package.json").exists():
@@ -324,7 +309,7 @@ def free_port() -> int:
 def skip_reason(client: str) -> str | None:
     if client in ("node", "node-ws") and NODE is None:
         return "node is not installed"
-    if client == "node" and not _node_has_websocket():
+    if client == "node" and not node_has_websocket():
         return "node has no WebSocket (needs Node 20+ with --experimental-websocket, or 22+)"
     if client == "node-ws":
         return _npm_ws_missing()

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _OPEN = ConnectionState.OPEN
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
-EVENT_SLICE = 0.002
+EVENT_SLICE = 0.0005
 """Seconds of parsing and handling one connection may take before the others get their turn."""
 _PHRASES = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
@@ -95,6 +95,7 @@ class Connection(asyncio.BufferedProtocol):
         "_server",
         "_shut",
         "_size",
+        "_slice_end",
         "_timer",
         "_too_big",
         "_ws",
@@ -125,6 +126,7 @@ class Connection(asyncio.BufferedProtocol):
         self._shut = False  # FIN sent (or the transport closed)
         self._events: Iterator[Event] | None = None  # wsproto events left from the last read
         self._reading_paused = False
+        self._slice_end = 0.0  # end of this turn's slice (0: no read in this turn yet)
         self.session: Session | None = None
         self.ip = ""
         self.remote = ""
@@ -363,13 +365,19 @@ class Connection(asyncio.BufferedProtocol):
         self._run_events()
 
     def _run_events(self) -> None:
-        """Handle the events of what was read, for at most :data:`EVENT_SLICE` seconds: a client
-        that sends thousands of messages at once then waits, unread, for the next turn of the
-        loop (its socket paused), and every other connection is served in between."""
+        """Handle the events of what was read, for at most :data:`EVENT_SLICE` seconds per turn
+        of the event loop. A client that sends thousands of messages, or megabytes, at once
+        then waits with its socket paused until the next turn, and every other connection is
+        served in between. The budget is per turn, not per read: uvloop reads a ready socket
+        up to 32 times in one turn."""
         events, ws = self._events, self._ws
         if events is None or ws is None:
             return
-        deadline = time.perf_counter() + EVENT_SLICE
+        now = time.perf_counter()
+        if not self._slice_end:
+            self._slice_end = now + EVENT_SLICE
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        deadline = self._slice_end
         for event in events:
             if isinstance(event, TextMessage):
                 self._on_text(event)
@@ -388,12 +396,26 @@ class Connection(asyncio.BufferedProtocol):
             if self._events is None:
                 return  # the connection was lost or failed while handling the event
             if time.perf_counter() > deadline:
-                if not self._reading_paused and self.transport is not None:
-                    self._reading_paused = True
-                    self.transport.pause_reading()
-                asyncio.get_running_loop().call_soon(self._run_events)
+                self._pause_reading()  # the rest at the next turn (_next_turn)
                 return
         self._events = None
+        if time.perf_counter() > deadline:
+            self._pause_reading()  # parsing took the slice: read no more in this turn
+
+    def _next_turn(self) -> None:
+        """A new turn of the loop: a new slice for the events left, or reading again."""
+        self._slice_end = 0.0
+        if self._events is not None:
+            self._run_events()
+        if self._events is None and self._reading_paused:
+            self._resume_reading()
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None and not self._lost:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
         if self._reading_paused and self.transport is not None and not self._lost:
             self._reading_paused = False
             self.transport.resume_reading()
@@ -482,9 +504,7 @@ class Connection(asyncio.BufferedProtocol):
         self._failed = True
         self._parts = None
         self._events = None  # nothing more is handled; what was read is dropped
-        if self._reading_paused and self.transport is not None and not self._lost:
-            self._reading_paused = False
-            self.transport.resume_reading()  # the lingering close reads, and discards
+        self._resume_reading()  # the lingering close reads, and discards
         log.debug("closing %s with %d: %s", self.remote, code, reason)
         if ws.state is _OPEN:
             self._write(ws.send(CloseConnection(code=code, reason=_short(reason))))
