@@ -138,3 +138,25 @@ async def test_batching_asked_for_in_subscribe(service: Service) -> None:
     batch = await c.wait_for(lambda m: m.get("type") == "batch")
     assert batch["messages"][0]["symbol"] == "INFY"
     await c.close()
+
+
+async def test_frames_of_one_loop_turn_leave_in_one_write(service: Service) -> None:
+    """Corking: the acknowledgement and the snapshots a subscribe produces in one turn reach the
+    socket in fewer writes than messages, and in order."""
+    assert service.server is not None
+    c = await Client.connect(f"ws://127.0.0.1:{service.port}/ws/stream")
+    await c.recv()  # the welcome
+    symbols = ["RELIANCE", "TCS", "INFY", "SBIN", "HDFCBANK"]
+    await c.send({"type": "subscribe", "symbol": "RELIANCE"})  # the feed is live: snapshots exist
+    await c.wait_for(lambda m: m.get("type") == "data")
+    await c.send({"type": "unsubscribe", "symbol": "RELIANCE"})
+    await c.wait_for(is_type("subscription", status="unsubscribed"))
+    before = service.server.writes
+    await c.send({"type": "subscribe", "symbols": symbols})
+    got: list[dict[str, Any]] = []
+    while {m["symbol"] for m in got} != set(symbols):
+        got.append(await c.wait_for(lambda m: m.get("snapshot") is True))
+    writes = service.server.writes - before
+    assert len(got) >= len(symbols)
+    assert writes < len(got)  # and the acknowledgement went in one of them too
+    await c.close()

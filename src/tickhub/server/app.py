@@ -77,6 +77,8 @@ class WebSocketServer:
         self.aborted = 0  # sockets cut off at a deadline
         self.http_responses: dict[int, int] = {}
         self._drained: asyncio.Event | None = None  # set when the last socket is gone
+        self._corked: list[Connection] = []  # connections with frames queued in this turn
+        self.writes = 0  # write calls to transports (corked flushes)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -115,6 +117,23 @@ class WebSocketServer:
     @property
     def open_sockets(self) -> int:
         return len(self._connections)
+
+    # --- corking (called by Connection) --------------------------------------------------------
+
+    def corked(self, conn: Connection) -> None:
+        """``conn`` queued its first frame of this turn of the event loop: flush it, with every
+        other connection's, once the turn's callbacks are done (one ``call_soon`` per turn)."""
+        if not self._corked:
+            asyncio.get_running_loop().call_soon(self._uncork_all)
+        self._corked.append(conn)
+
+    def _uncork_all(self) -> None:
+        conns, self._corked = self._corked, []
+        for conn in conns:
+            try:
+                conn.uncork()
+            except Exception:  # one connection's failure must not keep the others' frames
+                log.exception("writing to %s failed", conn.remote)
 
     # --- socket accounting (called by Connection) ----------------------------------------------
 

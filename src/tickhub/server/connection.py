@@ -83,6 +83,7 @@ class Connection(asyncio.BufferedProtocol):
 
     __slots__ = (
         "_binary",
+        "_cork",
         "_events",
         "_failed",
         "_head_seen",
@@ -125,6 +126,7 @@ class Connection(asyncio.BufferedProtocol):
         self._lost = False
         self._shut = False  # FIN sent (or the transport closed)
         self._events: Iterator[Event] | None = None  # wsproto events left from the last read
+        self._cork: list[bytes] | None = None  # frames queued in this turn of the loop
         self._reading_paused = False
         self._slice_end = 0.0  # end of this turn's slice (0: no read in this turn yet)
         self.session: Session | None = None
@@ -183,6 +185,7 @@ class Connection(asyncio.BufferedProtocol):
         self._ws = None
         self._parts = None
         self._events = None
+        self._cork = None
 
     def pause_writing(self) -> None:
         if self.session is not None:
@@ -544,9 +547,24 @@ class Connection(asyncio.BufferedProtocol):
     # --- plumbing ------------------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
+        """Queue ``data``; everything queued in one turn of the loop leaves in one write
+        (:meth:`uncork`), one system call where a frame each made one per message."""
+        if self.transport is None or self._lost:
+            return
+        cork = self._cork
+        if cork is None:
+            self._cork = [data]
+            self._server.corked(self)
+        else:
+            cork.append(data)
+
+    def uncork(self) -> None:
+        """Write what this turn queued (the server calls it at the end of the turn)."""
+        cork, self._cork = self._cork, None
         transport = self.transport
-        if transport is not None and not self._lost:
-            transport.write(data)
+        if cork and transport is not None and not self._lost:
+            self._server.writes += 1
+            transport.write(cork[0] if len(cork) == 1 else b"".join(cork))
 
     def _close_transport(self) -> None:
         """Lingering close: send FIN once the write buffer drains, keep reading and discarding
@@ -560,6 +578,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._shut:
             return
         self._shut = True
+        self.uncork()  # the FIN goes after every queued frame
         if transport.can_write_eof():
             transport.write_eof()
         else:
@@ -581,7 +600,11 @@ class Connection(asyncio.BufferedProtocol):
         if transport is not None and not self._lost:
             self._server.aborted += 1
             sock = transport.get_extra_info("socket")
-            if sock is not None and (transport.get_write_buffer_size() or _unsent(sock)):
+            unsent = sock is not None and bool(
+                transport.get_write_buffer_size() or self._cork or _unsent(sock)
+            )
+            self._cork = None
+            if unsent:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             transport.abort()
