@@ -348,11 +348,13 @@ class Service:
         log.info("tickhub stopped")
 
     async def run_forever(self) -> None:
-        await self.start()
+        # The handlers go in before the "serving" line: a supervisor (or a test) that sends
+        # SIGTERM as soon as it reads that line gets the orderly shutdown, not a kill.
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, done.set)
+        await self.start()
         try:
             await done.wait()
         finally:
