@@ -104,7 +104,6 @@ class Session:
         "auth_deadline",
         "authenticated",
         "batch",
-        "batch_bytes",
         "closing",
         "conflated",
         "connected_at",
@@ -160,7 +159,6 @@ class Session:
         self.closing = False
         # Opt-in batching: data payloads wait here and leave together as one "batch" frame.
         self.batch: list[bytes] | None = None
-        self.batch_bytes = 0
         self.sent = 0
         self.received = 0
         self.dropped = 0
@@ -247,7 +245,8 @@ class Hub:
         self.conflated = 0  # replaced by a newer message for a slow client (monotonic)
         self.dropped = 0  # never delivered: conflated, or held when a slow client was closed
         self.closes: dict[int, int] = {}
-        self._deferred: list[tuple[Session, str]] | None = None  # closes during a fan-out
+        self._fanning_out = False  # closes wait in _deferred until the loop over members ends
+        self._deferred: list[tuple[Session, str]] = []
         self._failure_logged: dict[str, float] = {}
         self.internal_errors = 0
 
@@ -659,9 +658,7 @@ class Hub:
                 "subscribe",
                 unknown,
                 ErrorCode.UNKNOWN_SYMBOL,
-                f"unknown symbol: {unknown[0]!r}"
-                if len(unknown) == 1
-                else f"unknown symbols: {protocol.listed(unknown)}",
+                f"unknown symbol{'s' if len(unknown) > 1 else ''}: {protocol.listed(unknown)}",
             )
         if over:
             limit = self.limits.max_subscriptions
@@ -859,9 +856,7 @@ class Hub:
                 "unsubscribe",
                 missing,
                 ErrorCode.NOT_SUBSCRIBED,
-                f"not subscribed: {missing[0]!r}"
-                if len(missing) == 1
-                else f"not subscribed: {protocol.listed(missing)}",
+                f"not subscribed: {protocol.listed(missing)}",
             )
 
     def _list(self, session: Session) -> None:
@@ -915,14 +910,15 @@ class Hub:
         frame = self._frame(message.payload)
         waiting = self._awaiting.get(message.topic)
         # A client closed for its budget leaves `members`: close it after the loop.
-        deferred: list[tuple[Session, str]] = []
-        self._deferred = deferred
+        self._fanning_out = True
         try:
             self._fan_out(members, message, frame, waiting)
         finally:
-            self._deferred = None
-        for session, reason in deferred:
-            self._close_slow(session, reason)
+            self._fanning_out = False
+        if self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for session, reason in deferred:
+                self._close_slow(session, reason)
         if self.observe_latency is not None and message.published_at:
             self.observe_latency(time.time() - message.published_at)
 
@@ -1069,7 +1065,7 @@ class Hub:
             self._attempts.clear()  # stale buckets would have refilled to full anyway
 
     def _close_slow(self, session: Session, reason: str) -> None:
-        if self._deferred is not None:
+        if self._fanning_out:
             self._deferred.append((session, reason))
             return
         session.dropped += len(session.held)

@@ -207,7 +207,7 @@ def shown(value: object) -> str:
 
 def listed(names: list[str], most: int = 5) -> str:
     """``'A', 'B', 'C' and 7 more`` for an error message."""
-    head = ", ".join(repr(clip(n)) for n in names[:most])
+    head = ", ".join(shown(n) for n in names[:most])
     return head if len(names) <= most else f"{head} and {len(names) - most} more"
 
 

@@ -52,7 +52,6 @@ _OPEN = ConnectionState.OPEN
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 EVENT_SLICE = 0.0005
 """Seconds of parsing and handling one connection may take before the others get their turn."""
-_PHRASES = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +306,7 @@ class Connection(asyncio.BufferedProtocol):
             return
         log.debug("refused request from %s: %d %s", self.remote, status, reason)
         self._server.count_http(status)
-        phrase = _PHRASES.get(status, "Bad Request")
+        phrase = _reason(status).decode() or "Bad Request"
         body = f"{status} {phrase}: {reason}\n".encode()
         if http is None or http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             head = (
@@ -542,7 +541,7 @@ class Connection(asyncio.BufferedProtocol):
         if ws.state is _OPEN and not self._failed:
             self._write(ws.send(CloseConnection(code=code, reason=_short(reason))))
             self._parts = None
-        self._arm(self._server.limits.close_timeout, self._abort)
+        self._arm(self._server.limits.close_timeout, self.abort)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -583,12 +582,9 @@ class Connection(asyncio.BufferedProtocol):
             transport.write_eof()
         else:
             transport.close()
-        self._arm(self._server.limits.close_timeout, self._abort)
+        self._arm(self._server.limits.close_timeout, self.abort)
 
     def abort(self) -> None:
-        self._abort()
-
-    def _abort(self) -> None:
         """Drop the connection. While bytes are still unsent (the peer does not read), reset
         it: with SO_LINGER 0 the kernel frees what it holds for the peer at once, where a plain
         close would leave an orphaned socket with its send queue in FIN-WAIT-1 for minutes,
