@@ -15,7 +15,7 @@ if __name__ == "__main__":
     import sys
     from pathlib import Path
 
-    from tickhub.cli import main
+    from tickhub.app.cli import main
 
     root = Path(_bootstrap.ROOT)
     env = root / ".env" if (root / ".env").exists() else root / "backend" / ".env"

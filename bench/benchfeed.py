@@ -20,9 +20,9 @@ from pathlib import Path
 
 from pacer import Pacer
 
+from tickhub.core.instruments import KITE_COLUMNS
+from tickhub.core.model import FeedState, FeedStatus, Instrument, Tick
 from tickhub.feeds.base import StatusSink, TickSink
-from tickhub.instruments import KITE_COLUMNS
-from tickhub.model import FeedState, FeedStatus, Instrument, Tick
 
 PREFIX = "SYM"
 MARKET_START = datetime(2025, 1, 27, 4, 30, tzinfo=UTC)  # 10:00 IST

@@ -27,10 +27,10 @@ import uvloop
 from benchfeed import BenchFeed, write_instruments
 from control import announce, parse_rate, raise_nofile, serve_commands
 
-from tickhub.config import Settings, load_settings
-from tickhub.instruments import InstrumentRegistry
-from tickhub.logs import setup_logging
-from tickhub.service import Service
+from tickhub.app.config import Settings, load_settings
+from tickhub.app.logs import setup_logging
+from tickhub.app.service import Service
+from tickhub.core.instruments import InstrumentRegistry
 
 
 async def main(args: argparse.Namespace) -> None:

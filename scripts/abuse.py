@@ -222,7 +222,7 @@ class Server:
         env |= {"HOST": "127.0.0.1", "WS_PORT": str(self.port), "DATA_DIR": str(self.data_dir)}
         env |= self.env
         log = self.log_path.open("ab")
-        cmd = [sys.executable, "-c", "from tickhub.cli import main; main()"]
+        cmd = [sys.executable, "-c", "from tickhub.app.cli import main; main()"]
         self.proc = subprocess.Popen(
             [*cmd, "--env-file", "/nonexistent", "serve"], env=env, stdout=log, stderr=log
         )

@@ -237,7 +237,7 @@ def main() -> int:
         [
             sys.executable,
             "-c",
-            "from tickhub.cli import main; main()",
+            "from tickhub.app.cli import main; main()",
             "--env-file",
             "/nonexistent",
             "serve",

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import Client
-from tickhub.config import Settings, load_settings
-from tickhub.service import Service
+from tickhub.app.config import Settings, load_settings
+from tickhub.app.service import Service
 
 
 def make_settings(tmp_path: Any, **overrides: Any) -> Settings:

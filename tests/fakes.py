@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from tickhub.alerts import Alert, AlertEvent
+from tickhub.core.model import IST, FeedState, FeedStatus, Instrument, Tick
+from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.feeds.base import StatusSink, TickSink
-from tickhub.model import IST, FeedState, FeedStatus, Instrument, Tick
 
 
 class ScriptedFeed:

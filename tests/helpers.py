@@ -129,7 +129,7 @@ async def serve_process(tmp_path: Path, port: int, **settings: str) -> asyncio.s
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "from tickhub.cli import main; main()",
+        "from tickhub.app.cli import main; main()",
         "--env-file",
         "/nonexistent",
         "serve",

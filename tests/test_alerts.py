@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-import tickhub.alerts
-from tickhub.alerts import (
+import tickhub.engines.alerts
+from tickhub.core.model import IST, Candle, Interval, Tick
+from tickhub.core.protocol import ErrorCode, ProtocolError, iso
+from tickhub.engines.alerts import (
     BUILTIN_RULES,
     Alert,
     AlertEvent,
@@ -21,8 +23,6 @@ from tickhub.alerts import (
     alert_payload,
     event_payload,
 )
-from tickhub.model import IST, Candle, Interval, Tick
-from tickhub.protocol import ErrorCode, ProtocolError, iso
 from tickhub.store.sqlite import SqliteStore
 
 T0 = datetime(2025, 1, 27, 10, 0, tzinfo=IST)  # a Monday, well after the quiet period
@@ -803,7 +803,7 @@ def test_engine_without_a_store_keeps_recent_events_in_memory() -> None:
 
 
 def test_alerts_module_imports_no_io() -> None:
-    source = Path(tickhub.alerts.__file__).read_text()
+    source = Path(tickhub.engines.alerts.__file__).read_text()
     imported: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):

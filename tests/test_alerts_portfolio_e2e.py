@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import make_settings
 from tests.fakes import ScriptedFeed, tick
 from tests.helpers import Client, is_type
-from tickhub.model import IST
-from tickhub.service import Service
+from tickhub.app.service import Service
+from tickhub.core.model import IST
 
 
 def at(hh: int, mm: int, ss: int = 0) -> datetime:

@@ -11,7 +11,8 @@ from itertools import pairwise
 
 import pytest
 
-from tickhub.analysis import (
+from tickhub.core.model import IST, Candle, Interval
+from tickhub.engines.analysis import (
     LOOKBACK,
     PATTERNS,
     RISK_WINDOW,
@@ -23,8 +24,7 @@ from tickhub.analysis import (
     periods_per_year,
     risk_metrics,
 )
-from tickhub.analysis.patterns import PATTERN_CONTEXT
-from tickhub.model import IST, Candle, Interval
+from tickhub.engines.analysis.patterns import PATTERN_CONTEXT
 
 T0 = datetime(2024, 1, 2, 9, 15, tzinfo=IST)
 TOL = 1e-6

@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tickhub.analysis import (
+from tickhub.core.model import IST, Candle, Interval
+from tickhub.engines.analysis import (
     RISK_WINDOW,
     WARMUP_NEEDED,
     AnalysisEngine,
@@ -21,8 +22,7 @@ from tickhub.analysis import (
     detect_patterns,
     risk_metrics,
 )
-from tickhub.analysis import engine as engine_module
-from tickhub.model import IST, Candle, Interval
+from tickhub.engines.analysis import engine as engine_module
 
 T0 = datetime(2024, 1, 2, 9, 15, tzinfo=IST)
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickhub.candles import CandleBuilder, CandleEngine, bucket_start
-from tickhub.model import IST, Candle, Interval, Tick
+from tickhub.core.model import IST, Candle, Interval, Tick
+from tickhub.engines.candles import CandleBuilder, CandleEngine, bucket_start
 
 DAY = date(2024, 1, 8)  # a Monday
 NEXT_DAY = date(2024, 1, 9)

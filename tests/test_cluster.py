@@ -17,10 +17,10 @@ from tests.conftest import make_settings
 from tests.fakes import ScriptedFeed, tick
 from tests.helpers import Client, ahttp_get, wait_until
 from tests.test_bus_contract import REDIS_URL
+from tickhub.app.service import Service
 from tickhub.bus import Bus
 from tickhub.bus.memory import MemoryBus
-from tickhub.model import IST
-from tickhub.service import Service
+from tickhub.core.model import IST
 
 
 def at(hh: int, mm: int, ss: int = 0) -> datetime:
@@ -309,7 +309,7 @@ async def test_a_new_ingest_asks_the_gateways_for_their_demand(
     redis_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A restarted ingest hears what is wanted at once, not at the gateways' next refresh."""
-    monkeypatch.setattr("tickhub.service.DEMAND_REFRESH", 600.0)  # no refresh during the test
+    monkeypatch.setattr("tickhub.app.service.DEMAND_REFRESH", 600.0)  # no refresh during the test
     ingest = await redis_cluster.start_ingest()
     full_sets: list[bytes] = []
     assert ingest.bus is not None

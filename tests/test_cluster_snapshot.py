@@ -16,15 +16,15 @@ from tests.fakes import ScriptedFeed, tick
 from tests.helpers import Client, Msg, wait_until
 from tests.test_cluster import Cluster, _redis_bus, at
 from tests.test_hub import RecordingPeer, _data
+from tickhub.app.service import Service
 from tickhub.bus import BusMessage
 from tickhub.bus.memory import MemoryBus
-from tickhub.clock import ManualClock
-from tickhub.hub import Hub, HubLimits
-from tickhub.instruments import InstrumentRegistry
-from tickhub.model import Tick
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.model import Tick
+from tickhub.core.topics import Endpoint
+from tickhub.fanout.hub import Hub, HubLimits
+from tickhub.runtime.clock import ManualClock
 from tickhub.server import text_frame
-from tickhub.service import Service
-from tickhub.topics import Endpoint
 
 MARUTI = 2815745
 

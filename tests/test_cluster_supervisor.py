@@ -26,7 +26,7 @@ from tests.test_bus_contract import REDIS_URL, redis_unavailable
 pytestmark = pytest.mark.redis
 
 STARTUP = 30.0  # seconds for a child to serve; generous for a loaded 2-core machine
-MAIN = "from tickhub.cli import main; main()"
+MAIN = "from tickhub.app.cli import main; main()"
 
 
 def _free_port_pair() -> int:

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tickhub.config import load_settings
+from tickhub.app.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-TICKHUB = [sys.executable, "-c", "from tickhub.cli import main; main()"]
+TICKHUB = [sys.executable, "-c", "from tickhub.app.cli import main; main()"]
 
 
 def test_defaults_follow_the_seed(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from typing import Any
 import websockets
 
 from tests.helpers import Client, is_type, wait_until
-from tickhub.service import Service
+from tickhub.app.service import Service
 
 SYMBOLS = [
     "RELIANCE",

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import make_settings
-from tickhub.protocol import ErrorCode
-from tickhub.service import Service
+from tickhub.app.service import Service
+from tickhub.core.protocol import ErrorCode
 
 ENDPOINTS = ["/ws/stream", "/ws/analysis", "/ws/alerts", "/ws/portfolio"]
 CODES = {c.value for c in ErrorCode}

@@ -10,7 +10,7 @@ import pytest
 import websockets
 
 from tests.helpers import Client, ahttp_get, is_type
-from tickhub.service import Service
+from tickhub.app.service import Service
 
 
 async def test_public_health_is_minimal_no_pid_or_counters(service: Service, connect: Any) -> None:

@@ -6,11 +6,11 @@ import json
 
 from tickhub.bus import BusMessage
 from tickhub.bus.memory import MemoryBus
-from tickhub.clock import ManualClock
-from tickhub.hub import CloseCode, Hub, HubLimits
-from tickhub.instruments import InstrumentRegistry
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.topics import Endpoint
+from tickhub.fanout.hub import CloseCode, Hub, HubLimits
+from tickhub.runtime.clock import ManualClock
 from tickhub.server import text_frame
-from tickhub.topics import Endpoint
 
 
 class RecordingPeer:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tickhub.instruments import (
+from tickhub.core.instruments import (
     KITE_COLUMNS,
     InstrumentRegistry,
     InstrumentsFileError,
     UnknownSymbolError,
     parse_instruments_csv,
 )
-from tickhub.model import Instrument
+from tickhub.core.model import Instrument
 
 HEADER = ",".join(KITE_COLUMNS)
 

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.helpers import node_has_websocket
-from tickhub.service import Service
+from tickhub.app.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "js" / "client.test.mjs"

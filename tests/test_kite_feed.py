@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.model import IST, FeedState, FeedStatus, Tick
+from tickhub.devtools.kite_emulator import KiteEmulator
 from tickhub.feeds.base import Feed
 from tickhub.feeds.kite.client import KiteFeed, nse_market_hours, plan_subscriptions
-from tickhub.feeds.kite.emulator import KiteEmulator
-from tickhub.instruments import InstrumentRegistry
-from tickhub.model import IST, FeedState, FeedStatus, Tick
 
 REGISTRY = InstrumentRegistry.bundled().subset(
     ["RELIANCE", "INFY", "TCS", "HDFCBANK", "SBIN", "ITC", "NIFTY 50"]

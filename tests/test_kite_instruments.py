@@ -10,8 +10,8 @@ from typing import ClassVar
 
 import pytest
 
+from tickhub.core.instruments import InstrumentsFileError
 from tickhub.feeds.kite.instruments import fetch_registry
-from tickhub.instruments import InstrumentsFileError
 
 DUMP = (
     "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,"

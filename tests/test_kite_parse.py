@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tickhub.core.model import IST, Depth, DepthLevel, Instrument, Tick
 from tickhub.feeds.kite.encode import (
     HEARTBEAT,
     encode_frame,
@@ -53,7 +54,6 @@ from tickhub.feeds.kite.parse import (
     split_packets,
     to_tick,
 )
-from tickhub.model import IST, Depth, DepthLevel, Instrument, Tick
 
 DATA = Path(__file__).parent / "data" / "kite" / "frames.json"
 SEGMENTS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tests.conftest import make_settings
 from tests.helpers import Client, ahttp_get, is_type
-from tickhub.feeds.kite.emulator import KiteEmulator
-from tickhub.instruments import InstrumentRegistry
-from tickhub.service import Service
+from tickhub.app.service import Service
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.devtools.kite_emulator import KiteEmulator
 
 SYMBOLS = ("RELIANCE", "INFY", "NIFTY 50")
 

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from tests.helpers import Client, closed_with, is_type, wait_until
-from tickhub.protocol import CloseCode
-from tickhub.service import Service
+from tickhub.app.service import Service
+from tickhub.core.protocol import CloseCode
 
 
 async def test_connections_per_ip_limit_tells_the_client_and_closes_4503(

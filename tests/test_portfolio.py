@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tickhub.instruments import InstrumentRegistry
-from tickhub.model import Tick
-from tickhub.portfolio import (
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.model import Tick
+from tickhub.core.protocol import ErrorCode, ProtocolError
+from tickhub.engines.portfolio import (
     MAX_QUANTITY,
     Portfolio,
     PortfolioFileError,
@@ -22,7 +23,6 @@ from tickhub.portfolio import (
     position_from_row,
     position_to_row,
 )
-from tickhub.protocol import ErrorCode, ProtocolError
 
 T0 = datetime(2025, 1, 27, 4, 0, tzinfo=UTC)
 

@@ -12,20 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tickhub.analysis import AnalysisEngine
-from tickhub.candles import CandleEngine, bucket_start
-from tickhub.clock import ManualClock
-from tickhub.feeds.base import Feed, StatusSink, TickSink
-from tickhub.feeds.replay import (
-    Bar,
-    BarTicks,
-    ReplayFeed,
-    UnknownSymbol,
-    read_replay,
-)
-from tickhub.feeds.sim import SimFeed, SimMarket
-from tickhub.instruments import InstrumentRegistry, UnknownSymbolError
-from tickhub.model import (
+from tickhub.core.instruments import InstrumentRegistry, UnknownSymbolError
+from tickhub.core.model import (
     IST,
     Candle,
     Depth,
@@ -36,7 +24,20 @@ from tickhub.model import (
     Interval,
     Tick,
 )
-from tickhub.recorder import TICK_COLUMNS, ReplayError, TickWriter, read_ticks, record
+from tickhub.devtools.record import record
+from tickhub.engines.analysis import AnalysisEngine
+from tickhub.engines.candles import CandleEngine, bucket_start
+from tickhub.feeds.base import Feed, StatusSink, TickSink
+from tickhub.feeds.replay.feed import (
+    Bar,
+    BarTicks,
+    ReplayFeed,
+    UnknownSymbol,
+    read_replay,
+)
+from tickhub.feeds.replay.ticks import TICK_COLUMNS, ReplayError, TickWriter, read_ticks
+from tickhub.feeds.sim import SimFeed, SimMarket
+from tickhub.runtime.clock import ManualClock
 
 DATA = Path(__file__).resolve().parent / "data" / "replay"
 BARS = DATA / "reliance_1m.csv"  # Friday 15:20-15:29 and Monday 09:15-09:24, no symbol column
@@ -835,7 +836,7 @@ async def test_bars_of_an_index_are_not_tradable(tmp_path: Path) -> None:
 async def test_two_symbol_bar_file_plays_in_time_order_and_skips_bad_and_unknown_rows(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="tickhub.feeds.replay")
+    caplog.set_level(logging.WARNING, logger="tickhub.feeds.replay.feed")
     feed = ReplayFeed(TWO_SYMBOLS, REGISTRY, speed=None)
     sink = await play(feed)
 
@@ -876,7 +877,7 @@ async def test_two_symbol_bar_file_plays_in_time_order_and_skips_bad_and_unknown
 async def test_bad_tick_lines_and_unknown_symbols_are_logged_skipped_and_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="tickhub.feeds.replay")
+    caplog.set_level(logging.WARNING, logger="tickhub.feeds.replay.feed")
     ticks = sim_ticks(0.5, (RELIANCE, INFY))[:8]
     path = write_ticks(tmp_path / "t.csv", ticks)
     lines = path.read_text().splitlines()

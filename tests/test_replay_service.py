@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.conftest import make_settings
 from tests.helpers import Client
-from tickhub.service import Service
+from tickhub.app.service import Service
 
 BARS = Path(__file__).parent / "data" / "replay" / "reliance_1m.csv"
 
@@ -78,7 +78,7 @@ async def test_replayed_bars_come_back_as_identical_candles_every_run(tmp_path: 
 def _utc(ist: str) -> str:
     from datetime import datetime
 
-    from tickhub.model import IST
-    from tickhub.protocol import iso
+    from tickhub.core.model import IST
+    from tickhub.core.protocol import iso
 
     return iso(datetime.fromisoformat(ist).replace(tzinfo=IST))

@@ -33,9 +33,9 @@ from tests.helpers import (
     wait_until,
 )
 from tests.test_hub import RecordingPeer, _hub
-from tickhub.protocol import CloseCode
-from tickhub.service import Service
-from tickhub.topics import Endpoint
+from tickhub.app.service import Service
+from tickhub.core.protocol import CloseCode
+from tickhub.core.topics import Endpoint
 
 # --- a raw client that controls its receive buffer and never reads unless asked -------------
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from tests.fakes import ScriptedFeed, tick
 from tests.helpers import Client, ahttp_get, is_type
-from tickhub.model import IST, FeedState
-from tickhub.service import Service
+from tickhub.app.service import Service
+from tickhub.core.model import IST, FeedState
 
 
 async def _start(tmp_path: Any, **overrides: Any) -> tuple[Service, ScriptedFeed]:

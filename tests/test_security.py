@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.helpers import Client, ahttp_get, closed_with, is_type
-from tickhub.protocol import CloseCode
-from tickhub.service import Service
+from tickhub.app.service import Service
+from tickhub.core.protocol import CloseCode
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
@@ -202,7 +202,7 @@ async def test_admin_key_needs_the_bearer_scheme_in_any_case(secured: Service) -
 
 
 def test_public_key_file_needs_rs256(tmp_path: Path) -> None:
-    from tickhub.config import ConfigError, load_settings
+    from tickhub.app.config import ConfigError, load_settings
 
     (tmp_path / "k.pem").write_text("x")
     with pytest.raises(ConfigError, match="RS256"):

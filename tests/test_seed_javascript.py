@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tickhub.service import Service
+from tickhub.app.service import Service
 
 SCRIPT = Path(__file__).parent / "js" / "seed_snippets.mjs"
 

@@ -10,7 +10,7 @@ from itertools import pairwise
 
 import pytest
 
-from tickhub.clock import ManualClock
+from tickhub.core.model import IST, FeedState, FeedStatus, Instrument, Tick
 from tickhub.feeds.base import Feed
 from tickhub.feeds.sim import (
     SimFeed,
@@ -19,7 +19,7 @@ from tickhub.feeds.sim import (
     default_start,
     session_start,
 )
-from tickhub.model import IST, FeedState, FeedStatus, Instrument, Tick
+from tickhub.runtime.clock import ManualClock
 
 RELIANCE = Instrument(
     738561, 2885, "RELIANCE", "RELIANCE INDUSTRIES", "NSE", "NSE", "EQ", last_price=2950.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import T0, alert, position
-from tickhub.alerts import Alert
+from tickhub.engines.alerts import Alert
 from tickhub.store import Store, open_store
 from tickhub.store.sqlite import SCHEMA_VERSION, SqliteStore
 

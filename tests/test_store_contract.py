@@ -28,7 +28,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.fakes import T0, alert, event, position
-from tickhub.alerts import Alert, AlertEvent
+from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.store import open_store
 from tickhub.store import postgres as pg
 from tickhub.store import sqlite as lite

@@ -9,7 +9,7 @@ import pytest
 import websockets
 
 from tests.helpers import ISO_MS_Z, Client, is_type
-from tickhub.service import Service
+from tickhub.app.service import Service
 
 ENDPOINTS = ["/ws/stream", "/ws/analysis", "/ws/alerts", "/ws/portfolio"]
 
@@ -98,7 +98,7 @@ async def _wait_ticks(service: Service, symbol: str) -> None:
 
 
 def _m1() -> Any:
-    from tickhub.model import Interval
+    from tickhub.core.model import Interval
 
     return Interval.M1
 

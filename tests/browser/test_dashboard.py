@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import Client
-from tickhub import protocol
+from tickhub.app.service import Service
+from tickhub.core import protocol
 from tickhub.server import HttpResponse
-from tickhub.service import Service
-from tickhub.webui import static_response
+from tickhub.server.static import static_response
 
 try:
     from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect

@@ -1,4 +1,4 @@
-"""The dashboard's files as the service serves them (tickhub.webui.static_response); no browser."""
+"""The dashboard's files as tickhub.server.static.static_response serves them; no browser."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tickhub.service import Service
-from tickhub.webui import read_static, static_response, static_root
+from tickhub.app.service import Service
+from tickhub.server.static import read_static, static_response, static_root
 
 STATIC = Path(str(static_root()))
 VENDOR = STATIC / "vendor"

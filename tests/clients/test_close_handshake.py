@@ -31,7 +31,7 @@ from tests.clients.raw import (
     port_of,
     upgrade_request,
 )
-from tickhub.service import Service
+from tickhub.app.service import Service
 
 PING_MESSAGE = json.dumps({"type": "ping", "timestamp": 7}).encode()
 ALLOWED = "http://allowed.example:3000"  # tests/conftest.py's CORS_ORIGINS

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-import tickhub.webui
+import tickhub.server.static
 from tests.clients.raw import HttpAnswer, http_exchange, http_request, parse_head, port_of
-from tickhub.service import Service
+from tickhub.app.service import Service
 
 CURL = shutil.which("curl")
 ALLOWED = "http://allowed.example:3000"  # tests/conftest.py's CORS_ORIGINS
@@ -175,19 +175,19 @@ async def test_dashboard_has_csp_with_frame_ancestors_and_x_frame_options(
 @pytest.fixture
 def static_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The package's static folder, copied, with links pointing outside it; the service reads
-    this copy (``tickhub.webui.static_root`` is where it looks)."""
-    if not hasattr(tickhub.webui, "static_root"):
+    this copy (``tickhub.server.static.static_root`` is where it looks)."""
+    if not hasattr(tickhub.server.static, "static_root"):
         pytest.skip(
-            "tickhub.webui.static_root is gone: no way to point the static folder elsewhere"
+            "tickhub.server.static.static_root is gone: no way to point the static folder elsewhere"
         )
     root = tmp_path / "static"
-    shutil.copytree(Path(str(tickhub.webui.static_root())), root)
+    shutil.copytree(Path(str(tickhub.server.static.static_root())), root)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text("outside the static folder\n")
     (root / "leak.txt").symlink_to(outside / "secret.txt")
     (root / "leakdir").symlink_to(outside, target_is_directory=True)
-    monkeypatch.setattr(tickhub.webui, "static_root", lambda: root)
+    monkeypatch.setattr(tickhub.server.static, "static_root", lambda: root)
     return root
 
 

@@ -36,7 +36,7 @@ import websockets
 
 from tests.clients.raw import port_of
 from tests.helpers import node_has_websocket
-from tickhub.service import Service
+from tickhub.app.service import Service
 
 try:
     from playwright.async_api import async_playwright

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from tickhub.model import FeedStatus, Instrument, Tick
+from tickhub.core.model import FeedStatus, Instrument, Tick
 
 TickSink = Callable[[Tick], None]
 StatusSink = Callable[[FeedStatus], None]

@@ -41,9 +41,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from tickhub.clock import Clock, SystemClock
-from tickhub.feeds.base import StatusSink, TickSink
-from tickhub.model import (
+from tickhub.core.clock import Clock
+from tickhub.core.model import (
     IST,
     SESSION_CLOSE,
     SESSION_OPEN,
@@ -54,6 +53,8 @@ from tickhub.model import (
     Instrument,
     Tick,
 )
+from tickhub.feeds.base import StatusSink, TickSink
+from tickhub.runtime.clock import SystemClock
 
 __all__ = [
     "SESSION_SECONDS",

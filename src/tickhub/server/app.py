@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 from wsproto.utilities import generate_accept_token
 
-from tickhub import protocol
-from tickhub.hub import Hub
-from tickhub.protocol import ErrorCode
+from tickhub.core import protocol
+from tickhub.core.protocol import ErrorCode
+from tickhub.core.topics import Endpoint
+from tickhub.fanout.hub import Hub
 from tickhub.server.connection import Connection, ServerLimits
 from tickhub.server.http import (
     ALLOWED_METHODS,
@@ -30,7 +31,6 @@ from tickhub.server.http import (
     Routes,
     preflight,
 )
-from tickhub.topics import Endpoint
 
 log = logging.getLogger(__name__)
 

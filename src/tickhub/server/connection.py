@@ -37,8 +37,8 @@ from wsproto.connection import ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage
 from wsproto.frame_protocol import CloseReason
 
-from tickhub.hub import Session
-from tickhub.protocol import ErrorCode, ProtocolError
+from tickhub.core.protocol import ErrorCode, ProtocolError
+from tickhub.fanout.hub import Session
 from tickhub.server.frames import text_frame
 from tickhub.server.http import Headers, HttpRequest, HttpResponse, response_headers
 

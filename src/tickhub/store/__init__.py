@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from tickhub.alerts import Alert, AlertEvent
+    from tickhub.engines.alerts import Alert, AlertEvent
 
 __all__ = ["PositionRow", "Store", "open_store"]
 

@@ -47,7 +47,7 @@ except ImportError as exc:  # pragma: no cover - psycopg is a dependency
         "the PostgreSQL store needs psycopg 3: pip install 'psycopg[binary]'"
     ) from exc
 
-from tickhub.alerts import Alert, AlertEvent
+from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.store import PositionRow
 from tickhub.store.sqlite import (
     _POSITION_COLUMNS,

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from tickhub.alerts import Alert, AlertEvent, Category, Source
+from tickhub.engines.alerts import Alert, AlertEvent, Category, Source
 from tickhub.store import PositionRow
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]

@@ -75,7 +75,17 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.uri import parse_uri
 
 from tickhub import __version__
-from tickhub.clock import Clock, SystemClock
+from tickhub.core.clock import Clock
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.model import (
+    IST,
+    SESSION_CLOSE,
+    SESSION_OPEN,
+    FeedState,
+    FeedStatus,
+    Instrument,
+    Tick,
+)
 from tickhub.feeds.base import StatusSink, TickSink
 from tickhub.feeds.kite.parse import (
     MODES,
@@ -86,16 +96,7 @@ from tickhub.feeds.kite.parse import (
     split_packets,
     to_tick,
 )
-from tickhub.instruments import InstrumentRegistry
-from tickhub.model import (
-    IST,
-    SESSION_CLOSE,
-    SESSION_OPEN,
-    FeedState,
-    FeedStatus,
-    Instrument,
-    Tick,
-)
+from tickhub.runtime.clock import SystemClock
 
 __all__ = ["KiteFeed", "nse_market_hours", "plan_subscriptions"]
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
+from tickhub.core.model import IST, Depth, DepthLevel, Tick
 from tickhub.feeds.kite.parse import (
     DEPTH_LEVELS,
     FULL_PACKET,
@@ -32,7 +33,6 @@ from tickhub.feeds.kite.parse import (
     divisor,
     percent_change,
 )
-from tickhub.model import IST, Depth, DepthLevel, Tick
 
 __all__ = [
     "HEARTBEAT",

@@ -2,8 +2,9 @@
 
 Kite publishes the dump once a day (fetch it after 08:30 IST). The official client performs the
 authenticated request and parses the CSV; its rows are written back to the dump's CSV form and
-validated by :func:`tickhub.instruments.parse_instruments_csv`, so a broken row is reported with
-its line number exactly as for a file, and the registry is keyed on ``exchange:tradingsymbol``.
+validated by :func:`tickhub.core.instruments.parse_instruments_csv`, so a broken row is
+reported with its line number exactly as for a file, and the registry is keyed on
+``exchange:tradingsymbol``.
 ``kiteconnect`` is an optional dependency: ``pip install 'tickhub[kite]'``.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from tickhub.instruments import (
+from tickhub.core.instruments import (
     KITE_COLUMNS,
     InstrumentRegistry,
     InstrumentsFileError,

@@ -68,7 +68,7 @@ from struct import Struct
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from tickhub.model import IST, Depth, DepthLevel, Instrument, Tick
+from tickhub.core.model import IST, Depth, DepthLevel, Instrument, Tick
 
 __all__ = [
     "DEFAULT_DIVISOR",

@@ -1,0 +1,1 @@
+"""Developer tools shipped with the CLI: the stream checker, the recorder and the Kite emulator."""

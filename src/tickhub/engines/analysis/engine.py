@@ -1,0 +1,206 @@
+"""Candle history per (symbol, interval) and the analysis the ``/ws/analysis`` stream sends.
+
+Pure and synchronous: the shell feeds every candle update to ``on_candle`` and calls ``analyze``
+when it wants a message. An analysis is::
+
+    {"technical_indicators": Indicators, "patterns": [Pattern, ...], "risk_metrics": RiskMetrics,
+     "trend": "bullish" | "bearish" | "neutral", "interval": "1m"}
+
+Values are floats, ``None``, strings and lists/dicts of them, except each pattern's ``start``,
+which stays a timezone-aware ``datetime`` for the wire layer to format.
+
+What reads what:
+
+- indicators and trend: the closed candles, plus the forming one when ``include_forming``;
+- patterns and risk metrics: closed candles only (risk also reads the benchmark's closed candles).
+
+Caching: everything computed from closed candles alone (patterns, risk metrics, the indicators
+without the forming candle, the price arrays and the session VWAP sums) is computed at most once
+per closed candle, so an ``analyze`` after a forming update only reruns the TA-Lib indicators on
+arrays with one value appended. Returned objects may be shared with the cache: do not mutate them.
+
+Updates: a closed candle is appended; one with the same start as the newest closed candle replaces
+it (a correction); an older one is ignored. A forming candle is remembered as current until its
+bucket closes; one for a bucket already closed is ignored.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TypedDict
+
+import numpy as np
+
+from tickhub.core.model import Candle, Interval
+from tickhub.engines.analysis.indicators import (
+    LOOKBACK,
+    FloatArray,
+    Indicators,
+    SessionVwap,
+    indicators_from_prices,
+    price_arrays,
+    tail,
+)
+from tickhub.engines.analysis.patterns import Pattern, detect_patterns
+from tickhub.engines.analysis.risk import RISK_WINDOW, RiskMetrics, risk_metrics
+from tickhub.engines.analysis.trend import Trend, classify_trend
+
+DEFAULT_MAXLEN = 500
+"""Closed candles kept per (symbol, interval): more than a 1m session (375) and ``LOOKBACK``."""
+
+DEFAULT_BENCHMARK = "NIFTY 50"
+
+
+class Analysis(TypedDict):
+    """One ``/ws/analysis`` payload for a symbol and interval."""
+
+    technical_indicators: Indicators
+    patterns: list[Pattern]
+    risk_metrics: RiskMetrics
+    trend: Trend
+    interval: str
+
+
+class AnalysisEngine:
+    """Bounded closed-candle history per (symbol, interval), the forming candle, and analyses.
+
+    ``benchmark`` names the symbol whose candles of the same interval give each symbol's beta
+    (``None``: no beta). ``risk_window`` is the number of returns the risk metrics read.
+    """
+
+    def __init__(
+        self,
+        maxlen: int = DEFAULT_MAXLEN,
+        *,
+        benchmark: str | None = DEFAULT_BENCHMARK,
+        risk_window: int = RISK_WINDOW,
+    ) -> None:
+        if risk_window < 2:
+            raise ValueError(f"risk window must be at least 2 returns: {risk_window}")
+        if maxlen <= risk_window:
+            raise ValueError(f"maxlen must exceed the risk window ({risk_window}): {maxlen}")
+        self.maxlen = maxlen
+        self.benchmark = benchmark
+        self.risk_window = risk_window
+        self._series: dict[tuple[str, Interval], _Series] = {}
+
+    def on_candle(self, candle: Candle) -> None:
+        """Record a candle update: closed candles join the history, forming ones are current."""
+        key = (candle.symbol, candle.interval)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(self.maxlen)
+        if candle.closed:
+            series.close(candle)
+        else:
+            series.form(candle)
+
+    def history(self, symbol: str, interval: Interval, n: int) -> list[Candle]:
+        """The last ``n`` closed candles, oldest first (fewer if fewer are known)."""
+        series = self._series.get((symbol, interval))
+        if series is None or n <= 0:
+            return []
+        return tail(series.closed, n)
+
+    def analyze(self, symbol: str, interval: Interval, include_forming: bool = False) -> Analysis:
+        """The analysis of ``symbol`` at ``interval``; an unknown series gives the empty analysis
+        (every value ``None``, no patterns, ``neutral``)."""
+        series = self._series.get((symbol, interval)) or _Series(self.maxlen)
+        indicators, trend = series.indicators(include_forming)
+        if series.patterns is None:
+            series.patterns = detect_patterns(series.closed)
+        return {
+            "technical_indicators": indicators,
+            "patterns": series.patterns,
+            "risk_metrics": self._risk(series, interval),
+            "trend": trend,
+            "interval": interval.value,
+        }
+
+    def _risk(self, series: _Series, interval: Interval) -> RiskMetrics:
+        benchmark = None
+        if self.benchmark is not None:
+            benchmark = self._series.get((self.benchmark, interval))
+        benchmark_version = benchmark.version if benchmark is not None else -1
+        if series.risk is None or series.risk[0] != benchmark_version:
+            metrics = risk_metrics(
+                series.closed,
+                benchmark.closed if benchmark is not None else None,
+                interval,
+                self.risk_window,
+            )
+            series.risk = (benchmark_version, metrics)
+        return series.risk[1]
+
+
+class _Series:
+    """One (symbol, interval): closed candles, the forming one, and caches valid for ``version``."""
+
+    __slots__ = (
+        "_before_last",
+        "_closed_indicators",
+        "_prices",
+        "closed",
+        "forming",
+        "patterns",
+        "risk",
+        "version",
+        "vwap",
+    )
+
+    def __init__(self, maxlen: int) -> None:
+        self.closed: deque[Candle] = deque(maxlen=maxlen)
+        self.forming: Candle | None = None
+        self.version = 0
+        # Session VWAP sums over every closed candle of the session seen, even ones evicted from
+        # ``closed``; ``_before_last`` lets a correction of the newest candle replace its term.
+        self.vwap = SessionVwap()
+        self._before_last = SessionVwap()
+        self._prices: tuple[FloatArray, FloatArray, FloatArray] | None = None
+        self._closed_indicators: tuple[Indicators, Trend] | None = None
+        self.patterns: list[Pattern] | None = None
+        self.risk: tuple[int, RiskMetrics] | None = None
+
+    def close(self, candle: Candle) -> None:
+        if self.closed and candle.start < self.closed[-1].start:
+            return
+        if self.closed and candle.start == self.closed[-1].start:
+            self.closed[-1] = candle
+        else:
+            self.closed.append(candle)
+            self._before_last = self.vwap
+        self.vwap = self._before_last.add(candle)
+        if self.forming is not None and self.forming.start <= candle.start:
+            self.forming = None
+        self.version += 1
+        self._prices = None
+        self._closed_indicators = None
+        self.patterns = None
+        self.risk = None
+
+    def form(self, candle: Candle) -> None:
+        if self.closed and candle.start <= self.closed[-1].start:
+            return
+        self.forming = candle
+
+    def indicators(self, include_forming: bool) -> tuple[Indicators, Trend]:
+        if include_forming and self.forming is not None:
+            return self._compute(self.forming)
+        if self._closed_indicators is None:
+            self._closed_indicators = self._compute(None)
+        return self._closed_indicators
+
+    def _compute(self, forming: Candle | None) -> tuple[Indicators, Trend]:
+        if self._prices is None:
+            self._prices = price_arrays(tail(self.closed, LOOKBACK))
+        high, low, close = self._prices
+        vwap, have = self.vwap, len(self.closed)
+        if forming is not None:
+            high = np.append(high, forming.high)[-LOOKBACK:]
+            low = np.append(low, forming.low)[-LOOKBACK:]
+            close = np.append(close, forming.close)[-LOOKBACK:]
+            vwap, have = vwap.add(forming), have + 1
+        indicators = indicators_from_prices(high, low, close, vwap=vwap.value, have=have)
+        last_close = float(close[-1]) if len(close) else None
+        trend = classify_trend(last_close, indicators["ema_20"], indicators["macd"]["histogram"])
+        return indicators, trend

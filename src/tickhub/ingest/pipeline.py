@@ -1,0 +1,541 @@
+"""The producer side: feed -> candles and engines -> numbered messages on the bus.
+
+Everything here is computed once per tick, whatever the number of clients or gateways. The
+``/ws/stream`` messages of one symbol go to one topic per candle interval (``stream:RELIANCE:1m``)
+so that each client's ``seq`` counts exactly the messages it receives. Ticks are published as they
+come; a candle's final update (``closed: true``) at once; the forming candle, ``market_data`` and
+the derived streams at most once per ``update_interval`` per topic (the latest state wins).
+
+Only topics some client wants (``on_demand``) get state messages: an unwatched symbol costs its
+candles and engines but no encoding. Events (alert firings) and closed candles are published
+whatever the demand, so the resume history never has holes; when a topic becomes wanted its
+current state is published at once, which is what the new subscriber's snapshot holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from tickhub.bus import Bus
+from tickhub.core.clock import Clock
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.model import Candle, FeedState, FeedStatus, Interval, Tick
+from tickhub.core.protocol import iso
+from tickhub.core.topics import ALL_SYMBOLS, Endpoint, owner_of, topic
+from tickhub.engines import payloads
+from tickhub.engines.alerts import AlertEvent, AlertsEngine, event_payload
+from tickhub.engines.analysis import AnalysisEngine
+from tickhub.engines.candles import CandleEngine
+from tickhub.engines.portfolio import Portfolio
+from tickhub.feeds.base import Feed
+from tickhub.ingest.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+FLUSH_PERIOD = 0.1
+"""Seconds between checks for throttled updates that are due."""
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        feed: Feed,
+        registry: InstrumentRegistry,
+        bus: Bus,
+        clock: Clock,
+        intervals: Sequence[Interval] = tuple(Interval),
+        update_interval: float = 1.0,
+        history_size: int = 500,
+        snapshot_history: int = 100,
+        alerts: AlertsEngine | None = None,
+        portfolio: Portfolio | None = None,
+        alert_interval: Interval = Interval.M1,
+    ) -> None:
+        self.feed = feed
+        self.registry = registry
+        self.clock = clock
+        self.intervals = tuple(intervals)
+        self.update_interval = update_interval
+        self.candles = CandleEngine(self.intervals, history_size=history_size)
+        self.analysis = AnalysisEngine(maxlen=history_size)
+        self.snapshot_history = snapshot_history
+        self.alerts = alerts if alerts is not None else AlertsEngine()
+        self.portfolio = portfolio if portfolio is not None else Portfolio()
+        self.alert_interval = alert_interval
+        self.publisher = Publisher(bus, epoch=secrets.token_hex(4))
+        self.last_ticks: dict[str, Tick] = {}
+        self.market_time: datetime | None = None
+        self.feed_status = FeedStatus(FeedState.STARTING)
+        self.ticks_in = 0
+        self.last_tick_mono: float | None = None
+        self.tick_errors = 0
+        self.engine_errors: dict[str, int] = {}
+        self._last_sent: dict[tuple[str, str, str], float] = {}
+        self._dirty: dict[tuple[str, str, str], Callable[[], None]] = {}
+        self._bucket: dict[tuple[str, str, str], datetime] = {}
+        self._keys: dict[tuple[str, Interval], tuple[tuple[str, str, str], str, str]] = {}
+        self._owner_topics: dict[tuple[str, str], dict[str, int]] = {}
+        self._alert_states: dict[tuple[str, str], dict[str, Any]] = {}  # (symbol, owner): last sent
+        self.wanted: set[str] = set()  # topics some client subscribes to (see on_demand)
+        self._topic_cache: dict[str, list[str]] = {}
+
+    # --- feed callbacks ------------------------------------------------------------------------
+
+    def on_tick(self, tick: Tick) -> None:
+        try:
+            self._on_tick(tick)
+        except Exception:
+            # One bad tick must not stop the feed: log it with context and go on.
+            self.tick_errors += 1
+            log.exception("failed to process tick for %s at %s", tick.symbol, tick.timestamp)
+
+    def _on_tick(self, tick: Tick) -> None:
+        # Candles first: they reject a malformed tick before any state is touched.
+        updates = self.candles.on_tick(tick)
+        self.ticks_in += 1
+        self.last_tick_mono = self.clock.monotonic()
+        symbol = tick.symbol
+        self.last_ticks[symbol] = tick
+        if self.market_time is None or tick.timestamp > self.market_time:
+            self.market_time = tick.timestamp
+        self._publish_stream(tick, "tick_data", payloads.tick_data(tick), "tick")
+        self._on_candles(updates)
+        try:
+            self.portfolio.on_tick(tick)
+        except Exception:
+            self._engine_failed("portfolio", symbol)
+        try:
+            for event in self.alerts.on_tick(tick):
+                self.publish_alert_event(event)
+        except Exception:
+            self._engine_failed("alerts", symbol)
+        if self._wants_stream(symbol):
+            self._throttled(("market", symbol, ""), lambda: self._publish_market(symbol))
+        for owner in self.owners(Endpoint.PORTFOLIO, symbol):
+            self._throttled(
+                ("portfolio", symbol, owner),
+                functools.partial(self.publish_portfolio, symbol, owner),
+            )
+        for owner in self.owners(Endpoint.ALERTS, symbol):
+            self._throttled(
+                ("alerts", symbol, owner),
+                functools.partial(self.publish_alerts, symbol, owner, changed_only=True),
+            )
+
+    def on_status(self, status: FeedStatus) -> None:
+        changed = status.state != self.feed_status.state
+        self.feed_status = status
+        if changed:
+            log.info("feed %s: %s %s", self.feed.name, status.state.value, status.detail)
+            self.publisher.status(self.clock.now(), feed=status.state.value, detail=status.detail)
+
+    # --- candles -------------------------------------------------------------------------------
+
+    def _on_candles(self, updates: Sequence[Candle]) -> None:
+        wanted = self.wanted
+        for candle in updates:
+            key, stream_t, analysis_t = self._candle_keys(candle.symbol, candle.interval)
+            try:
+                self.analysis.on_candle(candle)
+            except Exception:
+                self._engine_failed("analysis", candle.symbol)
+            if candle.closed:
+                if candle.interval == self.alert_interval:
+                    with self._contained("alerts", candle.symbol):
+                        for event in self.alerts.on_candle(candle):
+                            self.publish_alert_event(event)
+                self._dirty.pop(key, None)
+                self._publish_candle(candle)  # always: a closed candle is never conflated
+                if analysis_t in wanted:
+                    with self._contained("analysis", candle.symbol):
+                        self._publish_analysis(candle.symbol, candle.interval, closed=True)
+            elif stream_t not in wanted and analysis_t not in wanted:
+                self._is_new_bucket(candle, key)
+            elif self._is_new_bucket(candle, key):
+                self._last_sent[key] = self.clock.monotonic()
+                if stream_t in wanted:
+                    self._publish_candle(candle)
+            else:
+                self._throttled(
+                    key, functools.partial(self._publish_forming, candle.symbol, candle.interval)
+                )
+
+    def _is_new_bucket(self, candle: Candle, key: tuple[str, str, str]) -> bool:
+        if self._bucket.get(key) == candle.start:
+            return False
+        self._bucket[key] = candle.start
+        return True
+
+    def _candle_keys(
+        self, symbol: str, interval: Interval
+    ) -> tuple[tuple[str, str, str], str, str]:
+        """(throttle key, stream topic, analysis topic), built once per symbol and interval."""
+        found = self._keys.get((symbol, interval))
+        if found is None:
+            found = self._keys[(symbol, interval)] = (
+                ("candle", symbol, interval.value),
+                topic(Endpoint.STREAM, symbol, interval),
+                topic(Endpoint.ANALYSIS, symbol, interval),
+            )
+        return found
+
+    def _engine_failed(self, engine: str, symbol: str) -> None:
+        self.engine_errors[engine] = self.engine_errors.get(engine, 0) + 1
+        log.exception("%s engine failed for %s", engine, symbol)
+
+    def _publish_forming(self, symbol: str, interval: Interval) -> None:
+        candle = self.candles.current(symbol, interval)
+        if candle is None:
+            return
+        if topic(Endpoint.STREAM, symbol, interval) in self.wanted:
+            self._publish_candle(candle)
+        if topic(Endpoint.ANALYSIS, symbol, interval) in self.wanted:
+            with self._contained("analysis", symbol):
+                self._publish_analysis(symbol, interval, closed=False)
+
+    def _wants_stream(self, symbol: str) -> bool:
+        return any(t in self.wanted for t in self._stream_topics(symbol))
+
+    def _stream_topics(self, symbol: str) -> list[str]:
+        found = self._topic_cache.get(symbol)
+        if found is None:
+            found = self._topic_cache[symbol] = [
+                topic(Endpoint.STREAM, symbol, i) for i in self.intervals
+            ]
+        return found
+
+    @contextlib.contextmanager
+    def _contained(self, engine: str, symbol: str) -> Iterator[None]:
+        """A failing engine skips its update for this symbol; the tick and the other engines
+        go on (logged with context, counted per engine)."""
+        try:
+            yield
+        except Exception:
+            self.engine_errors[engine] = self.engine_errors.get(engine, 0) + 1
+            log.exception("%s engine failed for %s", engine, symbol)
+
+    def _publish_candle(self, candle: Candle) -> None:
+        self.publisher.data(
+            topic(Endpoint.STREAM, candle.symbol, candle.interval),
+            candle.symbol,
+            "candle_data",
+            payloads.candle_data(candle),
+            candle.start,
+            slot=f"candle:{iso(candle.start)}",
+            retain="candle",
+            interval=candle.interval.value,
+        )
+
+    def _publish_market(self, symbol: str) -> None:
+        tick = self.last_ticks[symbol]
+        self._publish_stream(tick, "market_data", payloads.market_data(tick), "market")
+
+    def _publish_stream(
+        self,
+        tick: Tick,
+        data_type: str,
+        data: dict[str, Any],
+        slot: str,
+        only: str | None = None,
+    ) -> None:
+        """The same tick-level payload on the wanted stream topic of every interval (each with
+        its own seq), or on topic ``only``."""
+        wanted = self.wanted
+        for interval, t in zip(self.intervals, self._stream_topics(tick.symbol), strict=True):
+            if t not in wanted or (only is not None and t != only):
+                continue
+            self.publisher.data(
+                t,
+                tick.symbol,
+                data_type,
+                data,
+                tick.timestamp,
+                slot=slot,
+                retain=slot,
+                interval=interval.value,
+            )
+
+    # --- derived streams (computed for real in the analysis/alerts/portfolio engines) ----------
+
+    def _publish_analysis(
+        self, symbol: str, interval: Interval, *, closed: bool, with_history: bool = False
+    ) -> None:
+        """Analysis of the closed candles (and the forming one between closes).
+
+        On a close, the snapshot also gets a copy carrying ``history`` (the last closed candles,
+        for a chart), kept for new subscribers only: live clients already have those candles.
+        """
+        candle = self.candles.current(symbol, interval)
+        history = self.candles.history(symbol, interval, 1)
+        ref = history[-1] if closed and history else candle
+        if ref is None:
+            return
+        result = self.analysis.analyze(symbol, interval, include_forming=not closed)
+        data = payloads.analysis_data(result, ref)
+        t = topic(Endpoint.ANALYSIS, symbol, interval)
+        self.publisher.data(
+            t,
+            symbol,
+            "technical_analysis",
+            data,
+            ref.start,
+            slot="analysis",
+            retain="analysis",
+            interval=interval.value,
+        )
+        # After the live message, so that the copy carries a real seq (it is not a new one).
+        if (closed or with_history) and self.snapshot_history:
+            bars = self.candles.history(symbol, interval, self.snapshot_history)
+            self.publisher.retain_only(
+                t,
+                symbol,
+                "technical_analysis",
+                {**data, "history": [payloads.candle_data(c) for c in bars]},
+                ref.start,
+                retain="history",
+                interval=interval.value,
+            )
+
+    def publish_portfolio(self, symbol: str, owner: str = "") -> None:
+        """The symbol's position and the owner's totals, on its topic and, if held, on ``*``."""
+        tick = self.last_ticks.get(symbol)
+        ts = tick.timestamp if tick is not None else self.clock.now()
+        data = self.portfolio.value(owner, symbol)
+        pub = self.publisher
+        pub.data(
+            topic(Endpoint.PORTFOLIO, symbol, owner=owner),
+            symbol,
+            "position_data",
+            dict(data),
+            ts,
+            slot="position",
+            retain="position",
+        )
+        if self.portfolio.position(owner, symbol) is not None:
+            pub.data(
+                topic(Endpoint.PORTFOLIO, ALL_SYMBOLS, owner=owner),
+                symbol,
+                "position_data",
+                dict(data),
+                ts,
+                slot=f"position:{symbol}",
+                retain=f"position:{symbol}",
+                subscription=ALL_SYMBOLS,
+            )
+
+    def forget_position(self, symbol: str, owner: str = "") -> None:
+        """A removed position is announced on ``*`` (quantity 0) and leaves its snapshot."""
+        t = topic(Endpoint.PORTFOLIO, ALL_SYMBOLS, owner=owner)
+        tick = self.last_ticks.get(symbol)
+        self.publisher.data(
+            t,
+            symbol,
+            "position_data",
+            dict(self.portfolio.value(owner, symbol)),
+            tick.timestamp if tick is not None else self.clock.now(),
+            slot=f"position:{symbol}",
+            subscription=ALL_SYMBOLS,
+            removed=True,
+        )
+        self.publisher.drop_retained(t, f"position:{symbol}")
+
+    def publish_alerts(self, symbol: str, owner: str = "", *, changed_only: bool = False) -> None:
+        """The alert lists of a symbol, with its recent events (a firing nobody saw is here).
+
+        ``changed_only``: not when the lists are as last sent. Alert state moves with firings,
+        re-arming and the built-in levels, not with every tick, and a state message repeated
+        each second would only repeat what clients have (about 2.7 KB a second per symbol).
+        """
+        tick = self.last_ticks.get(symbol)
+        ts = tick.timestamp if tick is not None else self.clock.now()
+        data: dict[str, Any] = dict(self.alerts.state(symbol, owner))
+        data["recent_events"] = [
+            event_payload(e, triggered=False)
+            for e in self.alerts.recent_events(symbol, owner, limit=10)
+        ]
+        if changed_only and self._alert_states.get((symbol, owner)) == data:
+            return
+        self._alert_states[(symbol, owner)] = data
+        self.publisher.data(
+            topic(Endpoint.ALERTS, symbol, owner=owner),
+            symbol,
+            "alert_data",
+            data,
+            ts,
+            slot="alerts",
+            retain="alerts",
+        )
+
+    def publish_alert_event(self, event: AlertEvent) -> None:
+        """A firing goes out at once and is never conflated (``slot=None``): to its owner, or
+        for a built-in rule to everyone watching the symbol."""
+        symbol = event.symbol
+        owners = (
+            self.owners(Endpoint.ALERTS, symbol) | {""}
+            if event.alert.source == "builtin"
+            else {event.alert.owner or ""}
+        )
+        for owner in sorted(owners):
+            # Only here is ``triggered`` true: on the alert that fired, in its list and ``alert``.
+            data: dict[str, Any] = dict(self.alerts.state(symbol, owner, firing=event.alert.id))
+            data["alert"] = event_payload(event)
+            self.publisher.data(
+                topic(Endpoint.ALERTS, symbol, owner=owner),
+                symbol,
+                "alert_data",
+                data,
+                event.triggered_at,
+                slot=None,
+                event="triggered",
+            )
+            self._throttled(
+                ("alerts", symbol, owner),
+                functools.partial(self.publish_alerts, symbol, owner, changed_only=True),
+            )
+
+    # --- owners (per-user alerts and portfolio when authentication is on) ---------------------
+
+    def on_demand(self, t: str, wanted: bool) -> None:
+        """Demand listener (the hub's, or the gateways' through the bus): a topic gained its
+        first subscriber or lost its last. A newly wanted topic gets its current state now."""
+        if wanted:
+            self.wanted.add(t)
+        else:
+            self.wanted.discard(t)
+        owner = owner_of(t)
+        if owner is None:
+            if wanted:
+                self._publish_current(t)
+            return
+        kind, _, rest = t.partition(":")
+        symbol = rest.rsplit(":@", 1)[0]
+        key = (kind, symbol)
+        counts = self._owner_topics.setdefault(key, {})
+        n = counts.get(owner, 0) + (1 if wanted else -1)
+        if n > 0:
+            counts[owner] = n
+        else:
+            counts.pop(owner, None)
+            if not counts:
+                del self._owner_topics[key]
+            if kind == Endpoint.ALERTS.value:
+                self._alert_states.pop((symbol, owner), None)
+        if wanted:
+            self._publish_owned(kind, symbol, owner)
+
+    def _publish_owned(self, kind: str, symbol: str, owner: str) -> None:
+        """An alerts or portfolio topic became wanted: its latest state, for its snapshot."""
+        if kind == Endpoint.ALERTS.value:
+            self.publish_alerts(symbol, owner)
+        elif kind == Endpoint.PORTFOLIO.value:
+            held = self.portfolio.held_symbols(owner) if symbol == ALL_SYMBOLS else [symbol]
+            for s in held:
+                self.publish_portfolio(s, owner)
+
+    def republish(self) -> None:
+        """Every wanted topic's current state again: a Redis that restarted empty lost the
+        retained copies that new subscribers' snapshots are made of."""
+        for t in sorted(self.wanted):
+            with self._contained("republish", t):
+                owner = owner_of(t)
+                if owner is None:
+                    self._publish_current(t)
+                else:
+                    kind, _, rest = t.partition(":")
+                    self._publish_owned(kind, rest.rsplit(":@", 1)[0], owner)
+
+    def on_bus_state(self, connected: bool) -> None:
+        """The bus's ``on_state``: publish the retained state again whenever it comes back."""
+        if connected:
+            if self.wanted:
+                log.info("message bus connected: republishing %d wanted topics", len(self.wanted))
+            self.republish()
+
+    def _publish_current(self, t: str) -> None:
+        """A stream or analysis topic became wanted: its latest state, so it has a snapshot."""
+        kind, _, rest = t.partition(":")
+        symbol, _, raw = rest.rpartition(":")
+        try:
+            interval = Interval.parse(raw)
+        except ValueError:
+            return
+        if kind == Endpoint.STREAM.value:
+            tick = self.last_ticks.get(symbol)
+            if tick is not None:
+                self._publish_stream(tick, "tick_data", payloads.tick_data(tick), "tick", t)
+                self._publish_stream(tick, "market_data", payloads.market_data(tick), "market", t)
+            candle = self.candles.current(symbol, interval)
+            if candle is not None:
+                self._publish_candle(candle)
+        elif kind == Endpoint.ANALYSIS.value:
+            with self._contained("analysis", symbol):
+                self._publish_analysis(symbol, interval, closed=False, with_history=True)
+
+    def owners(self, endpoint: Endpoint, symbol: str) -> set[str]:
+        """Every owner whose topic of ``symbol`` on ``endpoint`` is watched ("" is the
+        anonymous owner; for the portfolio, also owners watching ``*`` who hold it)."""
+        if not self.wanted and not self._owner_topics:
+            return set()
+        out = {""} if topic(endpoint, symbol) in self.wanted else set()
+        if (
+            endpoint == Endpoint.PORTFOLIO
+            and topic(endpoint, ALL_SYMBOLS) in self.wanted
+            and self.portfolio.position("", symbol) is not None
+        ):
+            out.add("")
+        out.update(self._owner_topics.get((endpoint.value, symbol), ()))
+        if endpoint == Endpoint.PORTFOLIO:
+            for owner in self._owner_topics.get((endpoint.value, ALL_SYMBOLS), ()):
+                if self.portfolio.position(owner, symbol) is not None:
+                    out.add(owner)
+        return out
+
+    # --- pacing --------------------------------------------------------------------------------
+
+    def _throttled(self, key: tuple[str, str, str], publish: Callable[[], None]) -> None:
+        now = self.clock.monotonic()
+        last = self._last_sent.get(key)
+        if last is None or now - last >= self.update_interval:
+            self._last_sent[key] = now
+            self._dirty.pop(key, None)
+            publish()
+        else:
+            self._dirty[key] = publish
+
+    def flush(self) -> None:
+        """Publish throttled updates whose time has come, and close candles that are due."""
+        now = self.clock.monotonic()
+        due = [k for k in self._dirty if now - self._last_sent.get(k, now) >= self.update_interval]
+        for key in due:
+            publish = self._dirty.pop(key)
+            self._last_sent[key] = now
+            try:
+                publish()
+            except Exception:
+                log.exception("throttled publish failed for %s", key)
+        if self.market_time is not None:
+            self._on_candles(self.candles.close_due(self.market_time))
+
+    async def run(self) -> None:
+        """Run the feed and the flusher until cancelled."""
+        feed_task = asyncio.create_task(self.feed.run(self.on_tick, self.on_status), name="feed")
+        try:
+            while not feed_task.done():
+                await self.clock.sleep(FLUSH_PERIOD)
+                try:
+                    self.flush()
+                except Exception:
+                    log.exception("flush failed")
+            feed_task.result()
+        finally:
+            feed_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feed_task
