@@ -17,12 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_CORS_ORIGINS = (
-    "http://localhost:3000,http://127.0.0.1:3000,"
-    "http://localhost:5173,http://127.0.0.1:5173,"
-    "http://localhost:8000,http://127.0.0.1:8000"
-)
-
+from tickhub.core import defaults as d
 
 _ORIGIN = re.compile(
     r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[^\s/\"'\[\],:]+)(:\d{1,5})?", re.IGNORECASE
@@ -40,10 +35,10 @@ class Settings(BaseSettings):
     )
 
     # --- network (seed names) ---
-    host: str = "0.0.0.0"
-    port: int = Field(8000, ge=0, le=65535 - 81)
+    host: str = d.HOST
+    port: int = Field(d.PORT, ge=0, le=65535 - d.LISTEN_PORT_OFFSET)
     ws_port: int | None = Field(None, ge=0, le=65535)
-    cors_origins: Annotated[tuple[str, ...], NoDecode] = tuple(DEFAULT_CORS_ORIGINS.split(","))
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = d.CORS_ORIGINS
 
     # --- feed ---
     feed: Literal["sim", "replay", "kite"] = "sim"
@@ -51,24 +46,24 @@ class Settings(BaseSettings):
     instruments_source: Literal["bundled", "file", "kite"] | None = None
     kite_api_url: str | None = None
     symbols: Annotated[tuple[str, ...], NoDecode] = ()
-    sim_seed: int = 42
-    sim_speed: float = Field(1.0, gt=0, le=100_000)
+    sim_seed: int = d.SIM_SEED
+    sim_speed: float = Field(d.SIM_SPEED, gt=0, le=100_000)
     sim_start: datetime | None = None
-    sim_tick_rate: float = Field(4.0, gt=0, le=100)
+    sim_tick_rate: float = Field(d.SIM_TICK_RATE, gt=0, le=100)
     replay_file: Path | None = None
-    replay_speed: float = Field(1.0, ge=0, le=1_000_000)
+    replay_speed: float = Field(d.REPLAY_SPEED, ge=0, le=1_000_000)
     replay_loop: bool = False
     replay_symbol: str | None = None
     kite_api_key: SecretStr | None = None
     kite_access_token: SecretStr | None = None
     kite_token_file: Path | None = None
-    kite_url: str = "wss://ws.kite.trade"
+    kite_url: str = d.KITE_URL
     kite_mode: Literal["ltp", "quote", "full"] = "full"
 
     # --- plumbing ---
     bus_url: str = "memory://"
-    gateways: int = Field(2, ge=1, le=64)
-    bus_prefix: str = Field("tickhub", min_length=1, max_length=64)
+    gateways: int = Field(d.GATEWAYS, ge=1, le=64)
+    bus_prefix: str = Field(d.BUS_PREFIX, min_length=1, max_length=64)
     data_dir: Path = Path("data")
     store_url: SecretStr | None = None  # may hold a database password
     portfolio_file: Path | None = None
@@ -77,30 +72,30 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
 
     # --- streams ---
-    update_interval: float = Field(1.0, gt=0, le=60)
-    batch_interval: float = Field(0.02, gt=0, le=1.0)
-    candle_history: int = Field(500, ge=10, le=100_000)
-    analysis_history: int = Field(100, ge=0, le=100_000)
-    history_size: int = Field(1000, ge=0, le=1_000_000)
-    history_age: float = Field(300.0, ge=0)
+    update_interval: float = Field(d.UPDATE_INTERVAL, gt=0, le=60)
+    batch_interval: float = Field(d.BATCH_INTERVAL, gt=0, le=1.0)
+    candle_history: int = Field(d.CANDLE_HISTORY, ge=10, le=100_000)
+    analysis_history: int = Field(d.ANALYSIS_HISTORY, ge=0, le=100_000)
+    history_size: int = Field(d.HISTORY_SIZE, ge=0, le=1_000_000)
+    history_age: float = Field(d.HISTORY_AGE, ge=0)
 
     # --- limits ---
-    max_connections: int = Field(10_000, ge=1)
-    max_connections_per_ip: int = Field(2_000, ge=1)
-    connect_rate_per_ip: float = Field(50.0, gt=0)
-    max_subscriptions: int = Field(200, ge=1)
-    max_message_bytes: int = Field(65_536, ge=256, le=16 * 1024 * 1024)
-    message_rate: float = Field(50.0, gt=0)
-    message_burst: int = Field(100, ge=1)
-    outbox_bytes: int = Field(1_048_576, ge=4096)
-    slow_client_grace: float = Field(30.0, gt=0)
-    idle_timeout: float = Field(60.0, ge=0)
-    shutdown_timeout: float = Field(10.0, gt=0)
-    max_symbols_per_message: int = Field(200, ge=1, le=10_000)
-    max_header_bytes: int = Field(16_384, ge=1024, le=1_048_576)
-    handshake_timeout: float = Field(10.0, gt=0, le=300)
-    close_timeout: float = Field(5.0, gt=0, le=60)
-    send_buffer_bytes: int = Field(262_144, ge=0, le=64 * 1024 * 1024)
+    max_connections: int = Field(d.MAX_CONNECTIONS, ge=1)
+    max_connections_per_ip: int = Field(d.MAX_CONNECTIONS_PER_IP, ge=1)
+    connect_rate_per_ip: float = Field(d.CONNECT_RATE_PER_IP, gt=0)
+    max_subscriptions: int = Field(d.MAX_SUBSCRIPTIONS, ge=1)
+    max_message_bytes: int = Field(d.MAX_MESSAGE_BYTES, ge=256, le=16 * 1024 * 1024)
+    message_rate: float = Field(d.MESSAGE_RATE, gt=0)
+    message_burst: int = Field(d.MESSAGE_BURST, ge=1)
+    outbox_bytes: int = Field(d.OUTBOX_BYTES, ge=4096)
+    slow_client_grace: float = Field(d.SLOW_CLIENT_GRACE, gt=0)
+    idle_timeout: float = Field(d.IDLE_TIMEOUT, ge=0)
+    shutdown_timeout: float = Field(d.SHUTDOWN_TIMEOUT, gt=0)
+    max_symbols_per_message: int = Field(d.MAX_SYMBOLS_PER_MESSAGE, ge=1, le=10_000)
+    max_header_bytes: int = Field(d.MAX_HEADER_BYTES, ge=1024, le=1_048_576)
+    handshake_timeout: float = Field(d.HANDSHAKE_TIMEOUT, gt=0, le=300)
+    close_timeout: float = Field(d.CLOSE_TIMEOUT, gt=0, le=60)
+    send_buffer_bytes: int = Field(d.SEND_BUFFER_BYTES, ge=0, le=64 * 1024 * 1024)
 
     # --- authentication (off unless API_KEYS or a JWT key is set) ---
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)
@@ -109,13 +104,13 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_audience: str | None = None
     jwt_user_prefix: str | None = Field(None, max_length=32)
-    auth_timeout: float = Field(10.0, gt=0)
+    auth_timeout: float = Field(d.AUTH_TIMEOUT, gt=0)
     admin_key: SecretStr | None = None
     health_details: bool = False
 
     @property
     def listen_port(self) -> int:
-        return self.ws_port if self.ws_port is not None else self.port + 81
+        return self.ws_port if self.ws_port is not None else self.port + d.LISTEN_PORT_OFFSET
 
     @field_validator("cors_origins", "symbols", "api_keys", mode="before")
     @classmethod

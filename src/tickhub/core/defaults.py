@@ -1,0 +1,97 @@
+"""Every default and policy number in one place, named.
+
+Settings (``tickhub.app.config``) take their defaults from here, and so do the components that
+can be built without settings (tests, benchmarks, the library API), so that a default is never
+written twice. A constant whose name has no setting beside it is a policy of the code: changing
+it changes behaviour the tests pin, so it lives here with the reason for its value.
+
+Units: seconds for times, bytes for sizes, per second for rates.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- network (the seed's names) ----------------------------------------------------------------
+HOST: Final = "0.0.0.0"
+PORT: Final = 8000
+"""``PORT``; the service listens on ``PORT + LISTEN_PORT_OFFSET`` (8081) unless ``WS_PORT``."""
+LISTEN_PORT_OFFSET: Final = 81
+CORS_ORIGINS: Final = (
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+    "http://localhost:8000",
+    "http://127.0.0.1:8000",
+)
+"""The dev servers front ends run on (React/CRA, Vite, the seed's own port)."""
+
+# --- feeds ------------------------------------------------------------------------------------
+SIM_SEED: Final = 42
+SIM_SPEED: Final = 1.0
+SIM_TICK_RATE: Final = 4.0
+"""Ticks per second per instrument; about what a busy instrument sends in Kite's full mode."""
+REPLAY_SPEED: Final = 1.0
+KITE_URL: Final = "wss://ws.kite.trade"
+
+# --- streams ----------------------------------------------------------------------------------
+UPDATE_INTERVAL: Final = 1.0
+"""Seconds between analysis, portfolio and market-data updates of a symbol (ticks: no limit)."""
+BATCH_INTERVAL: Final = 0.02
+CANDLE_HISTORY: Final = 500
+ANALYSIS_HISTORY: Final = 100
+HISTORY_SIZE: Final = 1000
+"""Messages per topic kept for resume with ``since``."""
+HISTORY_AGE: Final = 300.0
+"""Seconds a message stays resumable."""
+BUS_PREFIX: Final = "tickhub"
+GATEWAYS: Final = 2
+MAX_EVENTS_PER_SYMBOL: Final = 1000
+"""Alert events kept per symbol in the store; older ones are pruned."""
+
+# --- limits per server and per client ---------------------------------------------------------
+MAX_CONNECTIONS: Final = 10_000
+MAX_CONNECTIONS_PER_IP: Final = 2_000
+CONNECT_RATE_PER_IP: Final = 50.0
+CONNECT_BURST_FACTOR: Final = 2
+"""Connection attempts an address may make at once: this many seconds' worth of its rate."""
+MAX_TRACKED_ADDRESSES: Final = 10_000
+"""Addresses whose connect rate is tracked; past it, full buckets are forgotten."""
+MAX_SUBSCRIPTIONS: Final = 200
+MAX_MESSAGE_BYTES: Final = 65_536
+MESSAGE_RATE: Final = 50.0
+MESSAGE_BURST: Final = 100
+RATE_CLOSE_FACTOR: Final = 2
+"""A client refused more than this many bursts' worth of messages in a row is closed with 4003."""
+OUTBOX_BYTES: Final = 1_048_576
+SLOW_CLIENT_GRACE: Final = 30.0
+MAX_HELD_EVENTS: Final = 10_000
+"""Events held for a paused client before it is treated as too slow."""
+IDLE_TIMEOUT: Final = 60.0
+AUTH_TIMEOUT: Final = 10.0
+SHUTDOWN_TIMEOUT: Final = 10.0
+MAX_SYMBOLS_PER_MESSAGE: Final = 200
+MAX_HEADER_BYTES: Final = 16_384
+HANDSHAKE_TIMEOUT: Final = 10.0
+CLOSE_TIMEOUT: Final = 5.0
+SEND_BUFFER_BYTES: Final = 262_144
+MAX_FRAME_FACTOR: Final = 16
+"""A message over ``max(MAX_FRAME_FACTOR × MAX_MESSAGE_BYTES, MIN_FRAME_LIMIT)`` closes 1009."""
+MIN_FRAME_LIMIT: Final = 1_048_576
+TRANSPORT_SHARE: Final = 4
+"""The transport's buffer holds ``OUTBOX_BYTES / TRANSPORT_SHARE``; held messages the rest."""
+RETRY_AFTER: Final = 5
+"""Seconds a refused HTTP client (503 at MAX_CONNECTIONS) is told to wait."""
+FAILURE_LOG_PERIOD: Final = 60.0
+"""An internal error's traceback is logged once per this many seconds per kind."""
+
+# --- cluster ----------------------------------------------------------------------------------
+HEARTBEAT_PERIOD: Final = 1.0
+DEMAND_REFRESH: Final = 5.0
+DEMAND_EXPIRY: Final = 15.0
+REQUEST_TIMEOUT: Final = 10.0
+PROBE_PERIOD: Final = 5.0
+STALE_AFTER: Final = 15.0
+RESTART_DELAY: Final = 0.5
+MAX_RESTART_DELAY: Final = 8.0
