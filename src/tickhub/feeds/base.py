@@ -17,18 +17,40 @@ StatusSink = Callable[[FeedStatus], None]
 
 
 class Feed(Protocol):
+    """A market source. One ``run`` per feed object; the ingest owns it and cancels it to stop.
+
+    Contract (checked for every feed by ``tests/conformance/test_feed_contract.py``): ticks carry
+    symbols and tokens of the instrument registry the feed was built with, timezone-aware exchange
+    timestamps, prices as the exchange quotes them, and the day's cumulative volume, which never
+    decreases within a day for one instrument.
+    """
+
     name: str
+    """Short and stable (``sim``, ``replay``, ``kite``): it names the feed in logs and /health."""
 
     async def run(self, on_tick: TickSink, on_status: StatusSink) -> None:
         """Produce ticks until cancelled. Must call ``on_status`` on every state change.
 
         ``on_tick`` and ``on_status`` are plain callbacks: they never block, so a feed can call
-        them from its read loop.
+        them from its read loop. Cancellation ends ``run`` promptly, with every task and socket of
+        the feed closed; a feed that runs out of data (a replay without loop) reports ``STOPPED``
+        and returns. An upstream outage is a state (``RECONNECTING``, ``STALE``, ``AUTH_FAILED``)
+        reported through ``on_status``, not an exception.
         """
         ...
 
-    def subscribe(self, instruments: Iterable[Instrument]) -> None: ...
+    def subscribe(self, instruments: Iterable[Instrument]) -> None:
+        """Ask for ticks of ``instruments`` from now on, at once, without blocking.
 
-    def unsubscribe(self, instruments: Iterable[Instrument]) -> None: ...
+        Idempotent; a feed that streams its whole universe anyway (sim, replay) may ignore it. A
+        feed that must tell its upstream (kite) does so in the background, also across
+        reconnects."""
+        ...
 
-    def status(self) -> FeedStatus: ...
+    def unsubscribe(self, instruments: Iterable[Instrument]) -> None:
+        """The reverse of :meth:`subscribe`; unknown or never-subscribed instruments are ignored."""
+        ...
+
+    def status(self) -> FeedStatus:
+        """The current state, at any time (before ``run``, during, after), without I/O."""
+        ...
