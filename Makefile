@@ -26,11 +26,11 @@ test: $(STAMP)
 
 ## The dashboard, the JS client and the seed's examples in Chromium and Node
 test-browser: $(STAMP)
-	$(BIN)/python -m pytest -q tests/browser tests/test_js_client.py tests/test_seed_javascript.py
+	$(BIN)/python -m pytest -q tests/e2e/browser tests/e2e/test_js_client.py tests/e2e/test_seed_javascript.py
 
 ## Refresh docs/dashboard.png
 screenshot: $(STAMP)
-	TICKHUB_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/browser -k screenshot
+	TICKHUB_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/e2e/browser -k screenshot
 
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): pyproject.toml | $(STAMP)

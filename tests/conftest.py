@@ -61,4 +61,4 @@ async def connect(service: Service) -> AsyncIterator[Callable[..., Any]]:
 
 
 # Fixtures shared across files (a Redis key prefix of one's own, cleaned up afterwards).
-from tests.test_bus_contract import redis_prefix  # noqa: E402, F401
+from tests.conformance.test_bus_contract import redis_prefix  # noqa: E402, F401

@@ -18,6 +18,10 @@ from typing import Any
 
 import websockets
 
+TESTS_DIR = Path(__file__).resolve().parent
+"""``tests/``: data files, JavaScript scripts and pages live under it."""
+REPO_ROOT = TESTS_DIR.parent
+
 ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 Msg = dict[str, Any]
 

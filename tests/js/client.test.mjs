@@ -1,4 +1,4 @@
-// Tests of src/tickhub/static/tickhub.js, run by tests/test_js_client.py:
+// Tests of src/tickhub/static/tickhub.js, run by tests/e2e/test_js_client.py:
 //   node --experimental-websocket --test tests/js/client.test.mjs
 // The first part drives the client with a fake WebSocket and synthetic messages; the second runs
 // against a real service when TICKHUB_PORT is set, with TICKHUB_CONTROL an HTTP endpoint of the
@@ -466,7 +466,7 @@ describe('client (fake server)', () => {
 
 // --- the client against a real service -----------------------------------------------------------
 
-const live = { skip: PORT ? false : 'TICKHUB_PORT not set (run through tests/test_js_client.py)' };
+const live = { skip: PORT ? false : 'TICKHUB_PORT not set (run through tests/e2e/test_js_client.py)' };
 const url = (path) => `ws://127.0.0.1:${PORT}${path}`;
 
 async function control(action) {

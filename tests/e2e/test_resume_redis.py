@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_bus_contract import msg, redis_bus, redis_prefix, settle
+from tests.conformance.test_bus_contract import msg, redis_bus, redis_prefix, settle
 from tickhub.bus import BusMessage
 from tickhub.bus.memory import MemoryBus
 

@@ -1,4 +1,4 @@
-// The scripted sessions of the real-client matrix (tests/clients/test_matrix.py), written once
+// The scripted sessions of the real-client matrix (tests/e2e/clients/test_matrix.py), written once
 // against the WHATWG WebSocket interface, so that the same code runs on Node's built-in
 // WebSocket, on the npm `ws` package and in Chromium. Nothing here is specific to tickhub's own
 // JavaScript client: it is what a user of each of those WebSockets would write.

@@ -15,13 +15,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import TESTS_DIR
 from tickhub.core.model import IST, Depth, DepthLevel, Instrument, Tick
 from tickhub.feeds.kite.encode import (
     HEARTBEAT,
@@ -55,7 +55,7 @@ from tickhub.feeds.kite.parse import (
     to_tick,
 )
 
-DATA = Path(__file__).parent / "data" / "kite" / "frames.json"
+DATA = TESTS_DIR / "data" / "kite" / "frames.json"
 SEGMENTS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12]
 IST_OFFSET = timedelta(hours=5, minutes=30)
 INFY = Instrument(408065, 1594, "INFY", "INFOSYS", "NSE", "NSE", "EQ")

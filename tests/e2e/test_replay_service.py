@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import make_settings
-from tests.helpers import Client
+from tests.helpers import TESTS_DIR, Client
 from tickhub.app.service import Service
 
-BARS = Path(__file__).parent / "data" / "replay" / "reliance_1m.csv"
+BARS = TESTS_DIR / "data" / "replay" / "reliance_1m.csv"
 
 
 async def _closed_candles(tmp_path: Path, n: int) -> list[dict[str, Any]]:

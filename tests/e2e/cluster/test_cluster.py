@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from tests.conformance.test_bus_contract import REDIS_URL
 from tests.conftest import make_settings
 from tests.fakes import ScriptedFeed, tick
 from tests.helpers import Client, ahttp_get, wait_until
-from tests.test_bus_contract import REDIS_URL
 from tickhub.app.service import Service
 from tickhub.bus import Bus
 from tickhub.bus.memory import MemoryBus
@@ -244,7 +244,7 @@ async def test_a_client_of_a_dead_gateway_resumes_on_another(redis_cluster: Clus
 
 @pytest.mark.redis
 async def test_redis_restart_is_survived(tmp_path: Path) -> None:
-    from tests.test_bus_redis import RedisServer, _free_port
+    from tests.unit.bus.test_redis import RedisServer, _free_port
 
     server = RedisServer(_free_port())
     await server.start()

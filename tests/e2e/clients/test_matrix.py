@@ -2,7 +2,8 @@
 
 Python ``websocket-client`` (``create_connection``), Python ``websockets`` (asyncio), Node's
 built-in WebSocket, the npm ``ws`` package (pinned in tests/package.json) and Chromium through
-Playwright. The JavaScript clients run the same script, tests/clients/session.mjs; the Python ones
+Playwright. The JavaScript clients run the same script, tests/e2e/clients/session.mjs; the Python
+ones
 run its twin below. Each reports the close as its library reports it to its user (the close
 event's ``code``, ``reason`` and ``wasClean``; websockets' ``close_code``; the close frame
 websocket-client's ``recv_data_frame`` returns), and the tests assert on that:
@@ -34,7 +35,7 @@ import pytest
 import websocket
 import websockets
 
-from tests.clients.raw import port_of
+from tests.e2e.clients.raw import port_of
 from tests.helpers import node_has_websocket
 from tickhub.app.service import Service
 
@@ -44,7 +45,7 @@ except ImportError:  # pragma: no cover - the dev extra installs it
     async_playwright = None  # type: ignore[assignment]
 
 HERE = Path(__file__).resolve().parent
-TESTS = HERE.parent
+TESTS = HERE.parent.parent
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
 CHROMIUM = Path(os.environ.get("TICKHUB_CHROMIUM", "/usr/bin/chromium"))

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_settings
+from tests.e2e.cluster.test_cluster import Cluster, _redis_bus, at
 from tests.fakes import ScriptedFeed, tick
 from tests.helpers import Client, Msg, wait_until
-from tests.test_cluster import Cluster, _redis_bus, at
-from tests.test_hub import RecordingPeer, _data
+from tests.unit.fanout.test_hub import RecordingPeer, _data
 from tickhub.app.service import Service
 from tickhub.bus import BusMessage
 from tickhub.bus.memory import MemoryBus
@@ -161,7 +161,7 @@ async def test_a_subscriber_after_the_topic_was_dropped_gets_fresh_state(
 async def test_after_redis_restarts_empty_new_subscribers_get_a_snapshot_within_seconds(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.test_bus_redis import RedisServer, _free_port
+    from tests.unit.bus.test_redis import RedisServer, _free_port
 
     server = RedisServer(_free_port())
     await server.start()

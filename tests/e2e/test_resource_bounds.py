@@ -32,7 +32,7 @@ from tests.helpers import (
     unsent_bytes,
     wait_until,
 )
-from tests.test_hub import RecordingPeer, _hub
+from tests.unit.fanout.test_hub import RecordingPeer, _hub
 from tickhub.app.service import Service
 from tickhub.core.protocol import CloseCode
 from tickhub.core.topics import Endpoint

@@ -1,13 +1,13 @@
 """The closing handshake and the frame rules of RFC 6455, over a raw socket.
 
-In the style of Autobahn|Testsuite sections 5-7: each test sends exact frames (tests/clients/raw.py)
-and checks the server's close frame, and that the server then closes the TCP connection itself,
-soon, with EOF rather than a reset (§7.1.1; issue 12 items 1-3 and 10). Close codes follow §7.4
-and the IANA "WebSocket Close Code Number" registry: 1012-1014 are registered (service restart,
-try again later, bad gateway) and valid (1014 is echoed or refused: see its test); 1004 is
-reserved; 1005, 1006 and 1015 must never be sent in a close frame (§7.4.1); 1016-2999 are
-reserved for future standards; 0-999 and from 5000 up are not close codes; 3000-4999 are
-registered or private and valid.
+In the style of Autobahn|Testsuite sections 5-7: each test sends exact frames
+(tests/e2e/clients/raw.py) and checks the server's close frame, and that the server then closes the
+TCP connection itself, soon, with EOF rather than a reset (§7.1.1; issue 12 items 1-3 and 10).
+Close codes follow §7.4 and the IANA "WebSocket Close Code Number" registry: 1012-1014 are
+registered (service restart, try again later, bad gateway) and valid (1014 is echoed or refused:
+see its test); 1004 is reserved; 1005, 1006 and 1015 must never be sent in a close frame (§7.4.1);
+1016-2999 are reserved for future standards; 0-999 and from 5000 up are not close codes; 3000-4999
+are registered or private and valid.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.raw import (
+from tests.e2e.clients.raw import (
     CLOSE,
     CONT,
     PING,

@@ -2,7 +2,8 @@
 
 RFC 9110 §9.3.2 (HEAD), the Fetch standard's CORS preflight, RFC 6585 §5 (431), RFC 9112 §2.2
 (line endings), and the headers that keep browsers from sniffing JSON or framing the dashboard.
-curl runs as a subprocess (skipped when it is missing); exact bytes go through tests/clients/raw.py.
+curl runs as a subprocess (skipped when it is missing); exact bytes go through
+tests/e2e/clients/raw.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 import tickhub.server.static
-from tests.clients.raw import HttpAnswer, http_exchange, http_request, parse_head, port_of
+from tests.e2e.clients.raw import HttpAnswer, http_exchange, http_request, parse_head, port_of
 from tickhub.app.service import Service
 
 CURL = shutil.which("curl")

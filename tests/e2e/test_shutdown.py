@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.helpers import Client, free_port, serve_process
+from tests.helpers import REPO_ROOT, Client, free_port, serve_process
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 async def _serve(tmp_path: Path, port: int) -> asyncio.subprocess.Process:

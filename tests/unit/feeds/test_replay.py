@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import TESTS_DIR
 from tickhub.core.instruments import InstrumentRegistry, UnknownSymbolError
 from tickhub.core.model import (
     IST,
@@ -39,7 +40,7 @@ from tickhub.feeds.replay.ticks import TICK_COLUMNS, ReplayError, TickWriter, re
 from tickhub.feeds.sim import SimFeed, SimMarket
 from tickhub.runtime.clock import ManualClock
 
-DATA = Path(__file__).resolve().parent / "data" / "replay"
+DATA = TESTS_DIR / "data" / "replay"
 BARS = DATA / "reliance_1m.csv"  # Friday 15:20-15:29 and Monday 09:15-09:24, no symbol column
 TWO_SYMBOLS = DATA / "two_symbols_1m.csv"  # RELIANCE and INFY, with bad lines and unknown rows
 SAMPLE = DATA / "ticks_sample.csv"  # 17 ticks of RELIANCE and NIFTY 50, as `tickhub record` wrote

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import websockets
 
+from tests.conformance.test_bus_contract import REDIS_URL, redis_unavailable
 from tests.helpers import Client, Msg
-from tests.test_bus_contract import REDIS_URL, redis_unavailable
 
 pytestmark = pytest.mark.redis
 

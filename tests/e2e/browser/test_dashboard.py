@@ -4,7 +4,7 @@ Headless Chromium (the Debian package, /usr/bin/chromium) driven by Playwright, 
 service: the simulated market at SIM_SPEED=60 and UPDATE_INTERVAL=0.2. Each test waits on what the
 page shows (Playwright's expect / wait_for_function with timeouts), never on the clock.
 
-The pages under tests/browser (the seed examples, the React hook page) are served by the service
+The pages under tests/e2e/browser (the seed examples, the React hook page) are served by the service
 itself at ``/__tests__/...`` (the tests wrap its static-file fallback), so they are on the
 service's origin, loaded over real HTTP. (Pages fulfilled by Playwright's request interception
 would not do: Chromium's local network access checks block their WebSockets to 127.0.0.1.)
@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - the dev extra installs it
     async_playwright = None
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
+ROOT = HERE.parent.parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 DOCS_SCREENSHOT = ROOT / "docs" / "dashboard.png"
 CHROMIUM = Path(os.environ.get("TICKHUB_CHROMIUM", "/usr/bin/chromium"))

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_bus_contract import (
+from tests.conformance.test_bus_contract import (
     REDIS_URL,
     WAIT,
     Recorder,

@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import REPO_ROOT
 from tickhub.app.config import load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 TICKHUB = [sys.executable, "-c", "from tickhub.app.cli import main; main()"]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import TESTS_DIR
 from tickhub.app.service import Service
 
-SCRIPT = Path(__file__).parent / "js" / "seed_snippets.mjs"
+SCRIPT = TESTS_DIR / "js" / "seed_snippets.mjs"
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_settings
-from tests.helpers import node_has_websocket
+from tests.helpers import REPO_ROOT, node_has_websocket
 from tickhub.app.service import Service
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 SCRIPT = ROOT / "tests" / "js" / "client.test.mjs"
 NODE = shutil.which("node")
 

@@ -29,7 +29,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO_ROOT
+
+ROOT = REPO_ROOT
 VENV = ROOT / ".venv"
 STARTUP_SECONDS = 30.0
 CLIENT_SECONDS = 120.0
