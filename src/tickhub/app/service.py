@@ -37,12 +37,12 @@ from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import FeedState
 from tickhub.core.topics import Endpoint
 from tickhub.engines.alerts import AlertsEngine
-from tickhub.engines.portfolio import Portfolio, demo_portfolio_file, load_positions_file
 from tickhub.fanout.auth import JWT_USER_PREFIX, Authenticator, parse_api_keys
 from tickhub.fanout.hub import CloseCode, Hub, HubLimits, transport_bytes
 from tickhub.feeds.base import Feed
 from tickhub.ingest.demand import Demand
 from tickhub.ingest.pipeline import Ingest
+from tickhub.ingest.portfolio import StoredPortfolio, demo_portfolio_file, load_positions_file
 from tickhub.ingest.publisher import STATUS_TOPIC
 from tickhub.ingest.requests import Requests
 from tickhub.runtime.clock import SystemClock
@@ -193,7 +193,7 @@ class Service:
         self.feed = self.feed or build_feed(s, self.registry, self.clock)
         url = s.store_url.get_secret_value() if s.store_url is not None else None
         self.store = open_store(url or str(s.data_dir / "tickhub.sqlite3"))
-        self.portfolio = Portfolio(self.store, now=self.clock.now)
+        self.portfolio = StoredPortfolio(self.store, now=self.clock.now)
         self.portfolio.load()
         seed_file = s.portfolio_file or (
             demo_portfolio_file() if s.feed == "sim" and s.demo_portfolio else None

@@ -33,8 +33,8 @@ from tickhub.engines import payloads
 from tickhub.engines.alerts import AlertEvent, AlertsEngine, event_payload
 from tickhub.engines.analysis import AnalysisEngine
 from tickhub.engines.candles import CandleEngine
-from tickhub.engines.portfolio import Portfolio
 from tickhub.feeds.base import Feed
+from tickhub.ingest.portfolio import StoredPortfolio
 from tickhub.ingest.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Ingest:
         history_size: int = 500,
         snapshot_history: int = 100,
         alerts: AlertsEngine | None = None,
-        portfolio: Portfolio | None = None,
+        portfolio: StoredPortfolio | None = None,
         alert_interval: Interval = Interval.M1,
     ) -> None:
         self.feed = feed
@@ -68,7 +68,9 @@ class Ingest:
         self.analysis = AnalysisEngine(maxlen=history_size)
         self.snapshot_history = snapshot_history
         self.alerts = alerts if alerts is not None else AlertsEngine()
-        self.portfolio = portfolio if portfolio is not None else Portfolio()
+        # Writes go through ``positions`` (saved to its store); reads and ticks to the engine.
+        self.positions = portfolio if portfolio is not None else StoredPortfolio(now=clock.now)
+        self.portfolio = self.positions.portfolio
         self.alert_interval = alert_interval
         self.publisher = Publisher(bus, epoch=secrets.token_hex(4))
         self.last_ticks: dict[str, Tick] = {}

@@ -164,7 +164,7 @@ class Requests:
             self._error(session, position, "set_position")
             return
         portfolio = self.ingest.portfolio
-        portfolio.set_position(session.user, position)
+        self.ingest.positions.set_position(session.user, position)
         saved = portfolio.position(session.user, position.symbol)
         status = "saved" if saved is not None else "removed"
         self._reply(
@@ -183,7 +183,7 @@ class Requests:
         symbol = self._symbol(session, msg, "remove_position")
         if symbol is None:
             return
-        if not self.ingest.portfolio.remove_position(session.user, symbol):
+        if not self.ingest.positions.remove_position(session.user, symbol):
             self._error(
                 session,
                 ProtocolError(

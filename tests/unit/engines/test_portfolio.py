@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,12 +16,16 @@ from tickhub.engines.portfolio import (
     Portfolio,
     PortfolioFileError,
     Position,
-    PositionStore,
-    demo_portfolio_file,
-    load_positions_file,
+    PositionChange,
     parse_position,
     position_from_row,
     position_to_row,
+)
+from tickhub.ingest.portfolio import (
+    PositionStore,
+    StoredPortfolio,
+    demo_portfolio_file,
+    load_positions_file,
 )
 
 T0 = datetime(2025, 1, 27, 4, 0, tzinfo=UTC)
@@ -340,20 +344,20 @@ def test_positions_are_per_owner() -> None:
 
 def test_set_position_overwrites_and_zero_quantity_removes() -> None:
     store = FakeStore()
-    p = Portfolio(store)
+    p = StoredPortfolio(store, now=lambda: T0)
     p.set_position("", pos("TCS", 5, "3000"))
     p.set_position("", pos("TCS", 8, "3010.5"))
-    assert p.positions("") == [pos("TCS", 8, "3010.5")]
+    assert p.portfolio.positions("") == [pos("TCS", 8, "3010.5")]
 
     p.set_position("", pos("TCS", 0, "3010.5"))
 
-    assert p.positions("") == []
+    assert p.portfolio.positions("") == []
     assert store.rows == {}
 
 
 def test_store_rows_round_trip_through_load() -> None:
     store = _conforms(FakeStore())
-    p = Portfolio(store, now=lambda: T0)
+    p = StoredPortfolio(store, now=lambda: T0)
     p.set_position("alice", pos("RELIANCE", -7, "1485.6050", product="MIS", exchange="NSE"))
 
     [row] = store.load_positions("alice")
@@ -367,27 +371,27 @@ def test_store_rows_round_trip_through_load() -> None:
         "updated_at": "2025-01-27T04:00:00.000Z",
     }
 
-    fresh = Portfolio(store)
+    fresh = StoredPortfolio(store, now=lambda: T0)
     assert fresh.load() == 1
-    assert fresh.positions("alice") == [
+    assert fresh.portfolio.positions("alice") == [
         pos("RELIANCE", -7, "1485.6050", product="MIS", exchange="NSE")
     ]
 
 
 def test_remove_position() -> None:
     store = FakeStore()
-    p = Portfolio(store)
+    p = StoredPortfolio(store, now=lambda: T0)
     p.set_position("", pos("TCS", 5, "3000"))
 
     assert p.remove_position("", "TCS") is True
     assert p.remove_position("", "TCS") is False
-    assert p.positions("") == []
+    assert p.portfolio.positions("") == []
     assert store.rows == {}
 
 
 def test_store_failure_leaves_memory_unchanged() -> None:
     store = FakeStore()
-    p = Portfolio(store)
+    p = StoredPortfolio(store, now=lambda: T0)
     p.set_position("", pos("TCS", 5, "3000"))
     store.fail = True
 
@@ -396,19 +400,19 @@ def test_store_failure_leaves_memory_unchanged() -> None:
     with pytest.raises(OSError):
         p.replace("", [pos("SBIN", 1, "800")])
 
-    assert p.positions("") == [pos("TCS", 5, "3000")]
+    assert p.portfolio.positions("") == [pos("TCS", 5, "3000")]
 
 
 def test_replace_is_all_the_owner_holds() -> None:
     store = FakeStore()
-    p = Portfolio(store)
+    p = StoredPortfolio(store, now=lambda: T0)
     p.set_position("", pos("TCS", 5, "3000"))
     p.set_position("bob", pos("ITC", 5, "400"))
 
     p.replace("", [pos("SBIN", 1, "800"), pos("INFY", 0, "1500")])
 
-    assert p.held_symbols("") == ["SBIN"]
-    assert p.held_symbols("bob") == ["ITC"]
+    assert p.portfolio.held_symbols("") == ["SBIN"]
+    assert p.portfolio.held_symbols("bob") == ["ITC"]
     assert sorted(store.rows) == [("", "SBIN"), ("bob", "ITC")]
     with pytest.raises(ValueError, match="duplicate symbol: 'SBIN'"):
         p.replace("", [pos("SBIN", 1, "800"), pos("SBIN", 2, "800")])
@@ -416,15 +420,15 @@ def test_replace_is_all_the_owner_holds() -> None:
 
 def test_file_seeds_only_an_owner_with_no_positions() -> None:
     store = FakeStore()
-    first = Portfolio(store)
+    first = StoredPortfolio(store, now=lambda: T0)
     first.load()
     assert first.seed("", [pos("TCS", 5, "3000"), pos("SBIN", 10, "800")]) is True
     first.set_position("", pos("TCS", 7, "3050"))  # a protocol change after the seed
 
-    restarted = Portfolio(store)
+    restarted = StoredPortfolio(store, now=lambda: T0)
     restarted.load()
     assert restarted.seed("", [pos("TCS", 5, "3000"), pos("ITC", 1, "400")]) is False
-    assert restarted.positions("") == [pos("SBIN", 10, "800"), pos("TCS", 7, "3050")]
+    assert restarted.portfolio.positions("") == [pos("SBIN", 10, "800"), pos("TCS", 7, "3050")]
 
 
 def test_corrupt_store_row_is_refused_before_anything_changes() -> None:
@@ -435,9 +439,88 @@ def test_corrupt_store_row_is_refused_before_anything_changes() -> None:
         "quantity": 1.5,
         "average_price": "3000",
     }
-    p = Portfolio(store)
+    p = StoredPortfolio(store, now=lambda: T0)
     with pytest.raises(ValueError, match=r"bad stored position ''/'TCS': quantity"):
         p.load()
+
+
+def test_operations_return_what_changed() -> None:
+    p = Portfolio()
+    tcs, tcs2, sbin = pos("TCS", 5, "3000"), pos("TCS", 8, "3010"), pos("SBIN", 1, "800")
+
+    assert p.set_position("", tcs) == PositionChange("", saved=(tcs,))
+    assert p.set_position("", tcs2) == PositionChange("", saved=(tcs2,), before=(tcs,))
+    assert p.set_position("", sbin) == PositionChange("", saved=(sbin,))
+    assert p.set_position("", pos("SBIN", 0, "800")) == PositionChange(
+        "", removed=("SBIN",), before=(sbin,)
+    )
+    assert p.remove_position("", "ITC") == PositionChange("", removed=("ITC",))
+    assert p.replace("", [sbin, pos("INFY", 0, "1500")]) == PositionChange(
+        "", saved=(sbin,), removed=("TCS",), whole=True, before=(tcs2,)
+    )
+    assert p.seed("", [tcs]) is None
+    assert p.seed("bob", [tcs]) == PositionChange("bob", saved=(tcs,), whole=True)
+    assert p.positions("") == [sbin]
+    assert p.positions("bob") == [tcs]
+
+
+def test_undo_puts_back_what_each_change_replaced() -> None:
+    p = Portfolio()
+    p.set_position("", pos("TCS", 5, "3000"))
+    p.set_position("", pos("ITC", 2, "400"))
+    p.set_position("bob", pos("SBIN", 1, "800"))
+    held = {owner: p.positions(owner) for owner in ("", "bob")}
+    changes = [
+        lambda: p.set_position("", pos("TCS", 9, "3100")),
+        lambda: p.set_position("", pos("INFY", 1, "1500")),
+        lambda: p.set_position("carol", pos("INFY", 1, "1500")),
+        lambda: p.set_position("", pos("TCS", 0, "3000")),
+        lambda: p.remove_position("bob", "SBIN"),
+        lambda: p.remove_position("", "INFY"),
+        lambda: p.replace("", [pos("SBIN", 3, "810")]),
+        lambda: p.replace("bob", []),
+    ]
+    for change in changes:
+        p.undo(change())
+        assert {owner: p.positions(owner) for owner in ("", "bob")} == held
+        assert p.owners() == ["", "bob"]
+
+
+def test_store_failure_on_removal_and_seed_leaves_memory_unchanged() -> None:
+    store = FakeStore()
+    p = StoredPortfolio(store, now=lambda: T0)
+    p.set_position("", pos("TCS", 5, "3000"))
+    store.fail = True
+
+    with pytest.raises(OSError):
+        p.remove_position("", "TCS")
+    with pytest.raises(OSError):
+        p.set_position("", pos("TCS", 0, "3000"))
+    with pytest.raises(OSError):
+        p.seed("bob", [pos("SBIN", 1, "800")])
+
+    assert p.portfolio.positions("") == [pos("TCS", 5, "3000")]
+    assert p.portfolio.owners() == [""]
+    assert list(store.rows) == [("", "TCS")]
+
+
+def test_removal_reaches_a_row_only_the_store_has() -> None:
+    store = FakeStore()
+    StoredPortfolio(store, now=lambda: T0).set_position("", pos("TCS", 5, "3000"))
+    p = StoredPortfolio(store, now=lambda: T0)  # not loaded: memory holds nothing
+
+    assert p.remove_position("", "TCS") is True
+    assert store.rows == {}
+
+
+def test_rows_are_stamped_with_the_time_of_each_write() -> None:
+    times = iter([T0, T0 + timedelta(minutes=1)])
+    store = FakeStore()
+    p = StoredPortfolio(store, now=lambda: next(times))
+    p.set_position("", pos("TCS", 5, "3000"))
+    assert store.rows[("", "TCS")]["updated_at"] == "2025-01-27T04:00:00.000Z"
+    p.replace("", [pos("TCS", 6, "3000")])
+    assert store.rows[("", "TCS")]["updated_at"] == "2025-01-27T04:01:00.000Z"
 
 
 def test_position_rows_convert_both_ways() -> None:
@@ -618,7 +701,7 @@ def test_broken_csv_row_names_file_and_line_and_applies_nothing(
         tmp_path, "broken.csv", f"symbol,quantity,average_price\nINFY,5,1500\n\n{row}\nITC,1,400\n"
     )
     store = FakeStore()
-    p = Portfolio(store)
+    p = StoredPortfolio(store, now=lambda: T0)
     p.set_position("", pos("TCS", 1, "3000"))
 
     with pytest.raises(PortfolioFileError) as info:
@@ -627,7 +710,7 @@ def test_broken_csv_row_names_file_and_line_and_applies_nothing(
     assert info.value.line == 4
     assert str(info.value).startswith(f"{path}:4: ")
     assert reason in str(info.value)
-    assert p.positions("") == [pos("TCS", 1, "3000")]
+    assert p.portfolio.positions("") == [pos("TCS", 1, "3000")]
     assert list(store.rows) == [("", "TCS")]
 
 
@@ -724,6 +807,6 @@ def test_demo_portfolio_loads_against_bundled_registry(registry: InstrumentRegis
         reference = Decimal(str(instrument.last_price))
         assert abs(position.average_price - reference) <= reference / 4
 
-    p = Portfolio(FakeStore())
+    p = StoredPortfolio(FakeStore(), now=lambda: T0)
     assert p.seed("", positions) is True
-    assert p.totals("")["positions"] == len(positions)
+    assert p.portfolio.totals("")["positions"] == len(positions)

@@ -1,0 +1,171 @@
+"""The portfolio engine kept in step with its store, and the positions file that seeds it.
+
+The engine (``tickhub.engines.portfolio``) holds positions in memory and returns what each
+operation changed; ``StoredPortfolio`` writes that change to the store and, should the store
+fail, undoes it in the engine, so memory and store never disagree. This is the only place that
+reads positions from the store (``load``) or from a file (``load_positions_file``).
+
+Sources and their precedence
+    A positions file (``load_positions_file``: CSV or JSON) is parsed completely before anything
+    is applied; any broken row raises ``PortfolioFileError`` naming the file and the line (CSV) or
+    the item (JSON). The file *seeds* an owner: ``StoredPortfolio.seed`` applies it only when the
+    owner holds no positions yet (after ``load()`` from the store), so it fills the store on first
+    run and later changes made over the protocol, which are saved to the store, win across
+    restarts. Editing the file later does not re-seed; to start over from the file, clear that
+    owner's stored positions (an owner whose last position was removed is seeded again on the
+    next start) or call ``StoredPortfolio.replace``, which always replaces.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Final, Protocol
+
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.engines.portfolio import (
+    Portfolio,
+    PortfolioFileError,
+    Position,
+    PositionChange,
+    parse_positions,
+    position_from_row,
+    position_to_row,
+)
+
+__all__ = [
+    "DEMO_PORTFOLIO",
+    "PositionStore",
+    "StoredPortfolio",
+    "demo_portfolio_file",
+    "load_positions_file",
+]
+
+DEMO_PORTFOLIO: Final = "data/demo_portfolio.csv"
+"""The packaged demo portfolio (NIFTY 50 names, one short), so the stream is alive on first run."""
+
+
+class PositionStore(Protocol):
+    """Persistence of positions (``tickhub.store``). Rows are plain dicts (``position_to_row``)::
+
+    {"owner": str, "symbol": str, "quantity": int, "average_price": str (Decimal as text),
+     "product": str | None, "exchange": str | None, "updated_at": str (ISO 8601)}
+    """
+
+    def load_positions(self, owner: str | None = None) -> list[dict[str, object]]:
+        """Every stored row, or only ``owner``'s."""
+        ...
+
+    def save_position(self, row: dict[str, object]) -> None:
+        """Insert or update the row keyed by ``(owner, symbol)``."""
+        ...
+
+    def delete_position(self, owner: str, symbol: str) -> bool:
+        """Delete one row; false if there was none."""
+        ...
+
+    def replace_positions(self, owner: str, rows: list[dict[str, object]]) -> None:
+        """Atomically make ``rows`` the owner's only rows."""
+        ...
+
+
+class StoredPortfolio:
+    """The writes to a ``Portfolio``, each saved to the store (when there is one) as well.
+
+    A store failure raises and leaves both memory and store as they were. ``load()`` replaces
+    memory with the store's rows; call it before ``seed``. ``now`` stamps ``updated_at`` on stored
+    rows (pass the service clock's ``now``). Reads and ticks go to ``portfolio``, the engine.
+    """
+
+    def __init__(self, store: PositionStore | None = None, *, now: Callable[[], datetime]) -> None:
+        self.store = store
+        self.portfolio = Portfolio()
+        self._now = now
+
+    def load(self) -> int:
+        """Replace the positions in memory with the store's (no store: keep them); the count.
+
+        Raises ``ValueError`` for a corrupt row, before changing anything."""
+        if self.store is None:
+            return sum(len(self.portfolio.positions(o)) for o in self.portfolio.owners())
+        return self.portfolio.restore(position_from_row(r) for r in self.store.load_positions())
+
+    def set_position(self, owner: str, position: Position) -> PositionChange:
+        """Add or overwrite ``owner``'s position in its symbol; quantity 0 removes it."""
+        change = self.portfolio.set_position(owner, position)
+        self._persist(change)
+        return change
+
+    def remove_position(self, owner: str, symbol: str) -> bool:
+        """Forget ``owner``'s position in ``symbol``; false if neither memory nor store had it."""
+        change = self.portfolio.remove_position(owner, symbol)
+        deleted = self._persist(change)
+        return bool(change.before) or deleted
+
+    def replace(self, owner: str, positions: Iterable[Position]) -> PositionChange:
+        """Make ``positions`` (zero quantities skipped) all that ``owner`` holds, atomically in
+        the store; ``ValueError`` if a symbol appears twice."""
+        change = self.portfolio.replace(owner, positions)
+        self._persist(change)
+        return change
+
+    def seed(self, owner: str, positions: Iterable[Position]) -> bool:
+        """``replace`` only if ``owner`` holds nothing yet (the file-seeds-the-store rule)."""
+        change = self.portfolio.seed(owner, positions)
+        if change is None:
+            return False
+        self._persist(change)
+        return True
+
+    def _persist(self, change: PositionChange) -> bool:
+        """Write ``change`` to the store, undoing it in memory if that fails; true if a stored
+        row was deleted."""
+        if self.store is None:
+            return False
+        try:
+            return _write(self.store, change, self._now())
+        except BaseException:
+            self.portfolio.undo(change)
+            raise
+
+
+def _write(store: PositionStore, change: PositionChange, now: datetime) -> bool:
+    owner = change.owner
+    if change.whole:
+        store.replace_positions(owner, [position_to_row(owner, p, now) for p in change.saved])
+        return False
+    for position in change.saved:
+        store.save_position(position_to_row(owner, position, now))
+    deleted = False
+    for symbol in change.removed:
+        deleted = store.delete_position(owner, symbol) or deleted
+    return deleted
+
+
+def load_positions_file(
+    path: str | os.PathLike[str] | Traversable, registry: InstrumentRegistry
+) -> list[Position]:
+    """Read and parse a positions file (see ``parse_positions``); raises ``PortfolioFileError``,
+    also when the file cannot be read."""
+    if isinstance(path, (str, os.PathLike)):
+        source = os.fspath(path)
+        try:
+            with open(source, "rb") as file:
+                data = file.read()
+        except OSError as exc:
+            raise PortfolioFileError(source, None, f"cannot read ({exc.strerror})") from None
+    else:
+        source = str(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise PortfolioFileError(source, None, f"cannot read ({exc.strerror})") from None
+    return parse_positions(data, registry, source)
+
+
+def demo_portfolio_file() -> Traversable:
+    """The packaged demo portfolio, for ``load_positions_file``."""
+    return resources.files("tickhub").joinpath(DEMO_PORTFOLIO)
