@@ -37,8 +37,8 @@ from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import FeedState
 from tickhub.core.topics import Endpoint
 from tickhub.engines.alerts import AlertsEngine
+from tickhub.fanout import CloseCode, Hub, HubLimits, transport_bytes
 from tickhub.fanout.auth import JWT_USER_PREFIX, Authenticator, parse_api_keys
-from tickhub.fanout.hub import CloseCode, Hub, HubLimits, transport_bytes
 from tickhub.feeds.base import Feed
 from tickhub.ingest.demand import Demand
 from tickhub.ingest.pipeline import Ingest

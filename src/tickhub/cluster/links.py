@@ -41,7 +41,7 @@ from tickhub.bus import Bus, BusMessage
 from tickhub.core import protocol
 from tickhub.core.clock import Clock
 from tickhub.core.protocol import ErrorCode, ProtocolError
-from tickhub.fanout.hub import Hub, Session
+from tickhub.fanout import Hub, Session
 from tickhub.ingest.requests import KINDS, Requests
 
 log = logging.getLogger(__name__)

@@ -85,6 +85,8 @@ RETRY_AFTER: Final = 5
 """Seconds a refused HTTP client (503 at MAX_CONNECTIONS) is told to wait."""
 FAILURE_LOG_PERIOD: Final = 60.0
 """An internal error's traceback is logged once per this many seconds per kind."""
+PROBE_TIMEOUT: Final = 5.0
+"""Seconds the self-test waits for its message's round trip through an asynchronous bus."""
 
 # --- cluster ----------------------------------------------------------------------------------
 HEARTBEAT_PERIOD: Final = 1.0

@@ -1,5 +1,5 @@
 """The only package that speaks HTTP and WebSocket: the rest of tickhub sees a
-:class:`tickhub.fanout.hub.Peer` per client and plain route functions.
+:class:`tickhub.fanout.Peer` per client and plain route functions.
 
 The protocols are parsed by sans-I/O libraries made for them, h11 (HTTP/1.1) and wsproto
 (RFC 6455), on a plain asyncio protocol; frames to clients are built once per message and written

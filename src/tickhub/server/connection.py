@@ -38,7 +38,7 @@ from wsproto.events import BytesMessage, CloseConnection, Event, Ping, Pong, Tex
 from wsproto.frame_protocol import CloseReason
 
 from tickhub.core.protocol import ErrorCode, ProtocolError
-from tickhub.fanout.hub import Session
+from tickhub.fanout.session import Session
 from tickhub.server.frames import text_frame
 from tickhub.server.http import Headers, HttpRequest, HttpResponse, response_headers
 

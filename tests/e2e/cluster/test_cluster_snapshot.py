@@ -22,7 +22,7 @@ from tickhub.bus.memory import MemoryBus
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Tick
 from tickhub.core.topics import Endpoint
-from tickhub.fanout.hub import Hub, HubLimits
+from tickhub.fanout import Hub, HubLimits
 from tickhub.runtime.clock import ManualClock
 from tickhub.server import text_frame
 

@@ -8,7 +8,7 @@ from tickhub.bus import BusMessage
 from tickhub.bus.memory import MemoryBus
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.topics import Endpoint
-from tickhub.fanout.hub import CloseCode, Hub, HubLimits
+from tickhub.fanout import CloseCode, Hub, HubLimits
 from tickhub.runtime.clock import ManualClock
 from tickhub.server import text_frame
 

@@ -1,0 +1,413 @@
+"""Dispatch: one client message in, the action it asks for, and the reply or error out.
+
+Every message is counted and passes the message rate first (:mod:`tickhub.fanout.admission`),
+then the size limit, decoding and, when authentication is on, the authentication gate. The
+built-in requests (``auth``, ``subscribe``, ``unsubscribe``, ``heartbeat``, ``ping``,
+``list_subscriptions``) are served here; endpoint-specific ones (``create_alert``,
+``set_position``...) go to the handlers registered for the client's endpoint. Every failure
+becomes an ``error`` reply: a client never learns about a server bug from a closed connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from tickhub.core import defaults, protocol
+from tickhub.core.clock import Clock
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.model import Interval
+from tickhub.core.protocol import CloseCode, ErrorCode, ProtocolError
+from tickhub.core.topics import ALL_SYMBOLS, Endpoint, topic
+from tickhub.fanout.auth import Authenticator, Identity
+from tickhub.fanout.limits import HubLimits
+from tickhub.fanout.recovery import Recovery, Since
+from tickhub.fanout.session import Close, Session, Subscription, SubscriptionChange
+
+log = logging.getLogger(__name__)
+
+RequestHandler = Callable[[Session, dict[str, Any]], None]
+"""Serves one endpoint-specific request type; replies through ``session.send``."""
+
+UNAUTHENTICATED_KINDS = frozenset(("auth", "ping", "heartbeat"))
+"""What a client may send before it has authenticated."""
+
+
+class Dispatcher:
+    """Client messages to actions, for the clients of one hub.
+
+    Contract: :meth:`receive` and :meth:`refuse` never raise for a client message; a request
+    that raises is answered ``internal_error`` and its traceback is logged, at most once per
+    ``FAILURE_LOG_PERIOD`` per request type. Subscriptions change only through ``subscribe``
+    and ``unsubscribe`` (the hub's topic bookkeeping); ``recovery`` sends what follows a
+    subscribe ack. ``messages_in`` counts client messages, ``errors`` error replies by code,
+    ``internal_errors`` requests that raised.
+    """
+
+    def __init__(
+        self,
+        registry: InstrumentRegistry,
+        clock: Clock,
+        limits: HubLimits,
+        auth: Authenticator,
+        recovery: Recovery,
+        subscribe: SubscriptionChange,
+        unsubscribe: SubscriptionChange,
+        close: Close,
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.limits = limits
+        self.auth = auth
+        self._recovery = recovery
+        self._add = subscribe
+        self._drop = unsubscribe
+        self._close = close
+        self._handlers: dict[Endpoint, dict[str, RequestHandler]] = {e: {} for e in Endpoint}
+        self._failure_logged: dict[str, float] = {}
+        self.messages_in = 0
+        self.errors: dict[str, int] = {}
+        self.internal_errors = 0
+
+    def add_handler(self, endpoint: Endpoint, kind: str, handler: RequestHandler) -> None:
+        """Serve an endpoint-specific request type (``create_alert``, ``set_position``...)."""
+        self._handlers[endpoint][kind] = handler
+
+    # --- replies -------------------------------------------------------------------------------
+
+    def reply_error(self, session: Session, err: ProtocolError, **extra: Any) -> None:
+        """Send ``err`` (with ``extra`` top-level fields) and count it."""
+        self.count_error(err.code)
+        session.send(protocol.error(self.clock.now(), err, **extra))
+
+    def count_error(self, code: ErrorCode) -> None:
+        """Count an error reply sent by other means."""
+        self.errors[code.value] = self.errors.get(code.value, 0) + 1
+
+    # --- incoming ------------------------------------------------------------------------------
+
+    def receive(self, session: Session, raw: bytes) -> None:
+        """Handle one complete client message; every failure becomes an ``error`` reply."""
+        if session.closing:
+            return
+        session.received += 1
+        self.messages_in += 1
+        mono = self.clock.monotonic()
+        session.last_seen = mono
+        session.pinged = False
+        if not self._take_token(session, mono):
+            return
+        if len(raw) > self.limits.max_message_bytes:
+            self.reply_error(
+                session,
+                ProtocolError(
+                    ErrorCode.MESSAGE_TOO_LARGE,
+                    f"message of {len(raw)} bytes exceeds the limit of "
+                    f"{self.limits.max_message_bytes} bytes",
+                    {
+                        "limit": self.limits.max_message_bytes,
+                        "size": len(raw),
+                        "setting": "MAX_MESSAGE_BYTES",
+                    },
+                ),
+            )
+            return
+        msg = protocol.decode(raw)
+        if isinstance(msg, ProtocolError):
+            self.reply_error(session, msg)
+            return
+        kind = msg["type"]
+        if not session.authenticated and kind not in UNAUTHENTICATED_KINDS:
+            self.reply_error(
+                session,
+                ProtocolError(
+                    ErrorCode.AUTH_REQUIRED,
+                    'authenticate first: send {"type": "auth", "token": ...}',
+                ),
+                request=kind,
+            )
+            return
+        try:
+            self._serve(session, kind, msg)
+        except Exception:
+            self._log_failure(kind, session)
+            self.reply_error(
+                session, ProtocolError(ErrorCode.INTERNAL_ERROR, "internal error"), request=kind
+            )
+
+    def _serve(self, session: Session, kind: str, msg: dict[str, Any]) -> None:
+        if kind == "auth":
+            self.authenticate(session, msg.get("token"))
+        elif kind == "subscribe":
+            if msg.get("batch") is True and session.batch is None:
+                session.batch = []
+            self._subscribe(session, msg)
+        elif kind == "unsubscribe":
+            self._unsubscribe(session, msg)
+        elif kind == "heartbeat":
+            session.send(
+                protocol.heartbeat_ack(
+                    self.clock.now(),
+                    sent=session.sent,
+                    dropped=session.dropped,
+                    conflated=session.conflated,
+                )
+            )
+        elif kind == "ping":
+            stamp = protocol.client_timestamp(msg)
+            if isinstance(stamp, ProtocolError):
+                self.reply_error(session, stamp, request="ping")
+                return
+            extra = {} if stamp is None else {"client_timestamp": stamp}
+            session.send(protocol.pong(self.clock.now(), **extra))
+        elif kind == "list_subscriptions":
+            self._list(session)
+        elif (handler := self._handlers[session.endpoint].get(kind)) is not None:
+            handler(session, msg)
+        else:
+            self.reply_error(
+                session,
+                ProtocolError(
+                    ErrorCode.UNKNOWN_TYPE,
+                    f"unknown message type: {protocol.shown(kind)}",
+                    {"type": protocol.clip(kind)},
+                ),
+            )
+
+    def _log_failure(self, kind: str, session: Session) -> None:
+        """A request that raised is a server bug: its traceback is logged, but once per
+        FAILURE_LOG_PERIOD per request type at most, so that a client repeating it cannot fill
+        the log."""
+        mono = self.clock.monotonic()
+        last = self._failure_logged.get(kind)
+        self.internal_errors += 1
+        if last is not None and mono - last < defaults.FAILURE_LOG_PERIOD:
+            return
+        self._failure_logged[kind] = mono
+        log.exception(
+            "request %r failed on %s (%d internal errors so far)",
+            kind,
+            session.id,
+            self.internal_errors,
+        )
+
+    def refuse(self, session: Session, err: ProtocolError) -> None:
+        """A frame the server cannot take (binary, oversized): counted like any message, under
+        the same rate limit, answered with ``err``."""
+        session.received += 1
+        self.messages_in += 1
+        mono = self.clock.monotonic()
+        session.last_seen = mono
+        session.pinged = False
+        if self._take_token(session, mono):
+            self.reply_error(session, err)
+
+    def _take_token(self, session: Session, mono: float) -> bool:
+        """Whether the message rate lets this message through (see ``MessageRate``)."""
+        verdict = session.rate.check(self.limits, mono)
+        if verdict.close_reason is not None:
+            self._close(session, CloseCode.RATE_LIMITED, verdict.close_reason)
+            return False
+        if verdict.error is not None:
+            self.reply_error(session, verdict.error)
+        return verdict.serve
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def authenticate(self, session: Session, token: object) -> None:
+        """Verify ``token`` for the client: authenticated, or refused and closed."""
+        if not self.auth.enabled:
+            session.send(protocol.reply(self.clock.now(), "auth", status="not_required"))
+            return
+        result = self.auth.verify(token, self.clock.now())
+        if isinstance(result, Identity):
+            if session.authenticated and result.user != session.user:
+                self.reply_error(
+                    session,
+                    ProtocolError(ErrorCode.AUTH_FAILED, "a connection cannot change its user"),
+                    request="auth",
+                )
+                return
+            session.authenticated = True
+            session.user = result.user
+            session.expires_at = result.expires_at
+            expires = None if result.expires_at is None else protocol.iso(result.expires_at)
+            session.send(
+                protocol.reply(
+                    self.clock.now(),
+                    "auth",
+                    status="authenticated",
+                    user=result.user,
+                    expires_at=expires,
+                )
+            )
+            return
+        expired = result.reason.value == ErrorCode.AUTH_EXPIRED.value
+        code = ErrorCode.AUTH_EXPIRED if expired else ErrorCode.AUTH_FAILED
+        self.reply_error(session, ProtocolError(code, result.message), request="auth")
+        close = CloseCode.AUTH_EXPIRED if expired else CloseCode.AUTH_FAILED
+        self._close(session, close, result.message)
+
+    def _resolve(
+        self, session: Session, msg: dict[str, Any]
+    ) -> tuple[list[str], Interval | None] | None:
+        symbols = protocol.symbols_of(msg, self.limits.max_symbols_per_message)
+        if isinstance(symbols, ProtocolError):
+            self.reply_error(session, symbols, request=msg["type"])
+            return None
+        interval: Interval | None = None
+        if session.endpoint.has_interval:
+            raw = msg.get("interval")
+            if raw is not None or msg["type"] == "subscribe":
+                try:
+                    if raw is not None and not isinstance(raw, str):
+                        raise ValueError
+                    interval = Interval.parse(raw if isinstance(raw, str) else "1m")
+                except ValueError:
+                    shown = protocol.shown(raw)
+                    self.reply_error(
+                        session,
+                        ProtocolError(
+                            ErrorCode.UNKNOWN_INTERVAL,
+                            f"unknown interval: {shown} "
+                            f"(allowed: {', '.join(i.value for i in Interval)})",
+                            {"interval": raw if isinstance(raw, str) else shown},
+                        ),
+                        request=msg["type"],
+                    )
+                    return None
+        return symbols, interval
+
+    def _subscribe(self, session: Session, msg: dict[str, Any]) -> None:
+        resolved = self._resolve(session, msg)
+        if resolved is None:
+            return
+        names, interval = resolved
+        since = protocol.since_of(msg, names)
+        if isinstance(since, ProtocolError):
+            self.reply_error(session, since, request="subscribe")
+            return
+        unknown: list[str] = []
+        over: list[str] = []
+        for name in names:
+            instrument = self.registry.get(name)
+            if name == ALL_SYMBOLS and session.endpoint == Endpoint.PORTFOLIO:
+                if not self._subscribe_one(session, ALL_SYMBOLS, name, None, since.get(name)):
+                    over.append(name)
+                continue
+            if instrument is None:
+                unknown.append(name)
+                continue
+            symbol = instrument.symbol
+            if not self._subscribe_one(session, symbol, name, interval, since.get(name)):
+                over.append(symbol)
+        # One error per kind of refusal, listing every symbol it refused: a message naming
+        # many symbols never gets many replies.
+        if unknown:
+            self._refuse_symbols(
+                session,
+                "subscribe",
+                unknown,
+                ErrorCode.UNKNOWN_SYMBOL,
+                f"unknown symbol{'s' if len(unknown) > 1 else ''}: {protocol.listed(unknown)}",
+            )
+        if over:
+            limit = self.limits.max_subscriptions
+            self._refuse_symbols(
+                session,
+                "subscribe",
+                over,
+                ErrorCode.LIMIT_EXCEEDED,
+                f"subscription limit reached: {limit} per connection",
+                {"limit": limit, "current": len(session.subs), "setting": "MAX_SUBSCRIPTIONS"},
+            )
+
+    def _refuse_symbols(
+        self,
+        session: Session,
+        request: str,
+        names: list[str],
+        code: ErrorCode,
+        message: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """One ``error`` for the symbols of a request refused for one reason: ``symbol`` (and
+        ``details.symbol`` for the unknown and not-subscribed ones) when it is one, as clients
+        of one symbol have always read it; ``symbols`` and ``details.count`` when several."""
+        details = dict(details or {})
+        if len(names) == 1:
+            if code != ErrorCode.LIMIT_EXCEEDED:
+                details["symbol"] = names[0]
+            self.reply_error(
+                session, ProtocolError(code, message, details), symbol=names[0], request=request
+            )
+            return
+        details["count"] = len(names)
+        self.reply_error(
+            session, ProtocolError(code, message, details), symbols=names, request=request
+        )
+
+    def _subscribe_one(
+        self,
+        session: Session,
+        symbol: str,
+        name: str,
+        interval: Interval | None,
+        since: Since | None = None,
+    ) -> bool:
+        """Subscribe to one topic; ``False`` when the subscription limit refused it. The ack,
+        then the snapshot or what was missed since ``since``, then live messages."""
+        t = topic(session.endpoint, symbol, interval, session.user)
+        if t not in session.subs and len(session.subs) >= self.limits.max_subscriptions:
+            return False
+        self._add(session, Subscription(symbol, interval, t))
+        extra: dict[str, Any] = {}
+        if interval is not None:
+            extra["interval"] = interval.value
+        if name != symbol:
+            extra["requested"] = name
+        self._recovery.start(session, t, symbol, extra, since)
+        return True
+
+    def _unsubscribe(self, session: Session, msg: dict[str, Any]) -> None:
+        resolved = self._resolve(session, msg)
+        if resolved is None:
+            return
+        names, interval = resolved
+        missing: list[str] = []
+        for name in names:
+            instrument = self.registry.get(name)
+            symbol = instrument.symbol if instrument is not None else name
+            matches = [
+                s
+                for s in session.subs.values()
+                if s.symbol == symbol and (interval is None or s.interval == interval)
+            ]
+            if not matches:
+                missing.append(name)
+                continue
+            for sub in matches:
+                self._drop(session, sub)
+            extra: dict[str, Any] = {}
+            if interval is not None:
+                extra["interval"] = interval.value
+            session.send(protocol.subscription(self.clock.now(), "unsubscribed", symbol, **extra))
+        if missing:
+            self._refuse_symbols(
+                session,
+                "unsubscribe",
+                missing,
+                ErrorCode.NOT_SUBSCRIBED,
+                f"not subscribed: {protocol.listed(missing)}",
+            )
+
+    def _list(self, session: Session) -> None:
+        subs = [
+            {"symbol": s.symbol, **({"interval": s.interval.value} if s.interval else {})}
+            for s in session.subs.values()
+        ]
+        symbols = list(dict.fromkeys(s.symbol for s in session.subs.values()))
+        session.send(
+            protocol.reply(self.clock.now(), "subscriptions", symbols=symbols, subscriptions=subs)
+        )
