@@ -3,8 +3,9 @@
 The seed's messages (``connection``, ``subscription``, ``heartbeat``, ``pong``, ``data``,
 ``error``) keep their names, fields and texts exactly; everything added is an extra field or an
 extra message type, so clients written against the seed keep working. Errors are values
-(:class:`ProtocolError`) carrying a stable machine-readable ``code`` beside the seed's ``message``.
-Full reference: ``docs/protocol.md``.
+(:class:`ProtocolError`) carrying a stable machine-readable ``code`` beside the seed's ``message``;
+exceptions are for the edges (``tickhub.core.errors``). Each message type's fields are checked
+once, into a typed command, by ``tickhub.core.commands``. Full reference: ``docs/protocol.md``.
 """
 
 from __future__ import annotations
