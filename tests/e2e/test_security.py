@@ -202,7 +202,8 @@ async def test_admin_key_needs_the_bearer_scheme_in_any_case(secured: Service) -
 
 
 def test_public_key_file_needs_rs256(tmp_path: Path) -> None:
-    from tickhub.app.config import ConfigError, load_settings
+    from tickhub.app.config import load_settings
+    from tickhub.core.errors import ConfigError
 
     (tmp_path / "k.pem").write_text("x")
     with pytest.raises(ConfigError, match="RS256"):

@@ -10,8 +10,9 @@ from pathlib import Path
 import click
 
 from tickhub import __version__
-from tickhub.app.config import ConfigError, Settings, load_settings
+from tickhub.app.config import Settings, load_settings
 from tickhub.app.supervisor import MAX_RESTARTS, RESTART_WINDOW
+from tickhub.core.errors import ConfigError
 
 EXIT_CONFIG = 2
 

@@ -18,15 +18,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tickhub.core import defaults as d
+from tickhub.core.errors import ConfigError
 
 _ORIGIN = re.compile(
     r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[^\s/\"'\[\],:]+)(:\d{1,5})?", re.IGNORECASE
 )
 """An origin as browsers send it (RFC 6454): scheme, host, optional port; no path, no quotes."""
-
-
-class ConfigError(Exception):
-    """A setting has a bad value; the message names the variable."""
 
 
 class Settings(BaseSettings):

@@ -25,6 +25,7 @@ from datetime import date
 from importlib import resources
 from typing import IO, Final
 
+from tickhub.core.errors import InstrumentsFileError, UnknownSymbolError
 from tickhub.core.model import Instrument
 
 __all__ = [
@@ -60,25 +61,6 @@ BUNDLED_CSV: Final = "data/instruments.csv"
 
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class InstrumentsFileError(ValueError):
-    """An instruments file that cannot be used; ``line`` is 1-based (``None``: the whole file)."""
-
-    def __init__(self, source: str, line: int | None, reason: str) -> None:
-        self.source = source
-        self.line = line
-        self.reason = reason
-        where = source if line is None else f"{source}:{line}"
-        super().__init__(f"{where}: {reason}")
-
-
-class UnknownSymbolError(LookupError):
-    """No instrument answers to this name."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"unknown symbol: {name!r}")
 
 
 def parse_instruments_csv(data: bytes, source: str = "<instruments>") -> list[Instrument]:

@@ -3,8 +3,9 @@
 The seed's messages (``connection``, ``subscription``, ``heartbeat``, ``pong``, ``data``,
 ``error``) keep their names, fields and texts exactly; everything added is an extra field or an
 extra message type, so clients written against the seed keep working. Errors are values
-(:class:`ProtocolError`) carrying a stable machine-readable ``code`` beside the seed's ``message``.
-Full reference: ``docs/protocol.md``.
+(:class:`ProtocolError`) carrying a stable machine-readable ``code`` beside the seed's ``message``;
+exceptions are for the edges (``tickhub.core.errors``). Each message type's fields are checked
+once, into a typed command, by ``tickhub.core.commands``. Full reference: ``docs/protocol.md``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from enum import Enum
 from typing import Any
 
 import orjson
+
+from tickhub.core import defaults
 
 PROTOCOL_VERSION = 1
 WELCOME_TEXT = "WebSocket connection established successfully"
@@ -100,7 +103,7 @@ def decode(raw: bytes | str) -> dict[str, Any] | ProtocolError:
     if not isinstance(msg, dict):
         return ProtocolError(
             ErrorCode.INVALID_MESSAGE,
-            f"message must be a JSON object, got {_json_kind(msg)}",
+            f"message must be a JSON object, got {json_kind(msg)}",
         )
     kind = msg.get("type")
     if kind is None or kind == "":
@@ -120,7 +123,9 @@ ECHO_LENGTH = 64
 """A client's string is echoed back in an error at most this long (then cut, with ``...``)."""
 
 
-def symbols_of(msg: Mapping[str, Any], limit: int = 200) -> list[str] | ProtocolError:
+def symbols_of(
+    msg: Mapping[str, Any], limit: int = defaults.MAX_SYMBOLS_PER_MESSAGE
+) -> list[str] | ProtocolError:
     """The symbols a subscribe/unsubscribe names: ``symbol`` (seed) and/or ``symbols`` (list),
     at most ``limit`` of them (MAX_SYMBOLS_PER_MESSAGE)."""
     out: list[str] = []
@@ -202,7 +207,7 @@ def shown(value: object) -> str:
         return repr(clip(value))
     if isinstance(value, bool) or value is None or isinstance(value, int | float):
         return clip(repr(value))
-    return f"a JSON {_json_kind(value)}"
+    return f"a JSON {json_kind(value)}"
 
 
 def listed(names: list[str], most: int = 5) -> str:
@@ -243,7 +248,8 @@ def since_of(
     return out
 
 
-def _json_kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """The JSON name of a value's type, for an error that must not echo the value itself."""
     if isinstance(value, dict):
         return "object"
     if isinstance(value, list):

@@ -68,6 +68,7 @@ from struct import Struct
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from tickhub.core.errors import KiteParseError
 from tickhub.core.model import IST, Depth, DepthLevel, Instrument, Tick
 
 __all__ = [
@@ -148,14 +149,6 @@ assert FULL_PACKET.size == FULL_LENGTH
 
 TEXT_KINDS: Final = frozenset({"order", "error", "message"})
 """Text message types the Kite documentation defines."""
-
-
-class KiteParseError(ValueError):
-    """A binary frame whose envelope is cut short; ``offset`` is where it breaks (0-based)."""
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.offset = offset
 
 
 @dataclass(frozen=True, slots=True)

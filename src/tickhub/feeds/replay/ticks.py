@@ -62,6 +62,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Final, TextIO
 
+from tickhub.core.errors import ReplayError
 from tickhub.core.model import IST, Depth, DepthLevel, Tick
 
 __all__ = [
@@ -117,20 +118,6 @@ DEFAULT_FLUSH_EVERY: Final = 1_000
 
 _TRUE: Final = frozenset({"1", "true"})
 _FALSE: Final = frozenset({"0", "false"})
-
-
-class ReplayError(ValueError):
-    """A tick or bar file that cannot be used, or one bad line of it.
-
-    ``line`` is 1-based (``None``: the whole file); the message reads ``source:line: reason``.
-    """
-
-    def __init__(self, source: str, line: int | None, reason: str) -> None:
-        self.source = source
-        self.line = line
-        self.reason = reason
-        where = source if line is None else f"{source}:{line}"
-        super().__init__(f"{where}: {reason}")
 
 
 # -- CSV lines ----------------------------------------------------------------------------------

@@ -1,0 +1,46 @@
+"""What the alert and position requests share: the instrument a request names, and the shape of
+a field error (``missing_field``, ``invalid_field`` with ``details.field``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.protocol import ErrorCode, ProtocolError, clip, shown
+from tickhub.core.topics import Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What validating a message needs besides the message: see ``parse_command``."""
+
+    endpoint: Endpoint
+    registry: InstrumentRegistry
+    max_symbols: int
+
+
+def missing(name: str) -> ProtocolError:
+    """A required field that is absent, null or empty."""
+    return ProtocolError(ErrorCode.MISSING_FIELD, f"missing field: {name!r}", {"field": name})
+
+
+def invalid(name: str, message: str, **details: object) -> ProtocolError:
+    """A field with a value it cannot have; ``message`` says which values it can."""
+    return ProtocolError(ErrorCode.INVALID_FIELD, message, {"field": name, **details})
+
+
+def instrument_symbol(msg: Mapping[str, Any], ctx: Context) -> str | ProtocolError:
+    """The required ``symbol`` of an alert or position request, in the registry's spelling."""
+    raw = msg.get("symbol")
+    if raw is None or raw == "":
+        return missing("symbol")
+    if not isinstance(raw, str):
+        return invalid("symbol", "field 'symbol' must be a string")
+    instrument = ctx.registry.get(raw)
+    if instrument is None:
+        return ProtocolError(
+            ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol: {shown(raw)}", {"symbol": clip(raw)}
+        )
+    return instrument.symbol
