@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes import BusRecorder as Recorder
 from tickhub.bus import Bus, BusMessage
 from tickhub.bus.memory import MemoryBus
 
@@ -101,29 +102,6 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
         yield instance
     finally:
         await instance.close()
-
-
-class Recorder:
-    """A handler that keeps what it receives and lets a test wait for a count."""
-
-    def __init__(self) -> None:
-        self.messages: list[BusMessage] = []
-        self._arrived = asyncio.Event()
-
-    def __call__(self, message: BusMessage) -> None:
-        self.messages.append(message)
-        self._arrived.set()
-
-    @property
-    def payloads(self) -> list[bytes]:
-        return [m.payload for m in self.messages]
-
-    async def wait_for(self, count: int) -> list[BusMessage]:
-        async with asyncio.timeout(WAIT):
-            while len(self.messages) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-        return self.messages
 
 
 async def settle(*buses: Bus) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import jwt
 import pytest
 
+from tests.fakes import RecordingPeer
 from tests.helpers import (
     Client,
     closed_with,
@@ -32,7 +33,7 @@ from tests.helpers import (
     unsent_bytes,
     wait_until,
 )
-from tests.unit.fanout.test_hub import RecordingPeer, _hub
+from tests.unit.fanout.test_hub import _hub
 from tickhub.app.service import Service
 from tickhub.core.protocol import CloseCode
 from tickhub.core.topics import Endpoint

@@ -13,12 +13,11 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.e2e.cluster.test_cluster import Cluster, _redis_bus, at
-from tests.fakes import ScriptedFeed, tick
+from tests.fakes import EarlySnapshotBus, RecordingPeer, ScriptedFeed, tick
 from tests.helpers import Client, Msg, wait_until
-from tests.unit.fanout.test_hub import RecordingPeer, _data
+from tests.unit.fanout.test_hub import _data
 from tickhub.app.service import Service
 from tickhub.bus import BusMessage
-from tickhub.bus.memory import MemoryBus
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Tick
 from tickhub.core.topics import Endpoint
@@ -237,25 +236,6 @@ async def test_without_an_ingest_a_first_subscriber_waits_at_most_the_ready_time
 
 
 # --- the merge of a fetched snapshot with what was held meanwhile (one hub, no Redis) -------------
-
-
-class EarlySnapshotBus(MemoryBus):
-    """Reads the retained state when asked and answers later, as a Redis read does: updates
-    that arrive in between are not in the answer."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-        self.retained_calls = 0
-
-    def retained_nowait(self, topic: str) -> list[bytes] | None:
-        return None
-
-    async def retained(self, topic: str) -> list[bytes]:
-        values = await super().retained(topic)
-        self.retained_calls += 1
-        await self.release.wait()
-        return values
 
 
 async def test_what_arrives_after_the_snapshot_was_read_follows_it_live() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import tickhub.engines.alerts
+from tests.fakes import FlakySqliteStore as _FlakyStore
 from tickhub.core.model import IST, Candle, Interval, Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError, iso
 from tickhub.engines.alerts import (
@@ -754,18 +755,6 @@ def test_deleted_alert_stays_deleted_after_a_restart(tmp_path: Path) -> None:
         assert engine.delete("u", gone.id) is True
     with SqliteStore(path) as store:
         assert AlertsEngine(store, USER_ONLY).list("u") == [keep]
-
-
-class _FlakyStore(SqliteStore):
-    """A real store whose next ``add_event`` fails once (a full disk, say)."""
-
-    fail_next = False
-
-    def add_event(self, event: AlertEvent) -> None:
-        if self.fail_next:
-            self.fail_next = False
-            raise OSError("disk full")
-        super().add_event(event)
 
 
 def test_a_failed_save_is_retried_by_the_next_tick(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import FakePositionStore as FakeStore
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError
@@ -29,35 +30,6 @@ from tickhub.ingest.portfolio import (
 )
 
 T0 = datetime(2025, 1, 27, 4, 0, tzinfo=UTC)
-
-
-class FakeStore:
-    """In-memory ``PositionStore``: rows keyed by (owner, symbol), copied in and out."""
-
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], dict[str, object]] = {}
-        self.fail = False
-
-    def load_positions(self, owner: str | None = None) -> list[dict[str, object]]:
-        return [dict(r) for (o, _), r in sorted(self.rows.items()) if owner in (None, o)]
-
-    def save_position(self, row: dict[str, object]) -> None:
-        self._check()
-        self.rows[(str(row["owner"]), str(row["symbol"]))] = dict(row)
-
-    def delete_position(self, owner: str, symbol: str) -> bool:
-        self._check()
-        return self.rows.pop((owner, symbol), None) is not None
-
-    def replace_positions(self, owner: str, rows: list[dict[str, object]]) -> None:
-        self._check()
-        kept = {k: v for k, v in self.rows.items() if k[0] != owner}
-        kept.update({(owner, str(r["symbol"])): dict(r) for r in rows})
-        self.rows = kept
-
-    def _check(self) -> None:
-        if self.fail:
-            raise OSError("disk full")
 
 
 def _conforms(store: PositionStore) -> PositionStore:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from tests.fakes import RecordingPeer, SlowBus
 from tickhub.bus import BusMessage
 from tickhub.bus.memory import MemoryBus
 from tickhub.core.instruments import InstrumentRegistry
@@ -11,29 +12,6 @@ from tickhub.core.topics import Endpoint
 from tickhub.fanout import CloseCode, Hub, HubLimits
 from tickhub.runtime.clock import ManualClock
 from tickhub.server import text_frame
-
-
-class RecordingPeer:
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-        self.closed: tuple[int, str] | None = None
-
-    def send(self, payload: bytes) -> None:
-        self.frames.append(text_frame(payload))
-
-    def send_frame(self, frame: bytes) -> None:
-        self.frames.append(frame)
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-
-    def messages(self) -> list[dict[str, object]]:
-        out = []
-        for f in self.frames:
-            n = f[1] & 0x7F
-            start = 2 if n < 126 else 4 if n == 126 else 10
-            out.append(json.loads(f[start:]))
-        return out
 
 
 def _hub(**limits: object) -> tuple[Hub, MemoryBus, ManualClock]:
@@ -120,23 +98,6 @@ def test_last_unsubscribe_releases_the_bus_topic() -> None:
     hub.disconnect(sb)
     assert events == [("stream:INFY:1m", True), ("stream:INFY:1m", False)]
     assert hub.topics() == {}
-
-
-class SlowBus(MemoryBus):
-    """A bus whose retained state needs I/O (as Redis does before its cache is filled)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        import asyncio
-
-        self.release = asyncio.Event()
-
-    def retained_nowait(self, topic: str) -> list[bytes] | None:
-        return None
-
-    async def retained(self, topic: str) -> list[bytes]:
-        await self.release.wait()
-        return await super().retained(topic)
 
 
 async def test_live_messages_wait_for_a_slow_snapshot_and_it_never_comes_after_them() -> None:

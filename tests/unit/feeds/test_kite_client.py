@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from tests.fakes import FeedRecorder as Recorder
 from tickhub.core.instruments import InstrumentRegistry
-from tickhub.core.model import IST, FeedState, FeedStatus, Tick
+from tickhub.core.model import IST, FeedState
 from tickhub.devtools.kite_emulator import KiteEmulator
 from tickhub.feeds.base import Feed
 from tickhub.feeds.kite.client import KiteFeed, nse_market_hours, plan_subscriptions
@@ -36,53 +37,6 @@ START = datetime(2025, 1, 27, 9, 15, tzinfo=IST)
 TIMEOUT = 20.0
 ALWAYS_OPEN: Callable[[datetime], bool] = lambda now: True  # noqa: E731
 ALWAYS_CLOSED: Callable[[datetime], bool] = lambda now: False  # noqa: E731
-
-
-class Recorder:
-    """The feed's sinks: keeps every tick and status and lets a test wait for a condition."""
-
-    def __init__(self) -> None:
-        self.ticks: list[Tick] = []
-        self.statuses: list[FeedStatus] = []
-        self._changed = asyncio.Event()
-
-    def on_tick(self, tick: Tick) -> None:
-        self.ticks.append(tick)
-        self._notify()
-
-    def on_status(self, status: FeedStatus) -> None:
-        self.statuses.append(status)
-        self._notify()
-
-    def states(self, after: int = 0) -> list[FeedState]:
-        return [s.state for s in self.statuses[after:]]
-
-    async def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
-        """Re-check ``predicate`` after every tick and status (ticks arrive every ~0.1 s)."""
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                while not predicate():
-                    await self._changed.wait()
-        except TimeoutError:
-            raise AssertionError(
-                f"timed out waiting for {what}; states: {[s.value for s in self.states()]}"
-            ) from None
-
-    async def wait_state(self, state: FeedState, after: int = 0) -> int:
-        """Wait for ``state`` among the statuses from index ``after`` on; returns its index."""
-        await self.wait_for(lambda: state in self.states(after), f"state {state.value}")
-        return after + self.states(after).index(state)
-
-    async def wait_ticks(self, count: int, symbol: str | None = None, after: int = 0) -> None:
-        def enough() -> bool:
-            ticks = self.ticks[after:]
-            return sum(1 for t in ticks if symbol is None or t.symbol == symbol) >= count
-
-        await self.wait_for(enough, f"{count} ticks of {symbol or 'any symbol'}")
-
-    def _notify(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
 
 
 @pytest.fixture

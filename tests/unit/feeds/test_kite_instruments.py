@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from http.server import ThreadingHTTPServer
 
 import pytest
 
+from tests.fakes import KiteRestStub as _Kite
 from tickhub.core.instruments import InstrumentsFileError
 from tickhub.feeds.kite.instruments import fetch_registry
 
@@ -20,23 +20,6 @@ DUMP = (
     "256265,1001,NIFTY 50,NIFTY 50,0,,0,0,0,EQ,INDICES,NSE\n"
     "12345602,48225,NIFTY25JANFUT,NIFTY,23500,2025-01-30,0,0.05,75,FUT,NFO-FUT,NFO\n"
 )
-
-
-class _Kite(BaseHTTPRequestHandler):
-    body = DUMP
-    seen: ClassVar[list[tuple[str, str | None]]] = []
-
-    def do_GET(self) -> None:
-        type(self).seen.append((self.path, self.headers.get("Authorization")))
-        data = type(self).body.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/csv")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        return None
 
 
 @pytest.fixture

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import FeedSink as Sink
+from tests.fakes import StepClock
+from tests.fakes import TapFeed as Tap
 from tests.helpers import TESTS_DIR
 from tickhub.core.instruments import InstrumentRegistry, UnknownSymbolError
 from tickhub.core.model import (
@@ -20,7 +23,6 @@ from tickhub.core.model import (
     Depth,
     DepthLevel,
     FeedState,
-    FeedStatus,
     Instrument,
     Interval,
     Tick,
@@ -28,7 +30,7 @@ from tickhub.core.model import (
 from tickhub.devtools.record import record
 from tickhub.engines.analysis import AnalysisEngine
 from tickhub.engines.candles import CandleEngine, bucket_start
-from tickhub.feeds.base import Feed, StatusSink, TickSink
+from tickhub.feeds.base import Feed
 from tickhub.feeds.replay.feed import (
     Bar,
     BarTicks,
@@ -60,83 +62,6 @@ def ist(day: date, hhmm: str) -> datetime:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-class StepClock(ManualClock):
-    """A ``ManualClock`` that counts waits, so a test can tell when the feed waits again."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        super().__init__(start)
-        self.sleeps = 0
-        self._slept = asyncio.Event()
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps += 1
-        self._slept.set()
-        await super().sleep(seconds)
-
-    async def wait_sleeps(self, n: int) -> None:
-        """Return once ``sleep`` has been called ``n`` times in all."""
-        async with asyncio.timeout(5):
-            while self.sleeps < n:
-                self._slept.clear()
-                await self._slept.wait()
-
-    async def step(self, seconds: float) -> None:
-        """Advance, then return once someone waits on the clock again."""
-        n = self.sleeps
-        self.advance(seconds)
-        await self.wait_sleeps(n + 1)
-
-
-class Sink:
-    """Feed callbacks: ticks in a list, statuses with events to await."""
-
-    def __init__(self, want: int | None = None) -> None:
-        self.ticks: list[Tick] = []
-        self.statuses: list[FeedStatus] = []
-        self.live = asyncio.Event()
-        self.stopped = asyncio.Event()
-        self.enough = asyncio.Event()
-        self.want = want
-
-    def on_tick(self, tick: Tick) -> None:
-        self.ticks.append(tick)
-        if self.want is not None and len(self.ticks) >= self.want:
-            self.enough.set()
-
-    def on_status(self, status: FeedStatus) -> None:
-        self.statuses.append(status)
-        if status.state is FeedState.LIVE:
-            self.live.set()
-        elif status.state is FeedState.STOPPED:
-            self.stopped.set()
-
-
-class Tap:
-    """A ``Feed`` that runs another one and keeps a copy of every tick it passes on."""
-
-    name = "tap"
-
-    def __init__(self, feed: Feed) -> None:
-        self.feed = feed
-        self.ticks: list[Tick] = []
-
-    async def run(self, on_tick: TickSink, on_status: StatusSink) -> None:
-        def tick(t: Tick) -> None:
-            on_tick(t)
-            self.ticks.append(t)
-
-        await self.feed.run(tick, on_status)
-
-    def subscribe(self, instruments: Iterable[Instrument]) -> None:
-        self.feed.subscribe(instruments)
-
-    def unsubscribe(self, instruments: Iterable[Instrument]) -> None:
-        self.feed.unsubscribe(instruments)
-
-    def status(self) -> FeedStatus:
-        return self.feed.status()
 
 
 async def start(feed: ReplayFeed, sink: Sink) -> asyncio.Task[None]:

@@ -10,7 +10,9 @@ from itertools import pairwise
 
 import pytest
 
-from tickhub.core.model import IST, FeedState, FeedStatus, Instrument, Tick
+from tests.fakes import QueueRecorder as Recorder
+from tests.fakes import SteppingClock
+from tickhub.core.model import IST, FeedState, Instrument, Tick
 from tickhub.feeds.base import Feed
 from tickhub.feeds.sim import (
     SimFeed,
@@ -338,46 +340,6 @@ def test_tick_budget_caps_ticks_but_keeps_volume_per_simulated_time() -> None:
 
 
 # -- the feed -----------------------------------------------------------------------------------
-
-
-class SteppingClock(ManualClock):
-    """A ``ManualClock`` that tells the test each time the feed waits on it again."""
-
-    def __init__(self, start: datetime = START) -> None:
-        super().__init__(start.astimezone(UTC))
-        self.waiting = asyncio.Event()
-
-    async def sleep(self, seconds: float) -> None:
-        self.waiting.set()
-        await super().sleep(seconds)
-
-    async def step(self, seconds: float) -> None:
-        """Advance, then return once the feed has handled it and sleeps again."""
-        self.waiting.clear()
-        self.advance(seconds)
-        async with asyncio.timeout(5):
-            await self.waiting.wait()
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.ticks: asyncio.Queue[Tick] = asyncio.Queue()
-        self.statuses: list[FeedStatus] = []
-        self.live = asyncio.Event()
-
-    def on_tick(self, tick: Tick) -> None:
-        self.ticks.put_nowait(tick)
-
-    def on_status(self, status: FeedStatus) -> None:
-        self.statuses.append(status)
-        if status.state is FeedState.LIVE:
-            self.live.set()
-
-    def drain(self) -> list[Tick]:
-        out: list[Tick] = []
-        while not self.ticks.empty():
-            out.append(self.ticks.get_nowait())
-        return out
 
 
 async def start_feed(feed: SimFeed, recorder: Recorder) -> asyncio.Task[None]:
