@@ -20,9 +20,9 @@ from tickhub.bus.memory import MemoryBus
 from tickhub.core.clock import Clock
 from tickhub.core.model import IST, FeedState, FeedStatus, Instrument, Tick
 from tickhub.engines.alerts import Alert, AlertEvent
-from tickhub.engines.portfolio import PositionStore
 from tickhub.fanout.hub import Peer
 from tickhub.feeds.base import Feed, StatusSink, TickSink
+from tickhub.ingest.portfolio import PositionStore
 from tickhub.runtime.clock import ManualClock
 from tickhub.server import text_frame
 from tickhub.store import Store
