@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 
 SCRIPT = Path(__file__).parent / "js" / "seed_snippets.mjs"
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-async def test_seed_javascript_examples_receive_data(service: Service) -> None:
+async def test_seed_javascript_examples_receive_data(service: SingleService) -> None:
     proc = await asyncio.create_subprocess_exec(
         "node",
         "--experimental-websocket",
