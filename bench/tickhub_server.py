@@ -29,7 +29,7 @@ from control import announce, parse_rate, raise_nofile, serve_commands
 
 from tickhub.app.config import Settings, load_settings
 from tickhub.app.logs import setup_logging
-from tickhub.app.service import Service
+from tickhub.app.roles import create_service
 from tickhub.core.instruments import InstrumentRegistry
 
 
@@ -61,9 +61,9 @@ async def main(args: argparse.Namespace) -> None:
     setup_logging(settings.log_level, settings.log_format)
     registry = InstrumentRegistry.load_csv(instruments)
     feed = BenchFeed(list(registry)) if args.role != "gateway" else None
-    service = Service(settings, registry=registry, feed=feed, role=args.role)
+    service = create_service(settings, args.role, registry=registry, feed=feed)
     port = await service.start()
-    hub, ingest = service.hub, service.ingest
+    hub, ingest = getattr(service, "hub", None), getattr(service, "ingest", None)
     assert (port is not None and hub is not None) or args.role == "ingest"
     assert ingest is not None or args.role == "gateway"
     announce("READY", port=port, pid=os.getpid(), server="tickhub", role=args.role)

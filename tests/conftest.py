@@ -7,7 +7,7 @@ import pytest
 
 from tests.helpers import Client
 from tickhub.app.config import Settings, load_settings
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 
 
 def make_settings(tmp_path: Any, **overrides: Any) -> Settings:
@@ -27,10 +27,10 @@ def make_settings(tmp_path: Any, **overrides: Any) -> Settings:
 
 @pytest.fixture
 async def service_factory(tmp_path: Any) -> AsyncIterator[Callable[..., Any]]:
-    started: list[Service] = []
+    started: list[SingleService] = []
 
-    async def start(**overrides: Any) -> Service:
-        svc = Service(make_settings(tmp_path, **overrides))
+    async def start(**overrides: Any) -> SingleService:
+        svc = SingleService(make_settings(tmp_path, **overrides))
         await svc.start()
         started.append(svc)
         return svc
@@ -41,13 +41,13 @@ async def service_factory(tmp_path: Any) -> AsyncIterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-async def service(service_factory: Callable[..., Any]) -> Service:
-    svc: Service = await service_factory()
+async def service(service_factory: Callable[..., Any]) -> SingleService:
+    svc: SingleService = await service_factory()
     return svc
 
 
 @pytest.fixture
-async def connect(service: Service) -> AsyncIterator[Callable[..., Any]]:
+async def connect(service: SingleService) -> AsyncIterator[Callable[..., Any]]:
     clients: list[Client] = []
 
     async def open_(path: str = "/ws/stream", **kwargs: Any) -> Client:

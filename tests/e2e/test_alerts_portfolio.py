@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import make_settings
 from tests.fakes import ScriptedFeed, tick
 from tests.helpers import Client, is_type
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 from tickhub.core.model import IST
 
 
@@ -25,13 +25,13 @@ class App:
     def __init__(self, tmp_path: Path, **overrides: Any) -> None:
         self.tmp_path = tmp_path
         self.overrides = overrides
-        self.svc: Service | None = None
+        self.svc: SingleService | None = None
         self.feed = ScriptedFeed()
         self.clients: list[Client] = []
 
     async def start(self) -> App:
         self.feed = ScriptedFeed()
-        self.svc = Service(make_settings(self.tmp_path, **self.overrides), feed=self.feed)
+        self.svc = SingleService(make_settings(self.tmp_path, **self.overrides), feed=self.feed)
         await self.svc.start()
         await self.feed.running.wait()
         return self

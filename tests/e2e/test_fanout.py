@@ -10,7 +10,7 @@ from typing import Any
 import websockets
 
 from tests.helpers import Client, is_type, wait_until
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 
 SYMBOLS = [
     "RELIANCE",
@@ -49,7 +49,7 @@ async def _subscribed_client(port: int, symbols: list[str]) -> Client:
     return client
 
 
-async def test_200_clients_each_receive_every_update_in_order(service: Service) -> None:
+async def test_200_clients_each_receive_every_update_in_order(service: SingleService) -> None:
     picks = [[SYMBOLS[i % 10], SYMBOLS[(i + 3) % 10], SYMBOLS[(i + 7) % 10]] for i in range(200)]
     clients = await asyncio.gather(*(_subscribed_client(service.port, p) for p in picks))
     try:
@@ -86,7 +86,7 @@ async def test_stalled_client_is_conflated_bounded_and_does_not_delay_others(
     service_factory: Any,
 ) -> None:
     # 50 topics: their latest values fit in the budget, so the client is conflated, not closed.
-    svc: Service = await service_factory(
+    svc: SingleService = await service_factory(
         outbox_bytes=262_144, max_subscriptions=1000, slow_client_grace=3.0
     )
     symbols = [i.symbol for i in svc.registry]  # type: ignore[union-attr]
@@ -110,7 +110,7 @@ async def test_stalled_client_is_conflated_bounded_and_does_not_delay_others(
     stalled.transport.abort()
 
 
-async def test_batching_is_opt_in_and_carries_the_same_messages(service: Service) -> None:
+async def test_batching_is_opt_in_and_carries_the_same_messages(service: SingleService) -> None:
     plain = await _subscribed_client(service.port, ["RELIANCE"])
     batched = await Client.connect(f"ws://127.0.0.1:{service.port}/ws/stream?batch=1")
     await batched.send({"type": "subscribe", "symbol": "RELIANCE"})
@@ -132,7 +132,7 @@ async def test_batching_is_opt_in_and_carries_the_same_messages(service: Service
     await batched.close()
 
 
-async def test_batching_asked_for_in_subscribe(service: Service) -> None:
+async def test_batching_asked_for_in_subscribe(service: SingleService) -> None:
     c = await Client.connect(f"ws://127.0.0.1:{service.port}/ws/stream")
     await c.send({"type": "subscribe", "symbol": "INFY", "batch": True})
     batch = await c.wait_for(lambda m: m.get("type") == "batch")
@@ -140,7 +140,7 @@ async def test_batching_asked_for_in_subscribe(service: Service) -> None:
     await c.close()
 
 
-async def test_frames_of_one_loop_turn_leave_in_one_write(service: Service) -> None:
+async def test_frames_of_one_loop_turn_leave_in_one_write(service: SingleService) -> None:
     """Corking: the acknowledgement and the snapshots a subscribe produces in one turn reach the
     socket in fewer writes than messages, and in order."""
     assert service.server is not None

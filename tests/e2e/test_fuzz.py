@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import make_settings
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 from tickhub.core.protocol import ErrorCode
 
 ENDPOINTS = ["/ws/stream", "/ws/analysis", "/ws/alerts", "/ws/portfolio"]
@@ -65,7 +65,7 @@ REQUEST_TYPES = [
 class ThreadedService:
     def __init__(self, tmp: Path) -> None:
         self.loop = asyncio.new_event_loop()
-        self.svc = Service(
+        self.svc = SingleService(
             make_settings(
                 tmp,
                 message_rate=1e6,

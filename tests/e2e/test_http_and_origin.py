@@ -10,10 +10,12 @@ import pytest
 import websockets
 
 from tests.helpers import Client, ahttp_get, is_type
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 
 
-async def test_public_health_is_minimal_no_pid_or_counters(service: Service, connect: Any) -> None:
+async def test_public_health_is_minimal_no_pid_or_counters(
+    service: SingleService, connect: Any
+) -> None:
     client: Client = await connect()
     await client.send({"type": "subscribe", "symbol": "RELIANCE"})
     await client.wait_for(lambda m: m.get("type") == "data" and not m.get("snapshot"))
@@ -53,7 +55,7 @@ async def test_health_details_for_operators(service_factory: Any, how: str) -> N
     assert body["feed"]["last_tick_age_seconds"] is not None
 
 
-async def test_connections_lists_each_client(service: Service, connect: Any) -> None:
+async def test_connections_lists_each_client(service: SingleService, connect: Any) -> None:
     a: Client = await connect("/ws/stream")
     b: Client = await connect("/ws/alerts")
     await a.send({"type": "subscribe", "symbols": ["RELIANCE", "INFY"]})
@@ -73,7 +75,7 @@ async def test_connections_lists_each_client(service: Service, connect: Any) -> 
 
 
 async def test_test_route_pushes_probe_and_reports_endpoints(
-    service: Service, connect: Any
+    service: SingleService, connect: Any
 ) -> None:
     client: Client = await connect()
     await client.send({"type": "subscribe", "symbol": "RELIANCE"})
@@ -85,17 +87,17 @@ async def test_test_route_pushes_probe_and_reports_endpoints(
     assert body["status"] == "ok"
 
 
-async def test_unknown_route_is_404_json(service: Service) -> None:
+async def test_unknown_route_is_404_json(service: SingleService) -> None:
     status, _, body = await ahttp_get(service.port, "/nope")
     assert status == 404 and body["code"] == "not_found"
 
 
-async def test_plain_get_on_websocket_endpoint_is_426(service: Service) -> None:
+async def test_plain_get_on_websocket_endpoint_is_426(service: SingleService) -> None:
     status, _headers, body = await ahttp_get(service.port, "/ws/stream")
     assert status == 426 and body["code"] == "upgrade_required"
 
 
-async def test_allowed_origin_connects(service: Service) -> None:
+async def test_allowed_origin_connects(service: SingleService) -> None:
     client = await Client.connect(
         f"ws://127.0.0.1:{service.port}/ws/stream", origin="http://allowed.example:3000"
     )
@@ -103,14 +105,14 @@ async def test_allowed_origin_connects(service: Service) -> None:
     await client.close()
 
 
-async def test_absent_origin_connects(service: Service) -> None:
+async def test_absent_origin_connects(service: SingleService) -> None:
     client = await Client.connect(f"ws://127.0.0.1:{service.port}/ws/portfolio")
     assert (await client.recv())["type"] == "connection"
     await client.close()
 
 
 @pytest.mark.parametrize("path", ["/ws/stream", "/ws/analysis", "/ws/alerts", "/ws/portfolio"])
-async def test_forbidden_origin_is_refused_with_403(service: Service, path: str) -> None:
+async def test_forbidden_origin_is_refused_with_403(service: SingleService, path: str) -> None:
     with pytest.raises(websockets.InvalidStatus) as info:
         await websockets.connect(
             f"ws://127.0.0.1:{service.port}{path}", origin="http://evil.example"
@@ -119,7 +121,7 @@ async def test_forbidden_origin_is_refused_with_403(service: Service, path: str)
     assert json.loads(info.value.response.body)["code"] == "origin_not_allowed"
 
 
-async def test_cors_headers_only_for_allowed_origins(service: Service) -> None:
+async def test_cors_headers_only_for_allowed_origins(service: SingleService) -> None:
     _, headers, _ = await ahttp_get(
         service.port, "/health", {"Origin": "http://allowed.example:3000"}
     )
@@ -137,7 +139,7 @@ async def test_star_allows_any_origin(service_factory: Any) -> None:
     await client.close()
 
 
-async def test_dashboard_and_instruments_are_served(service: Service) -> None:
+async def test_dashboard_and_instruments_are_served(service: SingleService) -> None:
     import urllib.request
 
     def get(path: str) -> tuple[int, str, bytes]:
@@ -155,7 +157,7 @@ async def test_dashboard_and_instruments_are_served(service: Service) -> None:
     assert test["links"]["dashboard"] == "/"
 
 
-async def test_the_dashboards_own_origin_may_open_websockets(service: Service) -> None:
+async def test_the_dashboards_own_origin_may_open_websockets(service: SingleService) -> None:
     for host in ("localhost", "127.0.0.1"):
         client = await Client.connect(
             f"ws://127.0.0.1:{service.port}/ws/stream", origin=f"http://{host}:{service.port}"

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.helpers import REPO_ROOT, node_has_websocket
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 
 ROOT = REPO_ROOT
 SCRIPT = ROOT / "tests" / "js" / "client.test.mjs"
@@ -63,7 +63,7 @@ async def _control_server(actions: dict[str, Callable[[], Awaitable[None]]]) -> 
 
 
 async def test_js_client_under_node(
-    service_factory: Callable[..., Awaitable[Service]], tmp_path: Path
+    service_factory: Callable[..., Awaitable[SingleService]], tmp_path: Path
 ) -> None:
     svc = await service_factory()
     port = svc.port
@@ -75,7 +75,7 @@ async def test_js_client_under_node(
 
     async def restart() -> None:
         await current["svc"].stop()
-        fresh = Service(make_settings(tmp_path, ws_port=port))
+        fresh = SingleService(make_settings(tmp_path, ws_port=port))
         await fresh.start()
         current["svc"] = fresh
 

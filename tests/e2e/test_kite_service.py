@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.conftest import make_settings
 from tests.helpers import Client, ahttp_get, is_type
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.devtools.kite_emulator import KiteEmulator
 
@@ -20,7 +20,7 @@ async def test_all_endpoints_stream_from_the_kite_emulator(tmp_path: Path) -> No
     await emulator.start()
     token_file = tmp_path / "token"
     token_file.write_text(emulator.access_token)
-    svc = Service(
+    svc = SingleService(
         make_settings(
             tmp_path,
             feed="kite",

@@ -6,14 +6,14 @@ import asyncio
 from typing import Any
 
 from tests.helpers import Client, closed_with, is_type, wait_until
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 from tickhub.core.protocol import CloseCode
 
 
 async def test_connections_per_ip_limit_tells_the_client_and_closes_4503(
     service_factory: Any,
 ) -> None:
-    svc: Service = await service_factory(max_connections_per_ip=2)
+    svc: SingleService = await service_factory(max_connections_per_ip=2)
     url = f"ws://127.0.0.1:{svc.port}/ws/stream"
     first, second = await Client.connect(url), await Client.connect(url)
     third = await Client.connect(url)
@@ -33,7 +33,7 @@ async def test_connections_per_ip_limit_tells_the_client_and_closes_4503(
 
 
 async def test_connection_attempt_rate_per_ip(service_factory: Any) -> None:
-    svc: Service = await service_factory(connect_rate_per_ip=2.0)
+    svc: SingleService = await service_factory(connect_rate_per_ip=2.0)
     url = f"ws://127.0.0.1:{svc.port}/ws/stream"
     clients = [await Client.connect(url) for _ in range(5)]  # burst of 4 allowed (2 x rate)
     last = clients[-1]
@@ -45,7 +45,7 @@ async def test_connection_attempt_rate_per_ip(service_factory: Any) -> None:
 
 
 async def test_message_rate_error_then_close_if_it_continues(service_factory: Any) -> None:
-    svc: Service = await service_factory(message_rate=5.0, message_burst=10)
+    svc: SingleService = await service_factory(message_rate=5.0, message_burst=10)
     c = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
     await c.recv()
     for _ in range(12):
@@ -61,7 +61,7 @@ async def test_message_rate_error_then_close_if_it_continues(service_factory: An
 
 
 async def test_idle_client_is_pinged_and_one_that_answers_stays(service_factory: Any) -> None:
-    svc: Service = await service_factory(idle_timeout=3.0)
+    svc: SingleService = await service_factory(idle_timeout=3.0)
     # websockets answers pings by itself: this client never sends a message yet stays open.
     c = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
     await c.recv()
@@ -73,7 +73,7 @@ async def test_idle_client_is_pinged_and_one_that_answers_stays(service_factory:
 
 
 async def test_client_that_answers_nothing_is_closed_with_4002(service_factory: Any) -> None:
-    svc: Service = await service_factory(idle_timeout=1.0)
+    svc: SingleService = await service_factory(idle_timeout=1.0)
     reader, writer = await asyncio.open_connection("127.0.0.1", svc.port)
     writer.write(
         b"GET /ws/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -96,7 +96,7 @@ async def test_client_that_answers_nothing_is_closed_with_4002(service_factory: 
     writer.close()
 
 
-async def test_metrics_are_prometheus_text(service: Service, connect: Any) -> None:
+async def test_metrics_are_prometheus_text(service: SingleService, connect: Any) -> None:
     c: Client = await connect()
     await c.send({"type": "subscribe", "symbol": "RELIANCE"})
     await c.wait_for(lambda m: m.get("type") == "data" and not m.get("snapshot"))
@@ -128,7 +128,7 @@ async def test_heartbeat_ack_reports_this_clients_counters(connect: Any) -> None
 
 
 async def test_binary_frames_count_against_the_message_rate(service_factory: Any) -> None:
-    svc: Service = await service_factory(message_rate=5.0, message_burst=5)
+    svc: SingleService = await service_factory(message_rate=5.0, message_burst=5)
     c = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
     await c.recv()
     for _ in range(8):

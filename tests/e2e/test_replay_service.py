@@ -9,13 +9,13 @@ from typing import Any
 
 from tests.conftest import make_settings
 from tests.helpers import TESTS_DIR, Client
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 
 BARS = TESTS_DIR / "data" / "replay" / "reliance_1m.csv"
 
 
 async def _closed_candles(tmp_path: Path, n: int) -> list[dict[str, Any]]:
-    svc = Service(
+    svc = SingleService(
         make_settings(
             tmp_path,
             feed="replay",

@@ -34,7 +34,7 @@ from tests.helpers import (
     wait_until,
 )
 from tests.unit.fanout.test_hub import _hub
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 from tickhub.core.protocol import CloseCode
 from tickhub.core.topics import Endpoint
 
@@ -180,7 +180,7 @@ async def test_one_unknown_symbol_keeps_the_single_symbol_error(connect: Any) ->
 
 
 async def test_too_many_symbols_in_one_message_has_its_own_error(service_factory: Any) -> None:
-    svc: Service = await service_factory(max_symbols_per_message=10)
+    svc: SingleService = await service_factory(max_symbols_per_message=10)
     client = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
     try:
         names = [i.symbol for i in svc.registry][:11]  # type: ignore[union-attr]
@@ -196,7 +196,7 @@ async def test_too_many_symbols_in_one_message_has_its_own_error(service_factory
 
 
 async def test_subscription_limit_refusal_lists_the_symbols_refused(service_factory: Any) -> None:
-    svc: Service = await service_factory(max_subscriptions=2)
+    svc: SingleService = await service_factory(max_subscriptions=2)
     client = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
     try:
         names = ["RELIANCE", "INFY", "TCS", "ITC", "SBIN"]
@@ -217,7 +217,7 @@ async def test_held_replies_count_against_the_budget_then_close_4001(
 ) -> None:
     """A client that never reads and provokes large replies is closed for its budget, instead
     of having every reply kept (replies used to be held without limit)."""
-    svc: Service = await service_factory(
+    svc: SingleService = await service_factory(
         outbox_bytes=65_536, max_symbols_per_message=10_000, message_rate=1000, message_burst=1000
     )
     raw = await RawClient.connect(svc.port)
@@ -322,7 +322,7 @@ def _read_until_pong(sock: socket.socket) -> bytes:
     return data
 
 
-async def test_frame_over_the_hard_cap_closes_1009(connect: Any, service: Service) -> None:
+async def test_frame_over_the_hard_cap_closes_1009(connect: Any, service: SingleService) -> None:
     raw = await RawClient.connect(service.port)
     size = 2 * 1_048_576
     head = bytes([0x81, 0x80 | 127]) + struct.pack("!Q", size) + bytes(4)  # zero mask
@@ -339,7 +339,7 @@ async def test_frame_over_the_hard_cap_closes_1009(connect: Any, service: Servic
 async def test_closed_non_readers_leave_no_socket_and_cannot_bypass_the_per_ip_limit(
     service_factory: Any,
 ) -> None:
-    svc: Service = await service_factory(
+    svc: SingleService = await service_factory(
         outbox_bytes=16_384,
         slow_client_grace=0.5,
         close_timeout=3.0,
@@ -377,12 +377,12 @@ async def test_closed_non_readers_leave_no_socket_and_cannot_bypass_the_per_ip_l
     await fresh.close()
 
 
-def _all_symbols(svc: Service) -> list[str]:
+def _all_symbols(svc: SingleService) -> list[str]:
     return [i.symbol for i in svc.registry]  # type: ignore[union-attr]
 
 
 async def test_idle_closed_client_that_never_reads_is_dropped(service_factory: Any) -> None:
-    svc: Service = await service_factory(idle_timeout=1.0, close_timeout=1.0)
+    svc: SingleService = await service_factory(idle_timeout=1.0, close_timeout=1.0)
     raw = await RawClient.connect(svc.port)  # never answers pings, never reads
     await wait_until(lambda: svc.hub.closes.get(CloseCode.IDLE_TIMEOUT, 0) == 1)
     await wait_until(lambda: svc.server.open_sockets == 0, timeout=4)  # type: ignore[union-attr]
@@ -434,7 +434,7 @@ def _token(sub: str, exp: Any) -> str:
 async def test_malformed_exp_closes_4500_like_any_invalid_token(
     service_factory: Any, exp: Any, how: str
 ) -> None:
-    svc: Service = await service_factory(jwt_secret=SECRET, auth_timeout=5.0)
+    svc: SingleService = await service_factory(jwt_secret=SECRET, auth_timeout=5.0)
     token = _token("carol", exp)
     url = f"ws://127.0.0.1:{svc.port}/ws/stream"
     if how == "message":
@@ -465,7 +465,7 @@ async def test_jwt_sub_and_api_key_user_are_separate_unless_configured(
     service_factory: Any, prefix: str | None
 ) -> None:
     extra = {} if prefix is None else {"jwt_user_prefix": prefix}
-    svc: Service = await service_factory(
+    svc: SingleService = await service_factory(
         api_keys="alice:alice-key", jwt_secret=SECRET, demo_portfolio=False, **extra
     )
     client = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/alerts")
@@ -487,7 +487,7 @@ async def test_jwt_sub_and_api_key_user_are_separate_unless_configured(
 
 
 async def test_cors_origins_as_a_json_list(service_factory: Any) -> None:
-    svc: Service = await service_factory(
+    svc: SingleService = await service_factory(
         cors_origins='["http://a.example", "http://b.example:3000"]'
     )
     client = await Client.connect(

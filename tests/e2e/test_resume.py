@@ -8,7 +8,7 @@ from typing import Any
 from tests.conftest import make_settings
 from tests.fakes import ScriptedFeed, tick
 from tests.helpers import Client, is_type
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 from tickhub.bus.history import TopicHistory
 from tickhub.core.model import IST
 
@@ -17,9 +17,9 @@ def at(hh: int, mm: int, ss: int = 0) -> datetime:
     return datetime(2025, 1, 27, hh, mm, ss, tzinfo=IST)
 
 
-async def _start(tmp_path: Any, **overrides: Any) -> tuple[Service, ScriptedFeed]:
+async def _start(tmp_path: Any, **overrides: Any) -> tuple[SingleService, ScriptedFeed]:
     feed = ScriptedFeed()
-    svc = Service(make_settings(tmp_path, demo_portfolio=False, **overrides), feed=feed)
+    svc = SingleService(make_settings(tmp_path, demo_portfolio=False, **overrides), feed=feed)
     await svc.start()
     await feed.running.wait()
     return svc, feed

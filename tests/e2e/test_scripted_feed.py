@@ -7,15 +7,15 @@ from typing import Any
 
 from tests.fakes import ScriptedFeed, tick
 from tests.helpers import Client, ahttp_get, is_type
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 from tickhub.core.model import IST, FeedState
 
 
-async def _start(tmp_path: Any, **overrides: Any) -> tuple[Service, ScriptedFeed]:
+async def _start(tmp_path: Any, **overrides: Any) -> tuple[SingleService, ScriptedFeed]:
     from tests.conftest import make_settings
 
     feed = ScriptedFeed()
-    svc = Service(make_settings(tmp_path, **overrides), feed=feed)
+    svc = SingleService(make_settings(tmp_path, **overrides), feed=feed)
     await svc.start()
     await feed.running.wait()
     return svc, feed

@@ -13,13 +13,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.helpers import Client, ahttp_get, closed_with, is_type
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 from tickhub.core.protocol import CloseCode
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
 
-async def _connect(svc: Service, path: str = "/ws/stream", **kw: Any) -> Client:
+async def _connect(svc: SingleService, path: str = "/ws/stream", **kw: Any) -> Client:
     c = await Client.connect(f"ws://127.0.0.1:{svc.port}{path}", **kw)
     assert (await c.recv())["type"] == "connection"
     return c
@@ -30,8 +30,8 @@ def _hs256(sub: str, exp_in: float = 300) -> str:
 
 
 @pytest.fixture
-async def secured(service_factory: Any) -> Service:
-    svc: Service = await service_factory(
+async def secured(service_factory: Any) -> SingleService:
+    svc: SingleService = await service_factory(
         api_keys="alice:alice-key,bob:sha256:"
         + __import__("hashlib").sha256(b"bob-key").hexdigest(),
         jwt_secret=SECRET,
@@ -49,7 +49,7 @@ async def test_auth_off_by_default_and_auth_message_says_so(connect: Any) -> Non
     assert reply["status"] == "not_required"
 
 
-async def test_unauthenticated_gets_only_welcome_and_errors(secured: Service) -> None:
+async def test_unauthenticated_gets_only_welcome_and_errors(secured: SingleService) -> None:
     c = await _connect(secured)
     err = await c.request({"type": "subscribe", "symbol": "RELIANCE"}, "error")
     assert err["code"] == "auth_required"
@@ -57,13 +57,13 @@ async def test_unauthenticated_gets_only_welcome_and_errors(secured: Service) ->
     assert not [m for m in c.seen if m.get("type") == "data"]
 
 
-async def test_no_auth_within_deadline_closes_with_4502(secured: Service) -> None:
+async def test_no_auth_within_deadline_closes_with_4502(secured: SingleService) -> None:
     c = await _connect(secured)
     assert await closed_with(c) == CloseCode.AUTH_TIMEOUT
 
 
 @pytest.mark.parametrize("token", ["alice-key", "bob-key"])
-async def test_api_key_in_first_message(secured: Service, token: str) -> None:
+async def test_api_key_in_first_message(secured: SingleService, token: str) -> None:
     c = await _connect(secured)
     reply = await c.request({"type": "auth", "token": token}, "auth")
     assert reply["status"] == "authenticated" and reply["user"] == token.split("-")[0]
@@ -72,14 +72,14 @@ async def test_api_key_in_first_message(secured: Service, token: str) -> None:
     await c.close()
 
 
-async def test_wrong_key_closes_with_4500_and_never_echoes_it(secured: Service) -> None:
+async def test_wrong_key_closes_with_4500_and_never_echoes_it(secured: SingleService) -> None:
     c = await _connect(secured)
     err = await c.request({"type": "auth", "token": "stolen-guess"}, "error")
     assert err["code"] == "auth_failed" and "stolen-guess" not in json.dumps(err)
     assert await closed_with(c) == CloseCode.AUTH_FAILED
 
 
-async def test_token_in_subprotocol_header(secured: Service) -> None:
+async def test_token_in_subprotocol_header(secured: SingleService) -> None:
     c = await _connect(secured, subprotocols=["tickhub", f"token.{_hs256('carol')}"])
     assert c.ws.subprotocol == "tickhub"
     auth = await c.wait_for(is_type("auth"))
@@ -89,21 +89,21 @@ async def test_token_in_subprotocol_header(secured: Service) -> None:
     await c.close()
 
 
-async def test_jwt_expired_is_refused_with_4501(secured: Service) -> None:
+async def test_jwt_expired_is_refused_with_4501(secured: SingleService) -> None:
     c = await _connect(secured)
     err = await c.request({"type": "auth", "token": _hs256("dave", exp_in=-5)}, "error")
     assert err["code"] == "auth_expired"
     assert await closed_with(c) == CloseCode.AUTH_EXPIRED
 
 
-async def test_connection_closed_when_its_token_expires(secured: Service) -> None:
+async def test_connection_closed_when_its_token_expires(secured: SingleService) -> None:
     c = await _connect(secured)
     reply = await c.request({"type": "auth", "token": _hs256("erin", exp_in=2)}, "auth")
     assert reply["expires_at"].endswith("Z")
     assert await closed_with(c) == CloseCode.AUTH_EXPIRED
 
 
-async def test_jwt_with_bad_signature_is_refused(secured: Service) -> None:
+async def test_jwt_with_bad_signature_is_refused(secured: SingleService) -> None:
     forged = jwt.encode({"sub": "mallory", "exp": int(time.time()) + 60}, "x" * 40, "HS256")
     c = await _connect(secured)
     err = await c.request({"type": "auth", "token": forged}, "error")
@@ -116,7 +116,7 @@ async def test_rs256_tokens(service_factory: Any, tmp_path: Path) -> None:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     (tmp_path / "pub.pem").write_bytes(pem)
-    svc: Service = await service_factory(
+    svc: SingleService = await service_factory(
         jwt_public_key_file=tmp_path / "pub.pem", jwt_algorithm="RS256"
     )
     token = jwt.encode({"sub": "frank", "exp": int(time.time()) + 60}, key, algorithm="RS256")
@@ -129,7 +129,7 @@ async def test_rs256_tokens(service_factory: Any, tmp_path: Path) -> None:
 
 
 async def test_users_never_see_or_change_each_others_alerts_and_positions(
-    secured: Service,
+    secured: SingleService,
 ) -> None:
     alice = await _connect(secured, "/ws/alerts")
     bob = await _connect(secured, "/ws/alerts")
@@ -166,7 +166,7 @@ async def test_users_never_see_or_change_each_others_alerts_and_positions(
         await c.close()
 
 
-async def test_admin_routes_need_the_admin_key(secured: Service) -> None:
+async def test_admin_routes_need_the_admin_key(secured: SingleService) -> None:
     for path in ("/connections", "/metrics"):
         status, _, body = await ahttp_get(secured.port, path)
         assert status == 401 and body["code"] == "auth_required"
@@ -179,7 +179,7 @@ async def test_admin_routes_need_the_admin_key(secured: Service) -> None:
 
 
 async def test_secrets_never_appear_in_health_connections_or_config_repr(
-    secured: Service,
+    secured: SingleService,
 ) -> None:
     c = await _connect(secured)
     await c.request({"type": "auth", "token": "alice-key"}, "auth")
@@ -194,7 +194,7 @@ async def test_secrets_never_appear_in_health_connections_or_config_repr(
     await c.close()
 
 
-async def test_admin_key_needs_the_bearer_scheme_in_any_case(secured: Service) -> None:
+async def test_admin_key_needs_the_bearer_scheme_in_any_case(secured: SingleService) -> None:
     ok = await ahttp_get(secured.port, "/connections", {"Authorization": "bearer admin-secret"})
     assert ok[0] == 200
     bare = await ahttp_get(secured.port, "/connections", {"Authorization": "admin-secret"})
@@ -210,7 +210,7 @@ def test_public_key_file_needs_rs256(tmp_path: Path) -> None:
         load_settings(None, jwt_public_key_file=tmp_path / "k.pem")
 
 
-async def test_token_offered_without_tickhub_is_never_echoed(secured: Service) -> None:
+async def test_token_offered_without_tickhub_is_never_echoed(secured: SingleService) -> None:
     token = _hs256("gina")
     c = await Client.connect(
         f"ws://127.0.0.1:{secured.port}/ws/stream", subprotocols=["v1", f"token.{token}"]

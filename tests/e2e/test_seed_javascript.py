@@ -9,13 +9,13 @@ import shutil
 import pytest
 
 from tests.helpers import TESTS_DIR
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 
 SCRIPT = TESTS_DIR / "js" / "seed_snippets.mjs"
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-async def test_seed_javascript_examples_receive_data(service: Service) -> None:
+async def test_seed_javascript_examples_receive_data(service: SingleService) -> None:
     proc = await asyncio.create_subprocess_exec(
         "node",
         "--experimental-websocket",

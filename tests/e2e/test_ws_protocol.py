@@ -9,7 +9,7 @@ import pytest
 import websockets
 
 from tests.helpers import ISO_MS_Z, Client, is_type
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 
 ENDPOINTS = ["/ws/stream", "/ws/analysis", "/ws/alerts", "/ws/portfolio"]
 
@@ -69,7 +69,7 @@ async def test_subscribe_acks_sends_snapshot_then_live_data(connect: Any, path: 
 
 
 async def test_stream_snapshot_follows_ack_and_has_tick_and_candle(
-    connect: Any, service: Service
+    connect: Any, service: SingleService
 ) -> None:
     client: Client = await connect()
     await client.recv()
@@ -87,7 +87,7 @@ async def test_stream_snapshot_follows_ack_and_has_tick_and_candle(
     assert {"tick_data", "candle_data"} <= kinds
 
 
-async def _wait_ticks(service: Service, symbol: str) -> None:
+async def _wait_ticks(service: SingleService, symbol: str) -> None:
     import asyncio
 
     for _ in range(200):

@@ -48,12 +48,12 @@ def main(ctx: click.Context, env_file: str) -> None:
 
 def _serve(ctx: click.Context, role: str) -> None:
     from tickhub.app.logs import setup_logging
-    from tickhub.app.service import Service
+    from tickhub.app.roles import create_service
 
     settings = _settings(ctx.obj["env_file"])
     setup_logging(settings.log_level, settings.log_format)
     try:
-        service = Service(settings, role=role)
+        service = create_service(settings, role)
     except (ValueError, OSError, RuntimeError) as exc:
         click.echo(f"tickhub: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
@@ -155,8 +155,8 @@ def check(ctx: click.Context, url: str | None, multi: bool, symbol: str, timeout
 @click.pass_context
 def record_cmd(ctx: click.Context, path: Path, duration: float | None) -> None:
     """Write the ticks the configured feed produces to a CSV file (replay it with FEED=replay)."""
+    from tickhub.app.build import build_feed, build_registry
     from tickhub.app.logs import setup_logging
-    from tickhub.app.service import build_feed, build_registry
     from tickhub.devtools.record import record
     from tickhub.runtime.clock import SystemClock
 
@@ -190,8 +190,8 @@ def kite_emulator(
     ctx: click.Context, host: str, port: int, api_key: str, access_token: str, speed: float
 ) -> None:
     """A local server speaking Kite Connect's ticker protocol, for tests and demos."""
+    from tickhub.app.build import build_registry
     from tickhub.app.logs import setup_logging
-    from tickhub.app.service import build_registry
     from tickhub.devtools.kite_emulator import serve_emulator
 
     settings = _settings(ctx.obj["env_file"])

@@ -30,11 +30,10 @@ from types import FrameType
 from typing import IO, NoReturn
 
 from tickhub.app.config import Settings
+from tickhub.core import defaults
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 EXIT_CONFIG = 2  # the children's exit code for bad settings (see cli.py): never restarted
-RESTART_DELAY = 0.5
-MAX_RESTART_DELAY = 8.0
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
 POLL = 0.1  # seconds between checks of the children
@@ -136,7 +135,7 @@ class _Policy:
     window: float
 
     def delay(self, crashes: int) -> float:
-        return min(MAX_RESTART_DELAY, RESTART_DELAY * 2.0 ** max(0, crashes - 1))
+        return min(defaults.MAX_RESTART_DELAY, defaults.RESTART_DELAY * 2.0 ** max(0, crashes - 1))
 
 
 @dataclass

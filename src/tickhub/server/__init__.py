@@ -7,8 +7,8 @@ as bytes to every subscriber (:func:`text_frame`), which is where a fan-out serv
 """
 
 from tickhub.server.app import WebSocketServer
-from tickhub.server.connection import ServerLimits
 from tickhub.server.frames import text_frame
+from tickhub.server.host import ServerLimits
 from tickhub.server.http import HttpRequest, HttpResponse, Routes
 
 __all__ = [

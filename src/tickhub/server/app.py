@@ -14,15 +14,15 @@ import binascii
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from wsproto.utilities import generate_accept_token
 
-from tickhub.core import protocol
+from tickhub.core import defaults, protocol
 from tickhub.core.protocol import ErrorCode
 from tickhub.core.topics import Endpoint
 from tickhub.fanout.hub import Hub
-from tickhub.server.connection import Connection, ServerLimits
+from tickhub.server.connection import Connection
+from tickhub.server.host import ServerLimits, Upgrade
 from tickhub.server.http import (
     ALLOWED_METHODS,
     Headers,
@@ -35,20 +35,6 @@ from tickhub.server.http import (
 log = logging.getLogger(__name__)
 
 _ENDPOINTS = {e.path: e for e in Endpoint}
-
-CONNECTION_RETRY_AFTER = "5"
-"""Seconds a client refused for the total connection limit is asked to wait."""
-
-
-@dataclass(frozen=True, slots=True)
-class Upgrade:
-    """An accepted WebSocket handshake: the endpoint, the 101's headers and what the URL and
-    subprotocol header carried."""
-
-    endpoint: Endpoint
-    headers: list[tuple[str, str]]
-    token: str | None
-    batch: bool
 
 
 class WebSocketServer:
@@ -104,7 +90,7 @@ class WebSocketServer:
     async def close_all(self, code: int, reason: str) -> None:
         """Close every WebSocket with ``code`` and every HTTP connection, and wait (at most
         ``close_timeout``) until their sockets are gone, so no close frame is lost on exit."""
-        self.hub.close_all(code, reason)
+        await self.hub.aclose(code, reason)
         for conn in list(self._pending):
             conn.abort()
         if self._connections:
@@ -222,7 +208,7 @@ class WebSocketServer:
                 503,
                 ErrorCode.LIMIT_EXCEEDED,
                 f"connection limit reached: {limit}",
-                {"Retry-After": CONNECTION_RETRY_AFTER},
+                {"Retry-After": str(defaults.RETRY_AFTER)},
             )
         token, offered = _subprotocol_token(headers.get("sec-websocket-protocol"))
         answer = [

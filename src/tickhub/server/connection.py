@@ -27,9 +27,8 @@ import struct
 import termios
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import h11
 from wsproto.connection import Connection as WsConnection
@@ -40,10 +39,8 @@ from wsproto.frame_protocol import CloseReason
 from tickhub.core.protocol import ErrorCode, ProtocolError
 from tickhub.fanout.session import Session
 from tickhub.server.frames import text_frame
+from tickhub.server.host import ConnectionHost, Upgrade
 from tickhub.server.http import Headers, HttpRequest, HttpResponse, response_headers
-
-if TYPE_CHECKING:
-    from tickhub.server.app import Upgrade, WebSocketServer
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +49,6 @@ _OPEN = ConnectionState.OPEN
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 EVENT_SLICE = 0.0005
 """Seconds of parsing and handling one connection may take before the others get their turn."""
-
-
-@dataclass(frozen=True, slots=True)
-class ServerLimits:
-    """What one connection may hold; every field has a setting (``config.py``)."""
-
-    handshake_timeout: float = 10.0  # HANDSHAKE_TIMEOUT: request head, and keep-alive idle
-    close_timeout: float = 5.0  # CLOSE_TIMEOUT: closing handshake, then the socket is aborted
-    max_header_bytes: int = 16_384  # MAX_HEADER_BYTES: request line and headers; 431 beyond
-    max_message_bytes: int = 65_536  # MAX_MESSAGE_BYTES: refused with message_too_large
-    max_frame_bytes: int = 1_048_576  # a message this large closes with 1009
-    outbox_bytes: int = 262_144  # transport buffer high-water mark (a quarter of OUTBOX_BYTES)
-    send_buffer_bytes: int = 262_144  # SEND_BUFFER_BYTES: the kernel's send buffer (0: its own)
 
 
 READ_CHUNK = 65_536
@@ -105,7 +89,7 @@ class Connection(asyncio.BufferedProtocol):
         "transport",
     )
 
-    def __init__(self, server: WebSocketServer) -> None:
+    def __init__(self, server: ConnectionHost[Connection]) -> None:
         self._server = server
         self.transport: asyncio.Transport | None = None
         limit = server.limits.max_header_bytes

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import Client
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 from tickhub.core import protocol
 from tickhub.server import HttpResponse
 from tickhub.server.static import static_response
@@ -67,7 +67,7 @@ CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".mjs": "text/javascript; charset=utf-8",
 }
-StartService = Callable[..., Awaitable[Service]]
+StartService = Callable[..., Awaitable[SingleService]]
 # A small universe keeps the in-process service light (the tests share a loop with Playwright):
 # the demo portfolio's seven stocks, the indices, and WIPRO.
 UNIVERSE = "NIFTY 50,NIFTY BANK,RELIANCE,TCS,HDFCBANK,INFY,ICICIBANK,SBIN,ITC,WIPRO"
@@ -82,7 +82,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _instruments_route(svc: Service) -> Callable[..., HttpResponse]:
+def _instruments_route(svc: SingleService) -> Callable[..., HttpResponse]:
     """The proposed ``GET /instruments``, for as long as service.py does not serve it."""
 
     def route(*_request: Any) -> HttpResponse:
@@ -128,7 +128,9 @@ def _with_test_pages(
     return serve
 
 
-async def start_web_service(service_factory: StartService, port: int, **settings: Any) -> Service:
+async def start_web_service(
+    service_factory: StartService, port: int, **settings: Any
+) -> SingleService:
     """A service on ``port`` serving the dashboard, accepting WebSockets from its own origin."""
     settings.setdefault("symbols", UNIVERSE)
     svc = await service_factory(ws_port=port, cors_origins=f"http://127.0.0.1:{port}", **settings)
@@ -151,7 +153,7 @@ def port() -> int:
 
 
 @pytest.fixture
-async def web(service_factory: StartService, port: int) -> Service:
+async def web(service_factory: StartService, port: int) -> SingleService:
     return await start_web_service(service_factory, port)
 
 
@@ -221,7 +223,7 @@ def save_screenshot(data: bytes, name: str) -> None:
 
 
 async def test_dashboard_streams_live_data_without_console_errors(
-    web: Service, port: int, browser: Browser
+    web: SingleService, port: int, browser: Browser
 ) -> None:
     page, console = await open_page(browser, port)
     await expect(page).to_have_title("tickhub · live market dashboard")
@@ -274,7 +276,7 @@ async def test_dashboard_streams_live_data_without_console_errors(
 
 
 async def test_alert_created_in_the_page_appears_and_triggers(
-    web: Service, port: int, browser: Browser
+    web: SingleService, port: int, browser: Browser
 ) -> None:
     page, console = await open_page(browser, port)
     await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
@@ -398,7 +400,7 @@ async def test_screenshot_of_a_busy_dashboard(
 
 
 async def test_seed_examples_run_unchanged_in_the_browser(
-    web: Service, port: int, browser: Browser
+    web: SingleService, port: int, browser: Browser
 ) -> None:
     page, console = await open_page(browser, port, "/__tests__/seed_page.html")
     await page.wait_for_function(
@@ -412,7 +414,7 @@ async def test_seed_examples_run_unchanged_in_the_browser(
 
 
 async def test_seed_alerts_example_notifies_once_per_firing(
-    web: Service, port: int, browser: Browser
+    web: SingleService, port: int, browser: Browser
 ) -> None:
     """The seed's alerts snippet calls showNotification for each price_alerts entry with
     ``triggered`` true: one firing must give one notification, not one per later message."""
@@ -443,7 +445,7 @@ async def test_seed_alerts_example_notifies_once_per_firing(
 
 
 async def test_use_tickhub_hook_renders_live_data(
-    web: Service, port: int, browser: Browser
+    web: SingleService, port: int, browser: Browser
 ) -> None:
     page, console = await open_page(browser, port, "/__tests__/react_page.html")
     for root, symbol in (("#global", "RELIANCE"), ("#global", "TCS"), ("#imported", "NIFTY 50")):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 from tickhub.server.static import read_static, static_response, static_root
 
 STATIC = Path(str(static_root()))
@@ -96,7 +96,7 @@ def test_the_page_names_only_files_that_exist() -> None:
 
 
 async def test_the_service_serves_the_dashboard_over_http(
-    service_factory: Callable[..., Awaitable[Service]],
+    service_factory: Callable[..., Awaitable[SingleService]],
 ) -> None:
     svc = await service_factory()
     svc.server.fallback = svc.server.fallback or static_response

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tickhub.app.service import Service
+    from tickhub.app.roles import SingleService
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 READ_TIMEOUT = 2.0  # every answer under test is immediate; this only bounds a failure
 
 
-def port_of(service: Service) -> int:
+def port_of(service: SingleService) -> int:
     assert service.port is not None, "the service is not listening"
     return service.port
 

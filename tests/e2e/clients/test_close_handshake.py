@@ -31,7 +31,7 @@ from tests.e2e.clients.raw import (
     port_of,
     upgrade_request,
 )
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 
 PING_MESSAGE = json.dumps({"type": "ping", "timestamp": 7}).encode()
 ALLOWED = "http://allowed.example:3000"  # tests/conftest.py's CORS_ORIGINS
@@ -81,7 +81,9 @@ def _drop_connections(service_factory: Any) -> Iterator[None]:
         _opened.pop().writer.transport.abort()
 
 
-async def opened(service: Service, headers: list[tuple[str, str]] | None = None) -> RawWebSocket:
+async def opened(
+    service: SingleService, headers: list[tuple[str, str]] | None = None
+) -> RawWebSocket:
     ws = await RawWebSocket.open(port_of(service), headers=headers)
     _opened.append(ws)
     return ws
@@ -90,33 +92,35 @@ async def opened(service: Service, headers: list[tuple[str, str]] | None = None)
 # --- §5.5.1, §7.1.5: the client closes -----------------------------------------------------------
 
 
-async def test_close_empty_payload_answered_with_empty_close_or_1000(service: Service) -> None:
+async def test_close_empty_payload_answered_with_empty_close_or_1000(
+    service: SingleService,
+) -> None:
     """The seed's React hook and browsers' ``close()`` send no status code (issue 12 item 1)."""
     ws = await opened(service)
     ws.send_close(None)
     await ws.answered_with(None, 1000)
 
 
-async def test_close_1_byte_payload_answered_1002(service: Service) -> None:
+async def test_close_1_byte_payload_answered_1002(service: SingleService) -> None:
     ws = await opened(service)
     ws.send(frame(CLOSE, b"\x03"))
     await ws.answered_with(1002)
 
 
-async def test_close_code_with_reason_answered_with_the_code(service: Service) -> None:
+async def test_close_code_with_reason_answered_with_the_code(service: SingleService) -> None:
     ws = await opened(service)
     ws.send_close(1000, b"Hello World!")
     await ws.answered_with(1000)
 
 
-async def test_close_reason_of_123_bytes_fits_a_control_frame(service: Service) -> None:
+async def test_close_reason_of_123_bytes_fits_a_control_frame(service: SingleService) -> None:
     ws = await opened(service)
     ws.send_close(1000, b"*" * 123)  # 2 + 123 = 125, the control frame maximum (§5.5)
     await ws.answered_with(1000)
 
 
 async def test_close_reason_of_124_bytes_control_frame_too_long_answered_1002(
-    service: Service,
+    service: SingleService,
 ) -> None:
     ws = await opened(service)
     ws.send_close(1000, b"*" * 124)
@@ -124,13 +128,15 @@ async def test_close_reason_of_124_bytes_control_frame_too_long_answered_1002(
 
 
 @pytest.mark.parametrize("code", VALID_CODES)
-async def test_close_code_from_client_valid_echoed(service: Service, code: int) -> None:
+async def test_close_code_from_client_valid_echoed(service: SingleService, code: int) -> None:
     ws = await opened(service)
     ws.send_close(code)
     await ws.answered_with(code)
 
 
-async def test_close_code_1014_registered_later_is_echoed_or_refused_1002(service: Service) -> None:
+async def test_close_code_1014_registered_later_is_echoed_or_refused_1002(
+    service: SingleService,
+) -> None:
     """1014 (Bad Gateway) entered the IANA registry after RFC 6455 and wsproto's code table;
     a gateway sending it is either echoed or refused with 1002, and the TCP close is clean."""
     ws = await opened(service)
@@ -139,28 +145,30 @@ async def test_close_code_1014_registered_later_is_echoed_or_refused_1002(servic
 
 
 @pytest.mark.parametrize("code", INVALID_CODES)
-async def test_close_code_from_client_invalid_answered_1002(service: Service, code: int) -> None:
+async def test_close_code_from_client_invalid_answered_1002(
+    service: SingleService, code: int
+) -> None:
     """§7.4: not a code a peer may send; issue 12 item 2 (0, 1006, 5000 and 65535 were echoed)."""
     ws = await opened(service)
     ws.send_close(code)
     await ws.answered_with(1002)
 
 
-async def test_close_reason_not_utf8_answered_1007(service: Service) -> None:
+async def test_close_reason_not_utf8_answered_1007(service: SingleService) -> None:
     """§5.5.1: the reason is UTF-8; §8.1: invalid UTF-8 fails the connection with 1007."""
     ws = await opened(service)
     ws.send_close(1000, b"bad \xce\xba\xe1\xbd\xb9\xcf\x83\xed\xa0\x80 surrogate")
     await ws.answered_with(1007)
 
 
-async def test_close_after_close_answered_once(service: Service) -> None:
+async def test_close_after_close_answered_once(service: SingleService) -> None:
     """Autobahn 7.1.2: a second close frame gets no second answer."""
     ws = await opened(service)
     ws.send(frame(CLOSE, (1000).to_bytes(2, "big")) * 2)
     await ws.answered_with(1000)
 
 
-async def test_data_after_close_ignored(service: Service) -> None:
+async def test_data_after_close_ignored(service: SingleService) -> None:
     """§5.5.1: after a close frame the peer sends no more data; what comes is not processed
     (no pong message, no pong frame), and nothing follows the server's close (Autobahn 7.1.3-4)."""
     ws = await opened(service)
@@ -169,7 +177,9 @@ async def test_data_after_close_ignored(service: Service) -> None:
     assert before == [], before
 
 
-async def test_close_between_fragments_ignores_the_rest_of_the_message(service: Service) -> None:
+async def test_close_between_fragments_ignores_the_rest_of_the_message(
+    service: SingleService,
+) -> None:
     """Autobahn 7.1.5: a close in the middle of a fragmented message ends the connection there."""
     ws = await opened(service)
     ws.send(
@@ -191,7 +201,9 @@ def pongs(frames: list[Frame]) -> list[Frame]:
 @pytest.mark.parametrize(
     "rsv", [pytest.param(4, id="rsv1"), pytest.param(2, id="rsv2"), pytest.param(1, id="rsv3")]
 )
-async def test_rsv_bit_without_negotiated_extension_closes_1002(service: Service, rsv: int) -> None:
+async def test_rsv_bit_without_negotiated_extension_closes_1002(
+    service: SingleService, rsv: int
+) -> None:
     """§5.2: a nonzero RSV bit with no extension negotiated fails the connection; the frame is
     not processed (no pong)."""
     ws = await opened(service)
@@ -200,7 +212,7 @@ async def test_rsv_bit_without_negotiated_extension_closes_1002(service: Service
     assert pongs(before) == [], before
 
 
-async def test_text_frame_with_invalid_utf8_closes_1007(service: Service) -> None:
+async def test_text_frame_with_invalid_utf8_closes_1007(service: SingleService) -> None:
     """§8.1: a text message that is not UTF-8 fails the connection with 1007 (not an
     ``invalid_json`` error)."""
     ws = await opened(service)
@@ -209,7 +221,7 @@ async def test_text_frame_with_invalid_utf8_closes_1007(service: Service) -> Non
 
 
 async def test_text_fragments_splitting_a_utf8_character_are_one_valid_message(
-    service: Service,
+    service: SingleService,
 ) -> None:
     """§5.4, §8.1: UTF-8 is checked on the whole message, so a character may span fragments."""
     ws = await opened(service)
@@ -220,7 +232,9 @@ async def test_text_fragments_splitting_a_utf8_character_are_one_valid_message(
     assert reply.opcode == TEXT and json.loads(reply.payload)["client_timestamp"] == "é", reply
 
 
-async def test_continuation_frame_with_no_message_started_closes_1002(service: Service) -> None:
+async def test_continuation_frame_with_no_message_started_closes_1002(
+    service: SingleService,
+) -> None:
     """§5.4: a continuation frame continues a fragmented message; without one it is an error."""
     ws = await opened(service)
     ws.send(frame(CONT, PING_MESSAGE))
@@ -228,7 +242,7 @@ async def test_continuation_frame_with_no_message_started_closes_1002(service: S
 
 
 async def test_new_text_frame_while_fragmented_message_pending_closes_1002(
-    service: Service,
+    service: SingleService,
 ) -> None:
     """§5.4: the fragments of one message are not interleaved with another data frame."""
     ws = await opened(service)
@@ -236,21 +250,21 @@ async def test_new_text_frame_while_fragmented_message_pending_closes_1002(
     await ws.closed_by_server(1002)
 
 
-async def test_fragmented_control_frame_closes_1002(service: Service) -> None:
+async def test_fragmented_control_frame_closes_1002(service: SingleService) -> None:
     """§5.5: control frames must not be fragmented."""
     ws = await opened(service)
     ws.send(frame(PING, b"abc", fin=False))
     await ws.closed_by_server(1002)
 
 
-async def test_control_frame_payload_over_125_bytes_closes_1002(service: Service) -> None:
+async def test_control_frame_payload_over_125_bytes_closes_1002(service: SingleService) -> None:
     """§5.5: control frames carry at most 125 bytes."""
     ws = await opened(service)
     ws.send(frame(PING, b"x" * 126))
     await ws.closed_by_server(1002)
 
 
-async def test_unmasked_client_frame_closes_1002(service: Service) -> None:
+async def test_unmasked_client_frame_closes_1002(service: SingleService) -> None:
     """§5.1: a server must close the connection on an unmasked client frame."""
     ws = await opened(service)
     ws.send(frame(TEXT, PING_MESSAGE, mask=False))
@@ -258,14 +272,14 @@ async def test_unmasked_client_frame_closes_1002(service: Service) -> None:
 
 
 @pytest.mark.parametrize("opcode", [0x3, 0x7, 0xB, 0xF], ids=lambda op: f"opcode_{op:#x}")
-async def test_reserved_opcode_closes_1002(service: Service, opcode: int) -> None:
+async def test_reserved_opcode_closes_1002(service: SingleService, opcode: int) -> None:
     """§5.2: opcodes 0x3-0x7 and 0xB-0xF are reserved; receiving one fails the connection."""
     ws = await opened(service)
     ws.send(frame(opcode, b"x"))
     await ws.closed_by_server(1002)
 
 
-async def test_ping_frame_answered_with_pong_of_same_payload(service: Service) -> None:
+async def test_ping_frame_answered_with_pong_of_same_payload(service: SingleService) -> None:
     """§5.5.2-3, the control case for the ones above."""
     ws = await opened(service)
     ws.send(frame(PING, b"are you there"))
@@ -298,7 +312,7 @@ async def test_oversized_frame_close_1009_arrives_not_reset(service_factory: Any
 # --- §4: the opening handshake -------------------------------------------------------------------
 
 
-async def test_websocket_version_8_answered_426_with_version_13(service: Service) -> None:
+async def test_websocket_version_8_answered_426_with_version_13(service: SingleService) -> None:
     """§4.4: an unsupported version gets 426 Upgrade Required naming the supported one."""
     request = upgrade_request(
         port_of(service),
@@ -320,7 +334,7 @@ async def test_websocket_version_8_answered_426_with_version_13(service: Service
     ],
 )
 async def test_several_origin_headers_refuse_the_handshake(
-    service: Service, origins: list[str]
+    service: SingleService, origins: list[str]
 ) -> None:
     """RFC 6454 §7.3: a user agent sends at most one Origin; several cannot be checked (issue 12
     item 11: only the first was)."""
@@ -330,7 +344,7 @@ async def test_several_origin_headers_refuse_the_handshake(
     assert 400 <= answer.status < 500, answer
 
 
-async def test_single_allowed_origin_is_upgraded(service: Service) -> None:
+async def test_single_allowed_origin_is_upgraded(service: SingleService) -> None:
     """The control case for the test above."""
     ws = await opened(service, headers=[("Origin", ALLOWED)])
     ws.send_close(1000)

@@ -17,7 +17,7 @@ import pytest
 
 import tickhub.server.static
 from tests.e2e.clients.raw import HttpAnswer, http_exchange, http_request, parse_head, port_of
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 
 CURL = shutil.which("curl")
 ALLOWED = "http://allowed.example:3000"  # tests/conftest.py's CORS_ORIGINS
@@ -71,7 +71,7 @@ async def test_preflight_from_allowed_origin_answered_204_with_cors_headers(
 ) -> None:
     """A page on an allowed origin fetching /connections with the admin key: the browser first
     sends this preflight, without credentials, and needs Authorization allowed."""
-    svc: Service = await service_factory(admin_key="admin-secret")
+    svc: SingleService = await service_factory(admin_key="admin-secret")
     answer = await curl(port_of(svc), "/connections", *PREFLIGHT, "-H", f"Origin: {ALLOWED}")
     assert answer.status == 204, answer
     assert answer.header("Access-Control-Allow-Origin") == ALLOWED, answer.headers
@@ -82,7 +82,7 @@ async def test_preflight_from_allowed_origin_answered_204_with_cors_headers(
 
 @needs_curl
 async def test_preflight_from_other_origin_gets_no_cors_headers(service_factory: Any) -> None:
-    svc: Service = await service_factory(admin_key="admin-secret")
+    svc: SingleService = await service_factory(admin_key="admin-secret")
     answer = await curl(
         port_of(svc), "/connections", *PREFLIGHT, "-H", "Origin: http://evil.example"
     )
@@ -103,7 +103,9 @@ async def _live(port: int) -> HttpAnswer:
     return answer
 
 
-async def test_head_health_same_status_and_headers_as_get_without_body(service: Service) -> None:
+async def test_head_health_same_status_and_headers_as_get_without_body(
+    service: SingleService,
+) -> None:
     """Uptime checkers send HEAD; the answer is GET's without the body."""
     get = await _live(port_of(service))
     head = await http_exchange(port_of(service), http_request("HEAD", "/health", port_of(service)))
@@ -120,21 +122,21 @@ async def test_head_health_same_status_and_headers_as_get_without_body(service: 
 # --- limits and malformed requests (issue 12 item 11) --------------------------------------------
 
 
-async def test_request_headers_of_16kb_or_more_answered_431(service: Service) -> None:
+async def test_request_headers_of_16kb_or_more_answered_431(service: SingleService) -> None:
     """RFC 6585 §5: Request Header Fields Too Large, not a dropped connection."""
     request = http_request("GET", "/health", port_of(service), ("X-Padding", "a" * 16_384))
     answer = await http_exchange(port_of(service), request)
     assert answer.status == 431, answer
 
 
-async def test_request_headers_under_16kb_served(service: Service) -> None:
+async def test_request_headers_under_16kb_served(service: SingleService) -> None:
     """The control case: 12 KB of headers are a normal request."""
     request = http_request("GET", "/health", port_of(service), ("X-Padding", "a" * 12_000))
     answer = await http_exchange(port_of(service), request)
     assert answer.status in (200, 503), answer
 
 
-async def test_bare_lf_request_answered_400_promptly(service: Service) -> None:
+async def test_bare_lf_request_answered_400_promptly(service: SingleService) -> None:
     """A request with bare LF line ends is refused at once (issue 12 item 11), not left to hang
     until the handshake timeout (10 s): the answer must come within 2 s."""
     request = f"GET /health HTTP/1.1\nHost: 127.0.0.1:{port_of(service)}\nConnection: close\n\n"
@@ -149,7 +151,7 @@ async def test_bare_lf_request_answered_400_promptly(service: Service) -> None:
 @pytest.mark.parametrize(
     "path", ["/health", "/test", "/connections", "/no-such-route"], ids=lambda p: p.strip("/")
 )
-async def test_json_route_has_nosniff(service: Service, path: str) -> None:
+async def test_json_route_has_nosniff(service: SingleService, path: str) -> None:
     answer = await curl(port_of(service), path)
     assert answer.header("Content-Type") == "application/json", answer
     assert answer.header("X-Content-Type-Options") == "nosniff", answer.headers
@@ -157,7 +159,7 @@ async def test_json_route_has_nosniff(service: Service, path: str) -> None:
 
 @needs_curl
 async def test_dashboard_has_csp_with_frame_ancestors_and_x_frame_options(
-    service: Service,
+    service: SingleService,
 ) -> None:
     """The dashboard must not be framed by another site (clickjacking)."""
     answer = await curl(port_of(service), "/")
@@ -200,14 +202,16 @@ def static_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ],
 )
 async def test_symlink_in_static_folder_pointing_outside_not_served(
-    static_copy: Path, service: Service, path: str
+    static_copy: Path, service: SingleService, path: str
 ) -> None:
     answer = await http_exchange(port_of(service), http_request("GET", path, port_of(service)))
     assert answer.status == 404, answer
     assert b"outside the static folder" not in answer.body
 
 
-async def test_static_copy_serves_its_regular_files(static_copy: Path, service: Service) -> None:
+async def test_static_copy_serves_its_regular_files(
+    static_copy: Path, service: SingleService
+) -> None:
     """The control case: the copy is what the service serves."""
     answer = await http_exchange(
         port_of(service), http_request("GET", "/static/app.js", port_of(service))

@@ -37,7 +37,7 @@ import websockets
 
 from tests.e2e.clients.raw import port_of
 from tests.helpers import node_has_websocket
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 
 try:
     from playwright.async_api import async_playwright
@@ -384,7 +384,7 @@ async def run_chromium(scenario: str, url: str, port: int, report: Report) -> No
 async def drive(
     client: str,
     scenario: str,
-    svc: Service,
+    svc: SingleService,
     on_ready: Callable[[], Awaitable[None]] | None = None,
 ) -> list[Event]:
     """Runs one scenario with one client; every event it reported, in order."""
@@ -437,12 +437,12 @@ CLIENTS = ["websocket-client", "websockets", "node", "node-ws", "chromium"]
 NO_STATUS_CLIENTS = ["node", "node-ws", "chromium"]
 
 
-async def start(client: str, service_factory: Callable[..., Any], **settings: Any) -> Service:
+async def start(client: str, service_factory: Callable[..., Any], **settings: Any) -> SingleService:
     reason = skip_reason(client)
     if reason is not None:
         pytest.skip(reason)
     port = free_port()
-    svc: Service = await service_factory(
+    svc: SingleService = await service_factory(
         ws_port=port, cors_origins=f"http://127.0.0.1:{port}", **settings
     )
     return svc

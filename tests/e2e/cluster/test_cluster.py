@@ -17,7 +17,7 @@ from tests.conformance.test_bus_contract import REDIS_URL
 from tests.conftest import make_settings
 from tests.fakes import ScriptedFeed, tick
 from tests.helpers import Client, ahttp_get, wait_until
-from tickhub.app.service import Service
+from tickhub.app.roles import GatewayService, IngestService
 from tickhub.bus import Bus
 from tickhub.bus.memory import MemoryBus
 from tickhub.core.model import IST
@@ -37,31 +37,30 @@ def _redis_bus(prefix: str, url: str = REDIS_URL) -> Bus:
 class Cluster:
     tmp: Path
     make_bus: Callable[[], Bus]
-    ingest: Service | None = None
+    ingest: IngestService | None = None
     feed: ScriptedFeed = field(default_factory=ScriptedFeed)
-    gateways: list[Service] = field(default_factory=list)
+    gateways: list[GatewayService] = field(default_factory=list)
     clients: list[Client] = field(default_factory=list)
 
-    async def start_ingest(self) -> Service:
+    async def start_ingest(self) -> IngestService:
         self.feed = ScriptedFeed()
-        svc = Service(
+        svc = IngestService(
             make_settings(self.tmp / "ingest", demo_portfolio=False),
             feed=self.feed,
             bus=self.make_bus(),
-            role="ingest",
         )
         await svc.start()
         await self.feed.running.wait()
         self.ingest = svc
         return svc
 
-    async def start_gateway(self) -> Service:
-        svc = Service(make_settings(self.tmp / "gw"), bus=self.make_bus(), role="gateway")
+    async def start_gateway(self) -> GatewayService:
+        svc = GatewayService(make_settings(self.tmp / "gw"), bus=self.make_bus())
         await svc.start()
         self.gateways.append(svc)
         return svc
 
-    async def client(self, gw: Service, path: str = "/ws/stream") -> Client:
+    async def client(self, gw: GatewayService, path: str = "/ws/stream") -> Client:
         c = await Client.connect(f"ws://127.0.0.1:{gw.port}{path}")
         await c.recv()
         self.clients.append(c)
@@ -309,7 +308,9 @@ async def test_a_new_ingest_asks_the_gateways_for_their_demand(
     redis_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A restarted ingest hears what is wanted at once, not at the gateways' next refresh."""
-    monkeypatch.setattr("tickhub.app.service.DEMAND_REFRESH", 600.0)  # no refresh during the test
+    monkeypatch.setattr(
+        "tickhub.app.roles.gateway.DEMAND_REFRESH", 600.0
+    )  # no refresh during the test
     ingest = await redis_cluster.start_ingest()
     full_sets: list[bytes] = []
     assert ingest.bus is not None

@@ -16,7 +16,7 @@ from tests.e2e.cluster.test_cluster import Cluster, _redis_bus, at
 from tests.fakes import EarlySnapshotBus, RecordingPeer, ScriptedFeed, tick
 from tests.helpers import Client, Msg, wait_until
 from tests.unit.fanout.test_hub import _data
-from tickhub.app.service import Service
+from tickhub.app.roles import SingleService
 from tickhub.bus import BusMessage
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Tick
@@ -83,9 +83,9 @@ async def _set_position(port: int) -> None:
 
 
 @pytest.fixture
-async def single(tmp_path: Path) -> AsyncIterator[tuple[Service, ScriptedFeed]]:
+async def single(tmp_path: Path) -> AsyncIterator[tuple[SingleService, ScriptedFeed]]:
     feed = ScriptedFeed()
-    svc = Service(make_settings(tmp_path / "single", demo_portfolio=False), feed=feed)
+    svc = SingleService(make_settings(tmp_path / "single", demo_portfolio=False), feed=feed)
     await svc.start()
     await feed.running.wait()
     yield svc, feed
@@ -102,7 +102,7 @@ async def redis_cluster(tmp_path: Path, redis_prefix: str) -> AsyncIterator[Clus
 @pytest.mark.redis
 @pytest.mark.parametrize(("path", "msg"), SUBSCRIPTIONS, ids=IDS)
 async def test_a_first_subscriber_on_a_gateway_gets_the_single_process_snapshot(
-    single: tuple[Service, ScriptedFeed], redis_cluster: Cluster, path: str, msg: Msg
+    single: tuple[SingleService, ScriptedFeed], redis_cluster: Cluster, path: str, msg: Msg
 ) -> None:
     svc, feed = single
     await redis_cluster.start_ingest()

@@ -1,0 +1,146 @@
+"""``ROLE=gateway``: the WebSocket and HTTP endpoints of a cluster, fed by the bus from the
+ingest (``cluster.links``); any number of them serve behind a load balancer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tickhub.app.config import Settings
+from tickhub.app.roles.base import Service
+from tickhub.app.roles.frontend import Frontend
+from tickhub.bus import Bus
+from tickhub.cluster.links import (
+    DEMAND_REFRESH,
+    INGEST_SILENCE,
+    DemandRelay,
+    IngestWatch,
+    RemoteRequests,
+    new_gateway_id,
+)
+from tickhub.core import defaults
+from tickhub.core.clock import Clock
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.model import FeedState
+from tickhub.fanout.hub import Hub
+from tickhub.server import WebSocketServer
+
+log = logging.getLogger(__name__)
+
+
+class GatewayService(Service):
+    """The frontend, plus what joins it to the ingest: requests forwarded over the bus, the
+    demand of its clients relayed, and a watch on the ingest's heartbeat (and the bus's state)
+    that tells clients when their data stops."""
+
+    role = "gateway"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        registry: InstrumentRegistry | None = None,
+        bus: Bus | None = None,
+    ) -> None:
+        super().__init__(settings, clock=clock, registry=registry, bus=bus)
+        self.gateway_id = new_gateway_id()
+        self._bus_up = True
+        self._last_refresh = 0.0
+        self.frontend = frontend = Frontend(settings, self.bus, self.registry, self.clock, self)
+        self.remote_requests = RemoteRequests(frontend.hub, self.bus, self.clock, self.gateway_id)
+        self.demand_relay = DemandRelay(self.bus, self.gateway_id)
+        frontend.hub.demand_listeners.append(self.demand_relay.on_topic)
+        self.ingest_watch = IngestWatch(self.bus, self.clock, self._on_ingest_change)
+        if hasattr(self.bus, "on_state"):
+            self.bus.on_state = self._on_bus_state
+
+    @property
+    def hub(self) -> Hub:
+        return self.frontend.hub
+
+    @property
+    def server(self) -> WebSocketServer:
+        return self.frontend.server
+
+    async def _start_parts(self) -> None:
+        self.frontend.relay_status()
+        self.remote_requests.register()
+        self.demand_relay.start()
+        self.ingest_watch.start()
+        self._spawn(self._probe_loop(), "probe")
+        chores = (self.remote_requests.expire, self.ingest_watch.check, self._refresh_demand)
+        self._spawn(self.frontend.housekeeping(chores), "housekeeping")
+        self._spawn(self.frontend.batcher(), "batcher")
+        self.port = await self.frontend.listen()
+
+    async def _stop_serving(self) -> None:
+        await self.frontend.close()
+
+    def ingest_counters(self) -> None:
+        """The feed runs in the ingest's process: no counters here."""
+        return None
+
+    # --- health --------------------------------------------------------------------------------
+
+    def _feed_health(self) -> dict[str, Any]:
+        watch = self.ingest_watch
+        silence = watch.silence
+        if not self._bus_up:
+            state, detail = FeedState.RECONNECTING.value, "message bus unavailable"
+        elif silence is None:
+            state, detail = FeedState.STARTING.value, "waiting for the ingest"
+        elif not watch.alive:
+            state, detail = FeedState.STALE.value, "no heartbeat from the ingest"
+        else:
+            state, detail = watch.feed_state, "via the ingest"
+        return {
+            "name": self.settings.feed,
+            "state": state,
+            "detail": detail,
+            "ingest_silence_seconds": None if silence is None else round(silence, 3),
+        }
+
+    def _connection_count(self) -> int:
+        return len(self.frontend.hub)
+
+    def _health_extra(self) -> dict[str, Any]:
+        return {"bus_connected": self._bus_up, "gateway_id": self.gateway_id}
+
+    # --- the links to the ingest ---------------------------------------------------------------
+
+    def _refresh_demand(self) -> None:
+        """Every ``DEMAND_REFRESH`` seconds the full set, in case the ingest missed a change."""
+        now = self.clock.monotonic()
+        if now - self._last_refresh >= DEMAND_REFRESH:
+            self._last_refresh = now
+            self.demand_relay.refresh()
+
+    async def _probe_loop(self) -> None:
+        """On a bus that delivers asynchronously, /test reports the latest round trip."""
+        while True:
+            try:
+                self.frontend.routes.record_probe(await self.frontend.hub.probe_async())
+            except Exception:
+                log.exception("self-test probe failed")
+            await asyncio.sleep(defaults.PROBE_PERIOD)
+
+    def _on_ingest_change(self, alive: bool) -> None:
+        if alive:
+            log.info("ingest heard again (feed %s)", self.ingest_watch.feed_state)
+            self.frontend.broadcast_status(self.ingest_watch.feed_state, "ingest back")
+        else:
+            log.warning("no heartbeat from the ingest for %gs", INGEST_SILENCE)
+            self.frontend.broadcast_status(
+                "stale", f"no heartbeat from the ingest for {INGEST_SILENCE:g}s"
+            )
+
+    def _on_bus_state(self, connected: bool) -> None:
+        self._bus_up = connected
+        if connected:
+            log.info("message bus connected")
+            self.frontend.broadcast_status(self.ingest_watch.feed_state, "message bus back")
+        else:
+            log.warning("message bus unavailable")
+            self.frontend.broadcast_status("reconnecting", "message bus unavailable")

@@ -1,0 +1,100 @@
+"""The producing half of the service: the feed, the engines and the store, and the requests that
+change them. The single process and the ingest of a cluster both run it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tickhub.app.build import (
+    build_alerts,
+    build_feed,
+    build_ingest,
+    build_portfolio,
+    build_store,
+)
+from tickhub.app.config import Settings
+from tickhub.bus import Bus
+from tickhub.core import defaults, protocol
+from tickhub.core.clock import Clock
+from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.model import FeedState
+from tickhub.feeds.base import Feed
+from tickhub.ingest.demand import Demand
+from tickhub.ingest.requests import Requests
+from tickhub.server.routes import IngestCounters
+
+
+class Producer:
+    """Feed -> engines -> bus. Built whole (the store is open once this returns); the role that
+    holds it runs :attr:`ingest` and calls :meth:`close` last."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        registry: InstrumentRegistry,
+        bus: Bus,
+        feed: Feed | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self.feed = feed or build_feed(settings, registry, clock)
+        self.store = build_store(settings)
+        self.portfolio = build_portfolio(settings, self.store, registry, clock)
+        self.ingest = build_ingest(
+            settings,
+            self.feed,
+            registry,
+            bus,
+            clock,
+            alerts=build_alerts(self.store),
+            portfolio=self.portfolio,
+        )
+        self.demand = Demand(self.feed, registry)
+        self.requests = Requests(registry, clock, self.ingest, on_change=self.refresh_pins)
+
+    def refresh_pins(self) -> None:
+        """Instruments the engines need whoever is connected: positions, alerts, benchmark."""
+        portfolio = self.ingest.portfolio
+        symbols = {p.symbol for owner in portfolio.owners() for p in portfolio.positions(owner)}
+        symbols.update(a.symbol for a in self.ingest.alerts.all())
+        symbols.add(self.ingest.analysis.benchmark or "")
+        self.demand.pin(symbols)
+
+    def feed_health(self) -> dict[str, Any]:
+        """The feed's state as ``/health`` tells it: ``live`` turns ``starting`` until the first
+        tick and ``stale`` after ``STALE_AFTER`` seconds without one."""
+        ingest = self.ingest
+        status = ingest.feed_status
+        age = (
+            None
+            if ingest.last_tick_mono is None
+            else round(self._clock.monotonic() - ingest.last_tick_mono, 3)
+        )
+        state = status.state
+        if state == FeedState.LIVE and age is None:
+            state = FeedState.STARTING
+        elif state == FeedState.LIVE and age is not None and age > defaults.STALE_AFTER:
+            state = FeedState.STALE
+        return {
+            "name": self._settings.feed,
+            "state": state.value,
+            "detail": status.detail,
+            "last_tick_age_seconds": age,
+            "market_time": None if ingest.market_time is None else protocol.iso(ingest.market_time),
+            "ticks": ingest.ticks_in,
+            "tick_errors": ingest.tick_errors,
+            "reconnects": status.reconnects,
+        }
+
+    def counters(self) -> IngestCounters:
+        ingest = self.ingest
+        return IngestCounters(
+            published=ingest.publisher.published,
+            ticks=ingest.ticks_in,
+            tick_errors=ingest.tick_errors,
+            reconnects=ingest.feed_status.reconnects,
+        )
+
+    def close(self) -> None:
+        self.store.close()
