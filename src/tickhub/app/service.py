@@ -36,11 +36,11 @@ from tickhub.core.clock import Clock
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import FeedState
 from tickhub.core.topics import Endpoint
-from tickhub.engines.alerts import AlertsEngine
 from tickhub.engines.portfolio import Portfolio, demo_portfolio_file, load_positions_file
 from tickhub.fanout.auth import JWT_USER_PREFIX, Authenticator, parse_api_keys
 from tickhub.fanout.hub import CloseCode, Hub, HubLimits, transport_bytes
 from tickhub.feeds.base import Feed
+from tickhub.ingest.alerts import StoredAlerts
 from tickhub.ingest.demand import Demand
 from tickhub.ingest.pipeline import Ingest
 from tickhub.ingest.publisher import STATUS_TOPIC
@@ -209,7 +209,7 @@ class Service:
             update_interval=s.update_interval,
             history_size=s.candle_history,
             snapshot_history=s.analysis_history,
-            alerts=AlertsEngine(self.store),
+            alerts=StoredAlerts(self.store),
             portfolio=self.portfolio,
         )
         self.demand = Demand(self.feed, self.registry)
