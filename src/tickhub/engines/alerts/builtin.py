@@ -19,6 +19,7 @@ from tickhub.engines.alerts.model import (
     BUILTIN_RULES,
     DAY_RULES,
     RULE_CATEGORY,
+    UP_RULES,
     Alert,
     AlertChange,
     AlertEvent,
@@ -26,7 +27,7 @@ from tickhub.engines.alerts.model import (
     Evaluation,
     builtin_id,
 )
-from tickhub.engines.alerts.rules import decide, over_band, price_text, under_band
+from tickhub.engines.alerts.rules import decide, price_text, rearms
 from tickhub.engines.alerts.wire import alert_payload
 
 __all__ = ["BuiltinRules"]
@@ -70,6 +71,8 @@ class BuiltinRules:
 
     def __init__(self, rules: AlertRules) -> None:
         self.rules = rules
+        self._band = rules.band
+        self._cooldown = rules.cooldown
         self._symbols: dict[str, _Symbol] = {}
 
     def _symbol(self, symbol: str) -> _Symbol:
@@ -107,10 +110,11 @@ class BuiltinRules:
         """The day rules on ``tick`` (a price float, not older than the last), into
         ``evaluation``; settling it records the tick as the symbol's last."""
         symbol, now, price = tick.symbol, tick.timestamp, tick.price
-        if self.rules.builtin_rules:
-            self._day_rules(tick, evaluation)
+        day_rules = self._day_rules(tick, evaluation) if self.rules.builtin_rules else None
 
         def settle() -> None:
+            if day_rules is not None:
+                day_rules()
             sym = self._symbol(symbol)
             sym.last_at = now
             sym.last_price = price
@@ -131,84 +135,97 @@ class BuiltinRules:
             if state is not None and not state.armed:
                 sym.rules[rule] = replace(state, armed=True)
 
-    def _day_rules(self, tick: Tick, evaluation: Evaluation) -> None:
+    def _day_rules(self, tick: Tick, evaluation: Evaluation) -> Callable[[], None]:
+        """Evaluate the day rules into ``evaluation``; returns how to settle the day's
+        reference data (the date, the high and the low)."""
         now, price, symbol = tick.timestamp, tick.price, tick.symbol
         sym = self._symbols.get(symbol, _NOTHING_SEEN)
         day = now.astimezone(IST).date()
         new_day = sym.day != day
         high, low = (None, None) if new_day else (sym.high, sym.low)
-        band = self.rules.band
+        step = self._step
+        enabled = self.rules.builtin_rules
 
-        def state(rule: str) -> _Rule:
-            found = sym.rules.get(rule, _UNFIRED)
-            return replace(found, armed=True) if new_day and not found.armed else found
-
-        def step(
-            rule: str, level: float, active: bool, rearm: bool, message: Callable[[], str]
-        ) -> None:
-            self._step(
-                evaluation,
-                symbol,
-                rule,
-                state(rule),
-                now=now,
-                price=price,
-                level=level,
-                active=active,
-                rearm=rearm,
-                message=message,
-                day=day,
-            )
+        states = sym.rules
+        if new_day:  # as they will be once the day has rolled over
+            states = {
+                rule: replace(s, armed=True) if rule in DAY_RULES and not s.armed else s
+                for rule, s in states.items()
+            }
 
         if tick.prev_close > 0:
             pc, x, chg = tick.prev_close, self.rules.day_change_percent, tick.change_percent
             up, down = pc * (1 + x / 100), pc * (1 - x / 100)
-            step(
-                "day_change_up",
-                up,
-                chg >= x,
-                under_band(price, up, band),
-                lambda: (
-                    f"{symbol} up {chg:.2f}% on the day at {price_text(price)} "
-                    f"(previous close {price_text(pc)})"
-                ),
-            )
-            step(
-                "day_change_down",
-                down,
-                chg <= -x,
-                over_band(price, down, band),
-                lambda: (
-                    f"{symbol} down {-chg:.2f}% on the day at {price_text(price)} "
-                    f"(previous close {price_text(pc)})"
-                ),
-            )
+            if "day_change_up" in enabled:
+                step(
+                    evaluation,
+                    symbol,
+                    "day_change_up",
+                    states.get("day_change_up", _UNFIRED),
+                    now=now,
+                    price=price,
+                    level=up,
+                    active=chg >= x,
+                    message=lambda: (
+                        f"{symbol} up {chg:.2f}% on the day at {price_text(price)} "
+                        f"(previous close {price_text(pc)})"
+                    ),
+                    day=day,
+                )
+            if "day_change_down" in enabled:
+                step(
+                    evaluation,
+                    symbol,
+                    "day_change_down",
+                    states.get("day_change_down", _UNFIRED),
+                    now=now,
+                    price=price,
+                    level=down,
+                    active=chg <= -x,
+                    message=lambda: (
+                        f"{symbol} down {-chg:.2f}% on the day at {price_text(price)} "
+                        f"(previous close {price_text(pc)})"
+                    ),
+                    day=day,
+                )
         if high is not None and low is not None:
             quiet_until = datetime.combine(day, SESSION_OPEN, IST) + timedelta(
                 minutes=self.rules.quiet_minutes
             )
             open_ = now >= quiet_until
             top, bottom = high, low
-            step(
-                "new_day_high",
-                top,
-                open_ and price > top,
-                under_band(price, top, band),
-                lambda: (
-                    f"{symbol} made a new day high at {price_text(price)} "
-                    f"(previous high {price_text(top)})"
-                ),
-            )
-            step(
-                "new_day_low",
-                bottom,
-                open_ and price < bottom,
-                over_band(price, bottom, band),
-                lambda: (
-                    f"{symbol} made a new day low at {price_text(price)} "
-                    f"(previous low {price_text(bottom)})"
-                ),
-            )
+            if "new_day_high" in enabled:
+                step(
+                    evaluation,
+                    symbol,
+                    "new_day_high",
+                    states.get("new_day_high", _UNFIRED),
+                    now=now,
+                    price=price,
+                    level=top,
+                    active=open_ and price > top,
+                    message=lambda: (
+                        f"{symbol} made a new day high at {price_text(price)} "
+                        f"(previous high {price_text(top)})"
+                    ),
+                    day=day,
+                )
+            if "new_day_low" in enabled:
+                step(
+                    evaluation,
+                    symbol,
+                    "new_day_low",
+                    states.get("new_day_low", _UNFIRED),
+                    now=now,
+                    price=price,
+                    level=bottom,
+                    active=open_ and price < bottom,
+                    message=lambda: (
+                        f"{symbol} made a new day low at {price_text(price)} "
+                        f"(previous low {price_text(bottom)})"
+                    ),
+                    day=day,
+                )
         # The exchange's day high/low cover trades before we started watching.
         new_high = max(x for x in (high, tick.high or None, price) if x is not None)
         new_low = min(x for x in (low, tick.low or None, price) if x is not None)
@@ -218,7 +235,7 @@ class BuiltinRules:
             sym = self._symbol(symbol)
             sym.high, sym.low = new_high, new_low
 
-        evaluation.settles.append(settle)
+        return settle
 
     # --- candles --------------------------------------------------------------------------------
 
@@ -244,13 +261,13 @@ class BuiltinRules:
         return history[-1].start if history else None
 
     def _candle_rules(self, sym: _Symbol, candle: Candle, evaluation: Evaluation) -> None:
-        rules, band = self.rules, self.rules.band
+        rules = self.rules
         symbol, close = candle.symbol, float(candle.close)
         now = candle.start + candle.interval.delta
         history = list(sym.candles)
         label = candle.interval.value
 
-        def step(rule: str, level: float, active: bool, rearm: bool, text: str) -> None:
+        def step(rule: str, level: float, active: bool, text: str, value: float = close) -> None:
             self._step(
                 evaluation,
                 symbol,
@@ -260,9 +277,9 @@ class BuiltinRules:
                 price=close,
                 level=level,
                 active=active,
-                rearm=rearm,
                 message=lambda: text,
                 candle=candle.start,
+                value=value,
             )
 
         if len(history) >= rules.volume_lookback:
@@ -273,9 +290,9 @@ class BuiltinRules:
                     "volume_spike",
                     threshold,
                     candle.volume > threshold,
-                    under_band(candle.volume, threshold, band),
                     f"{symbol} {label} volume {candle.volume} is {candle.volume / average:.1f}x "
                     f"the {rules.volume_lookback}-candle average {average:.0f}",
+                    candle.volume,
                 )
         if len(history) >= rules.breakout_lookback:
             window = history[-rules.breakout_lookback :]
@@ -285,7 +302,6 @@ class BuiltinRules:
                 "breakout_high",
                 top,
                 close > top,
-                under_band(close, top, band),
                 f"{symbol} closed at {price_text(close)} above the {n}-candle high "
                 f"{price_text(top)}",
             )
@@ -293,7 +309,6 @@ class BuiltinRules:
                 "breakout_low",
                 bottom,
                 close < bottom,
-                over_band(close, bottom, band),
                 f"{symbol} closed at {price_text(close)} below the {n}-candle low "
                 f"{price_text(bottom)}",
             )
@@ -305,7 +320,6 @@ class BuiltinRules:
                 "bollinger_upper",
                 upper,
                 close > upper,
-                under_band(close, upper, band),
                 f"{symbol} closed at {price_text(close)} above the upper Bollinger band "
                 f"{price_text(upper)} {spec}",
             )
@@ -313,7 +327,6 @@ class BuiltinRules:
                 "bollinger_lower",
                 lower,
                 close < lower,
-                over_band(close, lower, band),
                 f"{symbol} closed at {price_text(close)} below the lower Bollinger band "
                 f"{price_text(lower)} {spec}",
             )
@@ -344,23 +357,24 @@ class BuiltinRules:
         price: float,
         level: float,
         active: bool,
-        rearm: bool,
         message: Callable[[], str],
         candle: datetime | None = None,
         day: date | None = None,
+        value: float | None = None,
     ) -> None:
         """One evaluation of one built-in rule: re-arm, or fire when armed and cooled down.
-        ``day`` (for a day rule) is the IST date whose fresh start applying it implies."""
-        if rule not in self.rules.builtin_rules:
+
+        ``value`` (``price`` unless given: a candle's volume) is what re-arms a fired rule once it
+        is back past ``level`` by the band, under it for a rule of :data:`UP_RULES`, over it for
+        the others. ``day`` (for a day rule) is the IST date whose fresh start applying it implies.
+        """
+        armed = state.armed
+        if (armed and not active) or rule not in self.rules.builtin_rules:
             return
-        verdict = decide(
-            armed=state.armed,
-            active=active,
-            rearm=rearm,
-            last=state.triggered_at,
-            now=now,
-            cooldown=self.rules.cooldown,
+        rearm = not armed and rearms(
+            rule in UP_RULES, price if value is None else value, level, self._band
         )
+        verdict = decide(armed, active, rearm, state.triggered_at, now, self._cooldown)
         if verdict is None:
             return
         if verdict == "rearm":

@@ -166,9 +166,13 @@ class AlertsEngine:
         next tick."""
         changes = evaluation.changes
         count = len(changes) if persisted is None else persisted
-        for apply in evaluation.applies[:count]:
-            apply()
         for apply in evaluation.always:
+            apply()
+        if not changes:  # by far the most common evaluation
+            for apply in evaluation.settles:
+                apply()
+            return []
+        for apply in evaluation.applies[:count]:
             apply()
         if count == len(changes):
             for apply in evaluation.settles:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-__all__ = ["Verdict", "cooled", "decide", "over_band", "price_text", "under_band"]
+__all__ = ["Verdict", "cooled", "decide", "price_text", "rearms"]
 
 Verdict = Literal["fire", "rearm"]
 
@@ -23,7 +23,6 @@ def cooled(last: datetime | None, now: datetime, cooldown: timedelta) -> bool:
 
 
 def decide(
-    *,
     armed: bool,
     active: bool,
     rearm: bool,
@@ -34,7 +33,9 @@ def decide(
     """What one evaluation does: ``"rearm"`` a disarmed alert that moved back past its band,
     ``"fire"`` an armed one whose condition holds after its cool-down, else nothing (``None``).
 
-    A condition met during the cool-down is not remembered: a level still met when it ends fires
+    Callers skip the call in the common case, an armed alert whose condition does not hold
+    (``rearm`` is only read for a disarmed one). A condition met during the cool-down is not
+    remembered: a level still met when it ends fires
     on the next evaluation, a crossing made during it is dropped.
     """
     if not armed:
@@ -44,14 +45,10 @@ def decide(
     return None
 
 
-def under_band(value: float, level: float, band: float) -> bool:
-    """``value`` is below ``level`` by more than the band: an alert above the level re-arms."""
-    return value < level * (1 - band)
-
-
-def over_band(value: float, level: float, band: float) -> bool:
-    """``value`` is above ``level`` by more than the band: an alert below the level re-arms."""
-    return value > level * (1 + band)
+def rearms(above: bool, value: float, level: float, band: float) -> bool:
+    """Whether a fired alert re-arms: one that fires ``above`` its level once ``value`` is under
+    it by more than the band (a fraction of the level), one that fires below once it is over."""
+    return value < level * (1 - band) if above else value > level * (1 + band)
 
 
 def price_text(price: float) -> str:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from tickhub.core.model import Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError, clip, shown
 from tickhub.engines.alerts.model import Alert, AlertChange, AlertEvent, AlertRules, Evaluation
-from tickhub.engines.alerts.rules import decide, over_band, price_text, under_band
+from tickhub.engines.alerts.rules import decide, price_text, rearms
 from tickhub.engines.alerts.wire import AlertRequest
 
 __all__ = ["UserAlerts"]
@@ -26,6 +26,8 @@ class UserAlerts:
 
     def __init__(self, rules: AlertRules, new_id: Callable[[], str]) -> None:
         self.rules = rules
+        self._band = rules.band
+        self._cooldown = rules.cooldown
         self._new_id = new_id
         self._alerts: dict[str, Alert] = {}
         self._by_symbol: dict[str, dict[str, Alert]] = {}
@@ -133,33 +135,24 @@ class UserAlerts:
         now, price = tick.timestamp, tick.price
         level = alert.value
         assert level is not None
-        band = self.rules.band
         cond = alert.condition
         if cond == "percent_change":
             if tick.prev_close <= 0:
                 return None
             active = abs(tick.change_percent) >= level
-            up = tick.prev_close * (1 + level / 100)
-            down = tick.prev_close * (1 - level / 100)
-            rearm = over_band(price, down, band) and under_band(price, up, band)
         elif cond == "above":
-            active, rearm = price >= level, under_band(price, level, band)
+            active = price >= level
         elif cond == "cross_up":
             active = prev is not None and prev < level <= price
-            rearm = under_band(price, level, band)
         elif cond == "below":
-            active, rearm = price <= level, over_band(price, level, band)
+            active = price <= level
         else:  # cross_down
             active = prev is not None and prev > level >= price
-            rearm = over_band(price, level, band)
-        verdict = decide(
-            armed=alert.armed,
-            active=active,
-            rearm=rearm,
-            last=alert.triggered_at,
-            now=now,
-            cooldown=self.rules.cooldown,
-        )
+        armed = alert.armed
+        if armed and not active:
+            return None
+        rearm = not armed and self._rearms(cond, level, tick)
+        verdict = decide(armed, active, rearm, alert.triggered_at, now, self._cooldown)
         if verdict is None:
             return None
         if verdict == "rearm":
@@ -176,6 +169,16 @@ class UserAlerts:
             fire_count=alert.fire_count + 1,
         )
         return AlertChange(fired, AlertEvent(fired, now, price, message, "price"))
+
+    def _rearms(self, condition: str, level: float, tick: Tick) -> bool:
+        """Whether a fired alert re-arms on ``tick``; for ``percent_change`` the levels are the
+        prices ``prev_close × (1 ± level/100)``, and the price must be back inside both."""
+        price, band = tick.price, self._band
+        if condition == "percent_change":
+            up = tick.prev_close * (1 + level / 100)
+            down = tick.prev_close * (1 - level / 100)
+            return rearms(False, price, down, band) and rearms(True, price, up, band)
+        return rearms(condition in ("above", "cross_up"), price, level, band)
 
 
 def _message(alert: Alert, tick: Tick) -> str:
