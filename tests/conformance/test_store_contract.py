@@ -32,7 +32,8 @@ from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.store import open_store
 from tickhub.store import postgres as pg
 from tickhub.store import sqlite as lite
-from tickhub.store.postgres import PostgresStore, StoreUnavailableError, redact_url
+from tickhub.store.postgres import PostgresStore, StoreUnavailableError
+from tickhub.store.postgres_url import redact_url
 from tickhub.store.sqlite import SqliteStore
 
 PG_URL = os.environ.get("TICKHUB_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")

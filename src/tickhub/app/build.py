@@ -14,10 +14,10 @@ from tickhub.bus import Bus, create_bus
 from tickhub.core import defaults
 from tickhub.core.clock import Clock
 from tickhub.core.instruments import InstrumentRegistry
-from tickhub.engines.alerts import AlertsEngine
 from tickhub.fanout import Hub, HubLimits, transport_bytes
 from tickhub.fanout.auth import JWT_USER_PREFIX, Authenticator, parse_api_keys
 from tickhub.feeds.base import Feed
+from tickhub.ingest.alerts import StoredAlerts
 from tickhub.ingest.pipeline import Ingest
 from tickhub.ingest.portfolio import StoredPortfolio, demo_portfolio_file, load_positions_file
 from tickhub.server import ServerLimits, WebSocketServer, text_frame
@@ -113,8 +113,8 @@ def build_store(settings: Settings) -> Store:
     return open_store(url or str(settings.data_dir / "tickhub.sqlite3"))
 
 
-def build_alerts(store: Store) -> AlertsEngine:
-    return AlertsEngine(store)
+def build_alerts(store: Store) -> StoredAlerts:
+    return StoredAlerts(store)
 
 
 def build_portfolio(
@@ -138,7 +138,7 @@ def build_ingest(
     registry: InstrumentRegistry,
     bus: Bus,
     clock: Clock,
-    alerts: AlertsEngine,
+    alerts: StoredAlerts,
     portfolio: StoredPortfolio,
 ) -> Ingest:
     return Ingest(

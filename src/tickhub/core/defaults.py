@@ -49,6 +49,10 @@ BUS_PREFIX: Final = "tickhub"
 GATEWAYS: Final = 2
 MAX_EVENTS_PER_SYMBOL: Final = 1000
 """Alert events kept per symbol in the store; older ones are pruned."""
+MAX_ALERTS_PER_OWNER: Final = 500
+"""User alerts one owner may hold; past it ``create_alert`` answers ``limit_exceeded``."""
+ALERT_MEMORY_EVENTS: Final = 100
+"""Alert events kept per symbol in memory when alerts run without a store."""
 
 # --- limits per server and per client ---------------------------------------------------------
 MAX_CONNECTIONS: Final = 10_000

@@ -30,10 +30,11 @@ from tickhub.core.model import Candle, FeedState, FeedStatus, Interval, Tick
 from tickhub.core.protocol import iso
 from tickhub.core.topics import ALL_SYMBOLS, Endpoint, owner_of, topic
 from tickhub.engines import payloads
-from tickhub.engines.alerts import AlertEvent, AlertsEngine, event_payload
+from tickhub.engines.alerts import AlertEvent, event_payload
 from tickhub.engines.analysis import AnalysisEngine
 from tickhub.engines.candles import CandleEngine
 from tickhub.feeds.base import Feed
+from tickhub.ingest.alerts import StoredAlerts
 from tickhub.ingest.portfolio import StoredPortfolio
 from tickhub.ingest.publisher import Publisher
 
@@ -55,7 +56,7 @@ class Ingest:
         update_interval: float = 1.0,
         history_size: int = 500,
         snapshot_history: int = 100,
-        alerts: AlertsEngine | None = None,
+        alerts: StoredAlerts | None = None,
         portfolio: StoredPortfolio | None = None,
         alert_interval: Interval = Interval.M1,
     ) -> None:
@@ -67,7 +68,7 @@ class Ingest:
         self.candles = CandleEngine(self.intervals, history_size=history_size)
         self.analysis = AnalysisEngine(maxlen=history_size)
         self.snapshot_history = snapshot_history
-        self.alerts = alerts if alerts is not None else AlertsEngine()
+        self.alerts = alerts if alerts is not None else StoredAlerts()
         # Writes go through ``positions`` (saved to its store); reads and ticks to the engine.
         self.positions = portfolio if portfolio is not None else StoredPortfolio(now=clock.now)
         self.portfolio = self.positions.portfolio

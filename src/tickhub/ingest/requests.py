@@ -2,9 +2,10 @@
 
 The hub hands these request types to :meth:`Requests.handle` (directly in one process, or
 through the bus from a gateway to the ingest process, see ``cluster.py``). Each change is
-persisted by the engine's store before the reply, and the affected stream is republished at
-once so every subscriber sees it. Replies go to whatever has a ``user`` and a ``send``: a hub
-session, or the collector that carries them back to a gateway.
+persisted in the store before the reply (alerts through
+:class:`~tickhub.ingest.alerts.StoredAlerts`), and the affected stream is republished at once so
+every subscriber sees it. Replies go to whatever has a ``user`` and a ``send``: a hub session, or
+the collector that carries them back to a gateway.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 For deployments where the ingest role moves between machines: every process that opens the same
 URL and schema sees the same alerts, events and positions. Semantics are those of
-:class:`~tickhub.store.sqlite.SqliteStore`, row validation included (it is shared).
+:class:`~tickhub.store.sqlite.SqliteStore`, row validation included (both use
+:mod:`tickhub.store.rows`).
 
 Limits: a call blocks its caller for its round trips to the server, on the event loop too. Bound
 them in the URL (``connect_timeout`` defaults to 10 s; add ``tcp_user_timeout`` or
@@ -10,7 +11,7 @@ them in the URL (``connect_timeout`` defaults to 10 s; add ``tcp_user_timeout`` 
 
 URL: ``postgresql://`` or ``postgres://`` (``postgresql+psycopg://`` is accepted), anything libpq
 takes, plus an optional ``schema`` query parameter (default ``tickhub``). Passwords never appear in
-a ``repr``, an error or a log (:func:`redact_url`).
+a ``repr``, an error or a log (:mod:`tickhub.store.postgres_url`).
 
 Each write is one transaction; any error rolls it back. Concurrent ``replace_positions`` calls
 for one owner are serialised with an advisory lock, so the last one wins whole. Migrations run at
@@ -35,29 +36,36 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, LiteralString, Self, TypeVar
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 try:
     import psycopg
     from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict
     from psycopg.rows import DictRow, dict_row
 except ImportError as exc:  # pragma: no cover - psycopg is a dependency
     raise ImportError(
         "the PostgreSQL store needs psycopg 3: pip install 'psycopg[binary]'"
     ) from exc
 
+from tickhub.core import defaults
 from tickhub.engines.alerts import Alert, AlertEvent
-from tickhub.store import PositionRow
-from tickhub.store.sqlite import (
-    _POSITION_COLUMNS,
-    _alert,
-    _category,
-    _position,
-    _time,
+from tickhub.store.base import PositionRow
+from tickhub.store.postgres_url import (
+    check_schema,
+    conninfo_params,
+    redact_url,
+    secrets_of,
+    split_url,
+)
+from tickhub.store.rows import (
+    POSITION_COLUMNS,
+    alert_fields,
+    alert_from_row,
+    category_of,
+    position_values,
+    time_text,
 )
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "StoreUnavailableError", "redact_url"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "StoreUnavailableError"]
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +126,6 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 _MIGRATION_LOCK = 0x74680001
 _POSITIONS_LOCK = 0x74680002
 
-_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
-_SECRET_KEYS = ("password", "sslpassword")
-
 _UPSERT_ALERT: LiteralString = (
     "INSERT INTO {s}.alerts (id, owner, symbol, condition, value, once, note, source, triggered, "
     "triggered_at, price, message, armed, last_price, fire_count) VALUES (%(id)s, %(owner)s, "
@@ -145,25 +150,29 @@ class StoreUnavailableError(ConnectionError):
 
 
 class PostgresStore:
-    """:class:`~tickhub.store.Store` over one schema of a PostgreSQL database.
+    """:class:`~tickhub.store.base.Store` over one schema of a PostgreSQL database.
 
     ``schema`` (else the URL's ``schema`` parameter, else ``"tickhub"``) is created when missing.
     Keeps at most ``max_events_per_symbol`` events per symbol.
     """
 
     def __init__(
-        self, url: str, *, schema: str | None = None, max_events_per_symbol: int = 1000
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        max_events_per_symbol: int = defaults.MAX_EVENTS_PER_SYMBOL,
     ) -> None:
         if max_events_per_symbol < 1:
             raise ValueError(f"max_events_per_symbol must be >= 1, got {max_events_per_symbol}")
         self.url = redact_url(url)
-        conninfo, url_schema = _split_url(url)
+        conninfo, url_schema = split_url(url)
         if schema is not None and url_schema is not None and schema != url_schema:
             raise ValueError(f"schema {schema!r} given, but the url says {url_schema!r}")
-        self.schema = _check_schema(schema if schema is not None else url_schema or "tickhub")
+        self.schema = check_schema(schema if schema is not None else url_schema or "tickhub")
         self.max_events_per_symbol = max_events_per_symbol
-        params = _parse(conninfo, self.url)
-        self._secrets = _secrets(url, params)
+        params = conninfo_params(conninfo, self.url)
+        self._secrets = secrets_of(url, params)
         self._conninfo = conninfo
         self._defaults: dict[str, Any] = {
             k: v
@@ -349,10 +358,10 @@ class PostgresStore:
                 "FROM {s}.alerts ORDER BY seq"
             ),
         )
-        return [_alert(row) for row in rows]
+        return [alert_from_row(row) for row in rows]
 
     def save_alert(self, alert: Alert) -> None:
-        params = _alert_params(alert)
+        params = alert_fields(alert)
         self._write("save_alert", lambda cur: cur.execute(self._sql(_UPSERT_ALERT), params))
 
     def delete_alert(self, id: str) -> bool:
@@ -361,7 +370,7 @@ class PostgresStore:
 
     def add_event(self, event: AlertEvent) -> None:
         alert = event.alert
-        params = _alert_params(alert)
+        params = alert_fields(alert)
         snapshot = json.dumps(params)
         row = (
             alert.id,
@@ -369,7 +378,7 @@ class PostgresStore:
             alert.owner,
             alert.source,
             event.category,
-            _time(event.triggered_at),
+            time_text(event.triggered_at),
             event.price,
             event.message,
             snapshot,
@@ -417,11 +426,11 @@ class PostgresStore:
             )
         return [
             AlertEvent(
-                alert=_alert(json.loads(row["alert"])),
+                alert=alert_from_row(json.loads(row["alert"])),
                 triggered_at=datetime.fromisoformat(row["triggered_at"]),
                 price=row["price"],
                 message=row["message"],
-                category=_category(row["category"]),
+                category=category_of(row["category"]),
             )
             for row in rows
         ]
@@ -441,10 +450,10 @@ class PostgresStore:
                 self._sql(select + "WHERE owner = %s ORDER BY owner, symbol"),
                 (owner,),
             )
-        return [{key: row[key] for key in _POSITION_COLUMNS} for row in rows]
+        return [{key: row[key] for key in POSITION_COLUMNS} for row in rows]
 
     def save_position(self, row: PositionRow) -> None:
-        values = _position(row)
+        values = position_values(row)
         self._write("save_position", lambda cur: cur.execute(self._sql(_UPSERT_POSITION), values))
 
     def delete_position(self, owner: str, symbol: str) -> bool:
@@ -456,7 +465,7 @@ class PostgresStore:
     def replace_positions(self, owner: str, rows: list[PositionRow]) -> None:
         if not isinstance(owner, str):
             raise ValueError(f"position owner must be a string, got {owner!r}")
-        values = [_position(row, owner) for row in rows]
+        values = [position_values(row, owner) for row in rows]
         seen: set[object] = set()
         for v in values:
             if v[1] in seen:
@@ -474,96 +483,3 @@ class PostgresStore:
                 cur.executemany(self._sql(_UPSERT_POSITION), values)
 
         self._write("replace_positions", replace)
-
-
-def _alert_params(alert: Alert) -> dict[str, object]:
-    """The column values of an alert (``ValueError`` for a naive ``triggered_at``)."""
-    return {
-        "id": alert.id,
-        "owner": alert.owner,
-        "symbol": alert.symbol,
-        "condition": alert.condition,
-        "value": alert.value,
-        "once": alert.once,
-        "note": alert.note,
-        "source": alert.source,
-        "triggered": alert.triggered,
-        "triggered_at": _time(alert.triggered_at) if alert.triggered_at is not None else None,
-        "price": alert.price,
-        "message": alert.message,
-        "armed": alert.armed,
-        "last_price": alert.last_price,
-        "fire_count": alert.fire_count,
-    }
-
-
-# --- urls ---------------------------------------------------------------------------------------
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for logs, errors and reprs)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return f"{url.partition('://')[0]}://***"
-    netloc = parts.netloc
-    userinfo, at, host = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    query = parts.query
-    if any(key in query for key in _SECRET_KEYS):
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if k in _SECRET_KEYS else v) for k, v in pairs], safe="*", quote_via=quote
-        )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def _split_url(url: str) -> tuple[str, str | None]:
-    """The libpq URL (scheme normalised, ``schema`` parameter removed) and that parameter."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in _SCHEMES:
-        # Only the scheme: the rest of a URL may hold a password.
-        raise ValueError(
-            f"unsupported PostgreSQL url: {scheme if sep else '(no scheme)'}:// "
-            "(expected postgresql://user@host:port/database)"
-        )
-    base, sep, query = rest.partition("?")
-    schema: str | None = None
-    kept: list[str] = []
-    for part in query.split("&") if sep else []:
-        key, _, value = part.partition("=")
-        if unquote(key) == "schema":
-            schema = unquote(value)
-        else:
-            kept.append(part)  # as written: libpq decodes %XX but not "+"
-    return "postgresql://" + base + ("?" + "&".join(kept) if kept else ""), schema
-
-
-def _parse(conninfo: str, redacted: str) -> dict[str, Any]:
-    try:
-        params: dict[str, Any] | None = conninfo_to_dict(conninfo)
-    except psycopg.Error:
-        params = None  # libpq's message quotes the whole URL, password included
-    if params is None:
-        raise ValueError(f"invalid PostgreSQL url: {redacted}")
-    return params
-
-
-def _secrets(url: str, params: Mapping[str, Any]) -> tuple[str, ...]:
-    """Every form of a password in ``url``, longest first, to scrub from driver messages."""
-    found = {str(params[k]) for k in _SECRET_KEYS if params.get(k)}
-    userinfo, at, _ = url.partition("://")[2].partition("/")[0].rpartition("@")
-    if at and ":" in userinfo:
-        found.add(userinfo.split(":", 1)[1])
-    found.update({quote(s, safe="") for s in found})
-    return tuple(sorted((s for s in found if s), key=len, reverse=True))
-
-
-def _check_schema(schema: object) -> str:
-    if not isinstance(schema, str) or not schema or "\x00" in schema:
-        raise ValueError(f"invalid schema name: {schema!r}")
-    if len(schema.encode()) > 63:
-        # PostgreSQL would silently truncate it, and two names could meet.
-        raise ValueError(f"schema name longer than 63 bytes: {schema!r}")
-    return schema

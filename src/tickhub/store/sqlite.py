@@ -13,19 +13,27 @@ newer tickhub raises ``RuntimeError``. Datetimes are stored as ISO 8601 with the
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-from tickhub.engines.alerts import Alert, AlertEvent, Category, Source
-from tickhub.store import PositionRow
+from tickhub.core import defaults
+from tickhub.engines.alerts import Alert, AlertEvent
+from tickhub.store.base import PositionRow
+from tickhub.store.rows import (
+    ALERT_COLUMNS,
+    POSITION_COLUMNS,
+    alert_fields,
+    alert_from_row,
+    category_of,
+    position_values,
+    time_text,
+)
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -78,34 +86,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 
-_ALERT_COLUMNS = (
-    "id",
-    "owner",
-    "symbol",
-    "condition",
-    "value",
-    "once",
-    "note",
-    "source",
-    "triggered",
-    "triggered_at",
-    "price",
-    "message",
-    "armed",
-    "last_price",
-    "fire_count",
-)
-_POSITION_KEYS = ("owner", "symbol", "quantity", "average_price", "product", "exchange")
-_POSITION_COLUMNS = (*_POSITION_KEYS, "updated_at")
-
 
 class SqliteStore:
-    """:class:`~tickhub.store.Store` over one SQLite file (``":memory:"`` for a private one).
+    """:class:`~tickhub.store.base.Store` over one SQLite file (``":memory:"`` for a private one).
 
     Creates the parent directory. Keeps at most ``max_events_per_symbol`` events per symbol.
     """
 
-    def __init__(self, path: Path | str, *, max_events_per_symbol: int = 1000) -> None:
+    def __init__(
+        self, path: Path | str, *, max_events_per_symbol: int = defaults.MAX_EVENTS_PER_SYMBOL
+    ) -> None:
         if max_events_per_symbol < 1:
             raise ValueError(f"max_events_per_symbol must be >= 1, got {max_events_per_symbol}")
         self.path = str(path)
@@ -190,9 +180,9 @@ class SqliteStore:
     def load_alerts(self) -> list[Alert]:
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts ORDER BY rowid"
+                f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts ORDER BY rowid"
             ).fetchall()
-        return [_alert(row) for row in rows]
+        return [alert_from_row(row) for row in rows]
 
     def save_alert(self, alert: Alert) -> None:
         values = _alert_values(alert)
@@ -206,7 +196,7 @@ class SqliteStore:
     def add_event(self, event: AlertEvent) -> None:
         alert = event.alert
         values = _alert_values(alert)
-        snapshot = json.dumps(dict(zip(_ALERT_COLUMNS, values, strict=True)))
+        snapshot = json.dumps(dict(zip(ALERT_COLUMNS, values, strict=True)))
         with self._write() as conn:
             _upsert_alert(conn, values)
             conn.execute(
@@ -218,7 +208,7 @@ class SqliteStore:
                     alert.owner,
                     alert.source,
                     event.category,
-                    _time(event.triggered_at),
+                    time_text(event.triggered_at),
                     event.price,
                     event.message,
                     snapshot,
@@ -247,11 +237,11 @@ class SqliteStore:
             rows = self._conn.execute(query, params).fetchall()
         return [
             AlertEvent(
-                alert=_alert(json.loads(row["alert"])),
+                alert=alert_from_row(json.loads(row["alert"])),
                 triggered_at=datetime.fromisoformat(row["triggered_at"]),
                 price=row["price"],
                 message=row["message"],
-                category=_category(row["category"]),
+                category=category_of(row["category"]),
             )
             for row in rows
         ]
@@ -259,17 +249,17 @@ class SqliteStore:
     # --- positions ------------------------------------------------------------------------------
 
     def load_positions(self, owner: str | None = None) -> list[PositionRow]:
-        query = f"SELECT {', '.join(_POSITION_COLUMNS)} FROM positions"
+        query = f"SELECT {', '.join(POSITION_COLUMNS)} FROM positions"
         params: tuple[object, ...] = ()
         if owner is not None:
             query += " WHERE owner = ?"
             params = (owner,)
         with self._lock:
             rows = self._conn.execute(query + " ORDER BY owner, symbol", params).fetchall()
-        return [{key: row[key] for key in _POSITION_COLUMNS} for row in rows]
+        return [{key: row[key] for key in POSITION_COLUMNS} for row in rows]
 
     def save_position(self, row: PositionRow) -> None:
-        values = _position(row)
+        values = position_values(row)
         with self._write() as conn:
             conn.execute(_UPSERT_POSITION, values)
 
@@ -283,7 +273,7 @@ class SqliteStore:
     def replace_positions(self, owner: str, rows: list[PositionRow]) -> None:
         if not isinstance(owner, str):
             raise ValueError(f"position owner must be a string, got {owner!r}")
-        values = [_position(row, owner) for row in rows]
+        values = [position_values(row, owner) for row in rows]
         seen: set[object] = set()
         for v in values:
             if v[1] in seen:
@@ -296,9 +286,9 @@ class SqliteStore:
 
 
 _UPSERT_POSITION = (
-    f"INSERT INTO positions ({', '.join(_POSITION_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (owner, symbol) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLUMNS[2:])
+    + ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS[2:])
 )
 
 
@@ -307,19 +297,13 @@ def _version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row is not None else 0
 
 
-def _time(ts: datetime) -> str:
-    if ts.tzinfo is None or ts.utcoffset() is None:
-        raise ValueError(f"naive timestamp: {ts.isoformat()} (a timezone is required)")
-    return ts.isoformat()
-
-
 # --- alerts <-> rows ----------------------------------------------------------------------------
 
 
 def _upsert_alert(conn: sqlite3.Connection, values: Sequence[object]) -> None:
-    columns = ", ".join(_ALERT_COLUMNS)
-    marks = ", ".join("?" for _ in _ALERT_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS[1:])
+    columns = ", ".join(ALERT_COLUMNS)
+    marks = ", ".join("?" for _ in ALERT_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in ALERT_COLUMNS[1:])
     conn.execute(
         f"INSERT INTO alerts ({columns}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}",
         tuple(values),
@@ -327,117 +311,5 @@ def _upsert_alert(conn: sqlite3.Connection, values: Sequence[object]) -> None:
 
 
 def _alert_values(alert: Alert) -> tuple[object, ...]:
-    return (
-        alert.id,
-        alert.owner,
-        alert.symbol,
-        alert.condition,
-        alert.value,
-        int(alert.once),
-        alert.note,
-        alert.source,
-        int(alert.triggered),
-        _time(alert.triggered_at) if alert.triggered_at is not None else None,
-        alert.price,
-        alert.message,
-        int(alert.armed),
-        alert.last_price,
-        alert.fire_count,
-    )
-
-
-def _alert(row: Mapping[str, Any] | sqlite3.Row) -> Alert:
-    triggered_at = row["triggered_at"]
-    return Alert(
-        id=row["id"],
-        owner=row["owner"],
-        symbol=row["symbol"],
-        condition=row["condition"],
-        value=row["value"],
-        once=bool(row["once"]),
-        note=row["note"],
-        source=_source(row["source"]),
-        triggered=bool(row["triggered"]),
-        triggered_at=datetime.fromisoformat(triggered_at) if triggered_at is not None else None,
-        price=row["price"],
-        message=row["message"],
-        armed=bool(row["armed"]),
-        last_price=row["last_price"],
-        fire_count=int(row["fire_count"]),
-    )
-
-
-def _source(value: object) -> Source:
-    if value == "user":
-        return "user"
-    if value == "builtin":
-        return "builtin"
-    raise ValueError(f"unknown alert source: {value!r}")
-
-
-def _category(value: object) -> Category:
-    if value == "price":
-        return "price"
-    if value == "volume":
-        return "volume"
-    if value == "breakout":
-        return "breakout"
-    raise ValueError(f"unknown alert category: {value!r}")
-
-
-# --- positions ----------------------------------------------------------------------------------
-
-
-def _position(row: Mapping[str, object], owner: str | None = None) -> tuple[object, ...]:
-    """The column values of a valid position row (see :mod:`tickhub.store`), else ``ValueError``."""
-    if not isinstance(row, Mapping):
-        raise ValueError(f"position row must be a dict, got {type(row).__name__}")
-    unknown = sorted(set(row) - set(_POSITION_COLUMNS))
-    if unknown:
-        raise ValueError(f"unknown position field: {unknown[0]!r}")
-    row_owner = row.get("owner", owner)
-    if not isinstance(row_owner, str):
-        raise ValueError(f"position owner must be a string, got {row_owner!r}")
-    if owner is not None and row_owner != owner:
-        raise ValueError(f"position owner {row_owner!r} in a replace for {owner!r}")
-    symbol = row.get("symbol")
-    if not isinstance(symbol, str) or not symbol:
-        raise ValueError(f"position symbol must be a non-empty string, got {symbol!r}")
-    quantity = row.get("quantity")
-    if isinstance(quantity, bool) or not isinstance(quantity, int):
-        raise ValueError(f"position quantity must be an int, got {quantity!r}")
-    price = _decimal_text(row.get("average_price"))
-    optional: list[str | None] = []
-    for key in ("product", "exchange"):
-        value = row.get(key)
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"position {key} must be a string or None, got {value!r}")
-        optional.append(value)
-    updated_at = row.get("updated_at")
-    if isinstance(updated_at, datetime):
-        updated = _time(updated_at)
-    elif isinstance(updated_at, str):
-        try:
-            datetime.fromisoformat(updated_at)
-        except ValueError:
-            raise ValueError(f"position updated_at must be ISO 8601, got {updated_at!r}") from None
-        updated = updated_at
-    else:
-        raise ValueError(f"position updated_at must be an ISO 8601 string, got {updated_at!r}")
-    return (row_owner, symbol, quantity, price, *optional, updated)
-
-
-def _decimal_text(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | Decimal | int):
-        raise ValueError(
-            f"position average_price must be a Decimal as text, got {value!r}"
-            + (" (a float would round)" if isinstance(value, float) else "")
-        )
-    text = value.strip() if isinstance(value, str) else str(value)
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"position average_price is not a decimal: {value!r}") from None
-    if not number.is_finite() or not math.isfinite(float(number)):
-        raise ValueError(f"position average_price must be finite, got {value!r}")
-    return text
+    """The column values, booleans as SQLite's integers (so are they in event snapshots)."""
+    return tuple(int(v) if isinstance(v, bool) else v for v in alert_fields(alert).values())

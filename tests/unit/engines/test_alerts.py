@@ -15,6 +15,7 @@ import tickhub.engines.alerts
 from tests.fakes import FlakySqliteStore as _FlakyStore
 from tickhub.core.model import IST, Candle, Interval, Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError, iso
+from tickhub.engines import payloads
 from tickhub.engines.alerts import (
     BUILTIN_RULES,
     Alert,
@@ -24,6 +25,7 @@ from tickhub.engines.alerts import (
     alert_payload,
     event_payload,
 )
+from tickhub.ingest.alerts import StoredAlerts
 from tickhub.store.sqlite import SqliteStore
 
 T0 = datetime(2025, 1, 27, 10, 0, tzinfo=IST)  # a Monday, well after the quiet period
@@ -49,7 +51,9 @@ def tick(
 
 
 def feed(
-    engine: AlertsEngine, steps: Sequence[tuple[float, float]], prev_close: float = 0.0
+    engine: AlertsEngine | StoredAlerts,
+    steps: Sequence[tuple[float, float]],
+    prev_close: float = 0.0,
 ) -> list[AlertEvent]:
     """Feed ``(seconds after T0, price)`` ticks; return every event, in order."""
     events: list[AlertEvent] = []
@@ -62,7 +66,7 @@ def fired(events: list[AlertEvent]) -> list[tuple[str, datetime, float]]:
     return [(e.alert.condition, e.triggered_at, e.price) for e in events]
 
 
-def created(engine: AlertsEngine, *args: object, **kwargs: object) -> Alert:
+def created(engine: AlertsEngine | StoredAlerts, *args: object, **kwargs: object) -> Alert:
     alert = engine.create(*args, **kwargs)  # type: ignore[arg-type]
     assert isinstance(alert, Alert), alert
     return alert
@@ -676,13 +680,13 @@ def test_rules_reject_nonsense_settings() -> None:
 def test_fired_alert_does_not_fire_again_after_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "alerts.db"
     store = SqliteStore(path)
-    engine = AlertsEngine(store, USER_ONLY)
+    engine = StoredAlerts(store, USER_ONLY)
     alert = created(engine, "u", SYM, "cross_up", 2500)
     assert fired(feed(engine, [(0, 2490), (1, 2510)])) == [("cross_up", at(1), 2510.0)]
     store.close()
 
     store = SqliteStore(path)
-    engine = AlertsEngine(store, USER_ONLY)
+    engine = StoredAlerts(store, USER_ONLY)
     assert feed(engine, [(0, 2490), (1, 2510), (100, 2490), (200, 2510)]) == []
     (entry,) = engine.state(SYM, "u")["price_alerts"]
     assert isinstance(entry, dict)
@@ -701,19 +705,19 @@ def test_fired_alert_does_not_fire_again_after_a_restart(tmp_path: Path) -> None
 def test_rearming_alert_keeps_arming_and_cooldown_across_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "alerts.db"
     with SqliteStore(path) as store:
-        engine = AlertsEngine(store, USER_ONLY)
+        engine = StoredAlerts(store, USER_ONLY)
         created(engine, "u", SYM, "cross_up", 2500, once=False)
         assert len(feed(engine, [(0, 2490), (1, 2510)])) == 1
 
     with SqliteStore(path) as store:
-        engine = AlertsEngine(store, USER_ONLY)
+        engine = StoredAlerts(store, USER_ONLY)
         # The same crossing replayed, then wobbling inside the band: nothing.
         assert feed(engine, [(0, 2490), (1, 2510), (30, 2499), (31, 2505)]) == []
         # Back past the band (re-armed, saved) and up again within the cool-down: dropped.
         assert feed(engine, [(40, 2490), (50, 2510)]) == []
 
     with SqliteStore(path) as store:
-        engine = AlertsEngine(store, USER_ONLY)
+        engine = StoredAlerts(store, USER_ONLY)
         (alert,) = engine.list("u")
         assert alert.armed
         assert fired(feed(engine, [(70, 2490), (80, 2510)])) == [("cross_up", at(80), 2510.0)]
@@ -722,14 +726,14 @@ def test_rearming_alert_keeps_arming_and_cooldown_across_a_restart(tmp_path: Pat
 def test_crossing_while_nobody_is_subscribed_is_in_state_later(tmp_path: Path) -> None:
     path = tmp_path / "alerts.db"
     with SqliteStore(path) as store:
-        engine = AlertsEngine(store, only("day_change_up"))
+        engine = StoredAlerts(store, only("day_change_up"))
         created(engine, "u", SYM, "above", 2040)
         created(engine, "v", SYM, "above", 2030)
         # The shell drops these events: no one is connected.
         feed(engine, [(0, 2000), (5, 2045)], prev_close=2000)
 
     with SqliteStore(path) as store:
-        engine = AlertsEngine(store, only("day_change_up"))
+        engine = StoredAlerts(store, only("day_change_up"))
         events = engine.recent_events(SYM, "u")
         assert [(e.alert.id.startswith("builtin:"), e.price, e.triggered_at) for e in events] == [
             (True, 2045.0, at(5)),
@@ -749,17 +753,17 @@ def test_crossing_while_nobody_is_subscribed_is_in_state_later(tmp_path: Path) -
 def test_deleted_alert_stays_deleted_after_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "alerts.db"
     with SqliteStore(path) as store:
-        engine = AlertsEngine(store, USER_ONLY)
+        engine = StoredAlerts(store, USER_ONLY)
         keep = created(engine, "u", SYM, "above", 2500)
         gone = created(engine, "u", SYM, "below", 2000)
         assert engine.delete("u", gone.id) is True
     with SqliteStore(path) as store:
-        assert AlertsEngine(store, USER_ONLY).list("u") == [keep]
+        assert StoredAlerts(store, USER_ONLY).list("u") == [keep]
 
 
 def test_a_failed_save_is_retried_by_the_next_tick(tmp_path: Path) -> None:
     with _FlakyStore(tmp_path / "alerts.db") as store:
-        engine = AlertsEngine(store, USER_ONLY)
+        engine = StoredAlerts(store, USER_ONLY)
         alert = created(engine, "u", SYM, "cross_up", 2500)
         feed(engine, [(0, 2490)])
         store.fail_next = True
@@ -800,3 +804,135 @@ def test_alerts_module_imports_no_io() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert imported.isdisjoint({"asyncio", "socket", "sqlite3", "picows", "websockets", "redis"})
+
+
+def test_every_module_of_the_engine_imports_no_io_and_no_store() -> None:
+    package = Path(tickhub.engines.alerts.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+        roots = {name.split(".")[0] for name in imported}
+        assert roots.isdisjoint({"asyncio", "socket", "sqlite3", "psycopg", "redis", "os"}), path
+        assert not any(name.startswith(("tickhub.store", "tickhub.ingest")) for name in imported)
+
+
+# --- evaluation, then commit --------------------------------------------------------------------
+
+
+def test_an_evaluation_changes_nothing_until_it_is_committed() -> None:
+    engine = AlertsEngine(rules=only("day_change_up"))
+    alert = created(engine, "u", SYM, "above", 2040)
+    evaluation = engine.evaluate_tick(tick(2045, 0, prev_close=2000))
+    assert [(c.alert.id, c.event is not None) for c in evaluation.changes] == [
+        (alert.id, True),
+        ("builtin:RELIANCE:day_change_up", True),
+    ]
+    assert engine.get(alert.id) == alert
+    assert engine.recent_events(SYM, "u") == []
+    assert engine.commit(evaluation) == evaluation.events
+    fired_alert = engine.get(alert.id)
+    assert fired_alert is not None and fired_alert.triggered
+    assert [e.alert.id for e in engine.recent_events(SYM, "u")] == [
+        "builtin:RELIANCE:day_change_up",
+        alert.id,
+    ]
+
+
+def test_a_rearming_is_a_change_to_persist() -> None:
+    engine = AlertsEngine(rules=USER_ONLY)
+    created(engine, "u", SYM, "above", 2500, once=False)
+    feed(engine, [(0, 2510)])
+    evaluation = engine.evaluate_tick(tick(2490, 100))
+    (change,) = evaluation.changes
+    assert change.event is None
+    assert (change.alert.armed, change.alert.triggered, change.alert.last_price) == (
+        True,
+        False,
+        2490.0,
+    )
+    assert engine.commit(evaluation) == []
+    assert engine.list("u")[0].armed
+
+
+class _FailingStore(SqliteStore):
+    """A real store whose ``add_event`` fails for one alert id, until told otherwise."""
+
+    failing: str | None = None
+
+    def add_event(self, event: AlertEvent) -> None:
+        if event.alert.id == self.failing:
+            raise OSError("disk full")
+        super().add_event(event)
+
+
+def test_a_write_failing_midway_keeps_the_firings_written_before_it(tmp_path: Path) -> None:
+    with _FailingStore(tmp_path / "alerts.db") as store:
+        alerts = StoredAlerts(store, USER_ONLY)
+        first = created(alerts, "u", SYM, "above", 2500)
+        second = created(alerts, "u", SYM, "above", 2505)
+        store.failing = second.id
+        with pytest.raises(OSError, match="disk full"):
+            alerts.on_tick(tick(2510, 1))
+        after = alerts.get(first.id)
+        assert after is not None and after.triggered  # written, so applied
+        assert alerts.get(second.id) == second  # not written, so unchanged
+        store.failing = None
+        assert [e.alert.id for e in alerts.on_tick(tick(2511, 2))] == [second.id]
+        assert sorted(e.alert.id for e in store.events(SYM, "u", 10)) == sorted(
+            [first.id, second.id]
+        )
+
+
+def test_a_builtin_firing_that_failed_to_save_is_retried(tmp_path: Path) -> None:
+    with _FailingStore(tmp_path / "alerts.db") as store:
+        alerts = StoredAlerts(store, only("day_change_up"))
+        store.failing = "builtin:RELIANCE:day_change_up"
+        with pytest.raises(OSError, match="disk full"):
+            alerts.on_tick(tick(2045, 0, prev_close=2000))
+        assert alerts.recent_events(SYM) == []
+        store.failing = None
+        assert fired(alerts.on_tick(tick(2046, 1, prev_close=2000))) == [
+            ("day_change_up", at(1), 2046.0)
+        ]
+    with SqliteStore(tmp_path / "alerts.db") as store:
+        again = StoredAlerts(store, only("day_change_up"))
+        assert again.on_tick(tick(2047, 2, prev_close=2000)) == []
+
+
+def test_a_failed_create_or_delete_changes_nothing(tmp_path: Path) -> None:
+    class Refusing(SqliteStore):
+        refuse = False
+
+        def save_alert(self, alert: Alert) -> None:
+            if self.refuse:
+                raise OSError("disk full")
+            super().save_alert(alert)
+
+        def delete_alert(self, id: str) -> bool:
+            if self.refuse:
+                raise OSError("disk full")
+            return super().delete_alert(id)
+
+    with Refusing(tmp_path / "alerts.db") as store:
+        alerts = StoredAlerts(store, USER_ONLY)
+        kept = created(alerts, "u", SYM, "above", 2500)
+        store.refuse = True
+        with pytest.raises(OSError):
+            alerts.create("u", SYM, "below", 2000)
+        with pytest.raises(OSError):
+            alerts.delete("u", kept.id)
+        assert alerts.list("u") == [kept]
+
+
+def test_percent_change_compares_the_four_decimal_figure_not_the_wire_one() -> None:
+    engine = AlertsEngine(rules=USER_ONLY)
+    created(engine, "u", SYM, "percent_change", 2)
+    near = tick(1019.96, 0, prev_close=1000)
+    assert near.change_percent == 1.996
+    assert payloads.tick_data(near)["change_percent"] == 2.0
+    assert engine.on_tick(near) == []
+    assert len(engine.on_tick(tick(1020.0, 1, prev_close=1000))) == 1

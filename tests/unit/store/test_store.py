@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import T0, alert, position
+from tickhub.core import defaults
 from tickhub.engines.alerts import Alert
-from tickhub.store import Store, open_store
+from tickhub.store import Store, open_store, rows
 from tickhub.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 
@@ -180,3 +181,24 @@ def test_open_store_rejects_other_schemes_without_echoing_secrets() -> None:
     with pytest.raises(ValueError, match="unsupported store url: redis://") as info:
         open_store("redis://:secret@localhost/0")
     assert "secret" not in str(info.value)
+
+
+# --- row codecs ---------------------------------------------------------------------------------
+
+
+def test_the_row_codecs_round_trip_an_alert_in_column_order() -> None:
+    fired = alert(
+        triggered=True, triggered_at=T0, price=2510.0, message="m", armed=False, fire_count=2
+    )
+    fields = rows.alert_fields(fired)
+    assert tuple(fields) == rows.ALERT_COLUMNS
+    assert rows.alert_from_row(fields) == fired
+    with pytest.raises(ValueError, match="naive"):
+        rows.alert_fields(alert(triggered_at=datetime(2025, 1, 27, 10, 0)))
+    with pytest.raises(ValueError, match="unknown alert category"):
+        rows.category_of("moon")
+
+
+def test_the_defaults_bound_the_events_kept(path: Path) -> None:
+    with SqliteStore(path) as store:
+        assert store.max_events_per_symbol == defaults.MAX_EVENTS_PER_SYMBOL

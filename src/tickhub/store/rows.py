@@ -1,0 +1,191 @@
+"""Row codecs shared by the SQLite and PostgreSQL stores: one validation, one format.
+
+Both stores keep the same columns, datetimes as ISO 8601 text with their offset, and an event's
+alert as a JSON snapshot of its columns; what differs (SQL, placeholders, booleans as integers in
+SQLite) stays in each store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+from tickhub.engines.alerts import Alert, Category, Source
+
+__all__ = [
+    "ALERT_COLUMNS",
+    "POSITION_COLUMNS",
+    "POSITION_KEYS",
+    "Row",
+    "alert_fields",
+    "alert_from_row",
+    "category_of",
+    "position_values",
+    "time_text",
+]
+
+ALERT_COLUMNS = (
+    "id",
+    "owner",
+    "symbol",
+    "condition",
+    "value",
+    "once",
+    "note",
+    "source",
+    "triggered",
+    "triggered_at",
+    "price",
+    "message",
+    "armed",
+    "last_price",
+    "fire_count",
+)
+"""The columns of an alert row, in table order."""
+
+POSITION_KEYS = ("owner", "symbol", "quantity", "average_price", "product", "exchange")
+POSITION_COLUMNS = (*POSITION_KEYS, "updated_at")
+"""The columns of a position row, in table order (the keys of a position row dict)."""
+
+
+def time_text(ts: datetime) -> str:
+    """A datetime as stored: ISO 8601 with its offset; ``ValueError`` for a naive one (its
+    instant would be a guess)."""
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise ValueError(f"naive timestamp: {ts.isoformat()} (a timezone is required)")
+    return ts.isoformat()
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+def alert_fields(alert: Alert) -> dict[str, object]:
+    """The column values of an alert, by :data:`ALERT_COLUMNS` in order (``ValueError`` for a
+    naive ``triggered_at``)."""
+    return {
+        "id": alert.id,
+        "owner": alert.owner,
+        "symbol": alert.symbol,
+        "condition": alert.condition,
+        "value": alert.value,
+        "once": alert.once,
+        "note": alert.note,
+        "source": alert.source,
+        "triggered": alert.triggered,
+        "triggered_at": time_text(alert.triggered_at) if alert.triggered_at is not None else None,
+        "price": alert.price,
+        "message": alert.message,
+        "armed": alert.armed,
+        "last_price": alert.last_price,
+        "fire_count": alert.fire_count,
+    }
+
+
+class Row(Protocol):
+    """A row by column name: a dict, a ``sqlite3.Row``, a psycopg ``DictRow``."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def alert_from_row(row: Row) -> Alert:
+    """The alert of a row (or of an event's JSON snapshot); ``ValueError`` for an unknown
+    source."""
+    triggered_at = row["triggered_at"]
+    return Alert(
+        id=row["id"],
+        owner=row["owner"],
+        symbol=row["symbol"],
+        condition=row["condition"],
+        value=row["value"],
+        once=bool(row["once"]),
+        note=row["note"],
+        source=_source(row["source"]),
+        triggered=bool(row["triggered"]),
+        triggered_at=datetime.fromisoformat(triggered_at) if triggered_at is not None else None,
+        price=row["price"],
+        message=row["message"],
+        armed=bool(row["armed"]),
+        last_price=row["last_price"],
+        fire_count=int(row["fire_count"]),
+    )
+
+
+def _source(value: object) -> Source:
+    if value == "user":
+        return "user"
+    if value == "builtin":
+        return "builtin"
+    raise ValueError(f"unknown alert source: {value!r}")
+
+
+def category_of(value: object) -> Category:
+    """A stored category, checked (``ValueError`` for an unknown one)."""
+    if value == "price":
+        return "price"
+    if value == "volume":
+        return "volume"
+    if value == "breakout":
+        return "breakout"
+    raise ValueError(f"unknown alert category: {value!r}")
+
+
+# --- positions ----------------------------------------------------------------------------------
+
+
+def position_values(row: Mapping[str, object], owner: str | None = None) -> tuple[object, ...]:
+    """The column values of a valid position row (see :mod:`tickhub.store.base`), else
+    ``ValueError``; with ``owner``, the row must be that owner's (or name none)."""
+    if not isinstance(row, Mapping):
+        raise ValueError(f"position row must be a dict, got {type(row).__name__}")
+    unknown = sorted(set(row) - set(POSITION_COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown position field: {unknown[0]!r}")
+    row_owner = row.get("owner", owner)
+    if not isinstance(row_owner, str):
+        raise ValueError(f"position owner must be a string, got {row_owner!r}")
+    if owner is not None and row_owner != owner:
+        raise ValueError(f"position owner {row_owner!r} in a replace for {owner!r}")
+    symbol = row.get("symbol")
+    if not isinstance(symbol, str) or not symbol:
+        raise ValueError(f"position symbol must be a non-empty string, got {symbol!r}")
+    quantity = row.get("quantity")
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise ValueError(f"position quantity must be an int, got {quantity!r}")
+    price = _decimal_text(row.get("average_price"))
+    optional: list[str | None] = []
+    for key in ("product", "exchange"):
+        value = row.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"position {key} must be a string or None, got {value!r}")
+        optional.append(value)
+    updated_at = row.get("updated_at")
+    if isinstance(updated_at, datetime):
+        updated = time_text(updated_at)
+    elif isinstance(updated_at, str):
+        try:
+            datetime.fromisoformat(updated_at)
+        except ValueError:
+            raise ValueError(f"position updated_at must be ISO 8601, got {updated_at!r}") from None
+        updated = updated_at
+    else:
+        raise ValueError(f"position updated_at must be an ISO 8601 string, got {updated_at!r}")
+    return (row_owner, symbol, quantity, price, *optional, updated)
+
+
+def _decimal_text(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | Decimal | int):
+        raise ValueError(
+            f"position average_price must be a Decimal as text, got {value!r}"
+            + (" (a float would round)" if isinstance(value, float) else "")
+        )
+    text = value.strip() if isinstance(value, str) else str(value)
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"position average_price is not a decimal: {value!r}") from None
+    if not number.is_finite() or not math.isfinite(float(number)):
+        raise ValueError(f"position average_price must be finite, got {value!r}")
+    return text
