@@ -8,10 +8,15 @@ imported only when asked for.
 from __future__ import annotations
 
 from tickhub.bus.base import Bus, BusMessage, Handler
+from tickhub.core import defaults
 
 
 def create_bus(
-    url: str, *, history_size: int = 1000, history_age: float = 300.0, prefix: str = "tickhub"
+    url: str,
+    *,
+    history_size: int = defaults.HISTORY_SIZE,
+    history_age: float = defaults.HISTORY_AGE,
+    prefix: str = defaults.BUS_PREFIX,
 ) -> Bus:
     """``history_*`` bound what a reconnecting client can recover with ``since``."""
     scheme = url.split("://", 1)[0].lower()

@@ -51,41 +51,104 @@ class SnapshotGate(Protocol):
     topic and ``retained`` only after ``wait`` (which is bounded by the gate).
     """
 
-    def pending(self, topic: str) -> bool: ...
+    def pending(self, topic: str) -> bool:
+        """Whether the topic's snapshot must wait (its producer may not have published it)."""
+        ...
 
-    async def wait(self, topic: str) -> None: ...
+    async def wait(self, topic: str) -> None:
+        """Return once the topic is no longer pending, or after the gate's own time bound."""
+        ...
 
 
 class Bus(Protocol):
-    async def start(self) -> None: ...
+    """Messages from producers to the subscribed handlers, with retained state and history.
 
-    async def close(self) -> None: ...
+    Guarantees every backend keeps (``tests/test_bus_contract.py`` checks them):
+
+    - Order: per topic, handlers receive messages in the order their producer published them.
+      Nothing is promised across topics.
+    - Delivery: an in-process backend delivers each message once to every handler subscribed
+      when it is published. A backend that crosses processes is at-most-once while
+      disconnected (what is published meanwhile is lost to that subscriber; its retained state
+      is synced again) and may deliver a message twice around an outage, never out of order.
+    - Retained state: per topic, the latest payload of every ``retain`` name not dropped, in
+      last-update order; a snapshot that a new subscriber gets with ``retained``.
+    - History: the numbered messages (``seq``) of the current producer run (``epoch``), bounded
+      by ``history_size`` and ``history_age`` (see ``bus.history``), which is what ``since``
+      recovers.
+
+    Handlers are called from the event loop's thread, one at a time; one that raises is logged
+    and does not keep the message from the others.
+    """
+
+    async def start(self) -> None:
+        """Connect and start delivering; a bus that cannot connect yet keeps trying (it does not
+        raise for an outage). Calling it again does nothing."""
+        ...
+
+    async def close(self) -> None:
+        """Deliver or send what is already handed over (bounded in time), then stop: handlers
+        get nothing more. Calling it again does nothing."""
+        ...
 
     def publish(self, message: BusMessage) -> None:
-        """Hand a message to the bus without blocking the producer."""
+        """Hand a message to the bus without blocking the producer.
+
+        Never raises: a backend that cannot carry a message, or is closed, drops it (logged and
+        counted). A bounded backend may drop conflatable messages (``slot`` set),
+        oldest first, never events (``slot=None``). A message with ``deliver=False`` reaches no
+        handler; it only updates the retained state (and ``drop`` removes it).
+        """
         ...
 
     def subscribe(self, topic: str, handler: Handler) -> None:
-        """Deliver the topic's future messages to ``handler`` (called on the event loop)."""
+        """Deliver the topic's future messages to ``handler`` (called on the event loop).
+
+        Takes effect at once for every message published later in this process; messages of
+        other processes may need a ``flush`` before they arrive. Subscribing the same handler
+        twice delivers once.
+        """
         ...
 
-    def unsubscribe(self, topic: str, handler: Handler) -> None: ...
+    def unsubscribe(self, topic: str, handler: Handler) -> None:
+        """Stop delivering the topic to ``handler`` at once; unknown pairs are ignored."""
+        ...
 
     def retained_nowait(self, topic: str) -> list[bytes] | None:
-        """The topic's retained payloads if known locally without I/O, else ``None``."""
+        """The topic's retained payloads if known locally without I/O, else ``None``.
+
+        The same list ``retained`` would return; ``[]`` means known to be empty, ``None`` that
+        only ``retained`` can tell.
+        """
         ...
 
     async def retained(self, topic: str) -> list[bytes]:
-        """The topic's retained payloads, one per slot, oldest slot first."""
+        """The topic's retained payloads, one per ``retain`` name, oldest update first.
+
+        For a topic subscribed here the snapshot lines up with the handler: every update is in
+        the snapshot or delivered after it. Raises ``ConnectionError`` when the store of the
+        retained state cannot be read.
+        """
         ...
 
     def recover_nowait(self, topic: str, epoch: str, seq: int) -> list[bytes] | bool | None:
         """What a client that last saw ``(epoch, seq)`` missed (see ``bus.history``): the
         payloads in ``seq`` order, ``None`` when the history does not cover it, or ``False``
-        when the answer needs I/O (then call ``recover``)."""
+        when the answer needs I/O (then call ``recover``).
+
+        Exact when it answers: the recoverable messages (events and each candle's final state)
+        published after ``seq`` and the latest retained state delivered after it, each once.
+        ``None`` for another epoch, a ``seq`` older than the history keeps (evicted by count or
+        age) or newer than the latest; the client then needs a fresh snapshot.
+        """
         ...
 
-    async def recover(self, topic: str, epoch: str, seq: int) -> list[bytes] | None: ...
+    async def recover(self, topic: str, epoch: str, seq: int) -> list[bytes] | None:
+        """What ``recover_nowait`` answers, doing the I/O it needs; never ``False``.
+
+        ``None`` also when the history cannot be read (a fresh snapshot is always correct).
+        """
+        ...
 
     async def flush(self) -> None:
         """Wait until everything handed to this bus before the call has taken effect.
@@ -93,5 +156,6 @@ class Bus(Protocol):
         Messages published before the call are delivered to this process's handlers and stored
         as retained state, and subscriptions made before it receive every later message. A bus
         that delivers synchronously has nothing to wait for. Meant for tests and shutdown.
+        Once the bus is closed it may raise ``ConnectionError``; it never hangs.
         """
         ...

@@ -17,6 +17,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from tickhub.core import defaults
+
 _unique = itertools.count()
 
 
@@ -27,8 +29,8 @@ def recoverable(slot: str | None) -> bool:
 
 @dataclass(slots=True)
 class TopicHistory:
-    max_entries: int = 1000
-    max_age: float = 300.0
+    max_entries: int = defaults.HISTORY_SIZE
+    max_age: float = defaults.HISTORY_AGE
     epoch: str = ""
     floor: int = 0
     last_seq: int = 0

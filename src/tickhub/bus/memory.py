@@ -7,12 +7,21 @@ import time
 
 from tickhub.bus.base import BusMessage, Handler
 from tickhub.bus.history import TopicHistory
+from tickhub.core import defaults
 
 log = logging.getLogger(__name__)
 
 
 class MemoryBus:
-    def __init__(self, *, history_size: int = 1000, history_age: float = 300.0) -> None:
+    """The ``Bus`` contract in one process: ``publish`` delivers before it returns, so there is
+    never anything to wait for, and nothing is ever lost or sent twice."""
+
+    def __init__(
+        self,
+        *,
+        history_size: int = defaults.HISTORY_SIZE,
+        history_age: float = defaults.HISTORY_AGE,
+    ) -> None:
         self._handlers: dict[str, list[Handler]] = {}
         self._retained: dict[str, dict[str, bytes]] = {}
         self._history: dict[str, TopicHistory] = {}

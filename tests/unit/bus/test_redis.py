@@ -165,7 +165,7 @@ async def test_a_long_outage_keeps_memory_bounded() -> None:
         for i in range(20_000):
             bus.publish(msg("t", str(i).encode(), "tick"))
         assert (bus.queued, bus.dropped) == (10, 20_000 - 9)
-        assert len(bus._queue) < 3_000  # dropped entries do not pile up behind the event
+        assert len(bus._writer._queue) < 3_000  # dropped entries do not pile up behind the event
     finally:
         await bus.close()
 
@@ -349,7 +349,9 @@ async def test_close_sends_everything_still_queued(pair: tuple[RedisBus, RedisBu
         producer.publish(msg("t", str(i).encode(), "tick"))
     await producer.close()
     assert producer.queued == 0
-    assert not producer._queue and not producer._conflatable  # nothing kept once written
+    assert (
+        not producer._writer._queue and not producer._writer._conflatable
+    )  # nothing kept once written
     await settle(gateway)
     assert seen.payloads == [str(i).encode() for i in range(3000)]
 
