@@ -16,8 +16,9 @@ One module per reason to change:
 
 from __future__ import annotations
 
-from tickhub.bus.redis.bus import BusUnavailableError, RedisBus
+from tickhub.bus.redis.bus import RedisBus
 from tickhub.bus.redis.codec import decode_envelope, encode_envelope
 from tickhub.bus.redis.connection import redact_url
+from tickhub.core.errors import BusUnavailableError
 
 __all__ = ["BusUnavailableError", "RedisBus", "decode_envelope", "encode_envelope", "redact_url"]

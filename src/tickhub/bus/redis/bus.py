@@ -55,12 +55,9 @@ from tickhub.bus.redis.resume import stored_history
 from tickhub.bus.redis.subscription import SYNCED
 from tickhub.bus.redis.writer import Writer
 from tickhub.core import defaults
+from tickhub.core.errors import BusUnavailableError
 
 log = logging.getLogger(__name__)
-
-
-class BusUnavailableError(ConnectionError):
-    """Redis could not answer a request that needs it (``retained``)."""
 
 
 class RedisBus:
