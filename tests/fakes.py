@@ -13,14 +13,14 @@ import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from tickhub.bus import Bus, BusMessage, Handler
 from tickhub.bus.memory import MemoryBus
 from tickhub.core.clock import Clock
 from tickhub.core.model import IST, FeedState, FeedStatus, Instrument, Tick
 from tickhub.engines.alerts import Alert, AlertEvent
-from tickhub.fanout.hub import Peer
+from tickhub.fanout.session import Peer
 from tickhub.feeds.base import Feed, StatusSink, TickSink
 from tickhub.ingest.portfolio import PositionStore
 from tickhub.runtime.clock import ManualClock
@@ -353,8 +353,9 @@ class RecordingPeer:
     def ping(self) -> None:
         self.pings += 1
 
-    def messages(self) -> list[dict[str, object]]:
-        out = []
+    def messages(self) -> list[dict[str, Any]]:
+        """The JSON messages sent so far, in order (each frame's payload, decoded)."""
+        out: list[dict[str, Any]] = []
         for f in self.frames:
             n = f[1] & 0x7F
             start = 2 if n < 126 else 4 if n == 126 else 10
@@ -459,10 +460,10 @@ def tick(
 T0 = datetime(2025, 1, 27, 10, 0, tzinfo=IST)
 
 
-def alert(id: str = "a_000000000001", **kw: object) -> Alert:
-    base: dict[str, object] = {"symbol": "RELIANCE", "condition": "above", "value": 2500.0}
+def alert(id: str = "a_000000000001", **kw: Any) -> Alert:
+    base: dict[str, Any] = {"symbol": "RELIANCE", "condition": "above", "value": 2500.0}
     base.update(kw)
-    return Alert(id=id, **base)  # type: ignore[arg-type]
+    return Alert(id=id, **base)
 
 
 def event(a: Alert, seconds: int = 0, price: float = 2510.0) -> AlertEvent:

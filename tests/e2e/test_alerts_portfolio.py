@@ -175,7 +175,9 @@ async def test_alert_state_survives_restart_and_never_fires_twice(tmp_path: Path
     await app.start()
     c = await app.client("/ws/alerts")
     await c.send({"type": "subscribe", "symbol": "INFY"})
-    snap = await c.wait_for(lambda m: m.get("snapshot") and m.get("data_type") == "alert_data")
+    snap = await c.wait_for(
+        lambda m: bool(m.get("snapshot") and m.get("data_type") == "alert_data")
+    )
     mine = [a for a in snap["data"]["price_alerts"] if a["id"] == alert_id]
     assert mine and mine[0]["fired"] is True and mine[0]["price"] == 1601.0
     assert [e["id"] for e in snap["data"]["recent_events"] if e["source"] == "user"] == [alert_id]
@@ -259,7 +261,7 @@ async def test_star_streams_every_held_position(tmp_path: Path) -> None:
         held = {"RELIANCE": 738561, "INFY": 408065}
         for i, (sym, token) in enumerate(held.items()):
             app.feed.push(tick(sym, at(9, 15, i + 1), 1500.0, 10, token=token))
-        got = set()
+        got: set[str] = set()
         while got != set(held):
             msg = await c.wait_for(is_type("data"))
             if not msg.get("snapshot"):
@@ -267,7 +269,7 @@ async def test_star_streams_every_held_position(tmp_path: Path) -> None:
                 assert msg["data"]["position"]["quantity"] != 0
         # Removing a position is announced on `*` with quantity 0.
         await c.send({"type": "remove_position", "symbol": "INFY"})
-        gone = await c.wait_for(lambda m: m.get("type") == "data" and m.get("removed"))
+        gone = await c.wait_for(lambda m: bool(m.get("type") == "data" and m.get("removed")))
         assert gone["symbol"] == "INFY" and gone["data"]["position"]["quantity"] == 0
     finally:
         await app.stop()

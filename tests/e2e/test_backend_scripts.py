@@ -10,6 +10,7 @@ for the suite: its failures are tested instead (a failing `venv` module, no pip,
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -132,9 +133,10 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (copy / ".venv").symlink_to(VENV, target_is_directory=True)
     sys.path.insert(0, str(copy / "backend"))
     try:
-        import _bootstrap
-
-        missing = _bootstrap._missing()
+        # The copy's own backend/_bootstrap.py, found on the path just added (not importable
+        # statically: the copy's location is known only at run time).
+        bootstrap = importlib.import_module("_bootstrap")
+        missing: list[str] = bootstrap._missing()
     finally:
         sys.path.remove(str(copy / "backend"))
         sys.modules.pop("_bootstrap", None)

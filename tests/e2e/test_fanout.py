@@ -51,6 +51,7 @@ async def _subscribed_client(port: int, symbols: list[str]) -> Client:
 
 async def test_200_clients_each_receive_every_update_in_order(service: SingleService) -> None:
     picks = [[SYMBOLS[i % 10], SYMBOLS[(i + 3) % 10], SYMBOLS[(i + 7) % 10]] for i in range(200)]
+    assert service.port is not None
     clients = await asyncio.gather(*(_subscribed_client(service.port, p) for p in picks))
     try:
         results = await asyncio.gather(
@@ -89,8 +90,9 @@ async def test_stalled_client_is_conflated_bounded_and_does_not_delay_others(
     svc: SingleService = await service_factory(
         outbox_bytes=262_144, max_subscriptions=1000, slow_client_grace=3.0
     )
-    symbols = [i.symbol for i in svc.registry]  # type: ignore[union-attr]
+    symbols = [i.symbol for i in svc.registry]
     intervals = ["1m"]
+    assert svc.port is not None
     stalled = await _stalled_client(svc.port, symbols, intervals)
     topics = len(symbols) * len(intervals)
     await wait_until(lambda: any(s.paused and s.conflated > 0 for s in svc.hub.sessions))
@@ -111,6 +113,7 @@ async def test_stalled_client_is_conflated_bounded_and_does_not_delay_others(
 
 
 async def test_batching_is_opt_in_and_carries_the_same_messages(service: SingleService) -> None:
+    assert service.port is not None
     plain = await _subscribed_client(service.port, ["RELIANCE"])
     batched = await Client.connect(f"ws://127.0.0.1:{service.port}/ws/stream?batch=1")
     await batched.send({"type": "subscribe", "symbol": "RELIANCE"})

@@ -160,7 +160,7 @@ def _roundtrip(conn: ClientConnection, payload: str | bytes) -> list[dict[str, A
     mark = next(_marker)
     conn.send(payload)
     conn.send(json.dumps({"type": "ping", "timestamp": f"fuzz-{mark}"}))
-    got = []
+    got: list[dict[str, Any]] = []
     while True:
         msg = json.loads(conn.recv(10))
         assert isinstance(msg, dict) and msg.get("type") in TYPES, msg
@@ -230,6 +230,7 @@ def _read_until(sock: socket.socket, needle: bytes) -> bytes:
 
 
 def test_fragments_ping_flood_then_invalid_utf8_closes_1007(threaded: ThreadedService) -> None:
+    assert threaded.port is not None
     sock = _raw_ws(threaded.port)
     try:
         sock.sendall(

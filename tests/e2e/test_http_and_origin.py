@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import websockets
+from websockets.typing import Origin
 
 from tests.helpers import Client, ahttp_get, is_type
 from tickhub.app.roles import SingleService
@@ -19,6 +20,7 @@ async def test_public_health_is_minimal_no_pid_or_counters(
     client: Client = await connect()
     await client.send({"type": "subscribe", "symbol": "RELIANCE"})
     await client.wait_for(lambda m: m.get("type") == "data" and not m.get("snapshot"))
+    assert service.port is not None
     status, headers, body = await ahttp_get(service.port, "/health")
     assert status == 200
     assert headers["Content-Type"].startswith("application/json")
@@ -61,6 +63,7 @@ async def test_connections_lists_each_client(service: SingleService, connect: An
     await a.send({"type": "subscribe", "symbols": ["RELIANCE", "INFY"]})
     await a.wait_for(is_type("subscription", symbol="INFY"))
     await b.recv()
+    assert service.port is not None
     status, _, body = await ahttp_get(service.port, "/connections")
     assert status == 200
     assert body["total"] == 2
@@ -80,6 +83,7 @@ async def test_test_route_pushes_probe_and_reports_endpoints(
     client: Client = await connect()
     await client.send({"type": "subscribe", "symbol": "RELIANCE"})
     await client.wait_for(lambda m: m.get("type") == "data" and not m.get("snapshot"))
+    assert service.port is not None
     status, _, body = await ahttp_get(service.port, "/test")
     assert status == 200
     assert body["probe"]["ok"] is True and body["probe"]["state"] == "delivered"
@@ -88,11 +92,13 @@ async def test_test_route_pushes_probe_and_reports_endpoints(
 
 
 async def test_unknown_route_is_404_json(service: SingleService) -> None:
+    assert service.port is not None
     status, _, body = await ahttp_get(service.port, "/nope")
     assert status == 404 and body["code"] == "not_found"
 
 
 async def test_plain_get_on_websocket_endpoint_is_426(service: SingleService) -> None:
+    assert service.port is not None
     status, _headers, body = await ahttp_get(service.port, "/ws/stream")
     assert status == 426 and body["code"] == "upgrade_required"
 
@@ -115,13 +121,14 @@ async def test_absent_origin_connects(service: SingleService) -> None:
 async def test_forbidden_origin_is_refused_with_403(service: SingleService, path: str) -> None:
     with pytest.raises(websockets.InvalidStatus) as info:
         await websockets.connect(
-            f"ws://127.0.0.1:{service.port}{path}", origin="http://evil.example"
+            f"ws://127.0.0.1:{service.port}{path}", origin=Origin("http://evil.example")
         )
     assert info.value.response.status_code == 403
     assert json.loads(info.value.response.body)["code"] == "origin_not_allowed"
 
 
 async def test_cors_headers_only_for_allowed_origins(service: SingleService) -> None:
+    assert service.port is not None
     _, headers, _ = await ahttp_get(
         service.port, "/health", {"Origin": "http://allowed.example:3000"}
     )
@@ -150,6 +157,7 @@ async def test_dashboard_and_instruments_are_served(service: SingleService) -> N
     assert status == 200 and ctype.startswith("text/html") and b"<html" in body.lower()
     status, ctype, body = await __import__("asyncio").to_thread(get, "/static/tickhub.js")
     assert status == 200 and "javascript" in ctype
+    assert service.port is not None
     status, _, instruments = await ahttp_get(service.port, "/instruments")
     symbols = {i["symbol"]: i for i in instruments}
     assert symbols["RELIANCE"]["token"] == 738561 and symbols["NIFTY 50"]["tradable"] is False
@@ -166,5 +174,6 @@ async def test_the_dashboards_own_origin_may_open_websockets(service: SingleServ
         await client.close()
     with pytest.raises(websockets.InvalidStatus):
         await websockets.connect(
-            f"ws://127.0.0.1:{service.port}/ws/stream", origin=f"http://evil.example:{service.port}"
+            f"ws://127.0.0.1:{service.port}/ws/stream",
+            origin=Origin(f"http://evil.example:{service.port}"),
         )

@@ -55,6 +55,7 @@ async def test_all_endpoints_stream_from_the_kite_emulator(tmp_path: Path) -> No
         tokens = {738561, 256265}
         assert tokens <= set(emulator.subscriptions)
         assert emulator.subscriptions[738561] == "full"
+        assert svc.port is not None
         status, _, health = await ahttp_get(svc.port, "/health")
         assert status == 200 and health["feed"]["name"] == "kite"
         assert health["feed"]["state"] == "live"

@@ -102,6 +102,7 @@ async def test_metrics_are_prometheus_text(service: SingleService, connect: Any)
     await c.wait_for(lambda m: m.get("type") == "data" and not m.get("snapshot"))
     await c.send("{bad")
     await c.wait_for(is_type("error"))
+    assert service.port is not None
     text = await asyncio.to_thread(_get_text, service.port, "/metrics")
     assert 'tickhub_connections{endpoint="/ws/stream"} 1.0' in text
     assert 'tickhub_subscriptions{endpoint="/ws/stream"} 1.0' in text

@@ -183,7 +183,7 @@ async def test_too_many_symbols_in_one_message_has_its_own_error(service_factory
     svc: SingleService = await service_factory(max_symbols_per_message=10)
     client = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
     try:
-        names = [i.symbol for i in svc.registry][:11]  # type: ignore[union-attr]
+        names = [i.symbol for i in svc.registry][:11]
         err = await client.request({"type": "subscribe", "symbols": names}, "error")
         assert err["code"] == "too_many_symbols"
         assert err["details"] == {"limit": 10, "count": 11, "setting": "MAX_SYMBOLS_PER_MESSAGE"}
@@ -220,6 +220,7 @@ async def test_held_replies_count_against_the_budget_then_close_4001(
     svc: SingleService = await service_factory(
         outbox_bytes=65_536, max_symbols_per_message=10_000, message_rate=1000, message_burst=1000
     )
+    assert svc.port is not None
     raw = await RawClient.connect(svc.port)
     names = _unknown_symbols(4000)
     payload = json.dumps({"type": "subscribe", "symbols": names}).encode()
@@ -323,6 +324,7 @@ def _read_until_pong(sock: socket.socket) -> bytes:
 
 
 async def test_frame_over_the_hard_cap_closes_1009(connect: Any, service: SingleService) -> None:
+    assert service.port is not None
     raw = await RawClient.connect(service.port)
     size = 2 * 1_048_576
     head = bytes([0x81, 0x80 | 127]) + struct.pack("!Q", size) + bytes(4)  # zero mask
@@ -357,13 +359,17 @@ async def test_closed_non_readers_leave_no_socket_and_cannot_bypass_the_per_ip_l
                 await raw.send_json(
                     {"type": "subscribe", "symbols": _all_symbols(svc), "interval": interval}
                 )
-        await wait_until(lambda b=before: svc.hub.closes.get(CloseCode.SLOW_CONSUMER, 0) == b + 10)
+
+        def all_closed(b: int = before) -> bool:
+            return svc.hub.closes.get(CloseCode.SLOW_CONSUMER, 0) == b + 10
+
+        await wait_until(all_closed)
         if symbol_wave == 0:
             # Closed, but their sockets are still there: they still count for the address.
             extra = await Client.connect(f"ws://127.0.0.1:{port}/ws/stream")
             assert await closed_with(extra) == CloseCode.LIMIT_EXCEEDED
         # Within the close deadline the server drops them whatever they do.
-        await wait_until(lambda: svc.server.open_sockets == 0, timeout=6)  # type: ignore[union-attr]
+        await wait_until(lambda: svc.server.open_sockets == 0, timeout=6)
         assert established(port) == 0
         # Nor does the kernel keep their unsent data (what they never read is dropped, RST).
         assert unsent_bytes(port) == 0
@@ -378,15 +384,16 @@ async def test_closed_non_readers_leave_no_socket_and_cannot_bypass_the_per_ip_l
 
 
 def _all_symbols(svc: SingleService) -> list[str]:
-    return [i.symbol for i in svc.registry]  # type: ignore[union-attr]
+    return [i.symbol for i in svc.registry]
 
 
 async def test_idle_closed_client_that_never_reads_is_dropped(service_factory: Any) -> None:
     svc: SingleService = await service_factory(idle_timeout=1.0, close_timeout=1.0)
+    assert svc.port is not None
     raw = await RawClient.connect(svc.port)  # never answers pings, never reads
     await wait_until(lambda: svc.hub.closes.get(CloseCode.IDLE_TIMEOUT, 0) == 1)
-    await wait_until(lambda: svc.server.open_sockets == 0, timeout=4)  # type: ignore[union-attr]
-    assert established(svc.port) == 0  # type: ignore[arg-type]
+    await wait_until(lambda: svc.server.open_sockets == 0, timeout=4)
+    assert established(svc.port) == 0
     raw.close()
 
 
@@ -475,6 +482,7 @@ async def test_jwt_sub_and_api_key_user_are_separate_unless_configured(
         "alert",
     )
     await client.close()
+    assert svc.port is not None
     jwt_alerts = await _alerts_of(svc.port, _token("alice", int(time.time()) + 300))
     ids = {a["id"] for a in jwt_alerts}
     if prefix is None:

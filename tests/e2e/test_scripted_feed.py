@@ -68,6 +68,7 @@ async def test_candles_over_the_wire_match_the_script(tmp_path: Any) -> None:
 
 async def test_feed_state_reaches_clients_and_health(tmp_path: Any) -> None:
     svc, feed = await _start(tmp_path)
+    assert svc.port is not None
     try:
         client = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
         await client.recv()

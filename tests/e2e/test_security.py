@@ -167,6 +167,7 @@ async def test_users_never_see_or_change_each_others_alerts_and_positions(
 
 
 async def test_admin_routes_need_the_admin_key(secured: SingleService) -> None:
+    assert secured.port is not None
     for path in ("/connections", "/metrics"):
         status, _, body = await ahttp_get(secured.port, path)
         assert status == 401 and body["code"] == "auth_required"
@@ -183,6 +184,7 @@ async def test_secrets_never_appear_in_health_connections_or_config_repr(
 ) -> None:
     c = await _connect(secured)
     await c.request({"type": "auth", "token": "alice-key"}, "auth")
+    assert secured.port is not None
     _, _, health = await ahttp_get(secured.port, "/health")
     _, _, conns = await ahttp_get(
         secured.port, "/connections", {"Authorization": "Bearer admin-secret"}
@@ -195,6 +197,7 @@ async def test_secrets_never_appear_in_health_connections_or_config_repr(
 
 
 async def test_admin_key_needs_the_bearer_scheme_in_any_case(secured: SingleService) -> None:
+    assert secured.port is not None
     ok = await ahttp_get(secured.port, "/connections", {"Authorization": "bearer admin-secret"})
     assert ok[0] == 200
     bare = await ahttp_get(secured.port, "/connections", {"Authorization": "admin-secret"})
@@ -216,5 +219,6 @@ async def test_token_offered_without_tickhub_is_never_echoed(secured: SingleServ
         f"ws://127.0.0.1:{secured.port}/ws/stream", subprotocols=["v1", f"token.{token}"]
     )
     assert c.ws.subprotocol == "v1"
+    assert c.ws.response is not None
     assert token not in str(c.ws.response.headers)
     await c.close()

@@ -29,8 +29,10 @@ from tickhub.server.static import static_response
 
 try:
     from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+
+    HAVE_PLAYWRIGHT = True
 except ImportError:  # pragma: no cover - the dev extra installs it
-    async_playwright = None
+    HAVE_PLAYWRIGHT = False
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent.parent
@@ -50,7 +52,7 @@ CHROMIUM_ARGS = [
 
 pytestmark = [
     pytest.mark.skipif(
-        async_playwright is None, reason="playwright is not installed (pip install -e '.[dev]')"
+        not HAVE_PLAYWRIGHT, reason="playwright is not installed (pip install -e '.[dev]')"
     ),
     pytest.mark.skipif(
         not CHROMIUM.exists(),
@@ -162,7 +164,6 @@ async def web(service_factory: StartService, port: int) -> SingleService:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    assert async_playwright is not None
     pw = await async_playwright().start()
     try:
         b = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

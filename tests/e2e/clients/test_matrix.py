@@ -41,8 +41,10 @@ from tickhub.app.roles import SingleService
 
 try:
     from playwright.async_api import async_playwright
+
+    HAVE_PLAYWRIGHT = True
 except ImportError:  # pragma: no cover - the dev extra installs it
-    async_playwright = None  # type: ignore[assignment]
+    HAVE_PLAYWRIGHT = False
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent.parent
@@ -315,7 +317,7 @@ def skip_reason(client: str) -> str | None:
     if client == "node-ws":
         return _npm_ws_missing()
     if client == "chromium":
-        if async_playwright is None:
+        if not HAVE_PLAYWRIGHT:
             return "playwright is not installed (pip install -e '.[dev]')"
         if not CHROMIUM.exists():
             return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set TICKHUB_CHROMIUM)"
@@ -361,7 +363,6 @@ async def run_node(library: str, scenario: str, url: str, report: Report) -> Non
 
 async def run_chromium(scenario: str, url: str, port: int, report: Report) -> None:
     """session.mjs in a page of the service's own origin (what a deployed front end is)."""
-    assert async_playwright is not None
     source = (HERE / "session.mjs").read_text()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -70,7 +70,7 @@ class Cluster:
         """Every bus has caught up (subscriptions confirmed, messages delivered)."""
         for svc in [self.ingest, *self.gateways]:
             if svc is not None and not svc._stopping and hasattr(svc.bus, "flush"):
-                await asyncio.wait_for(svc.bus.flush(), 20)  # type: ignore[union-attr]
+                await asyncio.wait_for(svc.bus.flush(), 20)
 
     async def stop(self) -> None:
         for c in self.clients:
@@ -194,7 +194,8 @@ async def test_gateways_report_a_dead_ingest_and_recover_when_it_returns(
     await ingest.stop()
     stale = await c.wait_for(lambda m: m.get("type") == "status" and m["feed"] == "stale", 30)
     assert "ingest" in stale["detail"]
-    status, _, health = await ahttp_get(gw.port, "/health")  # type: ignore[arg-type]
+    assert gw.port is not None
+    status, _, health = await ahttp_get(gw.port, "/health")
     assert status == 503 and health["feed"]["state"] == "stale"
     await redis_cluster.start_ingest()
     await c.wait_for(lambda m: m.get("type") == "status" and m["feed"] != "stale", 30)

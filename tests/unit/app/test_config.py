@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import REPO_ROOT
 from tickhub.app.config import load_settings
 
@@ -14,7 +16,7 @@ ROOT = REPO_ROOT
 TICKHUB = [sys.executable, "-c", "from tickhub.app.cli import main; main()"]
 
 
-def test_defaults_follow_the_seed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_defaults_follow_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("HOST", "PORT", "WS_PORT", "CORS_ORIGINS"):
         monkeypatch.delenv(var, raising=False)
     s = load_settings(None)
@@ -22,14 +24,14 @@ def test_defaults_follow_the_seed(monkeypatch) -> None:  # type: ignore[no-untyp
     assert s.feed == "sim"
 
 
-def test_env_example_is_valid(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_env_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings(ROOT / ".env.example")
     assert s.listen_port == 8081
     assert s.sim_speed == 1 and s.log_format == "text"
     assert "http://localhost:3000" in s.cors_origins
 
 
-def test_cors_origins_comma_list_and_star(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_cors_origins_comma_list_and_star(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORS_ORIGINS", "http://a.example:3000, https://b.example/")
     s = load_settings(None)
     assert s.cors_origins == ("http://a.example:3000", "https://b.example")
@@ -38,7 +40,7 @@ def test_cors_origins_comma_list_and_star(monkeypatch) -> None:  # type: ignore[
     assert load_settings(None).allows_origin("http://anything.example")
 
 
-def test_dotenv_file_is_read(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PORT", raising=False)
     env = tmp_path / ".env"
     env.write_text("PORT=9000\nSIM_SPEED=60\n")

@@ -20,12 +20,12 @@ import pytest
 from tests.conformance.test_bus_contract import (
     REDIS_URL,
     WAIT,
-    Recorder,
     msg,
     redis_bus,
     redis_prefix,
     settle,
 )
+from tests.fakes import BusRecorder as Recorder
 from tickhub.bus import BusMessage, create_bus
 from tickhub.bus.redis import (
     BusUnavailableError,

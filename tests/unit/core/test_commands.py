@@ -43,7 +43,8 @@ from tickhub.core.protocol import ErrorCode, ProtocolError
 from tickhub.core.topics import Endpoint
 from tickhub.engines import alerts as alerts_engine
 from tickhub.engines import portfolio as portfolio_engine
-from tickhub.fanout.hub import Hub, HubLimits
+from tickhub.fanout.hub import Hub
+from tickhub.fanout.limits import HubLimits
 from tickhub.ingest.pipeline import Ingest
 from tickhub.ingest.requests import KINDS, Requests
 from tickhub.runtime.clock import ManualClock
@@ -285,13 +286,13 @@ def test_remove_and_list_positions() -> None:
 def test_commands_are_frozen() -> None:
     cmd = parse({"type": "subscribe", "symbol": "INFY"})
     with pytest.raises(AttributeError):
-        cmd.names = ()  # type: ignore[misc]
+        cmd.names = ()
     with pytest.raises(TypeError):
-        cmd.since["INFY"] = ResumePoint("x", 1)  # type: ignore[index]
+        cmd.since["INFY"] = ResumePoint("x", 1)
 
 
 def test_every_message_type_has_a_command() -> None:
-    types = {c.type for c in commands.Command.__args__}  # type: ignore[attr-defined]
+    types = {c.type for c in commands.Command.__args__}
     assert types == {
         "subscribe",
         "unsubscribe",

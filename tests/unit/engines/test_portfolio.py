@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -442,7 +442,7 @@ def test_undo_puts_back_what_each_change_replaced() -> None:
     p.set_position("", pos("ITC", 2, "400"))
     p.set_position("bob", pos("SBIN", 1, "800"))
     held = {owner: p.positions(owner) for owner in ("", "bob")}
-    changes = [
+    changes: list[Callable[[], PositionChange]] = [
         lambda: p.set_position("", pos("TCS", 9, "3100")),
         lambda: p.set_position("", pos("INFY", 1, "1500")),
         lambda: p.set_position("carol", pos("INFY", 1, "1500")),
@@ -489,10 +489,14 @@ def test_rows_are_stamped_with_the_time_of_each_write() -> None:
     times = iter([T0, T0 + timedelta(minutes=1)])
     store = FakeStore()
     p = StoredPortfolio(store, now=lambda: next(times))
+
+    def stamp() -> object:  # read afresh each time (a subscript would stay narrowed)
+        return store.rows[("", "TCS")]["updated_at"]
+
     p.set_position("", pos("TCS", 5, "3000"))
-    assert store.rows[("", "TCS")]["updated_at"] == "2025-01-27T04:00:00.000Z"
+    assert stamp() == "2025-01-27T04:00:00.000Z"
     p.replace("", [pos("TCS", 6, "3000")])
-    assert store.rows[("", "TCS")]["updated_at"] == "2025-01-27T04:01:00.000Z"
+    assert stamp() == "2025-01-27T04:01:00.000Z"
 
 
 def test_position_rows_convert_both_ways() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tests.fakes import RecordingPeer, SlowBus
 from tickhub.bus import BusMessage
@@ -14,10 +15,10 @@ from tickhub.runtime.clock import ManualClock
 from tickhub.server import text_frame
 
 
-def _hub(**limits: object) -> tuple[Hub, MemoryBus, ManualClock]:
+def _hub(**limits: Any) -> tuple[Hub, MemoryBus, ManualClock]:
     bus = MemoryBus()
     clock = ManualClock()
-    hub = Hub(bus, InstrumentRegistry.bundled(), clock, text_frame, HubLimits(**limits))  # type: ignore[arg-type]
+    hub = Hub(bus, InstrumentRegistry.bundled(), clock, text_frame, HubLimits(**limits))
     return hub, bus, clock
 
 
@@ -30,6 +31,7 @@ def test_frame_is_built_once_and_shared_by_every_subscriber() -> None:
     peers = [RecordingPeer() for _ in range(3)]
     for p in peers:
         s = hub.connect(p, Endpoint.STREAM, "t")
+        assert s is not None
         hub.receive(s, b'{"type":"subscribe","symbol":"INFY"}')
     bus.publish(BusMessage("stream:INFY:1m", _data(1, "tick_data"), "tick"))
     last = [p.frames[-1] for p in peers]
@@ -40,6 +42,7 @@ def test_paused_client_keeps_latest_per_slot_in_update_order_and_events_all() ->
     hub, bus, _ = _hub()
     peer = RecordingPeer()
     s = hub.connect(peer, Endpoint.STREAM, "t")
+    assert s is not None
     hub.receive(s, b'{"type":"subscribe","symbol":"INFY"}')
     before = len(peer.frames)
     hub.pause(s)
@@ -60,6 +63,7 @@ def test_client_paused_past_grace_is_closed_with_slow_consumer_code() -> None:
     hub, _, clock = _hub(slow_client_grace=5.0)
     peer = RecordingPeer()
     s = hub.connect(peer, Endpoint.STREAM, "t")
+    assert s is not None
     hub.pause(s)
     clock.advance(4.0)
     assert hub.check_slow_clients() == 0
@@ -77,6 +81,7 @@ def test_too_many_held_events_closes_the_client() -> None:
     hub, bus, _ = _hub(max_held_events=3)
     peer = RecordingPeer()
     s = hub.connect(peer, Endpoint.ALERTS, "t")
+    assert s is not None
     hub.receive(s, b'{"type":"subscribe","symbol":"INFY"}')
     hub.pause(s)
     for i in range(4):
@@ -88,7 +93,9 @@ def test_last_unsubscribe_releases_the_bus_topic() -> None:
     hub, _bus, _ = _hub()
     a, b = RecordingPeer(), RecordingPeer()
     sa = hub.connect(a, Endpoint.STREAM, "t")
+    assert sa is not None
     sb = hub.connect(b, Endpoint.STREAM, "t")
+    assert sb is not None
     events: list[tuple[str, bool]] = []
     hub.demand_listeners.append(lambda t, w: events.append((t, w)))
     hub.receive(sa, b'{"type":"subscribe","symbol":"INFY"}')

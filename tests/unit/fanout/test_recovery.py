@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from tickhub.bus import BusMessage
+from tickhub.bus.memory import MemoryBus
 from tickhub.core.topics import Endpoint
 from tickhub.fanout.recovery import Awaiting, Missed, Uncovered, catchup_nowait
 from tickhub.fanout.session import Session
 
 
-class _Answers:
+class _Answers(MemoryBus):
     """A bus whose ``recover_nowait`` says what it is told to."""
 
-    def __init__(self, answer: Any) -> None:
+    def __init__(self, answer: list[bytes] | bool | None) -> None:
+        super().__init__()
         self.answer = answer
 
-    def recover_nowait(self, topic: str, epoch: str, seq: int) -> Any:
+    def recover_nowait(self, topic: str, epoch: str, seq: int) -> list[bytes] | bool | None:
         return self.answer
 
 
@@ -34,10 +35,10 @@ def _session(sid: str) -> Session:
 
 def test_catchup_tells_covered_gone_and_pending_apart() -> None:
     since = ("e1", 4)
-    assert catchup_nowait(_Answers([b"a", b"b"]), "t", since) == Missed([b"a", b"b"])  # type: ignore[arg-type]
-    assert catchup_nowait(_Answers([]), "t", since) == Missed([])  # type: ignore[arg-type]
-    assert catchup_nowait(_Answers(None), "t", since) is Uncovered.GONE  # type: ignore[arg-type]
-    assert catchup_nowait(_Answers(False), "t", since) is Uncovered.PENDING  # type: ignore[arg-type]
+    assert catchup_nowait(_Answers([b"a", b"b"]), "t", since) == Missed([b"a", b"b"])
+    assert catchup_nowait(_Answers([]), "t", since) == Missed([])
+    assert catchup_nowait(_Answers(None), "t", since) is Uncovered.GONE
+    assert catchup_nowait(_Answers(False), "t", since) is Uncovered.PENDING
 
 
 def test_awaiting_holds_per_client_and_forgets_empty_topics() -> None:
