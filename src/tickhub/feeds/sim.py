@@ -41,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from tickhub.core import defaults
 from tickhub.core.clock import Clock
 from tickhub.core.model import (
     IST,
@@ -435,8 +436,8 @@ class SimMarket:
         instruments: Sequence[Instrument],
         *,
         start: datetime,
-        seed: int = 42,
-        tick_rate: float = 4.0,
+        seed: int = defaults.SIM_SEED,
+        tick_rate: float = defaults.SIM_TICK_RATE,
         index_symbol: str = "NIFTY 50",
     ) -> None:
         if not tick_rate > 0:
@@ -565,11 +566,11 @@ class SimFeed:
         self,
         instruments: Sequence[Instrument],
         *,
-        seed: int = 42,
-        speed: float = 1.0,
+        seed: int = defaults.SIM_SEED,
+        speed: float = defaults.SIM_SPEED,
         start: datetime | None = None,
         clock: Clock | None = None,
-        tick_rate: float = 4.0,
+        tick_rate: float = defaults.SIM_TICK_RATE,
         index_symbol: str = "NIFTY 50",
         step: float = 0.1,
     ) -> None:
