@@ -19,10 +19,12 @@ from tickhub.bus import Bus, BusMessage, Handler
 from tickhub.bus.memory import MemoryBus
 from tickhub.core.clock import Clock
 from tickhub.core.model import IST, FeedState, FeedStatus, Instrument, Tick
+from tickhub.core.topics import Endpoint
 from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.fanout.session import Peer
 from tickhub.feeds.base import Feed, StatusSink, TickSink
 from tickhub.ingest.portfolio import PositionStore
+from tickhub.ingest.requests import HandlerHost, Replier
 from tickhub.runtime.clock import ManualClock
 from tickhub.server import text_frame
 from tickhub.store import Store
@@ -363,6 +365,41 @@ class RecordingPeer:
         return out
 
 
+# --- the requests' sessions and hosts -------------------------------------------------------------
+
+
+class RecordingReplier:
+    """A requests ``Replier`` (what a hub session is to ``ingest.requests``): keeps every reply
+    decoded, after calling ``on_send``, so a test can look at the store at the moment the reply
+    leaves (a change must be durable before the client hears of it)."""
+
+    def __init__(self, user: str = "", on_send: Callable[[], None] | None = None) -> None:
+        self.user = user
+        self.on_send = on_send
+        self.replies: list[dict[str, object]] = []
+
+    def send(self, payload: bytes) -> None:
+        if self.on_send is not None:
+            self.on_send()
+        self.replies.append(json.loads(payload))
+
+    def last(self) -> dict[str, object]:
+        """The one reply since the last ``last`` (and forget it): a request has one answer."""
+        assert len(self.replies) == 1, f"expected one reply, got {self.replies}"
+        return self.replies.pop()
+
+
+class HandlerTable:
+    """A requests ``HandlerHost`` (the hub, as ``Requests.register`` sees it): the handlers
+    registered, by endpoint and request type."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[tuple[Endpoint, str], Callable[..., None]] = {}
+
+    def add_handler(self, endpoint: Endpoint, kind: str, handler: Callable[..., None]) -> None:
+        self.handlers[(endpoint, kind)] = handler
+
+
 # --- stores ---------------------------------------------------------------------------------------
 
 
@@ -514,7 +551,9 @@ def _conformance(store_path: str) -> None:
     peer: Peer = RecordingPeer()
     store: Store = FlakySqliteStore(store_path)
     positions: PositionStore = FakePositionStore()
+    replier: Replier = RecordingReplier()
+    host: HandlerHost = HandlerTable()
     sinks: list[tuple[TickSink, StatusSink]] = [
         (s.on_tick, s.on_status) for s in (FeedSink(), QueueRecorder(), FeedRecorder())
     ]
-    del feeds, clocks, buses, handler, peer, store, positions, sinks
+    del feeds, clocks, buses, handler, peer, store, positions, replier, host, sinks
