@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from tickhub.bus import Bus, BusMessage, Handler
 from tickhub.bus.memory import MemoryBus
 from tickhub.core.clock import Clock
+from tickhub.core.commands import Command
 from tickhub.core.model import IST, FeedState, FeedStatus, Instrument, Tick
 from tickhub.core.topics import Endpoint
 from tickhub.engines.alerts import Alert, AlertEvent
@@ -394,9 +395,11 @@ class HandlerTable:
     registered, by endpoint and request type."""
 
     def __init__(self) -> None:
-        self.handlers: dict[tuple[Endpoint, str], Callable[..., None]] = {}
+        self.handlers: dict[tuple[Endpoint, str], Callable[[Any, Command], None]] = {}
 
-    def add_handler(self, endpoint: Endpoint, kind: str, handler: Callable[..., None]) -> None:
+    def add_command_handler(
+        self, endpoint: Endpoint, kind: str, handler: Callable[[Any, Command], None]
+    ) -> None:
         self.handlers[(endpoint, kind)] = handler
 
 

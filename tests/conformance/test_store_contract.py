@@ -28,11 +28,12 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.fakes import T0, alert, event, position
+from tickhub.core.errors import StoreUnavailableError
 from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.store import open_store
 from tickhub.store import postgres as pg
 from tickhub.store import sqlite as lite
-from tickhub.store.postgres import PostgresStore, StoreUnavailableError
+from tickhub.store.postgres import PostgresStore
 from tickhub.store.postgres_url import redact_url
 from tickhub.store.sqlite import SqliteStore
 

@@ -40,9 +40,10 @@ import orjson
 from tickhub.bus import Bus, BusMessage
 from tickhub.core import protocol
 from tickhub.core.clock import Clock
+from tickhub.core.commands import REQUEST_ENDPOINTS as KINDS
 from tickhub.core.protocol import ErrorCode, ProtocolError
 from tickhub.fanout import Hub, Session
-from tickhub.ingest.requests import KINDS, Requests
+from tickhub.ingest.requests import Requests
 
 log = logging.getLogger(__name__)
 

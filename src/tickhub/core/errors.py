@@ -27,8 +27,8 @@ the hub, for one, treats any ``ConnectionError`` from the bus as "down, say so o
 Two exceptions stay private to their module and out of the tree, on purpose: the Kite client's
 ``_SessionEnd`` and the checker's ``_Abort`` are control flow (they unwind one loop to its
 ``except`` a few frames up, carrying why) and never leave the module, so no caller can or should
-catch them. The portfolio's raised ``_FieldError`` is the second validation style this tree
-retires: field validation returns ``ProtocolError`` values (``tickhub.core.commands``).
+catch them. Field validation raises nothing: it returns ``ProtocolError`` values, in one place
+(``tickhub.core.commands``), for client messages and positions-file rows alike.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Every message is counted and passes the message rate first (:mod:`tickhub.fanout.admission`),
 then the size limit, decoding and, when authentication is on, the authentication gate. The
+message is then checked once, into its command (``tickhub.core.commands.parse_command``): the
 built-in requests (``auth``, ``subscribe``, ``unsubscribe``, ``heartbeat``, ``ping``,
-``list_subscriptions``) are served here; endpoint-specific ones (``create_alert``,
+``list_subscriptions``) are served here from it; endpoint-specific ones (``create_alert``,
 ``set_position``...) go to the handlers registered for the client's endpoint. Every failure
 becomes an ``error`` reply: a client never learns about a server bug from a closed connection.
 """
@@ -16,19 +17,38 @@ from typing import Any
 
 from tickhub.core import defaults, protocol
 from tickhub.core.clock import Clock
+from tickhub.core.commands import (
+    REQUEST_ENDPOINTS,
+    Auth,
+    Command,
+    Heartbeat,
+    ListSubscriptions,
+    Ping,
+    ResumePoint,
+    Subscribe,
+    Unsubscribe,
+    parse_command,
+)
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Interval
 from tickhub.core.protocol import CloseCode, ErrorCode, ProtocolError
 from tickhub.core.topics import ALL_SYMBOLS, Endpoint, topic
 from tickhub.fanout.auth import Authenticator, Identity
 from tickhub.fanout.limits import HubLimits
-from tickhub.fanout.recovery import Recovery, Since
+from tickhub.fanout.recovery import Recovery
 from tickhub.fanout.session import Close, Session, Subscription, SubscriptionChange
 
 log = logging.getLogger(__name__)
 
 RequestHandler = Callable[[Session, dict[str, Any]], None]
-"""Serves one endpoint-specific request type; replies through ``session.send``."""
+"""Serves one endpoint-specific request type from the message as the client sent it (what a
+gateway forwards to the ingest); replies through ``session.send``."""
+
+CommandHandler = Callable[[Session, Command], None]
+"""Serves one endpoint-specific request type from its checked command; replies through
+``session.send``."""
+
+_Served = Callable[[Session, Command, dict[str, Any]], None]
 
 UNAUTHENTICATED_KINDS = frozenset(("auth", "ping", "heartbeat"))
 """What a client may send before it has authenticated."""
@@ -64,15 +84,20 @@ class Dispatcher:
         self._add = subscribe
         self._drop = unsubscribe
         self._close = close
-        self._handlers: dict[Endpoint, dict[str, RequestHandler]] = {e: {} for e in Endpoint}
+        self._handlers: dict[Endpoint, dict[str, _Served]] = {e: {} for e in Endpoint}
         self._failure_logged: dict[str, float] = {}
         self.messages_in = 0
         self.errors: dict[str, int] = {}
         self.internal_errors = 0
 
     def add_handler(self, endpoint: Endpoint, kind: str, handler: RequestHandler) -> None:
-        """Serve an endpoint-specific request type (``create_alert``, ``set_position``...)."""
-        self._handlers[endpoint][kind] = handler
+        """Serve an endpoint-specific request type (``create_alert``, ``set_position``...)
+        with the message as sent, once it is checked: for a handler that passes it on."""
+        self._handlers[endpoint][kind] = lambda session, command, msg: handler(session, msg)
+
+    def add_command_handler(self, endpoint: Endpoint, kind: str, handler: CommandHandler) -> None:
+        """Serve an endpoint-specific request type with its checked command."""
+        self._handlers[endpoint][kind] = lambda session, command, msg: handler(session, command)
 
     # --- replies -------------------------------------------------------------------------------
 
@@ -137,43 +162,58 @@ class Dispatcher:
             )
 
     def _serve(self, session: Session, kind: str, msg: dict[str, Any]) -> None:
-        if kind == "auth":
-            self.authenticate(session, msg.get("token"))
-        elif kind == "subscribe":
-            if msg.get("batch") is True and session.batch is None:
-                session.batch = []
-            self._subscribe(session, msg)
-        elif kind == "unsubscribe":
-            self._unsubscribe(session, msg)
-        elif kind == "heartbeat":
-            session.send(
-                protocol.heartbeat_ack(
-                    self.clock.now(),
-                    sent=session.sent,
-                    dropped=session.dropped,
-                    conflated=session.conflated,
+        if kind == "subscribe" and msg.get("batch") is True and session.batch is None:
+            # Asked for, batching starts even when this subscribe is then refused.
+            session.batch = []
+        handler = self._handlers[session.endpoint].get(kind)
+        if kind in REQUEST_ENDPOINTS and handler is None:
+            self._unknown_type(session, kind)
+            return
+        command = parse_command(
+            msg,
+            endpoint=session.endpoint,
+            registry=self.registry,
+            max_symbols=self.limits.max_symbols_per_message,
+        )
+        if isinstance(command, ProtocolError):
+            if command.code is ErrorCode.UNKNOWN_TYPE:
+                self.reply_error(session, command)
+            else:
+                self.reply_error(session, command, request=kind)
+            return
+        match command:
+            case Auth():
+                self.authenticate(session, command.token)
+            case Subscribe():
+                self._subscribe(session, command)
+            case Unsubscribe():
+                self._unsubscribe(session, command)
+            case Heartbeat():
+                session.send(
+                    protocol.heartbeat_ack(
+                        self.clock.now(),
+                        sent=session.sent,
+                        dropped=session.dropped,
+                        conflated=session.conflated,
+                    )
                 )
-            )
-        elif kind == "ping":
-            stamp = protocol.client_timestamp(msg)
-            if isinstance(stamp, ProtocolError):
-                self.reply_error(session, stamp, request="ping")
-                return
-            extra = {} if stamp is None else {"client_timestamp": stamp}
-            session.send(protocol.pong(self.clock.now(), **extra))
-        elif kind == "list_subscriptions":
-            self._list(session)
-        elif (handler := self._handlers[session.endpoint].get(kind)) is not None:
-            handler(session, msg)
-        else:
-            self.reply_error(
-                session,
-                ProtocolError(
-                    ErrorCode.UNKNOWN_TYPE,
-                    f"unknown message type: {protocol.shown(kind)}",
-                    {"type": protocol.clip(kind)},
-                ),
-            )
+            case Ping():
+                extra = {} if command.timestamp is None else {"client_timestamp": command.timestamp}
+                session.send(protocol.pong(self.clock.now(), **extra))
+            case ListSubscriptions():
+                self._list(session)
+            case _ if handler is not None:  # a request type: checked above
+                handler(session, command, msg)
+
+    def _unknown_type(self, session: Session, kind: str) -> None:
+        self.reply_error(
+            session,
+            ProtocolError(
+                ErrorCode.UNKNOWN_TYPE,
+                f"unknown message type: {protocol.shown(kind)}",
+                {"type": protocol.clip(kind)},
+            ),
+        )
 
     def _log_failure(self, kind: str, session: Session) -> None:
         """A request that raised is a server bug: its traceback is logged, but once per
@@ -215,7 +255,7 @@ class Dispatcher:
 
     # --- requests ------------------------------------------------------------------------------
 
-    def authenticate(self, session: Session, token: object) -> None:
+    def authenticate(self, session: Session, token: str | None) -> None:
         """Verify ``token`` for the client: authenticated, or refused and closed."""
         if not self.auth.enabled:
             session.send(protocol.reply(self.clock.now(), "auth", status="not_required"))
@@ -249,48 +289,11 @@ class Dispatcher:
         close = CloseCode.AUTH_EXPIRED if expired else CloseCode.AUTH_FAILED
         self._close(session, close, result.message)
 
-    def _resolve(
-        self, session: Session, msg: dict[str, Any]
-    ) -> tuple[list[str], Interval | None] | None:
-        symbols = protocol.symbols_of(msg, self.limits.max_symbols_per_message)
-        if isinstance(symbols, ProtocolError):
-            self.reply_error(session, symbols, request=msg["type"])
-            return None
-        interval: Interval | None = None
-        if session.endpoint.has_interval:
-            raw = msg.get("interval")
-            if raw is not None or msg["type"] == "subscribe":
-                try:
-                    if raw is not None and not isinstance(raw, str):
-                        raise ValueError
-                    interval = Interval.parse(raw if isinstance(raw, str) else "1m")
-                except ValueError:
-                    shown = protocol.shown(raw)
-                    self.reply_error(
-                        session,
-                        ProtocolError(
-                            ErrorCode.UNKNOWN_INTERVAL,
-                            f"unknown interval: {shown} "
-                            f"(allowed: {', '.join(i.value for i in Interval)})",
-                            {"interval": raw if isinstance(raw, str) else shown},
-                        ),
-                        request=msg["type"],
-                    )
-                    return None
-        return symbols, interval
-
-    def _subscribe(self, session: Session, msg: dict[str, Any]) -> None:
-        resolved = self._resolve(session, msg)
-        if resolved is None:
-            return
-        names, interval = resolved
-        since = protocol.since_of(msg, names)
-        if isinstance(since, ProtocolError):
-            self.reply_error(session, since, request="subscribe")
-            return
+    def _subscribe(self, session: Session, command: Subscribe) -> None:
+        interval, since = command.interval, command.since
         unknown: list[str] = []
         over: list[str] = []
-        for name in names:
+        for name in command.names:
             instrument = self.registry.get(name)
             if name == ALL_SYMBOLS and session.endpoint == Endpoint.PORTFOLIO:
                 if not self._subscribe_one(session, ALL_SYMBOLS, name, None, since.get(name)):
@@ -354,7 +357,7 @@ class Dispatcher:
         symbol: str,
         name: str,
         interval: Interval | None,
-        since: Since | None = None,
+        since: ResumePoint | None = None,
     ) -> bool:
         """Subscribe to one topic; ``False`` when the subscription limit refused it. The ack,
         then the snapshot or what was missed since ``since``, then live messages."""
@@ -367,16 +370,14 @@ class Dispatcher:
             extra["interval"] = interval.value
         if name != symbol:
             extra["requested"] = name
-        self._recovery.start(session, t, symbol, extra, since)
+        point = None if since is None else (since.epoch, since.seq)
+        self._recovery.start(session, t, symbol, extra, point)
         return True
 
-    def _unsubscribe(self, session: Session, msg: dict[str, Any]) -> None:
-        resolved = self._resolve(session, msg)
-        if resolved is None:
-            return
-        names, interval = resolved
+    def _unsubscribe(self, session: Session, command: Unsubscribe) -> None:
+        interval = command.interval
         missing: list[str] = []
-        for name in names:
+        for name in command.names:
             instrument = self.registry.get(name)
             symbol = instrument.symbol if instrument is not None else name
             matches = [

@@ -27,7 +27,7 @@ from tickhub.core.topics import Endpoint
 from tickhub.fanout.admission import ConnectionAdmission, MessageRate
 from tickhub.fanout.auth import Authenticator
 from tickhub.fanout.delivery import Delivery
-from tickhub.fanout.dispatch import Dispatcher, RequestHandler
+from tickhub.fanout.dispatch import CommandHandler, Dispatcher, RequestHandler
 from tickhub.fanout.limits import HubLimits
 from tickhub.fanout.probe import Probe
 from tickhub.fanout.recovery import Awaiting, Recovery
@@ -103,8 +103,13 @@ class Hub:
     # --- extension -----------------------------------------------------------------------------
 
     def add_handler(self, endpoint: Endpoint, kind: str, handler: RequestHandler) -> None:
-        """Serve an endpoint-specific request type (``create_alert``, ``set_position``...)."""
+        """Serve an endpoint-specific request type (``create_alert``, ``set_position``...)
+        with the message as sent, once it is checked (for a handler that forwards it)."""
         self._dispatch.add_handler(endpoint, kind, handler)
+
+    def add_command_handler(self, endpoint: Endpoint, kind: str, handler: CommandHandler) -> None:
+        """Serve an endpoint-specific request type with its checked command."""
+        self._dispatch.add_command_handler(endpoint, kind, handler)
 
     @property
     def observe_latency(self) -> Callable[[float], None] | None:

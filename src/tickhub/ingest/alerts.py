@@ -13,6 +13,7 @@ import builtins
 from collections.abc import Callable
 
 from tickhub.core import defaults
+from tickhub.core.commands import CreateAlert
 from tickhub.core.model import Candle, Tick
 from tickhub.core.protocol import ProtocolError
 from tickhub.engines.alerts import Alert, AlertEvent, AlertRules, AlertsEngine, Evaluation
@@ -50,18 +51,10 @@ class StoredAlerts:
 
     # --- requests -------------------------------------------------------------------------------
 
-    def create(
-        self,
-        owner: str | None,
-        symbol: object,
-        condition: object,
-        value: object,
-        once: object = True,
-        note: object = None,
-    ) -> Alert | ProtocolError:
-        """Validate and add a user alert, saved before it is returned (the errors are
+    def create(self, owner: str | None, request: CreateAlert) -> Alert | ProtocolError:
+        """Add a user alert, saved before it is returned (the error is
         :meth:`AlertsEngine.prepare`'s)."""
-        alert = self.engine.prepare(owner, symbol, condition, value, once, note)
+        alert = self.engine.prepare(owner, request)
         if isinstance(alert, ProtocolError):
             return alert
         if self.store is not None:
@@ -69,7 +62,7 @@ class StoredAlerts:
         self.engine.add(alert)
         return alert
 
-    def delete(self, owner: str | None, id: object) -> bool | ProtocolError:
+    def delete(self, owner: str | None, id: str) -> bool | ProtocolError:
         """Remove one of ``owner``'s alerts from the store, then from the engine: ``True``, or
         the error of :meth:`AlertsEngine.owned`. Its past events are kept."""
         alert = self.engine.owned(owner, id)

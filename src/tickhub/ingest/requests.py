@@ -1,53 +1,72 @@
 """Endpoint-specific requests: alerts (create/list/delete) and positions (set/remove/list).
 
-The hub hands these request types to :meth:`Requests.handle` (directly in one process, or
-through the bus from a gateway to the ingest process, see ``cluster.py``). Each change is
-persisted in the store before the reply (alerts through
-:class:`~tickhub.ingest.alerts.StoredAlerts`), and the affected stream is republished at once so
-every subscriber sees it. Replies go to whatever has a ``user`` and a ``send``: a hub session, or
-the collector that carries them back to a gateway.
+A request reaches :meth:`Requests.handle_command` already checked, as its command
+(``tickhub.core.commands``): from the hub in the same process, which parsed it, or through
+:meth:`Requests.handle` with the raw message a gateway forwarded over the bus (``cluster/``),
+which parses it here the same way. What is left to answer is what depends on state: an alert
+quota, an alert or a position that does not exist. Each change is persisted in the store before
+the reply (alerts through :class:`~tickhub.ingest.alerts.StoredAlerts`), and the affected stream
+is republished at once so every subscriber sees it. Replies go to whatever has a ``user`` and a
+``send``: a hub session, or the collector that carries them back to a gateway.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from tickhub.core import protocol
 from tickhub.core.clock import Clock
+from tickhub.core.commands import (
+    REQUEST_ENDPOINTS,
+    Command,
+    CreateAlert,
+    DeleteAlert,
+    ListAlerts,
+    ListPositions,
+    RemovePosition,
+    SetPosition,
+    parse_command,
+)
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.protocol import ErrorCode, ProtocolError
 from tickhub.core.topics import Endpoint
 from tickhub.engines.alerts import alert_payload
-from tickhub.engines.portfolio import parse_position
+from tickhub.engines.portfolio import position_of
 from tickhub.ingest.pipeline import Ingest
 
 log = logging.getLogger(__name__)
 
-KINDS: dict[str, Endpoint] = {
-    "create_alert": Endpoint.ALERTS,
-    "list_alerts": Endpoint.ALERTS,
-    "delete_alert": Endpoint.ALERTS,
-    "set_position": Endpoint.PORTFOLIO,
-    "remove_position": Endpoint.PORTFOLIO,
-    "list_positions": Endpoint.PORTFOLIO,
-}
-"""The request types served here, and the endpoint that accepts each."""
-
 
 class Replier(Protocol):
+    """Where a request's answer goes: the client's session, or a stand-in that carries it."""
+
     user: str
 
-    def send(self, payload: bytes) -> None: ...
+    def send(self, payload: bytes) -> None:
+        """Send one encoded message to the client; never blocks."""
+        ...
 
 
 class HandlerHost(Protocol):
-    def add_handler(self, endpoint: Endpoint, kind: str, handler: Callable[..., None]) -> None: ...
+    """A hub that serves a request type through a handler of its typed command."""
+
+    def add_command_handler(
+        self, endpoint: Endpoint, kind: str, handler: Callable[[Any, Command], None]
+    ) -> None:
+        """Serve ``kind`` on ``endpoint`` with ``handler(session, command)``."""
+        ...
 
 
 class Requests:
+    """The alert and position requests of every client, on the ingest's engines and store.
+
+    Contract: every request gets exactly one reply (``alert``, ``alerts``, ``position``,
+    ``positions``, or an ``error`` with ``request`` = its type); a request that raises is
+    answered ``internal_error`` and logged. ``on_change`` is told after every change made.
+    """
+
     def __init__(
         self,
         registry: InstrumentRegistry,
@@ -62,16 +81,43 @@ class Requests:
 
     def register(self, hub: HandlerHost) -> None:
         """Serve every request type on its endpoint of a hub in the same process."""
-        for kind, endpoint in KINDS.items():
-            hub.add_handler(endpoint, kind, functools.partial(self.handle, kind))
+        for kind, endpoint in REQUEST_ENDPOINTS.items():
+            hub.add_command_handler(endpoint, kind, self.handle_command)
 
-    def handle(self, kind: str, session: Replier, msg: dict[str, Any]) -> None:
-        method: Callable[[Replier, dict[str, Any]], None] = getattr(self, kind)
+    def handle(self, kind: str, session: Replier, msg: Mapping[str, Any]) -> None:
+        """Serve a raw request of type ``kind`` (as a gateway forwards it): parsed and checked
+        as the hub would, then :meth:`handle_command`; a bad one is answered with its error."""
+        endpoint = REQUEST_ENDPOINTS[kind]
+        command = parse_command(msg, endpoint=endpoint, registry=self.registry)
+        if isinstance(command, ProtocolError):
+            self._error(session, command, kind)
+            return
+        self.handle_command(session, command)
+
+    def handle_command(self, session: Replier, command: Command) -> None:
+        """Serve one checked request; any other command is a caller's bug (``TypeError``,
+        answered ``internal_error``)."""
         try:
-            method(session, msg)
+            match command:
+                case CreateAlert():
+                    self.create_alert(session, command)
+                case ListAlerts():
+                    self.list_alerts(session, command)
+                case DeleteAlert():
+                    self.delete_alert(session, command)
+                case SetPosition():
+                    self.set_position(session, command)
+                case RemovePosition():
+                    self.remove_position(session, command)
+                case ListPositions():
+                    self.list_positions(session, command)
+                case _:
+                    raise TypeError(f"not a request: {command.type!r}")
         except Exception:
-            log.exception("request %r failed", kind)
-            self._error(session, ProtocolError(ErrorCode.INTERNAL_ERROR, "internal error"), kind)
+            log.exception("request %r failed", command.type)
+            self._error(
+                session, ProtocolError(ErrorCode.INTERNAL_ERROR, "internal error"), command.type
+            )
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -81,89 +127,36 @@ class Requests:
     def _error(self, session: Replier, err: ProtocolError, request: str) -> None:
         session.send(protocol.error(self.clock.now(), err, request=request))
 
-    def _symbol(self, session: Replier, msg: dict[str, Any], request: str) -> str | None:
-        raw = msg.get("symbol")
-        if raw is None or raw == "":
-            self._error(
-                session,
-                ProtocolError(
-                    ErrorCode.MISSING_FIELD, "missing field: 'symbol'", {"field": "symbol"}
-                ),
-                request,
-            )
-            return None
-        if not isinstance(raw, str):
-            self._error(
-                session,
-                ProtocolError(
-                    ErrorCode.INVALID_FIELD, "field 'symbol' must be a string", {"field": "symbol"}
-                ),
-                request,
-            )
-            return None
-        instrument = self.registry.get(raw)
-        if instrument is None:
-            self._error(
-                session,
-                ProtocolError(
-                    ErrorCode.UNKNOWN_SYMBOL,
-                    f"unknown symbol: {protocol.shown(raw)}",
-                    {"symbol": protocol.clip(raw)},
-                ),
-                request,
-            )
-            return None
-        return instrument.symbol
-
     # --- alerts --------------------------------------------------------------------------------
 
-    def create_alert(self, session: Replier, msg: dict[str, Any]) -> None:
-        symbol = self._symbol(session, msg, "create_alert")
-        if symbol is None:
-            return
-        created = self.ingest.alerts.create(
-            session.user,
-            symbol,
-            msg.get("condition"),
-            msg.get("value"),
-            msg.get("once", True),
-            msg.get("note"),
-        )
+    def create_alert(self, session: Replier, command: CreateAlert) -> None:
+        created = self.ingest.alerts.create(session.user, command)
         if isinstance(created, ProtocolError):
-            self._error(session, created, "create_alert")
+            self._error(session, created, command.type)
             return
         self._reply(session, "alert", status="created", alert=alert_payload(created))
         self._on_change()
-        self.ingest.publish_alerts(symbol, session.user)
+        self.ingest.publish_alerts(command.symbol, session.user)
 
-    def list_alerts(self, session: Replier, msg: dict[str, Any]) -> None:
-        symbol: str | None = None
-        if msg.get("symbol") not in (None, ""):
-            symbol = self._symbol(session, msg, "list_alerts")
-            if symbol is None:
-                return
-        alerts = self.ingest.alerts.list(session.user, symbol)
+    def list_alerts(self, session: Replier, command: ListAlerts) -> None:
+        alerts = self.ingest.alerts.list(session.user, command.symbol)
         self._reply(session, "alerts", alerts=[alert_payload(a) for a in alerts])
 
-    def delete_alert(self, session: Replier, msg: dict[str, Any]) -> None:
-        alert_id = msg.get("id")
-        existing = self.ingest.alerts.get(alert_id) if isinstance(alert_id, str) else None
-        result = self.ingest.alerts.delete(session.user, alert_id)
+    def delete_alert(self, session: Replier, command: DeleteAlert) -> None:
+        existing = self.ingest.alerts.get(command.id)
+        result = self.ingest.alerts.delete(session.user, command.id)
         if isinstance(result, ProtocolError):
-            self._error(session, result, "delete_alert")
+            self._error(session, result, command.type)
             return
-        self._reply(session, "alert", status="deleted", id=alert_id)
+        self._reply(session, "alert", status="deleted", id=command.id)
         self._on_change()
         if existing is not None:
             self.ingest.publish_alerts(existing.symbol, session.user)
 
     # --- positions -----------------------------------------------------------------------------
 
-    def set_position(self, session: Replier, msg: dict[str, Any]) -> None:
-        position = parse_position(msg, self.registry)
-        if isinstance(position, ProtocolError):
-            self._error(session, position, "set_position")
-            return
+    def set_position(self, session: Replier, command: SetPosition) -> None:
+        position = position_of(command)
         portfolio = self.ingest.portfolio
         self.ingest.positions.set_position(session.user, position)
         saved = portfolio.position(session.user, position.symbol)
@@ -180,17 +173,15 @@ class Requests:
         self._on_change()
         self.ingest.publish_portfolio(position.symbol, session.user)
 
-    def remove_position(self, session: Replier, msg: dict[str, Any]) -> None:
-        symbol = self._symbol(session, msg, "remove_position")
-        if symbol is None:
-            return
+    def remove_position(self, session: Replier, command: RemovePosition) -> None:
+        symbol = command.symbol
         if not self.ingest.positions.remove_position(session.user, symbol):
             self._error(
                 session,
                 ProtocolError(
                     ErrorCode.NOT_FOUND, f"no position in {symbol!r}", {"symbol": symbol}
                 ),
-                "remove_position",
+                command.type,
             )
             return
         self._reply(session, "position", status="removed", symbol=symbol)
@@ -198,7 +189,7 @@ class Requests:
         self.ingest.forget_position(symbol, session.user)
         self.ingest.publish_portfolio(symbol, session.user)
 
-    def list_positions(self, session: Replier, msg: dict[str, Any]) -> None:
+    def list_positions(self, session: Replier, command: ListPositions) -> None:
         portfolio = self.ingest.portfolio
         rows = [
             dict(portfolio.value(session.user, p.symbol)["position"])

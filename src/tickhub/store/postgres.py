@@ -47,6 +47,7 @@ except ImportError as exc:  # pragma: no cover - psycopg is a dependency
     ) from exc
 
 from tickhub.core import defaults
+from tickhub.core.errors import StoreUnavailableError
 from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.store.base import PositionRow
 from tickhub.store.postgres_url import (
@@ -65,7 +66,7 @@ from tickhub.store.rows import (
     time_text,
 )
 
-__all__ = ["SCHEMA_VERSION", "PostgresStore", "StoreUnavailableError"]
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +144,6 @@ _UPSERT_POSITION: LiteralString = (
     "quantity = excluded.quantity, average_price = excluded.average_price, "
     "product = excluded.product, exchange = excluded.exchange, updated_at = excluded.updated_at"
 )
-
-
-class StoreUnavailableError(ConnectionError):
-    """The database could not be reached, or the connection was lost during a call."""
 
 
 class PostgresStore:

@@ -3,13 +3,14 @@
 The reference for each error is the service as it answers today: the message is sent through a
 real hub with the alert and position requests registered (no network), and its ``error`` reply
 must carry the code, message and details :func:`parse_command` returns, with ``request`` exactly
-when the contract says so. Where a validator of today is public (``parse_position``,
-``AlertsEngine.create``, ``protocol.symbols_of``...) it is called as a reference too.
+when the contract says so. Where another reader of the same fields is public (the positions
+files' ``parse_positions``, ``protocol.symbols_of``...) it is called as a reference too.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -46,7 +47,7 @@ from tickhub.engines import portfolio as portfolio_engine
 from tickhub.fanout.hub import Hub
 from tickhub.fanout.limits import HubLimits
 from tickhub.ingest.pipeline import Ingest
-from tickhub.ingest.requests import KINDS, Requests
+from tickhub.ingest.requests import Requests
 from tickhub.runtime.clock import ManualClock
 
 REGISTRY = InstrumentRegistry.bundled()
@@ -255,25 +256,35 @@ def test_set_position_from_the_docs() -> None:
     assert_accepted_today(msg, PORTFOLIO)
 
 
-def test_set_position_matches_todays_parse_position() -> None:
-    for msg in (
-        {"symbol": "RELIANCE", "quantity": -10, "average_price": "105.50"},
-        {"symbol": "SBIN", "quantity": 40, "average_price": 812.45},
-        {"symbol": "NSE:TCS", "quantity": 3, "average_price": 3000, "product": "mis"},
-        {"symbol": "MARUTI", "quantity": 0, "average_price": 11900, "exchange": "nse"},
+def test_set_position_is_the_position_the_service_saves() -> None:
+    for msg, exact in (
+        ({"symbol": "RELIANCE", "quantity": -10, "average_price": "105.50"}, "105.50"),
+        ({"symbol": "SBIN", "quantity": 40, "average_price": 812.45}, "812.45"),
+        ({"symbol": "NSE:TCS", "quantity": 3, "average_price": 3000, "product": "mis"}, "3000"),
+        ({"symbol": "MARUTI", "quantity": 1, "average_price": 11900, "exchange": "nse"}, "11900"),
     ):
-        cmd = parse({"type": "set_position", **msg}, PORTFOLIO)
-        ref = portfolio_engine.parse_position(msg, REGISTRY)
-        assert isinstance(cmd, SetPosition) and isinstance(ref, portfolio_engine.Position)
+        request = {"type": "set_position", **msg}
+        cmd = parse(request, PORTFOLIO)
+        assert isinstance(cmd, SetPosition) and cmd.average_price == Decimal(exact)
         product = None if cmd.product is None else cmd.product.value
-        assert (cmd.symbol, cmd.quantity, cmd.average_price, product, cmd.exchange) == (
-            ref.symbol,
-            ref.quantity,
-            ref.average_price,
-            ref.product,
-            ref.exchange,
+        position = portfolio_engine.position_of(cmd)
+        assert position == portfolio_engine.Position(
+            cmd.symbol, cmd.quantity, Decimal(exact), product, cmd.exchange
         )
-        assert isinstance(cmd.average_price, Decimal)
+        answer = _service_answer(request, PORTFOLIO)
+        assert answer["type"] == "position" and answer["status"] == "saved", answer
+        saved = answer["position"]
+        assert (saved["symbol"], saved["quantity"], saved["product"], saved["exchange"]) == (
+            cmd.symbol,
+            cmd.quantity,
+            product,
+            cmd.exchange,
+        )
+        assert saved["average_price"] == float(exact)
+    zero = {"symbol": "MARUTI", "quantity": 0, "average_price": 11900, "exchange": "nse"}
+    assert parse({"type": "set_position", **zero}, PORTFOLIO) == SetPosition(
+        "MARUTI", 0, Decimal(11900), "NSE"
+    )
 
 
 def test_remove_and_list_positions() -> None:
@@ -292,6 +303,15 @@ def test_commands_are_frozen() -> None:
 
 
 def test_every_message_type_has_a_command() -> None:
+    served: dict[str, Endpoint] = {}
+
+    class Host:
+        def add_command_handler(self, endpoint: Endpoint, kind: str, handler: Any) -> None:
+            served[kind] = endpoint
+
+    clock = ManualClock()
+    ingest = Ingest(feed=ScriptedFeed(), registry=REGISTRY, bus=MemoryBus(), clock=clock)
+    Requests(REGISTRY, clock, ingest).register(Host())
     types = {c.type for c in commands.Command.__args__}
     assert types == {
         "subscribe",
@@ -300,9 +320,9 @@ def test_every_message_type_has_a_command() -> None:
         "ping",
         "list_subscriptions",
         "auth",
-        *KINDS,
+        *served,
     }
-    assert dict(commands.REQUEST_ENDPOINTS) == KINDS
+    assert dict(commands.REQUEST_ENDPOINTS) == served
 
 
 # --- every validation error, as the service answers it today ----------------------------------
@@ -736,17 +756,107 @@ def test_details_of_some_errors() -> None:
     assert dict(interval.details) == {"interval": "5"}
 
 
-# --- today's public validators as references ---------------------------------------------------
+# --- create_alert: every field's refusal ------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "msg",
-    [m for e, m, _, _ in ERRORS if e is PORTFOLIO and m.get("type") == "set_position"],
+    ("kwargs", "code", "message"),
+    [
+        (
+            {"condition": "sideways"},
+            ErrorCode.INVALID_FIELD,
+            "unknown condition: 'sideways' (allowed: above, below, cross_up, cross_down, "
+            "percent_change)",
+        ),
+        (
+            {"condition": 5},
+            ErrorCode.INVALID_FIELD,
+            "field 'condition' must be a string, got number",
+        ),
+        ({"condition": None}, ErrorCode.MISSING_FIELD, "missing field: 'condition'"),
+        ({"condition": ""}, ErrorCode.MISSING_FIELD, "missing field: 'condition'"),
+        ({"value": None}, ErrorCode.MISSING_FIELD, "missing field: 'value'"),
+        ({"value": "2500"}, ErrorCode.INVALID_FIELD, "field 'value' must be a number, got string"),
+        ({"value": "abc"}, ErrorCode.INVALID_FIELD, "field 'value' must be a number, got string"),
+        ({"value": True}, ErrorCode.INVALID_FIELD, "field 'value' must be a number, got boolean"),
+        ({"value": [1]}, ErrorCode.INVALID_FIELD, "field 'value' must be a number, got array"),
+        ({"value": math.nan}, ErrorCode.INVALID_FIELD, "field 'value' must be a finite number"),
+        ({"value": math.inf}, ErrorCode.INVALID_FIELD, "field 'value' must be a finite number"),
+        (
+            {"value": 10**400},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a price from 0.01 to 1000000000, got 1000",
+        ),
+        (
+            {"value": -5},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a price from 0.01 to 1000000000, got -5",
+        ),
+        (
+            {"value": 0},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a price from 0.01 to 1000000000, got 0",
+        ),
+        (
+            {"value": 5e-324},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a price from 0.01 to 1000000000, got 5e-324",
+        ),
+        (
+            {"value": 1e10},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a price from 0.01 to 1000000000, got 1",
+        ),
+        (
+            {"value": 2500.125},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must have at most 2 decimals, got 2500.125",
+        ),
+        (
+            {"condition": "percent_change", "value": 150},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a percentage from 0.01 to 100, got 150",
+        ),
+        (
+            {"condition": "percent_change", "value": -1.5},
+            ErrorCode.INVALID_FIELD,
+            "field 'value' must be a percentage from 0.01 to 100, got -1.5",
+        ),
+        ({"once": "yes"}, ErrorCode.INVALID_FIELD, "field 'once' must be a boolean, got string"),
+        ({"once": 1}, ErrorCode.INVALID_FIELD, "field 'once' must be a boolean, got number"),
+        ({"once": None}, ErrorCode.INVALID_FIELD, "field 'once' must be a boolean, got null"),
+        ({"note": 123}, ErrorCode.INVALID_FIELD, "field 'note' must be a string, got number"),
+        (
+            {"note": "x" * 201},
+            ErrorCode.INVALID_FIELD,
+            "field 'note' is too long: 201 characters (at most 200)",
+        ),
+        ({"symbol": ""}, ErrorCode.MISSING_FIELD, "missing field: 'symbol'"),
+        ({"symbol": None}, ErrorCode.MISSING_FIELD, "missing field: 'symbol'"),
+        ({"symbol": 7}, ErrorCode.INVALID_FIELD, "field 'symbol' must be a string"),
+    ],
 )
-def test_set_position_errors_match_parse_position(msg: dict[str, Any]) -> None:
-    got = parse_position_fields(msg, REGISTRY)
-    ref = portfolio_engine.parse_position(msg, REGISTRY)
-    assert got == ref
+def test_create_alert_rejects_bad_input(
+    kwargs: dict[str, object], code: ErrorCode, message: str
+) -> None:
+    msg: dict[str, Any] = {
+        "type": "create_alert",
+        "symbol": "RELIANCE",
+        "condition": "above",
+        "value": 2500.0,
+        **kwargs,
+    }
+    err = parse(msg, ALERTS)
+    assert isinstance(err, ProtocolError)
+    assert err.code is code
+    assert err.message.startswith(message)
+    assert err.details["field"] in {"symbol", "condition", "value", "once", "note"}
+    value = msg["value"]
+    if not isinstance(value, float | int) or (abs(value) < 2**64 and math.isfinite(value)):
+        assert assert_as_today(msg, ALERTS) == err  # JSON can carry it: the hub answers it
+
+
+# --- today's public validators as references ---------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -775,42 +885,10 @@ def test_file_rows_match_parse_positions(row: dict[str, str]) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "msg",
-    [
-        m
-        for e, m, _, _ in ERRORS
-        if m.get("type") == "create_alert" and isinstance(m.get("symbol"), str) and "condition" in m
-    ],
-)
-def test_create_alert_errors_match_the_engine(msg: dict[str, Any]) -> None:
-    got = parse(msg, ALERTS)
-    if got.code is ErrorCode.UNKNOWN_SYMBOL:
-        return  # the engine is handed a known symbol only
-    ref = alerts_engine.AlertsEngine().create(
-        "",
-        msg["symbol"],
-        msg.get("condition"),
-        msg.get("value"),
-        msg.get("once", True),
-        msg.get("note"),
-    )
-    assert ref == got
-
-
 def test_subscribe_symbols_match_symbols_of() -> None:
     msg = {"type": "subscribe", "symbol": " A ", "symbols": ["B", "A", ""]}
     assert list(parse(msg).names) == protocol.symbols_of(msg)
 
 
-def test_limits_and_enums_are_the_engines() -> None:
-    assert commands.NOTE_MAX_LENGTH == alerts_engine.NOTE_MAX_LENGTH
-    assert commands.ALERT_PRICE_RANGE == alerts_engine.PRICE_RANGE
-    assert commands.ALERT_PERCENT_RANGE == alerts_engine.PERCENT_RANGE
-    assert commands.ALERT_VALUE_DECIMALS == alerts_engine.VALUE_DECIMALS
+def test_conditions_are_the_engines() -> None:
     assert tuple(c.value for c in Condition) == alerts_engine.CONDITIONS
-    assert commands.MIN_POSITION_PRICE == portfolio_engine.MIN_PRICE
-    assert commands.MAX_POSITION_PRICE == portfolio_engine.MAX_PRICE
-    assert commands.POSITION_PRICE_DECIMALS == portfolio_engine.PRICE_DECIMALS
-    assert commands.MAX_QUANTITY == portfolio_engine.MAX_QUANTITY
-    assert [p.value for p in Product] == [p.value for p in portfolio_engine.Product]

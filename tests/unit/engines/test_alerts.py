@@ -13,8 +13,11 @@ import pytest
 
 import tickhub.engines.alerts
 from tests.fakes import FlakySqliteStore as _FlakyStore
+from tickhub.core.commands import CreateAlert, parse_command
+from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import IST, Candle, Interval, Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError, iso
+from tickhub.core.topics import Endpoint
 from tickhub.engines import payloads
 from tickhub.engines.alerts import (
     BUILTIN_RULES,
@@ -31,6 +34,7 @@ from tickhub.store.sqlite import SqliteStore
 T0 = datetime(2025, 1, 27, 10, 0, tzinfo=IST)  # a Monday, well after the quiet period
 SYM = "RELIANCE"
 USER_ONLY = AlertRules(builtin_rules=frozenset())
+REGISTRY = InstrumentRegistry.bundled()
 
 
 def at(seconds: float) -> datetime:
@@ -66,8 +70,23 @@ def fired(events: list[AlertEvent]) -> list[tuple[str, datetime, float]]:
     return [(e.alert.condition, e.triggered_at, e.price) for e in events]
 
 
-def created(engine: AlertsEngine | StoredAlerts, *args: object, **kwargs: object) -> Alert:
-    alert = engine.create(*args, **kwargs)  # type: ignore[arg-type]
+def request(symbol: str, condition: str, value: float, **fields: object) -> CreateAlert:
+    """The checked ``create_alert`` a client sends with these fields, as the engine gets it."""
+    msg = {"type": "create_alert", "symbol": symbol, "condition": condition, "value": value}
+    command = parse_command({**msg, **fields}, endpoint=Endpoint.ALERTS, registry=REGISTRY)
+    assert isinstance(command, CreateAlert), command
+    return command
+
+
+def created(
+    engine: AlertsEngine | StoredAlerts,
+    owner: str | None,
+    symbol: str,
+    condition: str,
+    value: float,
+    **fields: object,
+) -> Alert:
+    alert = engine.create(owner, request(symbol, condition, value, **fields))
     assert isinstance(alert, Alert), alert
     return alert
 
@@ -527,94 +546,6 @@ def test_triggered_alert_state_carries_time_price_and_message() -> None:
 # --- validation ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "code", "message"),
-    [
-        (
-            {"condition": "sideways"},
-            ErrorCode.INVALID_FIELD,
-            "unknown condition: 'sideways' (allowed: above, below, cross_up, cross_down, "
-            "percent_change)",
-        ),
-        (
-            {"condition": 5},
-            ErrorCode.INVALID_FIELD,
-            "field 'condition' must be a string, got number",
-        ),
-        ({"condition": None}, ErrorCode.MISSING_FIELD, "missing field: 'condition'"),
-        ({"condition": ""}, ErrorCode.MISSING_FIELD, "missing field: 'condition'"),
-        ({"value": None}, ErrorCode.MISSING_FIELD, "missing field: 'value'"),
-        ({"value": "2500"}, ErrorCode.INVALID_FIELD, "field 'value' must be a number, got string"),
-        ({"value": "abc"}, ErrorCode.INVALID_FIELD, "field 'value' must be a number, got string"),
-        ({"value": True}, ErrorCode.INVALID_FIELD, "field 'value' must be a number, got boolean"),
-        ({"value": [1]}, ErrorCode.INVALID_FIELD, "field 'value' must be a number, got array"),
-        ({"value": math.nan}, ErrorCode.INVALID_FIELD, "field 'value' must be a finite number"),
-        ({"value": math.inf}, ErrorCode.INVALID_FIELD, "field 'value' must be a finite number"),
-        (
-            {"value": 10**400},
-            ErrorCode.INVALID_FIELD,
-            "field 'value' must be a price from 0.01 to 1000000000, got 1000",
-        ),
-        (
-            {"value": -5},
-            ErrorCode.INVALID_FIELD,
-            "field 'value' must be a price from 0.01 to 1000000000, got -5",
-        ),
-        (
-            {"value": 0},
-            ErrorCode.INVALID_FIELD,
-            "field 'value' must be a price from 0.01 to 1000000000, got 0",
-        ),
-        (
-            {"value": 5e-324},
-            ErrorCode.INVALID_FIELD,
-            "field 'value' must be a price from 0.01 to 1000000000, got 5e-324",
-        ),
-        (
-            {"value": 1e10},
-            ErrorCode.INVALID_FIELD,
-            "field 'value' must be a price from 0.01 to 1000000000, got 1",
-        ),
-        (
-            {"value": 2500.125},
-            ErrorCode.INVALID_FIELD,
-            "field 'value' must have at most 2 decimals, got 2500.125",
-        ),
-        (
-            {"condition": "percent_change", "value": 150},
-            ErrorCode.INVALID_FIELD,
-            "field 'value' must be a percentage from 0.01 to 100, got 150",
-        ),
-        (
-            {"condition": "percent_change", "value": -1.5},
-            ErrorCode.INVALID_FIELD,
-            "field 'value' must be a percentage from 0.01 to 100, got -1.5",
-        ),
-        ({"once": "yes"}, ErrorCode.INVALID_FIELD, "field 'once' must be a boolean, got string"),
-        ({"once": 1}, ErrorCode.INVALID_FIELD, "field 'once' must be a boolean, got number"),
-        ({"once": None}, ErrorCode.INVALID_FIELD, "field 'once' must be a boolean, got null"),
-        ({"note": 123}, ErrorCode.INVALID_FIELD, "field 'note' must be a string, got number"),
-        (
-            {"note": "x" * 201},
-            ErrorCode.INVALID_FIELD,
-            "field 'note' is too long: 201 characters (at most 200)",
-        ),
-        ({"symbol": ""}, ErrorCode.MISSING_FIELD, "missing field: 'symbol'"),
-        ({"symbol": None}, ErrorCode.MISSING_FIELD, "missing field: 'symbol'"),
-        ({"symbol": 7}, ErrorCode.INVALID_FIELD, "field 'symbol' must be a string, got number"),
-    ],
-)
-def test_create_rejects_bad_input(kwargs: dict[str, object], code: ErrorCode, message: str) -> None:
-    engine = AlertsEngine(rules=USER_ONLY)
-    args: dict[str, object] = {"symbol": SYM, "condition": "above", "value": 2500.0, **kwargs}
-    err = engine.create("u", **args)
-    assert isinstance(err, ProtocolError)
-    assert err.code is code
-    assert err.message.startswith(message)
-    assert err.details["field"] in {"symbol", "condition", "value", "once", "note"}
-    assert engine.list("u") == []
-
-
 def test_create_accepts_a_200_character_note_and_integer_values() -> None:
     engine = AlertsEngine(rules=USER_ONLY)
     alert = created(engine, "u", SYM, "above", 2500, once=False, note="n" * 200)
@@ -625,7 +556,7 @@ def test_create_limits_alerts_per_owner() -> None:
     engine = AlertsEngine(rules=AlertRules(builtin_rules=frozenset(), max_alerts_per_owner=2))
     created(engine, "u", SYM, "above", 1)
     created(engine, "u", SYM, "above", 2)
-    err = engine.create("u", SYM, "above", 3)
+    err = engine.create("u", request(SYM, "above", 3))
     assert isinstance(err, ProtocolError) and err.code is ErrorCode.LIMIT_EXCEEDED
     created(engine, "v", SYM, "above", 3)
 
@@ -645,7 +576,9 @@ def test_delete_removes_only_the_owners_alert() -> None:
     assert err.message == "unknown alert: 'a_000000000000'"
     err = engine.delete("someone else", alert.id)
     assert isinstance(err, ProtocolError) and err.code is ErrorCode.NOT_FOUND
-    missing = engine.delete("u", None)
+    missing = parse_command(
+        {"type": "delete_alert", "id": None}, endpoint=Endpoint.ALERTS, registry=REGISTRY
+    )
     assert isinstance(missing, ProtocolError) and missing.code is ErrorCode.MISSING_FIELD
     assert engine.delete("u", alert.id) is True
     assert engine.list("u") == []
@@ -922,7 +855,7 @@ def test_a_failed_create_or_delete_changes_nothing(tmp_path: Path) -> None:
         kept = created(alerts, "u", SYM, "above", 2500)
         store.refuse = True
         with pytest.raises(OSError):
-            alerts.create("u", SYM, "below", 2000)
+            alerts.create("u", request(SYM, "below", 2000))
         with pytest.raises(OSError):
             alerts.delete("u", kept.id)
         assert alerts.list("u") == [kept]

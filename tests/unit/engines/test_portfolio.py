@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakePositionStore as FakeStore
+from tickhub.core.commands import MAX_QUANTITY, parse_position_fields
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError
 from tickhub.engines.portfolio import (
-    MAX_QUANTITY,
     Portfolio,
     PortfolioFileError,
     Position,
     PositionChange,
-    parse_position,
     position_from_row,
+    position_of,
     position_to_row,
 )
 from tickhub.ingest.portfolio import (
@@ -522,7 +522,13 @@ def test_position_checks_its_invariants(args: tuple[object, ...], match: str) ->
         Position(*args)  # type: ignore[arg-type]
 
 
-# --- parse_position -----------------------------------------------------------------------------
+# --- a set_position's fields, checked, to a Position -------------------------------------------
+
+
+def parse_position(msg: Mapping[str, object], registry: InstrumentRegistry) -> object:
+    """The position a ``set_position`` asks for, or why not, as the ingest gets it."""
+    checked = parse_position_fields(msg, registry)
+    return checked if isinstance(checked, ProtocolError) else position_of(checked)
 
 
 def _msg(**fields: object) -> dict[str, object]:

@@ -24,6 +24,7 @@ from tests.fakes import T0, BusRecorder, RecordingBus, ScriptedFeed, StepClock, 
 from tickhub.bus import Bus, BusMessage
 from tickhub.bus.memory import MemoryBus
 from tickhub.core import defaults
+from tickhub.core.commands import CreateAlert, parse_command
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import FeedState, Interval
 from tickhub.core.topics import ALL_SYMBOLS, Endpoint, topic
@@ -41,6 +42,14 @@ USER_ALERTS_ONLY = AlertRules(builtin_rules=frozenset())
 """No built-in rules: a firing in these tests is the user alert's, nothing else."""
 INTERVAL = defaults.UPDATE_INTERVAL
 Msg = dict[str, Any]
+
+
+def _alert(symbol: str, condition: str, value: float) -> CreateAlert:
+    """The checked ``create_alert`` a client sends, as the alerts engine takes it."""
+    msg = {"type": "create_alert", "symbol": symbol, "condition": condition, "value": value}
+    command = parse_command(msg, endpoint=Endpoint.ALERTS, registry=InstrumentRegistry.bundled())
+    assert isinstance(command, CreateAlert), command
+    return command
 
 
 def at(seconds: float) -> datetime:
@@ -500,7 +509,7 @@ def test_an_alert_fires_once_is_saved_and_does_not_fire_again_after_a_restart(
     with opened(store_path) as store:
         alerts = StoredAlerts(store, USER_ALERTS_ONLY)
         ingest = make(bus, clock, alerts=alerts)
-        created = alerts.create("", "RELIANCE", "above", 2500.0)
+        created = alerts.create("", _alert("RELIANCE", "above", 2500.0))
         assert isinstance(created, Alert)
         feed = watch(ingest, bus, "alerts:RELIANCE")
         for i, price in enumerate([2490.0, 2510.0, 2520.0, 2530.0]):
@@ -540,7 +549,7 @@ def test_an_alert_fires_once_is_saved_and_does_not_fire_again_after_a_restart(
 def test_the_alert_list_is_sent_again_when_it_changed_and_not_on_every_tick() -> None:
     bus, clock = MemoryBus(), ManualClock()
     alerts = StoredAlerts(rules=USER_ALERTS_ONLY)
-    created = alerts.create("", "RELIANCE", "above", 2500.0)
+    created = alerts.create("", _alert("RELIANCE", "above", 2500.0))
     assert isinstance(created, Alert)
     ingest = make(bus, clock, alerts=alerts)
     feed = watch(ingest, bus, "alerts:RELIANCE")
@@ -566,7 +575,7 @@ def test_a_user_alert_fires_for_its_owner_only(store_path: Path) -> None:
     with opened(store_path) as store:
         alerts = StoredAlerts(store, USER_ALERTS_ONLY)
         ingest = make(bus, clock, alerts=alerts)
-        created = alerts.create("u", "INFY", "cross_up", 1600.0)
+        created = alerts.create("u", _alert("INFY", "cross_up", 1600.0))
         assert isinstance(created, Alert)
         anonymous = watch(ingest, bus, "alerts:INFY")
         mine = watch(ingest, bus, topic(Endpoint.ALERTS, "INFY", owner="u"))

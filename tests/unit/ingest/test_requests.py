@@ -17,16 +17,16 @@ import pytest
 
 from tests.fakes import BusRecorder, HandlerTable, RecordingReplier, ScriptedFeed, tick
 from tickhub.bus.memory import MemoryBus
+from tickhub.core.commands import NOTE_MAX_LENGTH, REQUEST_ENDPOINTS, ListPositions
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Interval
 from tickhub.core.protocol import ErrorCode, iso
 from tickhub.core.topics import ALL_SYMBOLS, Endpoint, topic
 from tickhub.engines.alerts import AlertRules
-from tickhub.engines.alerts.wire import NOTE_MAX_LENGTH
 from tickhub.ingest.alerts import StoredAlerts
 from tickhub.ingest.pipeline import Ingest
 from tickhub.ingest.portfolio import StoredPortfolio
-from tickhub.ingest.requests import KINDS, Requests
+from tickhub.ingest.requests import Requests
 from tickhub.runtime.clock import ManualClock
 from tickhub.store.sqlite import SqliteStore
 
@@ -103,14 +103,14 @@ def error(code: ErrorCode, message: str, request: str, details: Msg | None, now:
 def test_register_serves_each_request_kind_on_its_endpoint(svc: Service) -> None:
     host = HandlerTable()
     svc.requests.register(host)
-    assert set(host.handlers) == {(endpoint, kind) for kind, endpoint in KINDS.items()}
+    assert set(host.handlers) == {(endpoint, kind) for kind, endpoint in REQUEST_ENDPOINTS.items()}
     assert {k for (e, k) in host.handlers if e is Endpoint.ALERTS} == {
         "create_alert",
         "list_alerts",
         "delete_alert",
     }
     session = RecordingReplier("u")
-    host.handlers[(Endpoint.PORTFOLIO, "list_positions")](session, {"type": "list_positions"})
+    host.handlers[(Endpoint.PORTFOLIO, "list_positions")](session, ListPositions())
     assert session.last()["type"] == "positions"
 
 

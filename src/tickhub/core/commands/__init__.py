@@ -49,6 +49,7 @@ from tickhub.core.commands.model import (
 )
 from tickhub.core.commands.parse import parse_command
 from tickhub.core.commands.positions import (
+    DECIMAL_TEXT,
     MAX_POSITION_PRICE,
     MAX_QUANTITY,
     MIN_POSITION_PRICE,
@@ -60,6 +61,7 @@ __all__ = [
     "ALERT_PERCENT_RANGE",
     "ALERT_PRICE_RANGE",
     "ALERT_VALUE_DECIMALS",
+    "DECIMAL_TEXT",
     "MAX_POSITION_PRICE",
     "MAX_QUANTITY",
     "MIN_POSITION_PRICE",

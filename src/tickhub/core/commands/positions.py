@@ -31,8 +31,10 @@ shortest form; the bound only stops a numeric string from carrying thousands of 
 MAX_QUANTITY: Final = 10**12
 """Largest absolute quantity accepted (above the share count of any listed company)."""
 
+DECIMAL_TEXT: Final = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+"""Plain decimal notation, the only text taken for a price: no exponent, no ``_``, no NaN."""
+
 _INTEGER = re.compile(r"[+-]?[0-9]+")
-_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 def parse_set_position(msg: Mapping[str, Any], ctx: Context) -> SetPosition | ProtocolError:
@@ -161,7 +163,7 @@ def _average_price(value: object) -> Decimal | ProtocolError:
     price: Decimal | None = None
     if isinstance(value, str):
         raw = value.strip()
-        if raw.isascii() and _DECIMAL.fullmatch(raw):
+        if raw.isascii() and DECIMAL_TEXT.fullmatch(raw):
             price = Decimal(raw)
     elif isinstance(value, float):
         # The shortest repr is the number the sender wrote: 0.1 -> Decimal("0.1").

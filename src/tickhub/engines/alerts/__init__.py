@@ -8,7 +8,8 @@ that happened while nobody was connected shows in :meth:`~AlertsEngine.state` an
 :meth:`~AlertsEngine.recent_events` later.
 
 User alerts
-    ``create(owner, symbol, condition, value, once=True, note=None)``; ``condition`` is one of
+    ``create(owner, CreateAlert(symbol, condition, value, once=True, note=None))``; ``condition``
+    is one of
 
     - ``above``: price >= value. A level: fires on the transition from not-above to above. The
       first evaluation after creation (the next tick) counts as a transition when the price is
@@ -80,7 +81,8 @@ Persistence
     restart does not repeat their events; their reference data (day high, candle history) is
     rebuilt from the feed.
 
-Modules: :mod:`.model` (the data), :mod:`.wire` (payloads and request checks), :mod:`.rules` (the
+Modules: :mod:`.model` (the data), :mod:`.wire` (payloads; requests arrive checked, as
+:class:`~tickhub.core.commands.CreateAlert`), :mod:`.rules` (the
 arming rule both kinds share), :mod:`.user`, :mod:`.builtin`, :mod:`.engine` (the face).
 """
 
@@ -99,22 +101,11 @@ from tickhub.engines.alerts.model import (
     Source,
     builtin_id,
 )
-from tickhub.engines.alerts.wire import (
-    NOTE_MAX_LENGTH,
-    PERCENT_RANGE,
-    PRICE_RANGE,
-    VALUE_DECIMALS,
-    alert_payload,
-    event_payload,
-)
+from tickhub.engines.alerts.wire import alert_payload, event_payload
 
 __all__ = [
     "BUILTIN_RULES",
     "CONDITIONS",
-    "NOTE_MAX_LENGTH",
-    "PERCENT_RANGE",
-    "PRICE_RANGE",
-    "VALUE_DECIMALS",
     "Alert",
     "AlertChange",
     "AlertEvent",

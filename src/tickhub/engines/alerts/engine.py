@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from tickhub.core import defaults
+from tickhub.core.commands import CreateAlert
 from tickhub.core.model import Candle, Tick
 from tickhub.core.protocol import ProtocolError
 from tickhub.engines.alerts.builtin import BuiltinRules
 from tickhub.engines.alerts.model import Alert, AlertEvent, AlertRules, Evaluation
 from tickhub.engines.alerts.user import UserAlerts
-from tickhub.engines.alerts.wire import alert_id, alert_payload, alert_request
+from tickhub.engines.alerts.wire import alert_payload
 
 __all__ = ["AlertsEngine"]
 
@@ -62,23 +63,10 @@ class AlertsEngine:
 
     # --- requests -------------------------------------------------------------------------------
 
-    def prepare(
-        self,
-        owner: str | None,
-        symbol: object,
-        condition: object,
-        value: object,
-        once: object = True,
-        note: object = None,
-    ) -> Alert | ProtocolError:
-        """A valid new user alert, not yet added (:meth:`add` it once it is saved).
-
-        Errors (``ProtocolError``): those of :func:`~tickhub.engines.alerts.wire.alert_request`,
-        and ``limit_exceeded`` past ``rules.max_alerts_per_owner``.
-        """
-        request = alert_request(symbol, condition, value, once, note)
-        if isinstance(request, ProtocolError):
-            return request
+    def prepare(self, owner: str | None, request: CreateAlert) -> Alert | ProtocolError:
+        """A new user alert for ``request`` (checked by ``tickhub.core.commands``), not yet
+        added (:meth:`add` it once it is saved): ``limit_exceeded`` past
+        ``rules.max_alerts_per_owner``, the one error left, since it depends on state."""
         _, last_price = self._builtin.last_tick(request.symbol)
         return self._users.prepare(owner or "", request, last_price)
 
@@ -86,35 +74,24 @@ class AlertsEngine:
         """Add an alert from :meth:`prepare`."""
         self._users.put(alert)
 
-    def create(
-        self,
-        owner: str | None,
-        symbol: object,
-        condition: object,
-        value: object,
-        once: object = True,
-        note: object = None,
-    ) -> Alert | ProtocolError:
+    def create(self, owner: str | None, request: CreateAlert) -> Alert | ProtocolError:
         """:meth:`prepare` and :meth:`add`: the new alert, or the error."""
-        alert = self.prepare(owner, symbol, condition, value, once, note)
+        alert = self.prepare(owner, request)
         if isinstance(alert, Alert):
             self.add(alert)
         return alert
 
-    def owned(self, owner: str | None, id: object) -> Alert | ProtocolError:
-        """``owner``'s alert ``id`` (``None`` = ``""``): ``missing_field``/``invalid_field`` for
-        a bad id, ``not_found`` when there is none (another owner's alert is not found either)."""
-        checked = alert_id(id)
-        if isinstance(checked, ProtocolError):
-            return checked
-        return self._users.owned(owner or "", checked)
+    def owned(self, owner: str | None, id: str) -> Alert | ProtocolError:
+        """``owner``'s alert ``id`` (``None`` = ``""``), or ``not_found`` when there is none
+        (another owner's alert is not found either)."""
+        return self._users.owned(owner or "", id)
 
     def remove(self, id: str) -> None:
         """Forget an alert found by :meth:`owned`."""
         self._users.remove(id)
 
-    def delete(self, owner: str | None, id: object) -> bool | ProtocolError:
-        """:meth:`owned` and :meth:`remove`: ``True``, or the error."""
+    def delete(self, owner: str | None, id: str) -> bool | ProtocolError:
+        """:meth:`owned` and :meth:`remove`: ``True``, or ``not_found``."""
         alert = self.owned(owner, id)
         if isinstance(alert, ProtocolError):
             return alert

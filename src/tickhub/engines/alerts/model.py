@@ -10,9 +10,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Final, Literal
 
 from tickhub.core import defaults
+from tickhub.core.commands import Condition
 from tickhub.core.model import Interval
 
 __all__ = [
@@ -34,8 +35,9 @@ __all__ = [
 Category = Literal["price", "volume", "breakout"]
 Source = Literal["user", "builtin"]
 
-CONDITIONS = ("above", "below", "cross_up", "cross_down", "percent_change")
-"""User alert conditions, in the order error messages list them."""
+CONDITIONS: Final = tuple(c.value for c in Condition)
+"""User alert conditions (``Alert.condition`` of a user alert), in the order error messages list
+them: the names of :class:`tickhub.core.commands.Condition`."""
 
 BUILTIN_RULES = (
     "day_change_up",

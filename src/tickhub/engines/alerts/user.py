@@ -12,11 +12,11 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
+from tickhub.core.commands import CreateAlert
 from tickhub.core.model import Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError, clip, shown
 from tickhub.engines.alerts.model import Alert, AlertChange, AlertEvent, AlertRules, Evaluation
 from tickhub.engines.alerts.rules import decide, price_text, rearms
-from tickhub.engines.alerts.wire import AlertRequest
 
 __all__ = ["UserAlerts"]
 
@@ -36,7 +36,7 @@ class UserAlerts:
     # --- the set of alerts ----------------------------------------------------------------------
 
     def prepare(
-        self, owner: str, request: AlertRequest, last_price: float | None
+        self, owner: str, request: CreateAlert, last_price: float | None
     ) -> Alert | ProtocolError:
         """A new alert for ``request``, not yet added: ``limit_exceeded`` when ``owner`` holds
         ``max_alerts_per_owner`` already. ``last_price`` (the symbol's, if known) is the previous
@@ -55,8 +55,8 @@ class UserAlerts:
         return Alert(
             id=alert_id,
             symbol=request.symbol,
-            condition=request.condition,
-            value=request.value,
+            condition=request.condition.value,
+            value=float(request.value),
             owner=owner,
             once=request.once,
             note=request.note,

@@ -4,7 +4,8 @@ A position is ``symbol``, ``quantity`` (an int, negative for a short), ``average
 ``Decimal`` of at least one paisa) and optionally ``product`` (``CNC``/``MIS``/``NRML``) and
 ``exchange``. Positions belong to an owner; ``""`` is the default (anonymous) owner.
 
-- ``positions``: the position, its limits, and the validation of its fields (``parse_position``);
+- ``positions``: the position, made from a checked ``set_position`` (``position_of``; the fields
+  and their limits are checked in ``tickhub.core.commands``);
 - ``files``: the positions-file formats, CSV and JSON (``parse_positions``);
 - ``rows``: positions to and from the store's rows;
 - ``valuation``: P&L in ``Decimal`` and the wire payload of ``/ws/portfolio``;
@@ -15,17 +16,10 @@ Reading a positions file and keeping the store in step with the engine are the i
 (``tickhub.ingest.portfolio``).
 """
 
+from tickhub.core.errors import PortfolioFileError
 from tickhub.engines.portfolio.book import Portfolio, PositionChange
-from tickhub.engines.portfolio.files import PortfolioFileError, parse_positions
-from tickhub.engines.portfolio.positions import (
-    MAX_PRICE,
-    MAX_QUANTITY,
-    MIN_PRICE,
-    PRICE_DECIMALS,
-    Position,
-    Product,
-    parse_position,
-)
+from tickhub.engines.portfolio.files import parse_positions
+from tickhub.engines.portfolio.positions import Position, position_of
 from tickhub.engines.portfolio.rows import position_from_row, position_to_row
 from tickhub.engines.portfolio.valuation import (
     PnlFields,
@@ -35,10 +29,6 @@ from tickhub.engines.portfolio.valuation import (
 )
 
 __all__ = [
-    "MAX_PRICE",
-    "MAX_QUANTITY",
-    "MIN_PRICE",
-    "PRICE_DECIMALS",
     "PnlFields",
     "Portfolio",
     "PortfolioFileError",
@@ -47,9 +37,8 @@ __all__ = [
     "PositionChange",
     "PositionFields",
     "PositionValue",
-    "Product",
-    "parse_position",
     "parse_positions",
     "position_from_row",
+    "position_of",
     "position_to_row",
 ]

@@ -14,35 +14,16 @@ import json
 from pathlib import PurePath
 from typing import Final
 
+from tickhub.core.commands import parse_position_fields
+from tickhub.core.errors import PortfolioFileError
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.protocol import ProtocolError
-from tickhub.engines.portfolio.positions import Position, parse_position
+from tickhub.engines.portfolio.positions import Position, position_of
 
-__all__ = ["CSV_OPTIONAL", "CSV_REQUIRED", "PortfolioFileError", "parse_positions"]
+__all__ = ["CSV_OPTIONAL", "CSV_REQUIRED", "parse_positions"]
 
 CSV_REQUIRED: Final = ("symbol", "quantity", "average_price")
 CSV_OPTIONAL: Final = ("product", "exchange")
-
-
-class PortfolioFileError(ValueError):
-    """A positions file that cannot be used, and where: ``line`` (1-based; CSV rows, JSON syntax
-    errors) or ``item`` (JSON: ``[2]`` or ``positions[2]``, the 0-based list index); both
-    ``None`` when the whole file is at fault."""
-
-    def __init__(
-        self, source: str, line: int | None, reason: str, *, item: str | None = None
-    ) -> None:
-        self.source = source
-        self.line = line
-        self.item = item
-        self.reason = reason
-        if line is not None:
-            where = f"{source}:{line}"
-        elif item is not None:
-            where = f"{source}: {item}"
-        else:
-            where = source
-        super().__init__(f"{where}: {reason}")
 
 
 def parse_positions(
@@ -55,9 +36,10 @@ def parse_positions(
     ``product,exchange`` in any order (case-insensitive; other columns are ignored), then one row
     per position with a value for every header column; blank lines are skipped. JSON: a list of
     objects with the same keys, or ``{"positions": [...]}``; quantities must be JSON integers
-    there, prices numbers or numeric strings. Values are checked as in ``parse_position``; a
-    symbol listed twice is an error. Rows with quantity 0 are returned (a seed skips them).
-    Bytes must be UTF-8 (a BOM is dropped). Raises ``PortfolioFileError``.
+    there, prices numbers or numeric strings. Values are checked as in ``set_position``
+    (``parse_position_fields``); a symbol listed twice is an error. Rows with quantity 0 are
+    returned (a seed skips them). Bytes must be UTF-8 (a BOM is dropped). Raises
+    ``PortfolioFileError``.
     """
     if isinstance(data, bytes):
         try:
@@ -93,9 +75,11 @@ def _parse_csv(text: str, registry: InstrumentRegistry, source: str) -> list[Pos
                 raise PortfolioFileError(
                     source, line, f"expected {len(header)} columns, got {len(row)}"
                 )
-            position = parse_position({c: row[i] for c, i in index.items()}, registry, text=True)
-            if isinstance(position, ProtocolError):
-                raise PortfolioFileError(source, line, position.message)
+            fields: dict[str, object] = {c: row[i] for c, i in index.items()}
+            checked = parse_position_fields(fields, registry, text=True)
+            if isinstance(checked, ProtocolError):
+                raise PortfolioFileError(source, line, checked.message)
+            position = position_of(checked)
             if position.symbol in seen:
                 reason = (
                     f"duplicate symbol {position.symbol!r} (first on line {seen[position.symbol]})"
@@ -128,9 +112,10 @@ def _parse_json(text: str, registry: InstrumentRegistry, source: str) -> list[Po
             raise PortfolioFileError(
                 source, None, f"expected an object, got {type(entry).__name__}", item=item
             )
-        position = parse_position(entry, registry)
-        if isinstance(position, ProtocolError):
-            raise PortfolioFileError(source, None, position.message, item=item)
+        checked = parse_position_fields(entry, registry)
+        if isinstance(checked, ProtocolError):
+            raise PortfolioFileError(source, None, checked.message, item=item)
+        position = position_of(checked)
         if position.symbol in seen:
             reason = f"duplicate symbol {position.symbol!r} (first at {seen[position.symbol]})"
             raise PortfolioFileError(source, None, reason, item=item)

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
+from tickhub.core.commands import DECIMAL_TEXT
 from tickhub.core.protocol import iso
-from tickhub.engines.portfolio.positions import DECIMAL_TEXT, Position
+from tickhub.engines.portfolio.positions import Position
 
 __all__ = ["position_from_row", "position_to_row"]
 
