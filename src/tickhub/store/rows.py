@@ -7,13 +7,14 @@ SQLite) stays in each store.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from tickhub.engines.alerts import Alert, Category, Source
+from tickhub.engines.alerts import Alert, AlertEvent, Category, Source
 
 __all__ = [
     "ALERT_COLUMNS",
@@ -23,7 +24,10 @@ __all__ = [
     "alert_fields",
     "alert_from_row",
     "category_of",
+    "event_from_row",
+    "event_values",
     "position_values",
+    "replacement_values",
     "time_text",
 ]
 
@@ -121,6 +125,36 @@ def _source(value: object) -> Source:
     raise ValueError(f"unknown alert source: {value!r}")
 
 
+def event_values(event: AlertEvent, snapshot: str) -> tuple[object, ...]:
+    """The column values of an event row: ``alert_id, symbol, owner, source, category,
+    triggered_at, price, message, alert``; ``alert`` is ``snapshot``, the event's alert as the
+    store encodes it (``ValueError`` for a naive ``triggered_at``)."""
+    alert = event.alert
+    return (
+        alert.id,
+        alert.symbol,
+        alert.owner,
+        alert.source,
+        event.category,
+        time_text(event.triggered_at),
+        event.price,
+        event.message,
+        snapshot,
+    )
+
+
+def event_from_row(row: Row) -> AlertEvent:
+    """The event of a row with ``category, triggered_at, price, message, alert`` (``ValueError``
+    for an unknown category or source)."""
+    return AlertEvent(
+        alert=alert_from_row(json.loads(row["alert"])),
+        triggered_at=datetime.fromisoformat(row["triggered_at"]),
+        price=row["price"],
+        message=row["message"],
+        category=category_of(row["category"]),
+    )
+
+
 def category_of(value: object) -> Category:
     """A stored category, checked (``ValueError`` for an unknown one)."""
     if value == "price":
@@ -173,6 +207,23 @@ def position_values(row: Mapping[str, object], owner: str | None = None) -> tupl
     else:
         raise ValueError(f"position updated_at must be an ISO 8601 string, got {updated_at!r}")
     return (row_owner, symbol, quantity, price, *optional, updated)
+
+
+def replacement_values(
+    owner: str, rows: Sequence[Mapping[str, object]]
+) -> list[tuple[object, ...]]:
+    """The column values of ``rows`` as ``owner``'s whole set of positions, every row checked
+    before any is written: ``ValueError`` for an owner that is not a string, an invalid row,
+    another owner's row or a symbol given twice."""
+    if not isinstance(owner, str):
+        raise ValueError(f"position owner must be a string, got {owner!r}")
+    values = [position_values(row, owner) for row in rows]
+    seen: set[object] = set()
+    for v in values:
+        if v[1] in seen:
+            raise ValueError(f"repeated position symbol: {v[1]!r}")
+        seen.add(v[1])
+    return values
 
 
 def _decimal_text(value: object) -> str:
