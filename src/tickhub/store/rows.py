@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from tickhub.engines.alerts import Alert, AlertEvent, Category, Source
 
@@ -117,12 +117,26 @@ def alert_from_row(row: Row) -> Alert:
     )
 
 
+_SOURCES: Final[Mapping[str, Source]] = {"user": "user", "builtin": "builtin"}
+_CATEGORIES: Final[Mapping[str, Category]] = {
+    "price": "price",
+    "volume": "volume",
+    "breakout": "breakout",
+}
+_T = TypeVar("_T")
+
+
+def _one_of(known: Mapping[str, _T], value: object, what: str) -> _T:
+    """``value`` as the literal it names among ``known`` (a stored text is only a ``str``), else
+    ``ValueError``."""
+    found = known.get(value) if isinstance(value, str) else None
+    if found is None:
+        raise ValueError(f"unknown alert {what}: {value!r}")
+    return found
+
+
 def _source(value: object) -> Source:
-    if value == "user":
-        return "user"
-    if value == "builtin":
-        return "builtin"
-    raise ValueError(f"unknown alert source: {value!r}")
+    return _one_of(_SOURCES, value, "source")
 
 
 def event_values(event: AlertEvent, snapshot: str) -> tuple[object, ...]:
@@ -157,13 +171,7 @@ def event_from_row(row: Row) -> AlertEvent:
 
 def category_of(value: object) -> Category:
     """A stored category, checked (``ValueError`` for an unknown one)."""
-    if value == "price":
-        return "price"
-    if value == "volume":
-        return "volume"
-    if value == "breakout":
-        return "breakout"
-    raise ValueError(f"unknown alert category: {value!r}")
+    return _one_of(_CATEGORIES, value, "category")
 
 
 # --- positions ----------------------------------------------------------------------------------
