@@ -181,7 +181,7 @@ def record_cmd(ctx: click.Context, path: Path, duration: float | None) -> None:
 
 @main.command("kite-emulator")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True)
+@click.option("--port", default=defaults.KITE_EMULATOR_PORT, show_default=True)
 @click.option("--api-key", default="test_key", show_default=True)
 @click.option("--access-token", default="test_token", show_default=True)
 @click.option("--speed", default=1.0, show_default=True, help="market seconds per real second")

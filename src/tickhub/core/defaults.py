@@ -34,6 +34,8 @@ SIM_TICK_RATE: Final = 4.0
 """Ticks per second per instrument; about what a busy instrument sends in Kite's full mode."""
 REPLAY_SPEED: Final = 1.0
 KITE_URL: Final = "wss://ws.kite.trade"
+KITE_EMULATOR_PORT: Final = 8765
+"""Where ``tickhub kite-emulator`` listens unless ``--port``."""
 
 # --- streams ----------------------------------------------------------------------------------
 UPDATE_INTERVAL: Final = 1.0
@@ -57,6 +59,8 @@ RECENT_ALERT_EVENTS: Final = 10
 """Newest alert events an ``/ws/alerts`` state message carries (``recent_events``)."""
 INGEST_FLUSH_PERIOD: Final = 0.1
 """Seconds between the ingest's flushes of throttled updates and due candles."""
+SQLITE_BUSY_TIMEOUT: Final = 5.0
+"""Seconds a SQLite write waits for another process's lock before it fails."""
 
 # --- limits per server and per client ---------------------------------------------------------
 MAX_CONNECTIONS: Final = 10_000

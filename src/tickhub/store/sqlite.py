@@ -107,7 +107,8 @@ class SqliteStore(ClosedOnExit):
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=5000")
+            busy_ms = round(defaults.SQLITE_BUSY_TIMEOUT * 1000)
+            self._conn.execute(f"PRAGMA busy_timeout={busy_ms}")
             self._migrate()
         except BaseException:
             self._conn.close()
