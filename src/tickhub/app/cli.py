@@ -11,7 +11,7 @@ import click
 
 from tickhub import __version__
 from tickhub.app.config import Settings, load_settings
-from tickhub.app.supervisor import MAX_RESTARTS, RESTART_WINDOW
+from tickhub.core import defaults
 from tickhub.core.errors import ConfigError
 
 EXIT_CONFIG = 2
@@ -99,14 +99,14 @@ def gateway(ctx: click.Context) -> None:
 @click.option(
     "--max-restarts",
     type=click.IntRange(min=0),
-    default=MAX_RESTARTS,
+    default=defaults.MAX_RESTARTS,
     show_default=True,
     help="restarts of a crashed service within --restart-window before giving up on it",
 )
 @click.option(
     "--restart-window",
     type=click.FloatRange(min=0, min_open=True),
-    default=RESTART_WINDOW,
+    default=defaults.RESTART_WINDOW,
     show_default=True,
     help="seconds over which --max-restarts counts",
 )
@@ -181,7 +181,7 @@ def record_cmd(ctx: click.Context, path: Path, duration: float | None) -> None:
 
 @main.command("kite-emulator")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True)
+@click.option("--port", default=defaults.KITE_EMULATOR_PORT, show_default=True)
 @click.option("--api-key", default="test_key", show_default=True)
 @click.option("--access-token", default="test_token", show_default=True)
 @click.option("--speed", default=1.0, show_default=True, help="market seconds per real second")

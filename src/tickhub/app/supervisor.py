@@ -34,9 +34,6 @@ from tickhub.core import defaults
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 EXIT_CONFIG = 2  # the children's exit code for bad settings (see cli.py): never restarted
-MAX_RESTARTS = 5
-RESTART_WINDOW = 60.0
-POLL = 0.1  # seconds between checks of the children
 
 _out = threading.Lock()
 
@@ -72,8 +69,8 @@ def run_cluster(
     env_file: str | None,
     gateways: int,
     *,
-    max_restarts: int = MAX_RESTARTS,
-    restart_window: float = RESTART_WINDOW,
+    max_restarts: int = defaults.MAX_RESTARTS,
+    restart_window: float = defaults.RESTART_WINDOW,
 ) -> int:
     command = [sys.executable, "-c", "from tickhub.app.cli import main; main()"]
     if env_file:
@@ -120,7 +117,7 @@ def run_cluster(
     names = ", ".join(child.name for child in plan)
     _say(f"starting {len(plan)} services over {_redact(bus_url)}: {names}")
     policy = _Policy(max_restarts, restart_window)
-    return _supervise(plan, settings.shutdown_timeout + 5, policy)
+    return _supervise(plan, settings.shutdown_timeout + defaults.SUPERVISOR_GRACE, policy)
 
 
 def _serve_instead(command: list[str]) -> NoReturn:
@@ -232,7 +229,7 @@ def _supervise(plan: Sequence[_Child], grace: float, policy: _Policy) -> int:
             if all(child.done for child in plan):
                 _say("every service has stopped")
                 break
-            stopping.wait(POLL)
+            stopping.wait(defaults.SUPERVISOR_POLL)
         running = [c for c in plan if c.proc is not None and c.proc.poll() is None]
         for child in reversed(running):  # gateways first, then the ingest
             assert child.proc is not None

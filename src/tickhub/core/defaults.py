@@ -34,6 +34,8 @@ SIM_TICK_RATE: Final = 4.0
 """Ticks per second per instrument; about what a busy instrument sends in Kite's full mode."""
 REPLAY_SPEED: Final = 1.0
 KITE_URL: Final = "wss://ws.kite.trade"
+KITE_EMULATOR_PORT: Final = 8765
+"""Where ``tickhub kite-emulator`` listens unless ``--port``."""
 
 # --- streams ----------------------------------------------------------------------------------
 UPDATE_INTERVAL: Final = 1.0
@@ -53,6 +55,12 @@ MAX_ALERTS_PER_OWNER: Final = 500
 """User alerts one owner may hold; past it ``create_alert`` answers ``limit_exceeded``."""
 ALERT_MEMORY_EVENTS: Final = 100
 """Alert events kept per symbol in memory when alerts run without a store."""
+RECENT_ALERT_EVENTS: Final = 10
+"""Newest alert events an ``/ws/alerts`` state message carries (``recent_events``)."""
+INGEST_FLUSH_PERIOD: Final = 0.1
+"""Seconds between the ingest's flushes of throttled updates and due candles."""
+SQLITE_BUSY_TIMEOUT: Final = 5.0
+"""Seconds a SQLite write waits for another process's lock before it fails."""
 
 # --- limits per server and per client ---------------------------------------------------------
 MAX_CONNECTIONS: Final = 10_000
@@ -91,6 +99,16 @@ FAILURE_LOG_PERIOD: Final = 60.0
 """An internal error's traceback is logged once per this many seconds per kind."""
 PROBE_TIMEOUT: Final = 5.0
 """Seconds the self-test waits for its message's round trip through an asynchronous bus."""
+HOUSEKEEPING_PERIOD: Final = 1.0
+"""Seconds between the hub's sweeps (idle pings and timeouts, slow clients) at the most."""
+SWEEPS_PER_IDLE_TIMEOUT: Final = 4
+"""At least this many sweeps per ``IDLE_TIMEOUT``: an idle client is pinged well before it times
+out (the ping is due at ``IDLE_PING_SHARE`` of it)."""
+IDLE_PING_SHARE: Final = 0.5
+"""A client silent for this share of ``IDLE_TIMEOUT`` is pinged (once) before it is closed."""
+LISTEN_BACKLOG: Final = 4096
+"""Pending connections the listening socket queues: asyncio's 100 drops SYNs when a crowd
+reconnects at once (a restart, a network blip); the kernel caps it at ``net.core.somaxconn``."""
 
 # --- cluster ----------------------------------------------------------------------------------
 HEARTBEAT_PERIOD: Final = 1.0
@@ -101,3 +119,11 @@ PROBE_PERIOD: Final = 5.0
 STALE_AFTER: Final = 15.0
 RESTART_DELAY: Final = 0.5
 MAX_RESTART_DELAY: Final = 8.0
+MAX_RESTARTS: Final = 5
+"""``run-services`` gives up on a service that exits more than this many times in
+``RESTART_WINDOW`` seconds (``--max-restarts``)."""
+RESTART_WINDOW: Final = 60.0
+SUPERVISOR_POLL: Final = 0.1
+"""Seconds between the supervisor's checks of its children."""
+SUPERVISOR_GRACE: Final = 5.0
+"""Seconds the supervisor waits past ``SHUTDOWN_TIMEOUT`` before it kills a child."""

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from tickhub.core.protocol import json_kind
+
 ENDPOINTS = ("stream", "analysis", "alerts", "portfolio")
 
 WELCOME_TEXT = "WebSocket connection established successfully"
@@ -752,22 +754,22 @@ def _seq(msg: Message) -> int:
     return seq if isinstance(seq, int) else -1
 
 
+_KIND_PHRASES = {
+    "null": "is null",
+    "boolean": "is a boolean",
+    "number": "is a number",
+    "string": "is a string",
+    "array": "is an array",
+    "object": "is an object",
+}
+
+
 def _kind(value: object) -> str:
+    """What a field that failed a check holds, for the report (not the value: it may be long)."""
     if value is _MISSING:
         return "missing"
-    if value is None:
-        return "is null"
-    if isinstance(value, bool):
-        return "is a boolean"
-    if isinstance(value, int | float):
-        return "is a number"
-    if isinstance(value, str):
-        return "is a string"
-    if isinstance(value, list):
-        return "is an array"
-    if isinstance(value, dict):
-        return "is an object"
-    return f"is {type(value).__name__}"
+    kind = json_kind(value)
+    return _KIND_PHRASES.get(kind, f"is {kind}")
 
 
 def _show(value: object) -> str:

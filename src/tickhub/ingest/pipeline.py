@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from tickhub.bus import Bus
+from tickhub.core import defaults
 from tickhub.core.clock import Clock
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Candle, FeedState, FeedStatus, Interval, Tick
@@ -40,9 +41,6 @@ from tickhub.ingest.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
-FLUSH_PERIOD = 0.1
-"""Seconds between checks for throttled updates that are due."""
-
 
 class Ingest:
     def __init__(
@@ -53,9 +51,9 @@ class Ingest:
         bus: Bus,
         clock: Clock,
         intervals: Sequence[Interval] = tuple(Interval),
-        update_interval: float = 1.0,
-        history_size: int = 500,
-        snapshot_history: int = 100,
+        update_interval: float = defaults.UPDATE_INTERVAL,
+        history_size: int = defaults.CANDLE_HISTORY,
+        snapshot_history: int = defaults.ANALYSIS_HISTORY,
         alerts: StoredAlerts | None = None,
         portfolio: StoredPortfolio | None = None,
         alert_interval: Interval = Interval.M1,
@@ -362,7 +360,7 @@ class Ingest:
         data: dict[str, Any] = dict(self.alerts.state(symbol, owner))
         data["recent_events"] = [
             event_payload(e, triggered=False)
-            for e in self.alerts.recent_events(symbol, owner, limit=10)
+            for e in self.alerts.recent_events(symbol, owner, limit=defaults.RECENT_ALERT_EVENTS)
         ]
         if changed_only and self._alert_states.get((symbol, owner)) == data:
             return
@@ -532,7 +530,7 @@ class Ingest:
         feed_task = asyncio.create_task(self.feed.run(self.on_tick, self.on_status), name="feed")
         try:
             while not feed_task.done():
-                await self.clock.sleep(FLUSH_PERIOD)
+                await self.clock.sleep(defaults.INGEST_FLUSH_PERIOD)
                 try:
                     self.flush()
                 except Exception:

@@ -74,9 +74,7 @@ class WebSocketServer:
             lambda: Connection(self),
             host,
             port,
-            # asyncio's default backlog of 100 drops SYNs when a crowd reconnects at once (a
-            # restart, a network blip); the kernel caps this at net.core.somaxconn.
-            backlog=4096,
+            backlog=defaults.LISTEN_BACKLOG,
         )
         sock = self._server.sockets[0]
         return int(sock.getsockname()[1])

@@ -230,7 +230,7 @@ class HttpRoutes:
             endpoint = "/ws/" + t.split(":", 1)[0]
             if endpoint in subs:
                 subs[endpoint] += n
-        health = self._reported.health()
+        feed = self._reported.health()["feed"]
         counters = self._reported.ingest_counters() or IngestCounters(0, 0, 0, 0)
         return {
             "connections": report["endpoints"],
@@ -252,8 +252,9 @@ class HttpRoutes:
             "sockets_refused": server.refused_sockets,
             "held_bytes": sum(s.held_bytes for s in hub.sessions),
             "feed_name": self._options.feed_name,
-            "feed_state": health["feed"]["state"],
-            "last_tick_age": health["feed"]["last_tick_age_seconds"],
+            "feed_state": feed["state"],
+            # A gateway's feed is the ingest's, in another process: it has no tick age of its own.
+            "last_tick_age": feed.get("last_tick_age_seconds"),
         }
 
     # --- access --------------------------------------------------------------------------------

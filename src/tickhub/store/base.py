@@ -22,11 +22,12 @@ Any other key, a missing required key or a value of the wrong type raises ``Valu
 
 from __future__ import annotations
 
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from tickhub.engines.alerts import Alert, AlertEvent
 
-__all__ = ["PositionRow", "Store"]
+__all__ = ["ClosedOnExit", "PositionRow", "Store"]
 
 PositionRow = dict[str, object]
 """One position as the store keeps it (keys above)."""
@@ -90,3 +91,22 @@ class Store(Protocol):
     def close(self) -> None:
         """Release the store; further calls fail."""
         ...
+
+
+class ClosedOnExit:
+    """A store's ``with`` block: ``with SqliteStore(path) as store:`` closes the store when the
+    block ends, however it ends. The subclass provides ``close``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

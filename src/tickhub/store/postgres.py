@@ -33,9 +33,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
-from types import TracebackType
-from typing import Any, LiteralString, Self, TypeVar
+from typing import Any, LiteralString, TypeVar
 
 try:
     import psycopg
@@ -49,7 +47,7 @@ except ImportError as exc:  # pragma: no cover - psycopg is a dependency
 from tickhub.core import defaults
 from tickhub.core.errors import StoreUnavailableError
 from tickhub.engines.alerts import Alert, AlertEvent
-from tickhub.store.base import PositionRow
+from tickhub.store.base import ClosedOnExit, PositionRow
 from tickhub.store.postgres_url import (
     check_schema,
     conninfo_params,
@@ -61,9 +59,10 @@ from tickhub.store.rows import (
     POSITION_COLUMNS,
     alert_fields,
     alert_from_row,
-    category_of,
+    event_from_row,
+    event_values,
     position_values,
-    time_text,
+    replacement_values,
 )
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
@@ -146,7 +145,7 @@ _UPSERT_POSITION: LiteralString = (
 )
 
 
-class PostgresStore:
+class PostgresStore(ClosedOnExit):
     """:class:`~tickhub.store.base.Store` over one schema of a PostgreSQL database.
 
     ``schema`` (else the URL's ``schema`` parameter, else ``"tickhub"``) is created when missing.
@@ -189,17 +188,6 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r}, schema={self.schema!r})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         with self._lock:
@@ -368,18 +356,7 @@ class PostgresStore:
     def add_event(self, event: AlertEvent) -> None:
         alert = event.alert
         params = alert_fields(alert)
-        snapshot = json.dumps(params)
-        row = (
-            alert.id,
-            alert.symbol,
-            alert.owner,
-            alert.source,
-            event.category,
-            time_text(event.triggered_at),
-            event.price,
-            event.message,
-            snapshot,
-        )
+        row = event_values(event, json.dumps(params))
 
         def add(cur: psycopg.Cursor[DictRow]) -> None:
             cur.execute(self._sql(_UPSERT_ALERT), params)
@@ -421,16 +398,7 @@ class PostgresStore:
                 ),
                 (symbol, owner, limit),
             )
-        return [
-            AlertEvent(
-                alert=alert_from_row(json.loads(row["alert"])),
-                triggered_at=datetime.fromisoformat(row["triggered_at"]),
-                price=row["price"],
-                message=row["message"],
-                category=category_of(row["category"]),
-            )
-            for row in rows
-        ]
+        return [event_from_row(row) for row in rows]
 
     # --- positions ------------------------------------------------------------------------------
 
@@ -460,14 +428,7 @@ class PostgresStore:
         )
 
     def replace_positions(self, owner: str, rows: list[PositionRow]) -> None:
-        if not isinstance(owner, str):
-            raise ValueError(f"position owner must be a string, got {owner!r}")
-        values = [position_values(row, owner) for row in rows]
-        seen: set[object] = set()
-        for v in values:
-            if v[1] in seen:
-                raise ValueError(f"repeated position symbol: {v[1]!r}")
-            seen.add(v[1])
+        values = replacement_values(owner, rows)
 
         def replace(cur: psycopg.Cursor[DictRow]) -> None:
             # Without it, two concurrent replaces for one owner could leave their union.

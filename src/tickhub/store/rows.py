@@ -7,13 +7,14 @@ SQLite) stays in each store.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
-from tickhub.engines.alerts import Alert, Category, Source
+from tickhub.engines.alerts import Alert, AlertEvent, Category, Source
 
 __all__ = [
     "ALERT_COLUMNS",
@@ -23,7 +24,10 @@ __all__ = [
     "alert_fields",
     "alert_from_row",
     "category_of",
+    "event_from_row",
+    "event_values",
     "position_values",
+    "replacement_values",
     "time_text",
 ]
 
@@ -113,23 +117,61 @@ def alert_from_row(row: Row) -> Alert:
     )
 
 
+_SOURCES: Final[Mapping[str, Source]] = {"user": "user", "builtin": "builtin"}
+_CATEGORIES: Final[Mapping[str, Category]] = {
+    "price": "price",
+    "volume": "volume",
+    "breakout": "breakout",
+}
+_T = TypeVar("_T")
+
+
+def _one_of(known: Mapping[str, _T], value: object, what: str) -> _T:
+    """``value`` as the literal it names among ``known`` (a stored text is only a ``str``), else
+    ``ValueError``."""
+    found = known.get(value) if isinstance(value, str) else None
+    if found is None:
+        raise ValueError(f"unknown alert {what}: {value!r}")
+    return found
+
+
 def _source(value: object) -> Source:
-    if value == "user":
-        return "user"
-    if value == "builtin":
-        return "builtin"
-    raise ValueError(f"unknown alert source: {value!r}")
+    return _one_of(_SOURCES, value, "source")
+
+
+def event_values(event: AlertEvent, snapshot: str) -> tuple[object, ...]:
+    """The column values of an event row: ``alert_id, symbol, owner, source, category,
+    triggered_at, price, message, alert``; ``alert`` is ``snapshot``, the event's alert as the
+    store encodes it (``ValueError`` for a naive ``triggered_at``)."""
+    alert = event.alert
+    return (
+        alert.id,
+        alert.symbol,
+        alert.owner,
+        alert.source,
+        event.category,
+        time_text(event.triggered_at),
+        event.price,
+        event.message,
+        snapshot,
+    )
+
+
+def event_from_row(row: Row) -> AlertEvent:
+    """The event of a row with ``category, triggered_at, price, message, alert`` (``ValueError``
+    for an unknown category or source)."""
+    return AlertEvent(
+        alert=alert_from_row(json.loads(row["alert"])),
+        triggered_at=datetime.fromisoformat(row["triggered_at"]),
+        price=row["price"],
+        message=row["message"],
+        category=category_of(row["category"]),
+    )
 
 
 def category_of(value: object) -> Category:
     """A stored category, checked (``ValueError`` for an unknown one)."""
-    if value == "price":
-        return "price"
-    if value == "volume":
-        return "volume"
-    if value == "breakout":
-        return "breakout"
-    raise ValueError(f"unknown alert category: {value!r}")
+    return _one_of(_CATEGORIES, value, "category")
 
 
 # --- positions ----------------------------------------------------------------------------------
@@ -173,6 +215,23 @@ def position_values(row: Mapping[str, object], owner: str | None = None) -> tupl
     else:
         raise ValueError(f"position updated_at must be an ISO 8601 string, got {updated_at!r}")
     return (row_owner, symbol, quantity, price, *optional, updated)
+
+
+def replacement_values(
+    owner: str, rows: Sequence[Mapping[str, object]]
+) -> list[tuple[object, ...]]:
+    """The column values of ``rows`` as ``owner``'s whole set of positions, every row checked
+    before any is written: ``ValueError`` for an owner that is not a string, an invalid row,
+    another owner's row or a symbol given twice."""
+    if not isinstance(owner, str):
+        raise ValueError(f"position owner must be a string, got {owner!r}")
+    values = [position_values(row, owner) for row in rows]
+    seen: set[object] = set()
+    for v in values:
+        if v[1] in seen:
+            raise ValueError(f"repeated position symbol: {v[1]!r}")
+        seen.add(v[1])
+    return values
 
 
 def _decimal_text(value: object) -> str:

@@ -17,22 +17,20 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from tickhub.core import defaults
 from tickhub.engines.alerts import Alert, AlertEvent
-from tickhub.store.base import PositionRow
+from tickhub.store.base import ClosedOnExit, PositionRow
 from tickhub.store.rows import (
     ALERT_COLUMNS,
     POSITION_COLUMNS,
     alert_fields,
     alert_from_row,
-    category_of,
+    event_from_row,
+    event_values,
     position_values,
-    time_text,
+    replacement_values,
 )
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -87,7 +85,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
-class SqliteStore:
+class SqliteStore(ClosedOnExit):
     """:class:`~tickhub.store.base.Store` over one SQLite file (``":memory:"`` for a private one).
 
     Creates the parent directory. Keeps at most ``max_events_per_symbol`` events per symbol.
@@ -109,7 +107,8 @@ class SqliteStore:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=5000")
+            busy_ms = round(defaults.SQLITE_BUSY_TIMEOUT * 1000)
+            self._conn.execute(f"PRAGMA busy_timeout={busy_ms}")
             self._migrate()
         except BaseException:
             self._conn.close()
@@ -117,17 +116,6 @@ class SqliteStore:
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         with self._lock:
@@ -194,30 +182,20 @@ class SqliteStore:
             return conn.execute("DELETE FROM alerts WHERE id = ?", (id,)).rowcount > 0
 
     def add_event(self, event: AlertEvent) -> None:
-        alert = event.alert
-        values = _alert_values(alert)
-        snapshot = json.dumps(dict(zip(ALERT_COLUMNS, values, strict=True)))
+        symbol = event.alert.symbol
+        values = _alert_values(event.alert)
+        row = event_values(event, json.dumps(dict(zip(ALERT_COLUMNS, values, strict=True))))
         with self._write() as conn:
             _upsert_alert(conn, values)
             conn.execute(
                 "INSERT INTO alert_events (alert_id, symbol, owner, source, category, "
                 "triggered_at, price, message, alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    alert.id,
-                    alert.symbol,
-                    alert.owner,
-                    alert.source,
-                    event.category,
-                    time_text(event.triggered_at),
-                    event.price,
-                    event.message,
-                    snapshot,
-                ),
+                row,
             )
             conn.execute(
                 "DELETE FROM alert_events WHERE symbol = ? AND seq <= (SELECT seq FROM "
                 "alert_events WHERE symbol = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                (alert.symbol, alert.symbol, self.max_events_per_symbol),
+                (symbol, symbol, self.max_events_per_symbol),
             )
 
     def events(self, symbol: str, owner: str | None, limit: int) -> list[AlertEvent]:
@@ -235,16 +213,7 @@ class SqliteStore:
             params = (symbol, owner, limit)
         with self._lock:
             rows = self._conn.execute(query, params).fetchall()
-        return [
-            AlertEvent(
-                alert=alert_from_row(json.loads(row["alert"])),
-                triggered_at=datetime.fromisoformat(row["triggered_at"]),
-                price=row["price"],
-                message=row["message"],
-                category=category_of(row["category"]),
-            )
-            for row in rows
-        ]
+        return [event_from_row(row) for row in rows]
 
     # --- positions ------------------------------------------------------------------------------
 
@@ -271,14 +240,7 @@ class SqliteStore:
             return cursor.rowcount > 0
 
     def replace_positions(self, owner: str, rows: list[PositionRow]) -> None:
-        if not isinstance(owner, str):
-            raise ValueError(f"position owner must be a string, got {owner!r}")
-        values = [position_values(row, owner) for row in rows]
-        seen: set[object] = set()
-        for v in values:
-            if v[1] in seen:
-                raise ValueError(f"repeated position symbol: {v[1]!r}")
-            seen.add(v[1])
+        values = replacement_values(owner, rows)
         with self._write() as conn:
             conn.execute("DELETE FROM positions WHERE owner = ?", (owner,))
             for v in values:

@@ -3,6 +3,8 @@ the small interface the server layer defines (no role checks, nothing imported f
 
 from __future__ import annotations
 
+import asyncio
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,25 @@ async def test_a_gateway_answers_health_and_test_without_an_ingest(tmp_path: Pat
         assert body["feed"] == {"name": "sim", "state": "starting"}
         status, _, body = await ahttp_get(gw.port, "/test")
         assert status == 200 and body["messages"]["published"] is None
+    finally:
+        await gw.stop()
+
+
+def _get_text(port: int, path: str) -> tuple[int, str, str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+        return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
+
+
+async def test_a_gateway_answers_metrics_without_a_tick_age_of_its_own(tmp_path: Path) -> None:
+    # Its feed section comes from the ingest's heartbeat and has no last_tick_age_seconds.
+    gw = GatewayService(make_settings(tmp_path), bus=MemoryBus())
+    await gw.start()
+    try:
+        assert gw.port is not None
+        status, content_type, text = await asyncio.to_thread(_get_text, gw.port, "/metrics")
+        assert status == 200 and content_type.startswith("text/plain")
+        assert "tickhub_feed_last_tick_age_seconds -1" in text
+        assert 'tickhub_feed_state{feed="sim",state="starting"} 1' in text
     finally:
         await gw.stop()
 

@@ -25,6 +25,7 @@ from tickhub.core.clock import Clock
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import FeedState
 from tickhub.runtime.clock import SystemClock
+from tickhub.runtime.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Service(ABC):
         self.bus = bus or build_bus(settings)
         self.port: int | None = None
         self.started_at = time.monotonic()
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks = TaskSet(log)
         self._stopping = False
 
     # --- what a role provides ------------------------------------------------------------------
@@ -111,15 +112,7 @@ class Service(ABC):
             return
         self._stopping = True
         await self._stop_serving()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("task %s failed during shutdown", task.get_name())
+        await self._tasks.aclose()
         await self.bus.close()
         self._release()
         log.info("tickhub stopped")
@@ -143,14 +136,9 @@ class Service(ABC):
                 log.error("shutdown took over %gs; exiting anyway", self.settings.shutdown_timeout)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        task.add_done_callback(self._task_done)
-        self._tasks.append(task)
-
-    @staticmethod
-    def _task_done(task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s died", task.get_name(), exc_info=task.exception())
+        """Run ``coro`` until :meth:`stop`; a failure is logged with its traceback when it
+        happens, not when the task is collected."""
+        self._tasks.spawn(coro, name=name)
 
     # --- health --------------------------------------------------------------------------------
 

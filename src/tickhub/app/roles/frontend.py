@@ -1,5 +1,6 @@
 """The serving half of the service: the hub, the HTTP and WebSocket server over it, the HTTP
-routes, and the loops that keep the hub tidy. The single process and every gateway run it."""
+routes, and the loops that keep the hub tidy. The single process and every gateway run it
+(:class:`FrontendRole`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from collections.abc import Callable, Sequence
 
 from tickhub.app.build import build_hub, build_route_options, build_server
 from tickhub.app.config import Settings
+from tickhub.app.roles.base import Service
 from tickhub.bus import Bus, BusMessage
-from tickhub.core import protocol
+from tickhub.core import defaults, protocol
 from tickhub.core.clock import Clock
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.protocol import CloseCode
+from tickhub.fanout.hub import Hub
 from tickhub.ingest.publisher import STATUS_TOPIC
+from tickhub.server import WebSocketServer
 from tickhub.server.routes import HttpRoutes, OwnOrigins, Reported
 
 log = logging.getLogger(__name__)
@@ -71,7 +75,9 @@ class Frontend:
         """Idle pings and timeouts (the hub's sweep), then the role's own ``chores``."""
         # Often enough that an idle client is pinged well before it times out.
         idle = self._settings.idle_timeout
-        period = min(1.0, idle / 4) if idle > 0 else 1.0
+        period = defaults.HOUSEKEEPING_PERIOD
+        if idle > 0:
+            period = min(period, idle / defaults.SWEEPS_PER_IDLE_TIMEOUT)
         while True:
             await asyncio.sleep(period)
             try:
@@ -89,3 +95,33 @@ class Frontend:
                 self.hub.flush_batches()
             except Exception:
                 log.exception("batch flush failed")
+
+
+class FrontendRole(Service):
+    """What a role that holds the :class:`Frontend` does with it, the same in every such role:
+    relays the ingest's status, keeps the hub tidy, serves until :meth:`stop` and says how many
+    clients it has. The role builds :attr:`frontend` in its constructor."""
+
+    frontend: Frontend
+
+    @property
+    def hub(self) -> Hub:
+        return self.frontend.hub
+
+    @property
+    def server(self) -> WebSocketServer:
+        return self.frontend.server
+
+    async def _start_serving(self, chores: Sequence[Callable[[], None]] = ()) -> None:
+        """Start the frontend's loops (``chores`` run with the housekeeping) and listen; sets
+        :attr:`port`."""
+        self.frontend.relay_status()
+        self._spawn(self.frontend.housekeeping(chores), "housekeeping")
+        self._spawn(self.frontend.batcher(), "batcher")
+        self.port = await self.frontend.listen()
+
+    async def _stop_serving(self) -> None:
+        await self.frontend.close()
+
+    def _connection_count(self) -> int:
+        return len(self.frontend.hub)

@@ -8,8 +8,7 @@ import logging
 from typing import Any
 
 from tickhub.app.config import Settings
-from tickhub.app.roles.base import Service
-from tickhub.app.roles.frontend import Frontend
+from tickhub.app.roles.frontend import Frontend, FrontendRole
 from tickhub.bus import Bus
 from tickhub.cluster.links import (
     DEMAND_REFRESH,
@@ -23,13 +22,11 @@ from tickhub.core import defaults
 from tickhub.core.clock import Clock
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import FeedState
-from tickhub.fanout.hub import Hub
-from tickhub.server import WebSocketServer
 
 log = logging.getLogger(__name__)
 
 
-class GatewayService(Service):
+class GatewayService(FrontendRole):
     """The frontend, plus what joins it to the ingest: requests forwarded over the bus, the
     demand of its clients relayed, and a watch on the ingest's heartbeat (and the bus's state)
     that tells clients when their data stops."""
@@ -56,27 +53,14 @@ class GatewayService(Service):
         if hasattr(self.bus, "on_state"):
             self.bus.on_state = self._on_bus_state
 
-    @property
-    def hub(self) -> Hub:
-        return self.frontend.hub
-
-    @property
-    def server(self) -> WebSocketServer:
-        return self.frontend.server
-
     async def _start_parts(self) -> None:
-        self.frontend.relay_status()
         self.remote_requests.register()
         self.demand_relay.start()
         self.ingest_watch.start()
         self._spawn(self._probe_loop(), "probe")
-        chores = (self.remote_requests.expire, self.ingest_watch.check, self._refresh_demand)
-        self._spawn(self.frontend.housekeeping(chores), "housekeeping")
-        self._spawn(self.frontend.batcher(), "batcher")
-        self.port = await self.frontend.listen()
-
-    async def _stop_serving(self) -> None:
-        await self.frontend.close()
+        await self._start_serving(
+            (self.remote_requests.expire, self.ingest_watch.check, self._refresh_demand)
+        )
 
     def ingest_counters(self) -> None:
         """The feed runs in the ingest's process: no counters here."""
@@ -101,9 +85,6 @@ class GatewayService(Service):
             "detail": detail,
             "ingest_silence_seconds": None if silence is None else round(silence, 3),
         }
-
-    def _connection_count(self) -> int:
-        return len(self.frontend.hub)
 
     def _health_extra(self) -> dict[str, Any]:
         return {"bus_connected": self._bus_up, "gateway_id": self.gateway_id}

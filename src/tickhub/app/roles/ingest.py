@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from tickhub import __version__
 from tickhub.app.config import Settings
-from tickhub.app.roles.base import Service
-from tickhub.app.roles.producer import Producer
+from tickhub.app.roles.producer import Producer, ProducerRole
 from tickhub.bus import Bus
 from tickhub.cluster.links import HEARTBEAT_PERIOD, CommandServer, DemandAggregator, heartbeat
 from tickhub.core.clock import Clock
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.feeds.base import Feed
-from tickhub.ingest.pipeline import Ingest
 
 log = logging.getLogger(__name__)
 
 
-class IngestService(Service):
+class IngestService(ProducerRole):
     """The producer, plus what lets gateways reach it: the command server for their requests,
     the aggregate of their demand, and a heartbeat that tells them it is alive."""
 
@@ -45,26 +42,11 @@ class IngestService(Service):
         if hasattr(self.bus, "on_state"):  # a Redis that restarted empty gets the state back
             self.bus.on_state = producer.ingest.on_bus_state
 
-    @property
-    def feed(self) -> Feed:
-        return self.producer.feed
-
-    @property
-    def ingest(self) -> Ingest:
-        return self.producer.ingest
-
     async def _start_parts(self) -> None:
-        self.producer.refresh_pins()
+        self._start_producing()
         self.command_server.start()
         self.demand_aggregator.start()
         self._spawn(self._heartbeat(), "ingest-heartbeat")
-        self._spawn(self.producer.ingest.run(), "ingest")
-
-    def _release(self) -> None:
-        self.producer.close()
-
-    def _feed_health(self) -> dict[str, Any]:
-        return self.producer.feed_health()
 
     def _announce(self) -> None:
         log.info("tickhub %s ingest running (feed=%s)", __version__, self.settings.feed)

@@ -1,5 +1,5 @@
 """The producing half of the service: the feed, the engines and the store, and the requests that
-change them. The single process and the ingest of a cluster both run it."""
+change them. The single process and the ingest of a cluster both run it (:class:`ProducerRole`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tickhub.app.build import (
     build_store,
 )
 from tickhub.app.config import Settings
+from tickhub.app.roles.base import Service
 from tickhub.bus import Bus
 from tickhub.core import defaults, protocol
 from tickhub.core.clock import Clock
@@ -20,6 +21,7 @@ from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import FeedState
 from tickhub.feeds.base import Feed
 from tickhub.ingest.demand import Demand
+from tickhub.ingest.pipeline import Ingest
 from tickhub.ingest.requests import Requests
 from tickhub.server.routes import IngestCounters
 
@@ -98,3 +100,34 @@ class Producer:
 
     def close(self) -> None:
         self.store.close()
+
+
+class ProducerRole(Service):
+    """What a role that holds the :class:`Producer` does with it, the same in every such role:
+    runs its ingest, reports its feed, and closes its store last. The role builds
+    :attr:`producer` in its constructor."""
+
+    producer: Producer
+
+    @property
+    def feed(self) -> Feed:
+        return self.producer.feed
+
+    @property
+    def ingest(self) -> Ingest:
+        return self.producer.ingest
+
+    def _start_producing(self) -> None:
+        """Pin what the engines need, then run the feed through the engines until :meth:`stop`."""
+        self.producer.refresh_pins()
+        self._spawn(self.producer.ingest.run(), "ingest")
+
+    def _release(self) -> None:
+        self.producer.close()
+
+    def _feed_health(self) -> dict[str, Any]:
+        return self.producer.feed_health()
+
+    def ingest_counters(self) -> IngestCounters:
+        """The counters of the feed this process runs."""
+        return self.producer.counters()

@@ -12,10 +12,11 @@ depth levels a side), so ``parse_packet(encode_packet(kt)) == kt`` for any ``kt`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, TypedDict
 
 from tickhub.core.model import IST, Depth, DepthLevel, Tick
 from tickhub.feeds.kite.parse import (
@@ -221,7 +222,7 @@ def encode_packet(kt: KiteTick) -> bytes:
         return encode_ltp(token, kt.last_price)
     if kt.mode not in MODES:
         raise ValueError(f"unknown mode: {kt.mode!r}")
-    ohlc = {
+    ohlc: _Ohlc = {
         "open": kt.open or 0.0,
         "high": kt.high or 0.0,
         "low": kt.low or 0.0,
@@ -233,33 +234,45 @@ def encode_packet(kt: KiteTick) -> bytes:
         return encode_index_full(
             token, last_price=kt.last_price, exchange_timestamp=kt.exchange_timestamp, **ohlc
         )
+    quote: _Quote = {
+        "last_price": kt.last_price,
+        "last_traded_quantity": kt.last_traded_quantity or 0,
+        "average_traded_price": kt.average_traded_price or 0.0,
+        "volume_traded": kt.volume_traded or 0,
+        "total_buy_quantity": kt.total_buy_quantity or 0,
+        "total_sell_quantity": kt.total_sell_quantity or 0,
+    }
     if kt.mode == "quote":
-        return encode_quote(
-            token,
-            last_price=kt.last_price,
-            last_traded_quantity=kt.last_traded_quantity or 0,
-            average_traded_price=kt.average_traded_price or 0.0,
-            volume_traded=kt.volume_traded or 0,
-            total_buy_quantity=kt.total_buy_quantity or 0,
-            total_sell_quantity=kt.total_sell_quantity or 0,
-            **ohlc,
-        )
+        return encode_quote(token, **quote, **ohlc)
     return encode_full(
         token,
-        last_price=kt.last_price,
-        last_traded_quantity=kt.last_traded_quantity or 0,
-        average_traded_price=kt.average_traded_price or 0.0,
-        volume_traded=kt.volume_traded or 0,
-        total_buy_quantity=kt.total_buy_quantity or 0,
-        total_sell_quantity=kt.total_sell_quantity or 0,
+        **quote,
+        **ohlc,
         last_trade_time=kt.last_trade_time,
         oi=kt.oi or 0,
         oi_day_high=kt.oi_day_high or 0,
         oi_day_low=kt.oi_day_low or 0,
         exchange_timestamp=kt.exchange_timestamp,
         depth=kt.depth,
-        **ohlc,
     )
+
+
+class _Ohlc(TypedDict):
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+class _Quote(TypedDict):
+    """What a quote packet adds to the price and OHLC (a full packet starts with it too)."""
+
+    last_price: float
+    last_traded_quantity: int
+    average_traded_price: float
+    volume_traded: int
+    total_buy_quantity: int
+    total_sell_quantity: int
 
 
 def encode_frame(packets: Sequence[bytes]) -> bytes:
@@ -328,21 +341,9 @@ def tick_to_kite(tick: Tick, instrument_token: int, mode: KiteMode | str) -> Kit
     if mode == "quote":
         return quote
     depth = tick.depth or Depth()
-    return KiteTick(
-        "full",
-        instrument_token,
-        True,
-        last,
-        last_traded_quantity=quote.last_traded_quantity,
-        average_traded_price=quote.average_traded_price,
-        volume_traded=quote.volume_traded,
-        total_buy_quantity=quote.total_buy_quantity,
-        total_sell_quantity=quote.total_sell_quantity,
-        open=open_,
-        high=high,
-        low=low,
-        close=close,
-        change=change,
+    return dataclasses.replace(
+        quote,
+        mode="full",
         last_trade_time=_whole_second(tick.last_trade_time),
         oi=tick.oi,
         oi_day_high=tick.oi,

@@ -363,20 +363,36 @@ def _quote_fields(v: tuple[int, ...], div: int, last: float, close: float) -> di
     }
 
 
+_LAYOUTS: Final[dict[int, Struct]] = {
+    FULL_LENGTH: FULL_PACKET,
+    QUOTE_LENGTH: QUOTE_PACKET,
+    LTP_LENGTH: LTP_PACKET,
+    INDEX_QUOTE_LENGTH: INDEX_QUOTE_PACKET,
+    INDEX_FULL_LENGTH: INDEX_FULL_PACKET,
+}
+
+
 def _decode(buf: bytes, offset: int, length: int) -> KiteTick | None:
-    if length == FULL_LENGTH:
-        v = FULL_PACKET.unpack_from(buf, offset)
-        token = v[0]
-        segment = token & 0xFF
-        div = _DIVISORS.get(segment, DEFAULT_DIVISOR)
-        last = v[1] / div
-        close = v[10] / div
+    # Every kind starts with the token and the last price; the rest follows from the length.
+    layout = _LAYOUTS.get(length)
+    if layout is None:
+        return None
+    v = layout.unpack_from(buf, offset)
+    token = v[0]
+    segment = token & 0xFF
+    div = _DIVISORS.get(segment, DEFAULT_DIVISOR)
+    tradable = segment != INDICES_SEGMENT
+    last = v[1] / div
+    if length in (FULL_LENGTH, QUOTE_LENGTH):
+        fields = _quote_fields(v, div, last, v[10] / div)
+        if length == QUOTE_LENGTH:
+            return KiteTick("quote", token, tradable, last, **fields)
         return KiteTick(
             "full",
             token,
-            segment != INDICES_SEGMENT,
+            tradable,
             last,
-            **_quote_fields(v, div, last, close),
+            **fields,
             last_trade_time=_time(v[11]),
             oi=v[12],
             oi_day_high=v[13],
@@ -387,47 +403,19 @@ def _decode(buf: bytes, offset: int, length: int) -> KiteTick | None:
                 tuple(DepthLevel(v[i + 1] / div, v[i], v[i + 2]) for i in range(31, 46, 3)),
             ),
         )
-    if length == QUOTE_LENGTH:
-        v = QUOTE_PACKET.unpack_from(buf, offset)
-        token = v[0]
-        segment = token & 0xFF
-        div = _DIVISORS.get(segment, DEFAULT_DIVISOR)
-        last = v[1] / div
-        close = v[10] / div
-        return KiteTick(
-            "quote",
-            token,
-            segment != INDICES_SEGMENT,
-            last,
-            **_quote_fields(v, div, last, close),
-        )
     if length == LTP_LENGTH:
-        token, raw_last = LTP_PACKET.unpack_from(buf, offset)
-        segment = token & 0xFF
-        return KiteTick(
-            "ltp",
-            token,
-            segment != INDICES_SEGMENT,
-            raw_last / _DIVISORS.get(segment, DEFAULT_DIVISOR),
-        )
-    if length in (INDEX_QUOTE_LENGTH, INDEX_FULL_LENGTH):
-        full = length == INDEX_FULL_LENGTH
-        v = (INDEX_FULL_PACKET if full else INDEX_QUOTE_PACKET).unpack_from(buf, offset)
-        token = v[0]
-        segment = token & 0xFF
-        div = _DIVISORS.get(segment, DEFAULT_DIVISOR)
-        last = v[1] / div
-        close = v[5] / div
-        return KiteTick(
-            "full" if full else "quote",
-            token,
-            segment != INDICES_SEGMENT,
-            last,
-            high=v[2] / div,
-            low=v[3] / div,
-            open=v[4] / div,
-            close=close,
-            change=percent_change(last, close),
-            exchange_timestamp=_time(v[7]) if full else None,
-        )
-    return None
+        return KiteTick("ltp", token, tradable, last)
+    full = length == INDEX_FULL_LENGTH
+    close = v[5] / div
+    return KiteTick(
+        "full" if full else "quote",
+        token,
+        tradable,
+        last,
+        high=v[2] / div,
+        low=v[3] / div,
+        open=v[4] / div,
+        close=close,
+        change=percent_change(last, close),
+        exchange_timestamp=_time(v[7]) if full else None,
+    )
