@@ -426,7 +426,8 @@ async def test_run_publishes_each_feed_state_change_once_and_flushes_on_the_cloc
 
         feed.push(tick("RELIANCE", at(0), 2500.0, 1000), tick("INFY", at(60), 1550.0, 10))
         assert closed(stream) == []
-        await clock.step(defaults.INGEST_FLUSH_PERIOD)  # returns once the loop has flushed and waits again
+        # returns once the loop has flushed and waits again
+        await clock.step(defaults.INGEST_FLUSH_PERIOD)
         assert [c["start"] for c in closed(stream)] == ["2025-01-27T04:30:00.000Z"]
     finally:
         task.cancel()
