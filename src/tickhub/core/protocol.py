@@ -105,6 +105,12 @@ def decode(raw: bytes | str) -> dict[str, Any] | ProtocolError:
             ErrorCode.INVALID_MESSAGE,
             f"message must be a JSON object, got {json_kind(msg)}",
         )
+    kind = type_of(msg)
+    return kind if isinstance(kind, ProtocolError) else msg
+
+
+def type_of(msg: Mapping[str, Any]) -> str | ProtocolError:
+    """A message's ``type``: a non-empty string, else the error answered for it."""
     kind = msg.get("type")
     if kind is None or kind == "":
         return ProtocolError(ErrorCode.MISSING_FIELD, "missing field: 'type'", {"field": "type"})
@@ -112,7 +118,7 @@ def decode(raw: bytes | str) -> dict[str, Any] | ProtocolError:
         return ProtocolError(
             ErrorCode.INVALID_FIELD, "field 'type' must be a string", {"field": "type"}
         )
-    return msg
+    return kind
 
 
 MAX_SYMBOL_LENGTH = 64

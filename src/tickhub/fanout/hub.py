@@ -318,7 +318,11 @@ class Hub:
                 self._close(session, CloseCode.AUTH_EXPIRED, "token expired")
             elif idle > 0 and mono - session.last_seen >= idle:
                 self._close(session, CloseCode.IDLE_TIMEOUT, f"idle for {idle:g}s")
-            elif idle > 0 and not session.pinged and mono - session.last_seen >= idle / 2:
+            elif (
+                idle > 0
+                and not session.pinged
+                and mono - session.last_seen >= idle * defaults.IDLE_PING_SHARE
+            ):
                 session.pinged = True
                 self.pings += 1
                 session.peer.ping()

@@ -33,7 +33,7 @@ from tickhub.core.commands.positions import (
 )
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Interval
-from tickhub.core.protocol import ErrorCode, ProtocolError, clip, shown
+from tickhub.core.protocol import ErrorCode, ProtocolError, clip, shown, type_of
 from tickhub.core.topics import Endpoint
 
 
@@ -52,13 +52,9 @@ def parse_command(
     without ``request``; every other one is answered with ``request`` = the message's type.
     Unknown fields are ignored. Nothing is looked up but instruments, and nothing is changed.
     """
-    kind = msg.get("type")
-    if kind is None or kind == "":
-        return ProtocolError(ErrorCode.MISSING_FIELD, "missing field: 'type'", {"field": "type"})
-    if not isinstance(kind, str):
-        return ProtocolError(
-            ErrorCode.INVALID_FIELD, "field 'type' must be a string", {"field": "type"}
-        )
+    kind = type_of(msg)
+    if isinstance(kind, ProtocolError):
+        return kind
     parse = _PARSERS.get(kind)
     only_on = REQUEST_ENDPOINTS.get(kind)
     if parse is None or (only_on is not None and only_on != endpoint):
