@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from tickhub.core import defaults as d
 from tickhub.core.errors import ConfigError
 
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
 _ORIGIN = re.compile(
     r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[^\s/\"'\[\],:]+)(:\d{1,5})?", re.IGNORECASE
 )

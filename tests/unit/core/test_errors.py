@@ -88,7 +88,7 @@ def test_errors_are_importable_where_they_were_defined() -> None:
 
     # config.py imports ConfigError without re-exporting it (no ``__all__`` there), so the
     # attribute is read from the module's namespace, which is what ``config.ConfigError`` reads
-    assert vars(config)["ConfigError"] is ConfigError
+    assert config.ConfigError is ConfigError
     assert instruments.InstrumentsFileError is InstrumentsFileError
     assert instruments.UnknownSymbolError is UnknownSymbolError
     assert parse.KiteParseError is KiteParseError
