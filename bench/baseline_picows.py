@@ -6,9 +6,11 @@ Same wire shape as tickhub's ``/ws/stream`` (welcome, one ``subscription`` ack p
 ``heartbeat`` acks, ``data``/``tick_data`` messages with a per-topic ``seq`` and the publish stamp
 in ``last_quantity``), none of the work: no snapshots, no candles, no engines, no bus. Per tick it
 formats one message of the same size, frames it once, and writes the same bytes to every
-subscriber's transport (``transport.underlying_transport.write``). A client whose write buffer
-passes 1 MiB (tickhub's default ``OUTBOX_BYTES``) is skipped until it drains (counted as dropped),
-so a stalled client cannot grow memory without bound. Speaks the control channel of ``control.py``.
+subscriber's transport (``transport.underlying_transport.write``); in a burst (``rate R K``) the K
+messages of a frame go out back to back in one loop turn, each framed and written as it comes. A
+client whose write buffer passes 1 MiB (tickhub's default ``OUTBOX_BYTES``) is skipped until it
+drains (counted as dropped), so a stalled client cannot grow memory without bound. Speaks the
+control channel of ``control.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import UTC, datetime
 import orjson
 import uvloop
 from benchfeed import MARKET_START, base_price, symbol
-from control import announce, parse_rate, raise_nofile, serve_commands
+from control import announce, parse_burst, parse_rate, raise_nofile, serve_commands
 from pacer import Pacer
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
@@ -211,12 +213,14 @@ async def main(args: argparse.Namespace) -> None:
     announce("READY", port=port, pid=os.getpid(), server="picows")
 
     def rate(words: list[str]) -> tuple[str, dict[str, object]]:
-        hub.pacer.set_rate(parse_rate(words[0]))
-        return "OK", {"rate": words[0]}
+        burst = parse_burst(words)
+        hub.pacer.set_rate(parse_rate(words[0]), burst)
+        return "OK", {"rate": words[0], "burst": burst}
 
     def stats(words: list[str]) -> tuple[str, dict[str, object]]:
         return "STATS", {
             "ticks": hub.pacer.emitted,
+            "frames": hub.pacer.frames,
             "shed": hub.pacer.shed,
             "delivered": hub.delivered,
             "dropped": hub.dropped,

@@ -7,6 +7,10 @@ the service, a plain integer field that the real ``tick_data`` message carries u
 client reads it on arrival with the same clock (same machine), so latency is publish-to-client
 with microsecond precision and no clock skew. ``timestamp`` is market time: 10:00 IST on a fixed
 day plus the time since the feed started, so candles bucket and close as in a session.
+
+In a burst (``set_rate(rate, K)``) the feed hands ticks over as the Kite feed hands one binary
+frame: K ticks of K different instruments (round robin), ``on_tick`` called K times back to back
+in one callback, every ``K / rate`` seconds.
 """
 
 from __future__ import annotations
@@ -81,9 +85,10 @@ class BenchFeed:
             self._status = FeedStatus(FeedState.STOPPED, "bench")
             on_status(self._status)
 
-    def set_rate(self, rate: float) -> None:
-        """Ticks per second over all instruments: 0 stops, ``math.inf`` runs flat out."""
-        self.pacer.set_rate(rate)
+    def set_rate(self, rate: float, burst: int = 1) -> None:
+        """Ticks per second over all instruments: 0 stops, ``math.inf`` runs flat out; in frames
+        of ``burst`` ticks handed over in one loop turn."""
+        self.pacer.set_rate(rate, burst)
 
     def _emit(self) -> None:
         i = self._next

@@ -3,9 +3,12 @@
 The server prints ``READY {"port": P, "pid": N}`` once it listens, then reads commands on stdin,
 one per line, and answers each on stdout with one line:
 
-    rate <ticks/s | max | 0>   ->  OK {"rate": ...}
-    stats                      ->  STATS {...counters...}
-    quit, or end of input      ->  the server stops and exits 0
+    rate <ticks/s | max | 0> [K]  ->  OK {"rate": ..., "burst": K}
+    stats                         ->  STATS {...counters...}
+    quit, or end of input         ->  the server stops and exits 0
+
+``K`` (default 1) is the burst: ticks come in frames of K, handed over in one loop turn, at
+ticks/s / K frames per second (see ``pacer.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ def announce(kind: str, **fields: Any) -> None:
 
 def parse_rate(word: str) -> float:
     return math.inf if word == "max" else float(word)
+
+
+def parse_burst(words: list[str]) -> int:
+    """The burst of a ``rate`` command's words (``[rate, K]``): 1 when not given."""
+    return max(1, int(words[1])) if len(words) > 1 else 1
 
 
 async def serve_commands(handlers: dict[str, Handler]) -> None:

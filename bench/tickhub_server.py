@@ -25,7 +25,7 @@ from pathlib import Path
 
 import uvloop
 from benchfeed import BenchFeed, write_instruments
-from control import announce, parse_rate, raise_nofile, serve_commands
+from control import announce, parse_burst, parse_rate, raise_nofile, serve_commands
 
 from tickhub.app.config import Settings, load_settings
 from tickhub.app.logs import setup_logging
@@ -69,15 +69,17 @@ async def main(args: argparse.Namespace) -> None:
     announce("READY", port=port, pid=os.getpid(), server="tickhub", role=args.role)
 
     def rate(words: list[str]) -> tuple[str, dict[str, object]]:
+        burst = parse_burst(words)
         if feed is not None:
-            feed.set_rate(parse_rate(words[0]))
-        return "OK", {"rate": words[0]}
+            feed.set_rate(parse_rate(words[0]), burst)
+        return "OK", {"rate": words[0], "burst": burst}
 
     def stats(words: list[str]) -> tuple[str, dict[str, object]]:
-        out: dict[str, object] = {"ticks": 0, "shed": 0, "delivered": 0}
+        out: dict[str, object] = {"ticks": 0, "frames": 0, "shed": 0, "delivered": 0}
         if feed is not None and ingest is not None:
             out.update(
                 ticks=feed.pacer.emitted,
+                frames=feed.pacer.frames,
                 shed=feed.pacer.shed,
                 published=ingest.publisher.published,
             )

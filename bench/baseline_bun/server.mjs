@@ -5,12 +5,13 @@
 // Same wire shape as tickhub's /ws/stream. Fan-out is Bun's own pub/sub (uWebSockets topics):
 // each client subscribes its sockets to topics, and every tick is one server.publish(topic,
 // message), which frames the message once for all subscribers. uWebSockets may coalesce several
-// messages to one socket into one write within a loop iteration. backpressureLimit = 1 MiB:
+// messages to one socket into one write within a loop iteration: in a burst (`rate R K`) the K
+// publishes of a frame run back to back in one loop turn. backpressureLimit = 1 MiB:
 // past it a subscriber's messages are dropped (closeOnBackpressureLimit off).
 import { FFIType, dlopen, ptr } from 'bun:ffi';
 import {
-  OUTBOX_BYTES, Pacer, Ticker, ack, announce, heartbeatAck, hrtimeUs, parseArgs, parseRate,
-  serveCommands, setClockOffsetUs, welcome,
+  OUTBOX_BYTES, Pacer, Ticker, ack, announce, heartbeatAck, hrtimeUs, parseArgs, parseBurst,
+  parseRate, serveCommands, setClockOffsetUs, welcome,
 } from '../baseline_node_ws/common.mjs';
 
 // Bun's hrtime counts from process start: offset it to CLOCK_MONOTONIC (read once through libc).
@@ -104,13 +105,15 @@ announce('READY', { port: server.port, pid: process.pid, server: 'bun' });
 serveCommands(
   {
     rate: (w) => {
-      pacer.setRate(parseRate(w[0]));
-      return ['OK', { rate: w[0] }];
+      const burst = parseBurst(w);
+      pacer.setRate(parseRate(w[0]), burst);
+      return ['OK', { rate: w[0], burst }];
     },
     stats: () => [
       'STATS',
       {
         ticks: pacer.emitted,
+        frames: pacer.frames,
         shed: pacer.shed,
         delivered,
         dropped,

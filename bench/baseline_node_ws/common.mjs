@@ -80,13 +80,18 @@ export class Ticker {
   }
 }
 
-// Credit-based pacing: see bench/pacer.py.
+// Credit-based pacing: see bench/pacer.py. In a burst (burst = K > 1) items come in frames of K at
+// rate / K frames per second, the K of a frame emitted back to back in one callback (one loop
+// turn), then onFrame; credit, shedding and the time slice count frames, emitted and shed items.
 export class Pacer {
-  constructor(emit, onBatch) {
+  constructor(emit, onBatch, onFrame) {
     this.emit = emit;
     this.onBatch = onBatch;
+    this.onFrame = onFrame;
     this.rate = 0;
+    this.burst = 1;
     this.emitted = 0;
+    this.frames = 0;
     this.shed = 0;
     this.credit = 0;
     this.last = 0;
@@ -94,9 +99,10 @@ export class Pacer {
     this.immediate = null;
   }
 
-  setRate(rate) {
+  setRate(rate, burst = 1) {
     this.stop();
     this.rate = rate;
+    this.burst = Math.max(1, Math.floor(burst));
     this.credit = 0;
     this.last = monoMs();
     if (rate > 0) this.immediate = setImmediate(() => this.fire());
@@ -111,28 +117,43 @@ export class Pacer {
   fire() {
     this.timer = this.immediate = null;
     const now = monoMs();
+    const k = this.burst;
     let credit;
     if (this.rate === Infinity) {
       credit = Infinity;
     } else {
-      credit = this.credit + ((now - this.last) / 1000) * this.rate;
-      const cap = Math.max(1, this.rate * MAX_LAG_S);
+      const framesPerS = this.rate / k;
+      credit = this.credit + ((now - this.last) / 1000) * framesPerS;
+      const cap = Math.max(1, framesPerS * MAX_LAG_S);
       if (credit > cap) {
-        this.shed += Math.floor(credit - cap);
+        this.shed += Math.floor(credit - cap) * k;
         credit = cap;
       }
     }
     this.last = now;
     if (credit >= 1) this.onBatch();
     const deadline = now + SLICE_MS;
-    let n = 0;
-    while (credit >= 1) {
-      this.emit();
-      credit -= 1;
-      n++;
-      if ((n & 7) === 0 && monoMs() >= deadline) break;
+    const onFrame = this.onFrame;
+    let n = 0; // frames
+    if (k === 1 && !onFrame) {
+      while (credit >= 1) {
+        this.emit();
+        credit -= 1;
+        n++;
+        if ((n & 7) === 0 && monoMs() >= deadline) break;
+      }
+    } else {
+      const stride = Math.max(1, Math.floor(8 / k)); // the clock about every 8 items
+      while (credit >= 1) {
+        for (let j = 0; j < k; j++) this.emit();
+        if (onFrame) onFrame();
+        credit -= 1;
+        n++;
+        if (n % stride === 0 && monoMs() >= deadline) break;
+      }
     }
-    this.emitted += n;
+    this.emitted += n * k;
+    this.frames += n;
     this.credit = credit === Infinity ? 0 : credit;
     if (credit >= 1) this.immediate = setImmediate(() => this.fire());
     else this.timer = setTimeout(() => this.fire(), PERIOD_MS);
@@ -166,6 +187,9 @@ export function serveCommands(handlers, onQuit) {
 }
 
 export const parseRate = (word) => (word === 'max' ? Infinity : Number(word));
+// The burst of a `rate` command's words ([rate, K]): 1 when not given (see bench/control.py).
+export const parseBurst = (words) =>
+  words.length > 1 ? Math.max(1, Math.floor(Number(words[1]))) : 1;
 
 export function welcome(id) {
   return JSON.stringify({
