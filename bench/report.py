@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-BASELINES = ("picows", "node-ws")
+BASELINES = ("picows", "node-ws", "node-ws-cork", "bun")
 SUBJECT = "tickhub"
 _MEDIAN_KEYS = (
     "delivered_per_s",
@@ -31,11 +31,16 @@ _MEDIAN_KEYS = (
     "msgs_per_gateway_cpu_s",
     "ingest_us_per_published",
     "ticks_per_s",
+    # burst
+    "frames_per_s",
 )
 
 
 def key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row["scenario"], row["clients"], row["symbols"], row["stalled"], row["load"])
+    return (
+        row["scenario"], row["clients"], row["symbols"], row["stalled"], row["load"],
+        row.get("burst", 1),
+    )  # fmt: skip
 
 
 def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -155,6 +160,37 @@ def goals(rows: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, An
         + _per_run(rows, t, "picows", "p99_ms_runs")
         + (f"; p50 {p50:.2f}x" if p50 is not None else ""),
     )
+    burst = _find(rows, SUBJECT, scenario="burst")
+    if burst is not None:
+        shape = (
+            f"{burst['clients']:,} clients, {burst['subs']} of {burst['symbols']} symbols, "
+            f"frames of {burst['burst']} ticks"
+        )
+        for base in ("bun", "node-ws-cork"):
+            ratios = burst.get("ratios", {}).get(base, {})
+            r, p99 = ratios.get("msgs_per_cpu_s"), ratios.get("p99")
+            add(
+                f"B. burst: msgs per CPU-s >= 1.0x {base}",
+                f"{r:.2f}x" if r is not None else "no baseline",
+                r,
+                None if r is None else r >= 1.0,
+                shape
+                + (f"; p99 {p99:.2f}x" if p99 is not None else "")
+                + _per_run(rows, burst, base, "msgs_per_cpu_s_runs"),
+            )
+        # The same load in steady ticks (the reference row): what bursting costs or saves.
+        d_tput = _ratio(burst.get("msgs_per_cpu_s"), (t or {}).get("msgs_per_cpu_s"))
+        d_p99 = _ratio(burst.get("p99_ms"), (t or {}).get("p99_ms"))
+        if d_tput is not None:
+            out.append(
+                {
+                    "goal": "B. burst against steady ticks (tickhub)",
+                    "measured": f"msgs/CPU-s {d_tput:.2f}x steady",
+                    "value": d_tput,
+                    "verdict": "info",
+                    "note": f"p99 {d_p99:.2f}x steady" if d_p99 is not None else "",
+                }
+            )
     mem = [r for r in rows if r["scenario"] == "memory" and r["server"] == SUBJECT]
     if mem:
         big = max(mem, key=lambda r: r["clients"])
@@ -243,7 +279,7 @@ def _f(value: float | None, fmt: str) -> str:
 
 
 COLUMNS = (
-    ("scenario", "<", lambda r: r["scenario"]),
+    ("scenario", "<", lambda r: _scenario(r)),
     ("server", "<", lambda r: r["server"]),
     ("clients", ">", lambda r: f"{r['clients']:,}"),
     ("sym", ">", lambda r: str(r["symbols"])),
@@ -258,11 +294,18 @@ COLUMNS = (
     ("RSS/conn KiB", ">", lambda r: _f(r.get("rss_per_conn_kib"), ".1f")),
     ("tput/pw", ">", lambda r: _f(_rat(r, "picows", "msgs_per_cpu_s"), ".2f")),
     ("tput/node", ">", lambda r: _f(_rat(r, "node-ws", "msgs_per_cpu_s"), ".2f")),
+    ("tput/cork", ">", lambda r: _f(_rat(r, "node-ws-cork", "msgs_per_cpu_s"), ".2f")),
+    ("tput/bun", ">", lambda r: _f(_rat(r, "bun", "msgs_per_cpu_s"), ".2f")),
     ("p99/pw", ">", lambda r: _f(_rat(r, "picows", "p99"), ".2f")),
     ("p99/node", ">", lambda r: _f(_rat(r, "node-ws", "p99"), ".2f")),
     ("rss/node", ">", lambda r: _f(_rat(r, "node-ws", "rss_per_conn"), ".2f")),
     ("notes", "<", lambda r: "; ".join(r.get("notes", []))),
 )
+
+
+def _scenario(row: dict[str, Any]) -> str:
+    burst = row.get("burst", 1)
+    return f"{row['scenario']} K={burst}" if burst > 1 else row["scenario"]
 
 
 def _load(row: dict[str, Any]) -> str:
@@ -288,7 +331,7 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     out = [line(heads), line(["-" * w for w in widths])]
     previous = None
     for row, c in zip(rows, cells, strict=True):
-        group = (row["scenario"], row["clients"], row["symbols"], row["stalled"])
+        group = (row["scenario"], row["clients"], row["symbols"], row["stalled"], row.get("burst"))
         if previous is not None and group != previous:
             out.append("")
         previous = group

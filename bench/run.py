@@ -42,7 +42,7 @@ FD_RESERVE = 100  # descriptors a server needs besides its connections
 
 @dataclass(frozen=True)
 class Scenario:
-    scenario: str  # clients | symbols | stall | batch | peak | memory | scaleout
+    scenario: str  # clients | symbols | stall | batch | burst | peak | memory | scaleout
     clients: int
     symbols: int = 50
     subs: int = SUBS
@@ -52,6 +52,7 @@ class Scenario:
     duration: float = 6.0
     stall_wait: float = 0.0  # longest wait for the server to report every stalled client paused
     batch: bool = False  # clients ask for tickhub's opt-in batching
+    burst: int = 1  # ticks per frame, handed over in one loop turn (the burst scenario: K)
 
     @property
     def subscribers_per_tick(self) -> float:
@@ -65,6 +66,11 @@ class Scenario:
         if self.load == "max":
             return "max"
         return f"{float(self.load) / self.subscribers_per_tick:.3f}"
+
+    @property
+    def rate_command(self) -> str:
+        """The control-channel command that starts this scenario's ticks (control.py)."""
+        return f"rate {self.rate}" + (f" {self.burst}" if self.burst > 1 else "")
 
 
 @dataclass(frozen=True)
@@ -129,16 +135,20 @@ def servers(wanted: list[str], notes: list[str]) -> list[Server]:
             found.append(
                 Server(name, [py, str(BENCH / "baseline_picows.py")], metadata.version("picows"))
             )
-        elif name == "node-ws":
+        elif name in ("node-ws", "node-ws-cork"):
             node = shutil.which("node")
             if node is None:
-                notes.append("node-ws skipped: node not found")
+                notes.append(f"{name} skipped: node not found")
                 continue
-            if not _npm_install(NODE_DIR, NODE_DIR / "node_modules" / "ws", notes, "node-ws"):
+            if not _npm_install(NODE_DIR, NODE_DIR / "node_modules" / "ws", notes, name):
                 continue
             ws = json.loads((NODE_DIR / "node_modules" / "ws" / "package.json").read_text())
             node_version = f"node {_version([node, '--version'])}, ws {ws['version']}"
-            found.append(Server(name, [node, str(NODE_DIR / "server.mjs")], node_version))
+            argv = [node, str(NODE_DIR / "server.mjs")]
+            if name == "node-ws-cork":
+                argv += ["--cork", "1"]  # cork every socket written to in a burst, uncork after
+                node_version += ", cork per burst"
+            found.append(Server(name, argv, node_version))
         elif name == "bun":
             bun = BUN_DIR / "node_modules" / ".bin" / "bun"
             if not _npm_install(BUN_DIR, bun, notes, "bun"):
@@ -151,7 +161,9 @@ def servers(wanted: list[str], notes: list[str]) -> list[Server]:
                 Server(name, [str(bun), str(BUN_DIR / "server.mjs")], f"bun {bun_version}")
             )
         else:
-            sys.exit(f"bench: unknown server {name!r} (tickhub, picows, node-ws, bun)")
+            sys.exit(
+                f"bench: unknown server {name!r} (tickhub, picows, node-ws, node-ws-cork, bun)"
+            )
     return found
 
 
@@ -217,7 +229,7 @@ def run_one(
         if sc.scenario != "memory":
             # Ticks flow before clients come, as in a service that has been up for a while: the
             # first tick of each symbol also opens its candle and its market_data (tickhub).
-            srv.ask(f"rate {sc.rate}", "OK")
+            srv.ask(sc.rate_command, "OK")
         rate_since = time.monotonic()
         total = sc.clients + sc.stalled
         active = [sc.clients]  # one load client process; the fd limit allows ~19,900 connections
@@ -283,6 +295,8 @@ def run_one(
             closed=sum(r["closed"] for r in reports),
             loadgen_cpu_share=sum(r["cpu_s"] for r in reports) / window,
             ticks_per_s=(stats1["ticks"] - stats0["ticks"]) / (t1 - t0),
+            frames_per_s=(stats1.get("frames", 0) - stats0.get("frames", 0)) / (t1 - t0),
+            ticks_per_frame=_per_frame(stats0, stats1),
             shed=stats1["shed"] - stats0["shed"],
             server_delivered=stats1["delivered"] - stats0["delivered"],
             server_paused=stats1.get("paused"),
@@ -395,7 +409,7 @@ def run_cluster(
         ports = [gw.expect("READY", 60)["port"] for gw in gws]
         time.sleep(0.5)
         row["rss_start_kib"] = sum(p.memory_kib()["VmRSS"] for p in servers_)
-        ingest.ask(f"rate {sc.rate}", "OK")
+        ingest.ask(sc.rate_command, "OK")
         rate_since = time.monotonic()
         split = [sc.clients // gateways + (k < sc.clients % gateways) for k in range(gateways)]
         row["clients_per_gateway"] = split
@@ -507,8 +521,17 @@ def run_scaleout(
     return out
 
 
+def _per_frame(stats0: dict[str, Any], stats1: dict[str, Any]) -> float | None:
+    """Ticks per frame the server's pacer emitted in the window (K in a burst, 1 otherwise)."""
+    frames = stats1.get("frames", 0) - stats0.get("frames", 0)
+    return (stats1["ticks"] - stats0["ticks"]) / frames if frames > 0 else None
+
+
 def _annotate(row: dict[str, Any], sc: Scenario, reports: list[dict[str, Any]]) -> None:
     notes = row["notes"]
+    per_frame = row.get("ticks_per_frame")
+    if per_frame is not None and abs(per_frame - sc.burst) > 1e-9:
+        notes.append(f"{per_frame:g} ticks per frame, not {sc.burst}")
     ticks = row["ticks_per_s"] * row["window_s"]
     if row["shed"] and ticks and row["shed"] > 0.01 * ticks:
         notes.append(f"behind: shed {row['shed'] / (row['shed'] + ticks):.0%} of ticks")
@@ -536,8 +559,9 @@ def plan(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
     load = args.load
     if args.quick:
         base = Scenario("clients", clients=50, load=20_000, warmup=1.0, duration=3.0)
-        scenarios = [base, Scenario("memory", clients=500, warmup=0.5)]
-        return scenarios, {"reference": _ref(base)}
+        burst = replace(base, scenario="burst", burst=args.burst, duration=2.0)
+        scenarios = [base, burst, Scenario("memory", clients=500, warmup=0.5)]
+        return scenarios, {"reference": _ref(base), "burst": args.burst}
     most = nofile_limit() - FD_RESERVE
     clients = args.clients or [100, 1000, 5000, 10000]
     d = {"warmup": args.warmup, "duration": args.duration}
@@ -558,6 +582,9 @@ def plan(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
         ]
     if "batch" in kinds:
         out.append(replace(ref, scenario="batch", batch=True))
+    if "burst" in kinds:
+        # The reference load in frames of K ticks (K symbols each); --repeat runs, interleaved.
+        out += [replace(ref, scenario="burst", burst=args.burst)] * args.repeat
     if "peak" in kinds:
         out.append(replace(ref, scenario="peak", load="max"))
     if "memory" in kinds:
@@ -566,7 +593,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
     if "scaleout" in kinds:
         # The reference load; each of the three set-ups runs --repeat times, interleaved.
         out += [replace(ref, scenario="scaleout")] * args.repeat
-    return out, {"reference": _ref(ref)}
+    return out, {"reference": _ref(ref), "burst": args.burst}
 
 
 def _ref(sc: Scenario) -> dict[str, Any]:
@@ -625,12 +652,18 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument(
         "--servers", type=lambda s: s.split(","), default=None,
-        help="default tickhub,picows,node-ws,bun (quick: tickhub,picows,node-ws)",
+        help="default tickhub,picows,node-ws,node-ws-cork,bun (quick: no bun); node-ws-cork"
+        " runs in the burst scenario only",
     )  # fmt: skip
     parser.add_argument(
         "--only", "--scenarios", dest="only", type=lambda s: s.split(","),
-        default=["clients", "symbols", "stall", "batch", "peak", "memory", "scaleout"],
-        help="scenario kinds to run (clients,symbols,stall,batch,peak,memory,scaleout)",
+        default=["clients", "symbols", "stall", "batch", "burst", "peak", "memory", "scaleout"],
+        help="scenario kinds to run (clients,symbols,stall,batch,burst,peak,memory,scaleout)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--burst", type=int, default=50,
+        help="burst scenario: ticks per frame, K different symbols handed over in one loop turn"
+        " (default 50, like a full-mode Kite frame; 1 to 50)",
     )  # fmt: skip
     parser.add_argument(
         "--load", type=int, default=50_000, help="deliveries/s offered (default 50,000)"
@@ -641,9 +674,11 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--duration", type=float, default=6.0, help="measurement seconds")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of the reference scenario")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of reference and burst")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args()
+    if not 1 <= args.burst <= 50:
+        parser.error("--burst must be 1 to 50 (K different symbols of the 50 of the scenario)")
 
     def _interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -654,7 +689,9 @@ def main() -> int:
     build_loadgen()
     notes: list[str] = []
     wanted = args.servers or (
-        ["tickhub", "picows", "node-ws"] if args.quick else ["tickhub", "picows", "node-ws", "bun"]
+        ["tickhub", "picows", "node-ws", "node-ws-cork"]
+        if args.quick
+        else ["tickhub", "picows", "node-ws", "node-ws-cork", "bun"]
     )
     found = servers(wanted, notes)
     scenarios, plan_info = plan(args)
@@ -699,10 +736,12 @@ def main() -> int:
                         continue
                     if sc.batch and server.name != "tickhub":
                         continue  # only tickhub has opt-in batching
+                    if server.name == "node-ws-cork" and sc.burst == 1:
+                        continue  # one tick per turn: node-ws with a cork around each write
                     print(
                         f"[{i}/{len(scenarios)}] {sc.scenario} {server.name}",
                         f"clients={sc.clients} symbols={sc.symbols} stalled={sc.stalled}",
-                        f"load={sc.load}",
+                        f"load={sc.load}" + (f" burst={sc.burst}" if sc.burst > 1 else ""),
                         file=sys.stderr,
                         flush=True,
                     )

@@ -40,4 +40,12 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
     assert {"tickhub", "picows"} <= servers
     clients = [r for r in results["rows"] if r["scenario"] == "clients"]
     assert clients and all(r["delivered"] > 0 for r in clients)
+    # The burst path once: every server paced in frames of K ticks handed over in one turn.
+    burst = [r for r in results["rows"] if r["scenario"] == "burst"]
+    assert {r["server"] for r in burst} == {"tickhub", "picows"}
+    for row in burst:
+        assert row["burst"] == results["plan"]["burst"] == 50
+        assert row["delivered"] > 0 and not row.get("error"), row["notes"]
+        assert row["ticks_per_frame"] == 50
+    assert any(g["goal"].startswith("B. burst") for g in results["goals"])
     assert "msgs/CPU-s" in proc.stdout  # the table was printed
