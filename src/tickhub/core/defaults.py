@@ -36,6 +36,10 @@ REPLAY_SPEED: Final = 1.0
 KITE_URL: Final = "wss://ws.kite.trade"
 KITE_EMULATOR_PORT: Final = 8765
 """Where ``tickhub kite-emulator`` listens unless ``--port``."""
+SIM_INDEX_SYMBOL: Final = "NIFTY 50"
+"""The index the sim makes the market factor itself (with a little noise)."""
+SIM_STEP: Final = 0.1
+"""Clock seconds the sim waits between advances: ten batches of ticks a second."""
 
 # --- streams ----------------------------------------------------------------------------------
 UPDATE_INTERVAL: Final = 1.0

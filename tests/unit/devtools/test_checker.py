@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tickhub.devtools.checker import _MISSING, _kind
+from tickhub.devtools.checker.values import MISSING, kind
 
 
 @pytest.mark.parametrize(
     ("value", "said"),
     [
-        (_MISSING, "missing"),
+        (MISSING, "missing"),
         (None, "is null"),
         (True, "is a boolean"),
         (3, "is a number"),
@@ -22,4 +22,4 @@ from tickhub.devtools.checker import _MISSING, _kind
     ],
 )
 def test_kind_names_the_json_type_of_a_value(value: object, said: str) -> None:
-    assert _kind(value) == said
+    assert kind(value) == said

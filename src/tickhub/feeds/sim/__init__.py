@@ -1,0 +1,28 @@
+"""Simulated NSE market: the default feed, seeded and reproducible.
+
+The folder splits the simulation by reason to change: ``session`` is the trading calendar,
+``instrument`` the model of one instrument (price process, trades, order book), ``market`` the pure
+clock-free market that drives them on shared factors (``SimMarket.advance_to``), and ``feed`` the
+asyncio shell that paces it with an injected ``Clock`` (``SimFeed``). The same seed, instruments,
+start and sequence of ``advance_to`` calls give exactly the same ticks.
+"""
+
+from __future__ import annotations
+
+from tickhub.feeds.sim.feed import SimFeed
+from tickhub.feeds.sim.market import SimMarket
+from tickhub.feeds.sim.session import (
+    SESSION_SECONDS,
+    add_session_time,
+    default_start,
+    session_start,
+)
+
+__all__ = [
+    "SESSION_SECONDS",
+    "SimFeed",
+    "SimMarket",
+    "add_session_time",
+    "default_start",
+    "session_start",
+]

@@ -1,0 +1,118 @@
+"""``SimFeed``: the simulated market as a ``Feed``, paced by a clock.
+
+The market (``tickhub.feeds.sim.market``) knows nothing of time passing; this shell decides how
+much simulated time each clock second is worth and how many ticks it may cost, and reports the
+feed's status. Pacing and status change for reasons of their own (speed, throttling, what
+``/health`` shows), apart from the market model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from tickhub.core import defaults
+from tickhub.core.clock import Clock
+from tickhub.core.model import FeedState, FeedStatus, Instrument
+from tickhub.feeds.base import StatusSink, TickSink
+from tickhub.feeds.sim.market import SimMarket
+from tickhub.feeds.sim.session import add_session_time, default_start
+from tickhub.runtime.clock import SystemClock
+
+__all__ = ["SimFeed"]
+
+
+class SimFeed:
+    """The default feed: a ``SimMarket`` paced by a ``Clock``; streams every instrument.
+
+    Simulated exchange time advances by ``speed`` session seconds per clock second (``speed=60``
+    plays a market minute a second), skipping nights. Whatever the speed, each instrument emits at
+    most about ``2 * tick_rate`` ticks per clock second: at high speed trades are merged into
+    fewer, larger ones with the same volatility per simulated time (a token bucket per instrument,
+    see ``SimMarket.advance_to``). The feed waits only through ``clock.sleep``, ``step`` clock
+    seconds at a time. ``start`` defaults to ``default_start(clock.now())``: the sim always shows
+    a live session, so a demo at night plays today's session from 09:15. ``status().last_tick_at``
+    is clock time (``clock.now()``), the simulated exchange time is in ``extra``.
+    ``subscribe``/``unsubscribe`` are accepted and ignored.
+    """
+
+    name = "sim"
+
+    def __init__(
+        self,
+        instruments: Sequence[Instrument],
+        *,
+        seed: int = defaults.SIM_SEED,
+        speed: float = defaults.SIM_SPEED,
+        start: datetime | None = None,
+        clock: Clock | None = None,
+        tick_rate: float = defaults.SIM_TICK_RATE,
+        index_symbol: str = defaults.SIM_INDEX_SYMBOL,
+        step: float = defaults.SIM_STEP,
+    ) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed must be positive: {speed!r}")
+        if not step > 0:
+            raise ValueError(f"step must be positive: {step!r}")
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._seed = seed
+        self._speed = speed
+        self._step = step
+        self._max_rate = 2.0 * tick_rate
+        begin = start if start is not None else default_start(self._clock.now())
+        self._market = SimMarket(
+            instruments, start=begin, seed=seed, tick_rate=tick_rate, index_symbol=index_symbol
+        )
+        self._state = FeedState.STARTING
+        self._detail = "not started"
+        self._last_tick_at: datetime | None = None
+
+    @property
+    def market(self) -> SimMarket:
+        return self._market
+
+    async def run(self, on_tick: TickSink, on_status: StatusSink) -> None:
+        clock = self._clock
+        market = self._market
+        last = clock.monotonic()
+        self._report(FeedState.LIVE, f"simulated market, seed {self._seed}", on_status)
+        try:
+            while True:
+                await clock.sleep(self._step)
+                now = clock.monotonic()
+                real = now - last
+                if real <= 0:
+                    continue
+                last = now
+                target = add_session_time(market.now, real * self._speed)
+                ticks = market.advance_to(target, tick_budget=self._max_rate * real)
+                if ticks:
+                    self._last_tick_at = clock.now()
+                    for tick in ticks:
+                        on_tick(tick)
+        finally:
+            self._report(FeedState.STOPPED, "stopped", on_status)
+
+    def subscribe(self, instruments: Iterable[Instrument]) -> None:
+        pass
+
+    def unsubscribe(self, instruments: Iterable[Instrument]) -> None:
+        pass
+
+    def status(self) -> FeedStatus:
+        return FeedStatus(
+            self._state,
+            self._detail,
+            last_tick_at=self._last_tick_at,
+            extra={
+                "exchange_time": self._market.now.isoformat(),
+                "instruments": len(self._market.symbols),
+                "seed": self._seed,
+                "speed": self._speed,
+            },
+        )
+
+    def _report(self, state: FeedState, detail: str, on_status: StatusSink) -> None:
+        self._state = state
+        self._detail = detail
+        on_status(self.status())
