@@ -19,20 +19,12 @@ from typing import Any
 from tickhub import __version__
 from tickhub.app.config import Settings
 from tickhub.bus import Bus, BusMessage, create_bus
-from tickhub.cluster.links import (
-    DEMAND_REFRESH,
-    HEARTBEAT_PERIOD,
-    INGEST_SILENCE,
-    CommandServer,
-    DemandAggregator,
-    DemandRelay,
-    IngestWatch,
-    RemoteRequests,
-    heartbeat,
-    new_gateway_id,
-)
+from tickhub.cluster.gateway import DemandRelay, IngestWatch, RemoteRequests
+from tickhub.cluster.ingest import CommandServer, DemandAggregator, heartbeat
+from tickhub.cluster.messages import new_gateway_id
 from tickhub.core import protocol
 from tickhub.core.clock import Clock
+from tickhub.core.defaults import DEMAND_REFRESH, HEARTBEAT_PERIOD, INGEST_SILENCE
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import FeedState
 from tickhub.core.topics import Endpoint
@@ -344,6 +336,10 @@ class Service:
             except Exception:
                 log.exception("task %s failed during shutdown", task.get_name())
         assert self.bus is not None
+        if self.role == "gateway":  # the bus may be shared or outlive us: no handler left on it
+            self.remote_requests.close()
+            self.demand_relay.close()
+            self.ingest_watch.close()
         await self.bus.close()
         if self.ingest is not None:
             self.store.close()

@@ -95,3 +95,9 @@ PROBE_PERIOD: Final = 5.0
 STALE_AFTER: Final = 15.0
 RESTART_DELAY: Final = 0.5
 MAX_RESTART_DELAY: Final = 8.0
+INGEST_SILENCE: Final = 5.0
+"""Seconds without a heartbeat before gateways call the feed stale."""
+INGEST_LISTEN: Final = 2.5 * HEARTBEAT_PERIOD
+"""Seconds a starting ingest listens for another one's heartbeat: a retained one may be stale."""
+READY_TIMEOUT: Final = 2.0
+"""Seconds a gateway's first subscriber waits for the ingest to publish the topic's state."""
