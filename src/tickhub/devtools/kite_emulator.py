@@ -21,7 +21,7 @@ Fault controls (plain methods, for tests and demos): ``drop_connections`` (abort
 ``stall`` (the sockets open now go silent, no data and no heartbeats, like a half-open TCP
 connection; sockets opened later work), ``stall_data`` (the whole upstream has no data:
 heartbeats continue, on new sockets too), ``resume`` (ends both stalls), ``send_malformed``,
-``send_message``, ``expire_token``. ``connections``, ``subscriptions``, ``messages``,
+``send_text``, ``expire_token``. ``connections``, ``subscriptions``, ``messages``,
 ``handshakes`` and ``wait_until`` are for assertions. Every send goes through a per-connection
 queue, so a slow client never holds up the others.
 """
@@ -310,10 +310,6 @@ class KiteEmulator:
             session.put(good[:-3], now)
             session.put(encode_frame([ltp, b"\x00" * 10, ltp]), now)
             session.put('{"type": "message", "data": ', now)
-
-    def send_message(self, text: str, kind: str = "message") -> None:
-        """Send every connection a text frame ``{"type": kind, "data": text}``."""
-        self.send_text(json.dumps({"type": kind, "data": text}))
 
     def send_text(self, raw: str) -> None:
         """Send every connection this text frame as is."""
