@@ -115,16 +115,19 @@ def decode(payload: bytes) -> Any:
 
 
 def command(rid: int, gateway: str, user: str, kind: str, msg: dict[str, Any]) -> BusMessage:
+    """A gateway's request ``kind`` with the client's message ``msg``, for the ingest."""
     body: Command = {"id": rid, "gateway": gateway, "user": user, "kind": kind, "msg": msg}
     return BusMessage(CMD_TOPIC, orjson.dumps(body))
 
 
 def reply(gateway: str, rid: object, replies: list[str]) -> BusMessage:
+    """The ingest's answer to request ``rid``: what ``gateway`` sends its client, in order."""
     body: Reply = {"id": rid, "replies": replies}
     return BusMessage(reply_topic(gateway), orjson.dumps(body))
 
 
 def demand_change(gateway: str, topic: str, wanted: bool, rid: int | None = None) -> BusMessage:
+    """``topic`` became wanted (``rid``: answer me on my ready topic) or unwanted here."""
     body: DemandChange = {"gateway": gateway, "topic": topic, "wanted": wanted}
     if rid is not None:
         body["id"] = rid
@@ -132,20 +135,23 @@ def demand_change(gateway: str, topic: str, wanted: bool, rid: int | None = None
 
 
 def demand_set(gateway: str, topics: Iterable[str]) -> BusMessage:
+    """Every topic ``gateway`` wants (sorted), replacing what the ingest knew of it."""
     body: DemandSet = {"gateway": gateway, "topics": sorted(topics)}
     return BusMessage(DEMAND_TOPIC, orjson.dumps(body))
 
 
 def demand_query() -> BusMessage:
+    """A starting ingest's question: every gateway answers with its ``demand_set``."""
     return BusMessage(DEMAND_QUERY_TOPIC, b"{}")
 
 
 def ready(gateway: str, topic: str, rid: object) -> BusMessage:
+    """The ingest's answer to demand ``rid``: ``topic``'s state is on the bus before this."""
     body: Ready = {"topic": topic, "id": rid}
     return BusMessage(ready_topic(gateway), orjson.dumps(body))
 
 
 def heartbeat(ts: str, feed: str, pid: int, host: str) -> BusMessage:
-    """Retained, so that a process that starts listening learns of the last one at once."""
+    """The ingest is alive; retained, so that a new listener learns of the last one at once."""
     body: Heartbeat = {"ts": ts, "feed": feed, "pid": pid, "host": host}
     return BusMessage(INGEST_TOPIC, orjson.dumps(body), retain="heartbeat")
