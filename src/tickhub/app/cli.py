@@ -77,7 +77,7 @@ def serve(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(ctx: click.Context) -> None:
     """Run the feed and the engines once, publishing on BUS_URL (no client endpoints)."""
-    from tickhub.cluster.links import other_ingest
+    from tickhub.cluster.ingest import other_ingest
 
     settings = _settings(ctx.obj["env_file"])
     conflict = other_ingest(settings.bus_url, settings.bus_prefix)

@@ -102,7 +102,7 @@ def run_cluster(
     )
     _say(f"bus {_redact(bus_url)} with BUS_PREFIX {prefix!r} ({why})")
 
-    from tickhub.cluster.links import other_ingest
+    from tickhub.cluster.ingest import other_ingest
 
     conflict = other_ingest(bus_url, prefix)
     if conflict is not None:

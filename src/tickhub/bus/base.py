@@ -46,9 +46,9 @@ class SnapshotGate(Protocol):
     """Holds a topic's snapshot back until its producer had the chance to publish it.
 
     A producer in another process may publish a topic's state only once the topic is wanted
-    (``cluster.DemandRelay`` is the gate for that): until then the retained values are missing
-    or stale, so a bus with a gate answers ``retained_nowait`` with ``None`` for a ``pending``
-    topic and ``retained`` only after ``wait`` (which is bounded by the gate).
+    (``cluster.gateway.DemandRelay`` is the gate for that): until then the retained values are
+    missing or stale, so a bus with a gate answers ``retained_nowait`` with ``None`` for a
+    ``pending`` topic and ``retained`` only after ``wait`` (which is bounded by the gate).
     """
 
     def pending(self, topic: str) -> bool:

@@ -131,3 +131,9 @@ SUPERVISOR_POLL: Final = 0.1
 """Seconds between the supervisor's checks of its children."""
 SUPERVISOR_GRACE: Final = 5.0
 """Seconds the supervisor waits past ``SHUTDOWN_TIMEOUT`` before it kills a child."""
+INGEST_SILENCE: Final = 5.0
+"""Seconds without a heartbeat before gateways call the feed stale."""
+INGEST_LISTEN: Final = 2.5 * HEARTBEAT_PERIOD
+"""Seconds a starting ingest listens for another one's heartbeat: a retained one may be stale."""
+READY_TIMEOUT: Final = 2.0
+"""Seconds a gateway's first subscriber waits for the ingest to publish the topic's state."""

@@ -21,7 +21,7 @@ Fault controls (plain methods, for tests and demos): ``drop_connections`` (abort
 ``stall`` (the sockets open now go silent, no data and no heartbeats, like a half-open TCP
 connection; sockets opened later work), ``stall_data`` (the whole upstream has no data:
 heartbeats continue, on new sockets too), ``resume`` (ends both stalls), ``send_malformed``,
-``send_message``, ``expire_token``. ``connections``, ``subscriptions``, ``messages``,
+``send_text``, ``expire_token``. ``connections``, ``subscriptions``, ``messages``,
 ``handshakes`` and ``wait_until`` are for assertions. Every send goes through a per-connection
 queue, so a slow client never holds up the others.
 """
@@ -47,6 +47,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from tickhub.core import defaults
 from tickhub.core.clock import Clock
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import IST, Instrument, Tick
@@ -311,10 +312,6 @@ class KiteEmulator:
             session.put(encode_frame([ltp, b"\x00" * 10, ltp]), now)
             session.put('{"type": "message", "data": ', now)
 
-    def send_message(self, text: str, kind: str = "message") -> None:
-        """Send every connection a text frame ``{"type": kind, "data": text}``."""
-        self.send_text(json.dumps({"type": kind, "data": text}))
-
     def send_text(self, raw: str) -> None:
         """Send every connection this text frame as is."""
         now = self._clock.monotonic()
@@ -527,7 +524,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m tickhub.devtools.kite_emulator``: the bundled instruments on a local port."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=defaults.KITE_EMULATOR_PORT)
     parser.add_argument("--api-key", default="test_key")
     parser.add_argument("--access-token", default="test_token")
     parser.add_argument("--speed", type=float, default=1.0)

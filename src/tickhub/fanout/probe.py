@@ -69,12 +69,17 @@ class Probe:
         peer.arrived = asyncio.Event()
         self._add(session, sub)
         try:
+            # ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` can swallow a
+            # cancellation that arrives as the awaited call completes, and a stopping gateway
+            # would then wait for its probe loop forever.
             flush = getattr(self.bus, "flush", None)
             if flush is not None:
-                await asyncio.wait_for(flush(), timeout)  # the subscription is in place
+                async with asyncio.timeout(timeout):
+                    await flush()  # the subscription is in place
             started = self.clock.monotonic()
             self.bus.publish(BusMessage(sub.topic, payload))
-            await asyncio.wait_for(peer.arrived.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await peer.arrived.wait()
             elapsed = self.clock.monotonic() - started
         except TimeoutError:
             return {"ok": False, "state": "timeout", "detail": f"no round trip in {timeout:g}s"}

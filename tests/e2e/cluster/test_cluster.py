@@ -20,6 +20,7 @@ from tests.helpers import Client, ahttp_get, wait_until
 from tickhub.app.roles import GatewayService, IngestService
 from tickhub.bus import Bus
 from tickhub.bus.memory import MemoryBus
+from tickhub.cluster import messages
 from tickhub.core.model import IST
 
 
@@ -128,6 +129,28 @@ async def test_roles_in_one_process_over_the_memory_bus(memory_cluster: Cluster)
     assert err["code"] == "missing_field"
     # The gateway's demand reached the ingest's feed.
     assert 738561 in memory_cluster.feed.subscribed
+
+
+async def test_a_stopped_gateway_leaves_no_handler_on_the_bus(memory_cluster: Cluster) -> None:
+    """The bus may outlive a gateway (shared, or a Redis that other gateways use): its reply,
+    ready and heartbeat handlers must go with it, or replies meant for it keep arriving."""
+    shared = MemoryBus()
+    memory_cluster.make_bus = lambda: _Shared(shared)
+    await memory_cluster.start_ingest()
+    gw = await memory_cluster.start_gateway()
+    own = [
+        messages.reply_topic(gw.gateway_id),
+        messages.ready_topic(gw.gateway_id),
+        messages.DEMAND_QUERY_TOPIC,
+        messages.INGEST_TOPIC,
+    ]
+
+    def handlers() -> list[int]:  # counts: a handler's repr would print the whole service
+        return [len(shared._handlers.get(topic, [])) for topic in own]
+
+    assert handlers() == [1, 1, 1, 1]
+    await gw.stop()  # also while its first self-test probe runs: the probe must not hang it
+    assert handlers() == [0, 0, 0, 0]
 
 
 @pytest.mark.redis

@@ -118,6 +118,19 @@ def test_feed_refuses_bad_settings() -> None:
     assert "very-secret" not in repr(feed)
 
 
+def test_repr_shows_neither_the_api_key_nor_the_token(tmp_path: Path) -> None:
+    """Both are secrets in the settings; a repr ends up in logs and tracebacks."""
+    feed = KiteFeed(REGISTRY, api_key="key-0123456789", access_token="token-9876543210")
+    assert "key-0123456789" not in repr(feed) and "token-9876543210" not in repr(feed)
+    assert repr(feed) == "<KiteFeed wss://ws.kite.trade state=starting>"
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-5555\n")
+    from_file = KiteFeed(REGISTRY, api_key="key-0123456789", token_file=token_file)
+    from_file.set_access_token("set-token-4444")
+    text = repr(from_file)
+    assert not any(s in text for s in ("key-0123456789", "file-token-5555", "set-token-4444"))
+
+
 # -- streaming ----------------------------------------------------------------------------------
 
 

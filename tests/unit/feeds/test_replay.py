@@ -31,13 +31,8 @@ from tickhub.devtools.record import record
 from tickhub.engines.analysis import AnalysisEngine
 from tickhub.engines.candles import CandleEngine, bucket_start
 from tickhub.feeds.base import Feed
-from tickhub.feeds.replay.feed import (
-    Bar,
-    BarTicks,
-    ReplayFeed,
-    UnknownSymbol,
-    read_replay,
-)
+from tickhub.feeds.replay.bars import Bar, BarTicks
+from tickhub.feeds.replay.feed import ReplayFeed, UnknownSymbol, read_replay
 from tickhub.feeds.replay.ticks import TICK_COLUMNS, ReplayError, TickWriter, read_ticks
 from tickhub.feeds.sim import SimFeed, SimMarket
 from tickhub.runtime.clock import ManualClock

@@ -1,7 +1,7 @@
 """The service in each of its roles, one class per role.
 
 ``ROLE=all`` (the default) is one process; ``ingest`` and ``gateway`` split it in two across a
-shared bus (see ``cluster.links``). Each class holds exactly the components its role has.
+shared bus (see ``cluster``). Each class holds exactly the components its role has.
 """
 
 from __future__ import annotations

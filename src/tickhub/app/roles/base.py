@@ -71,6 +71,11 @@ class Service(ABC):
         """Stop taking clients and close those connected (before the tasks are cancelled)."""
         return None
 
+    def _leave_bus(self) -> None:
+        """Take this role's handlers off the bus before it closes: a shared bus (or one that
+        outlives the service, as in tests) must not keep calling into a stopped role."""
+        return None
+
     def _release(self) -> None:
         """Give back what outlives the bus (the store), once everything else has stopped."""
         return None
@@ -113,6 +118,7 @@ class Service(ABC):
         self._stopping = True
         await self._stop_serving()
         await self._tasks.aclose()
+        self._leave_bus()
         await self.bus.close()
         self._release()
         log.info("tickhub stopped")

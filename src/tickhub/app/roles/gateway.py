@@ -1,5 +1,5 @@
 """``ROLE=gateway``: the WebSocket and HTTP endpoints of a cluster, fed by the bus from the
-ingest (``cluster.links``); any number of them serve behind a load balancer."""
+ingest (``cluster.gateway``); any number of them serve behind a load balancer."""
 
 from __future__ import annotations
 
@@ -10,16 +10,11 @@ from typing import Any
 from tickhub.app.config import Settings
 from tickhub.app.roles.frontend import Frontend, FrontendRole
 from tickhub.bus import Bus
-from tickhub.cluster.links import (
-    DEMAND_REFRESH,
-    INGEST_SILENCE,
-    DemandRelay,
-    IngestWatch,
-    RemoteRequests,
-    new_gateway_id,
-)
+from tickhub.cluster.gateway import DemandRelay, IngestWatch, RemoteRequests
+from tickhub.cluster.messages import new_gateway_id
 from tickhub.core import defaults
 from tickhub.core.clock import Clock
+from tickhub.core.defaults import DEMAND_REFRESH, INGEST_SILENCE
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import FeedState
 
@@ -61,6 +56,11 @@ class GatewayService(FrontendRole):
         await self._start_serving(
             (self.remote_requests.expire, self.ingest_watch.check, self._refresh_demand)
         )
+
+    def _leave_bus(self) -> None:
+        self.remote_requests.close()
+        self.demand_relay.close()
+        self.ingest_watch.close()
 
     def ingest_counters(self) -> None:
         """The feed runs in the ingest's process: no counters here."""

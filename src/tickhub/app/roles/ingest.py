@@ -1,5 +1,5 @@
 """``ROLE=ingest``: the feed and the engines of a cluster, publishing on a shared bus for the
-gateways; no clients of its own. Requests and demand arrive over the bus (``cluster.links``)."""
+gateways; no clients of its own. Requests and demand arrive over the bus (``cluster.ingest``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from tickhub import __version__
 from tickhub.app.config import Settings
 from tickhub.app.roles.producer import Producer, ProducerRole
 from tickhub.bus import Bus
-from tickhub.cluster.links import HEARTBEAT_PERIOD, CommandServer, DemandAggregator, heartbeat
+from tickhub.cluster.ingest import CommandServer, DemandAggregator, heartbeat
 from tickhub.core.clock import Clock
+from tickhub.core.defaults import HEARTBEAT_PERIOD
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.feeds.base import Feed
 

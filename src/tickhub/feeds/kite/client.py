@@ -75,6 +75,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.uri import parse_uri
 
 from tickhub import __version__
+from tickhub.core import defaults
 from tickhub.core.clock import Clock
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import (
@@ -217,7 +218,7 @@ class KiteFeed:
         api_key: str,
         access_token: str | None = None,
         token_file: Path | None = None,
-        url: str = "wss://ws.kite.trade",
+        url: str = defaults.KITE_URL,
         clock: Clock | None = None,
         max_connections: int = 3,
         max_per_connection: int = 3000,
@@ -297,7 +298,8 @@ class KiteFeed:
         self._errors_unlogged: dict[str, int] = {}
 
     def __repr__(self) -> str:
-        return f"<KiteFeed {self._url} api_key={self._api_key!r} state={self._state.value}>"
+        # The settings hold the API key and the token as secrets: neither may reach a log.
+        return f"<KiteFeed {self._url} state={self._state.value}>"
 
     # -- Feed interface -------------------------------------------------------------------------
 
@@ -424,10 +426,6 @@ class KiteFeed:
     def subscribed(self) -> dict[int, KiteMode]:
         """Token -> mode of every subscribed token (what the feed wants, not what was sent)."""
         return {t: mode for s in self._shards for t, mode in s.desired.items()}
-
-    def connection_tokens(self) -> list[set[int]]:
-        """The tokens each connection slot carries, by index."""
-        return [set(s.desired) for s in self._shards]
 
     # -- shards ---------------------------------------------------------------------------------
 
