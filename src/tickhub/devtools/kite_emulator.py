@@ -35,7 +35,6 @@ import http
 import json
 import logging
 import math
-import re
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -53,6 +52,7 @@ from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import IST, Instrument, Tick
 from tickhub.feeds.kite.encode import HEARTBEAT, encode_frame, encode_packet, tick_to_kite
 from tickhub.feeds.kite.parse import MODES, KiteMode
+from tickhub.feeds.kite.redact import websocket_logger
 from tickhub.feeds.sim import SimMarket, add_session_time, default_start
 from tickhub.runtime.clock import SystemClock
 
@@ -63,22 +63,9 @@ log = logging.getLogger(__name__)
 _PACKETS_PER_FRAME: Final = 200
 _OUTBOX_FRAMES: Final = 1_000
 _HISTORY: Final = 512
-_TOKEN_IN_PATH = re.compile(r"(access_token=)[^&\s]*")
 
 
-class _RedactAccessToken(logging.Filter):
-    """websockets logs request paths at debug level; the token must never reach a log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "access_token=" in message:
-            record.msg = _TOKEN_IN_PATH.sub(r"\1<redacted>", message)
-            record.args = ()
-        return True
-
-
-_WS_LOG = logging.getLogger(f"{__name__}.websockets")
-_WS_LOG.addFilter(_RedactAccessToken())
+_WS_LOG = websocket_logger(__name__)
 
 
 class _Close:

@@ -63,7 +63,6 @@ import asyncio
 import json
 import logging
 import random
-import re
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -97,6 +96,7 @@ from tickhub.feeds.kite.parse import (
     split_packets,
     to_tick,
 )
+from tickhub.feeds.kite.redact import websocket_logger
 from tickhub.runtime.clock import SystemClock
 
 __all__ = ["KiteFeed", "nse_market_hours", "plan_subscriptions"]
@@ -106,7 +106,6 @@ log = logging.getLogger(__name__)
 KITE_VERSION: Final = "3"
 _AUTH_STATUSES: Final = frozenset({401, 403})
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
-_TOKEN_IN_PATH = re.compile(r"(access_token=)[^&\s]*")
 _STATE_LOG_LEVEL: Final = {
     FeedState.STARTING: logging.INFO,
     FeedState.LIVE: logging.INFO,
@@ -118,19 +117,7 @@ _STATE_LOG_LEVEL: Final = {
 }
 
 
-class _RedactAccessToken(logging.Filter):
-    """websockets logs request paths at debug level; the token must never reach a log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "access_token=" in message:
-            record.msg = _TOKEN_IN_PATH.sub(r"\1<redacted>", message)
-            record.args = ()
-        return True
-
-
-_WS_LOG = logging.getLogger(f"{__name__}.websockets")
-_WS_LOG.addFilter(_RedactAccessToken())
+_WS_LOG = websocket_logger(__name__)
 
 
 def nse_market_hours(now: datetime) -> bool:
