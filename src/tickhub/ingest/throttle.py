@@ -33,14 +33,15 @@ class Throttle:
     The contract, per key (keys are independent of each other):
 
     - **Sent at once.** ``offer`` runs the update now if the key was never sent or was last sent
-      at least ``interval`` ago; that send restarts the interval. An exception it raises reaches
-      the caller (the tick that offered it counts the failure).
+      at least ``interval`` ago; that send restarts the interval and drops any update held for
+      the key (it is older). An exception it raises reaches the caller (the tick that offered
+      it counts the failure).
     - **Held.** Otherwise ``offer`` keeps the update, replacing any update already held for the
       key: that one is dropped, superseded, since both publish the same topic's latest state.
     - **Flushed.** ``flush`` runs every held update whose key was last sent at least
       ``interval`` ago, and counts it as sent then. The ingest calls it every
-      ``defaults.INGEST_FLUSH_PERIOD``, so a held update goes out at most that late. A failing
-      update is logged and dropped; the others still go out.
+      ``defaults.INGEST_FLUSH_PERIOD``, so a held update goes out at most that long after its
+      interval ends. A failing update is logged and dropped; the others still go out.
     - **Dropped.** ``discard`` drops a key's held update when a message that is never throttled
       (a closed candle) has made it stale.
     - **Sent elsewhere.** ``sent`` records that an update of the key went out unthrottled (the
