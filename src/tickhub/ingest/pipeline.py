@@ -4,7 +4,8 @@ Everything here is computed once per tick, whatever the number of clients or gat
 ``/ws/stream`` messages of one symbol go to one topic per candle interval (``stream:RELIANCE:1m``)
 so that each client's ``seq`` counts exactly the messages it receives. Ticks are published as they
 come; a candle's final update (``closed: true``) at once; the forming candle, ``market_data`` and
-the derived streams at most once per ``update_interval`` per topic (the latest state wins).
+the derived streams at most once per ``update_interval`` per topic (the latest state wins), paced
+by a ``Throttle`` (``throttle.py``).
 
 Only topics some client wants (``on_demand``) get state messages: an unwatched symbol costs its
 candles and engines but no encoding. Events (alert firings) and closed candles are published
@@ -19,7 +20,7 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,11 +39,18 @@ from tickhub.feeds.base import Feed
 from tickhub.ingest.alerts import StoredAlerts
 from tickhub.ingest.portfolio import StoredPortfolio
 from tickhub.ingest.publisher import Publisher
+from tickhub.ingest.throttle import Key, Throttle
 
 log = logging.getLogger(__name__)
 
 
 class Ingest:
+    """The one producer: every tick through the engines, their changes onto the bus.
+
+    The feed calls ``on_tick``/``on_status``; the hub or the cluster's demand link calls
+    ``on_demand``; ``run`` drives the feed and calls ``flush`` on the clock until cancelled.
+    """
+
     def __init__(
         self,
         *,
@@ -62,7 +70,6 @@ class Ingest:
         self.registry = registry
         self.clock = clock
         self.intervals = tuple(intervals)
-        self.update_interval = update_interval
         self.candles = CandleEngine(self.intervals, history_size=history_size)
         self.analysis = AnalysisEngine(maxlen=history_size)
         self.snapshot_history = snapshot_history
@@ -79,14 +86,18 @@ class Ingest:
         self.last_tick_mono: float | None = None
         self.tick_errors = 0
         self.engine_errors: dict[str, int] = {}
-        self._last_sent: dict[tuple[str, str, str], float] = {}
-        self._dirty: dict[tuple[str, str, str], Callable[[], None]] = {}
-        self._bucket: dict[tuple[str, str, str], datetime] = {}
-        self._keys: dict[tuple[str, Interval], tuple[tuple[str, str, str], str, str]] = {}
+        self.throttle = Throttle(clock, update_interval)
+        self._throttled = self.throttle.offer  # bound once: called several times per tick
+        self._keys: dict[tuple[str, Interval], tuple[Key, str, str]] = {}
         self._owner_topics: dict[tuple[str, str], dict[str, int]] = {}
         self._alert_states: dict[tuple[str, str], dict[str, Any]] = {}  # (symbol, owner): last sent
         self.wanted: set[str] = set()  # topics some client subscribes to (see on_demand)
         self._topic_cache: dict[str, list[str]] = {}
+
+    @property
+    def update_interval(self) -> float:
+        """Seconds between two state messages of one topic (the throttle's interval)."""
+        return self.throttle.interval
 
     # --- feed callbacks ------------------------------------------------------------------------
 
@@ -142,6 +153,7 @@ class Ingest:
 
     def _on_candles(self, updates: Sequence[Candle]) -> None:
         wanted = self.wanted
+        throttle = self.throttle
         for candle in updates:
             key, stream_t, analysis_t = self._candle_keys(candle.symbol, candle.interval)
             try:
@@ -153,15 +165,15 @@ class Ingest:
                     with self._contained("alerts", candle.symbol):
                         for event in self.alerts.on_candle(candle):
                             self.publish_alert_event(event)
-                self._dirty.pop(key, None)
+                throttle.discard(key)
                 self._publish_candle(candle)  # always: a closed candle is never conflated
                 if analysis_t in wanted:
                     with self._contained("analysis", candle.symbol):
                         self._publish_analysis(candle.symbol, candle.interval, closed=True)
             elif stream_t not in wanted and analysis_t not in wanted:
-                self._is_new_bucket(candle, key)
-            elif self._is_new_bucket(candle, key):
-                self._last_sent[key] = self.clock.monotonic()
+                throttle.starts_bucket(key, candle.start)
+            elif throttle.starts_bucket(key, candle.start):
+                throttle.sent(key)
                 if stream_t in wanted:
                     self._publish_candle(candle)
             else:
@@ -169,15 +181,7 @@ class Ingest:
                     key, functools.partial(self._publish_forming, candle.symbol, candle.interval)
                 )
 
-    def _is_new_bucket(self, candle: Candle, key: tuple[str, str, str]) -> bool:
-        if self._bucket.get(key) == candle.start:
-            return False
-        self._bucket[key] = candle.start
-        return True
-
-    def _candle_keys(
-        self, symbol: str, interval: Interval
-    ) -> tuple[tuple[str, str, str], str, str]:
+    def _candle_keys(self, symbol: str, interval: Interval) -> tuple[Key, str, str]:
         """(throttle key, stream topic, analysis topic), built once per symbol and interval."""
         found = self._keys.get((symbol, interval))
         if found is None:
@@ -501,27 +505,9 @@ class Ingest:
 
     # --- pacing --------------------------------------------------------------------------------
 
-    def _throttled(self, key: tuple[str, str, str], publish: Callable[[], None]) -> None:
-        now = self.clock.monotonic()
-        last = self._last_sent.get(key)
-        if last is None or now - last >= self.update_interval:
-            self._last_sent[key] = now
-            self._dirty.pop(key, None)
-            publish()
-        else:
-            self._dirty[key] = publish
-
     def flush(self) -> None:
         """Publish throttled updates whose time has come, and close candles that are due."""
-        now = self.clock.monotonic()
-        due = [k for k in self._dirty if now - self._last_sent.get(k, now) >= self.update_interval]
-        for key in due:
-            publish = self._dirty.pop(key)
-            self._last_sent[key] = now
-            try:
-                publish()
-            except Exception:
-                log.exception("throttled publish failed for %s", key)
+        self.throttle.flush()
         if self.market_time is not None:
             self._on_candles(self.candles.close_due(self.market_time))
 
