@@ -1,1 +1,1 @@
-"""The producer: ticks ticks through the engines onto the bus; client requests into the engines."""
+"""The producer: feed ticks through the engines onto the bus; client requests into the engines."""
