@@ -40,6 +40,23 @@ SIM_INDEX_SYMBOL: Final = "NIFTY 50"
 """The index the sim makes the market factor itself (with a little noise)."""
 SIM_STEP: Final = 0.1
 """Clock seconds the sim waits between advances: ten batches of ticks a second."""
+KITE_MODE: Final = "full"
+"""The mode of a Kite subscription that asks for none (``ltp`` < ``quote`` < ``full``)."""
+KITE_MAX_CONNECTIONS: Final = 3
+KITE_MAX_PER_CONNECTION: Final = 3000
+"""Kite's limits: 3 ticker connections per api_key, 3,000 instruments on each."""
+KITE_STALE_AFTER: Final = 10.0
+"""Seconds without a frame (the socket is dead) or, in market hours, a tick (``stale``)."""
+KITE_STUCK_FACTOR: Final = 3
+"""A Kite connection without ticks for this many ``stale_after`` in market hours is reconnected."""
+KITE_BACKOFF_INITIAL: Final = 1.0
+KITE_BACKOFF_MAX: Final = 60.0
+"""Kite reconnects wait ``uniform(0, min(BACKOFF_MAX, BACKOFF_INITIAL * 2**attempt))``."""
+KITE_CONNECT_TIMEOUT: Final = 10.0
+KITE_TOKEN_POLL_INTERVAL: Final = 5.0
+"""Seconds between reads of the token file while Kite's access token is rejected or missing."""
+KITE_ERROR_LOG_INTERVAL: Final = 10.0
+"""Each kind of Kite stream error is logged at most once per this many seconds (all counted)."""
 
 # --- streams ----------------------------------------------------------------------------------
 UPDATE_INTERVAL: Final = 1.0

@@ -23,7 +23,8 @@ from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import IST, FeedState
 from tickhub.devtools.kite_emulator import KiteEmulator
 from tickhub.feeds.base import Feed
-from tickhub.feeds.kite.client import KiteFeed, nse_market_hours, plan_subscriptions
+from tickhub.feeds.kite.client import KiteFeed, nse_market_hours
+from tickhub.feeds.kite.subscriptions import plan_subscriptions
 
 REGISTRY = InstrumentRegistry.bundled().subset(
     ["RELIANCE", "INFY", "TCS", "HDFCBANK", "SBIN", "ITC", "NIFTY 50"]

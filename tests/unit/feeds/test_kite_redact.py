@@ -38,3 +38,9 @@ def test_the_feed_and_the_emulator_log_websockets_through_the_filter() -> None:
     for module in (client, kite_emulator):
         logger = logging.getLogger(f"{module.__name__}.websockets")
         assert any(type(f).__name__ == "RedactAccessToken" for f in logger.filters), module
+
+
+def test_every_module_of_the_feed_logs_under_the_feed_s_one_name() -> None:
+    from tickhub.feeds.kite import client, frames, session
+
+    assert frames.log is session.log is client.log
