@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     kite_access_token: SecretStr | None = None
     kite_token_file: Path | None = None
     kite_url: str = d.KITE_URL
-    kite_mode: Literal["ltp", "quote", "full"] = "full"
+    kite_mode: Literal["ltp", "quote", "full"] = d.KITE_MODE
 
     # --- plumbing ---
     bus_url: str = "memory://"

@@ -121,7 +121,7 @@ class KiteEmulator:
         start: datetime | None = None,
         step: float = 0.1,
         tick_rate: float = 4.0,
-        max_per_connection: int = 3000,
+        max_per_connection: int = defaults.KITE_MAX_PER_CONNECTION,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be positive: {speed!r}")
