@@ -53,7 +53,7 @@ from tickhub.core.model import IST, Instrument, Tick
 from tickhub.feeds.kite.encode import HEARTBEAT, encode_frame, encode_packet, tick_to_kite
 from tickhub.feeds.kite.parse import MODES, KiteMode
 from tickhub.feeds.kite.redact import websocket_logger
-from tickhub.feeds.sim import SimMarket, add_session_time, default_start
+from tickhub.feeds.sim import MarketPacer, SimMarket, default_start
 from tickhub.runtime.clock import SystemClock
 
 __all__ = ["KiteEmulator", "main", "serve_emulator"]
@@ -114,19 +114,15 @@ class KiteEmulator:
         access_token: str = "test_token",
         host: str = "127.0.0.1",
         port: int = 0,
-        seed: int = 42,
-        speed: float = 1.0,
+        seed: int = defaults.SIM_SEED,
+        speed: float = defaults.SIM_SPEED,
         clock: Clock | None = None,
         heartbeat_interval: float = 2.0,
         start: datetime | None = None,
-        step: float = 0.1,
-        tick_rate: float = 4.0,
+        step: float = defaults.SIM_STEP,
+        tick_rate: float = defaults.SIM_TICK_RATE,
         max_per_connection: int = defaults.KITE_MAX_PER_CONNECTION,
     ) -> None:
-        if not speed > 0:
-            raise ValueError(f"speed must be positive: {speed!r}")
-        if not step > 0:
-            raise ValueError(f"step must be positive: {step!r}")
         if not heartbeat_interval > 0:
             raise ValueError(f"heartbeat_interval must be positive: {heartbeat_interval!r}")
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -134,15 +130,15 @@ class KiteEmulator:
         self._access_token = access_token
         self._host = host
         self._port = port
-        self._speed = speed
-        self._step = step
         self._heartbeat_interval = heartbeat_interval
-        self._max_rate = 2.0 * tick_rate
         self._max_per_connection = max_per_connection
         instruments = list(registry)
         self._instrument_count = len(instruments)
         begin = start if start is not None else default_start(self._clock.now())
         self._market = SimMarket(instruments, start=begin, seed=seed, tick_rate=tick_rate)
+        self._pacer = MarketPacer(
+            self._market, self._clock, speed=speed, step=step, tick_rate=tick_rate
+        )
         self._server: Server | None = None
         self._pump: asyncio.Task[None] | None = None
         self._sessions: dict[int, _Session] = {}
@@ -413,18 +409,7 @@ class KiteEmulator:
     # -- the market -----------------------------------------------------------------------------
 
     async def _run_pump(self) -> None:
-        clock = self._clock
-        last = clock.monotonic()
-        while True:
-            await clock.sleep(self._step)
-            now = clock.monotonic()
-            real = now - last
-            if real <= 0:
-                continue
-            last = now
-            market = self._market
-            target = add_session_time(market.now, real * self._speed)
-            ticks = market.advance_to(target, tick_budget=self._max_rate * real)
+        async for now, ticks in self._pacer.batches():
             for tick in ticks:
                 history = self._history.get(tick.instrument_token)
                 if history is None:

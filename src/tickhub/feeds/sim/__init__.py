@@ -2,8 +2,9 @@
 
 The folder splits the simulation by reason to change: ``session`` is the trading calendar,
 ``instrument`` the model of one instrument (price process, trades, order book), ``market`` the pure
-clock-free market that drives them on shared factors (``SimMarket.advance_to``), and ``feed`` the
-asyncio shell that paces it with an injected ``Clock`` (``SimFeed``). The same seed, instruments,
+clock-free market that drives them on shared factors (``SimMarket.advance_to``), ``pacing`` moves
+it in step with an injected ``Clock`` (``MarketPacer``, also the Kite emulator's), and ``feed`` is
+the Feed around it (``SimFeed``). The same seed, instruments,
 start and sequence of ``advance_to`` calls give exactly the same ticks.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from tickhub.feeds.sim.feed import SimFeed
 from tickhub.feeds.sim.market import SimMarket
+from tickhub.feeds.sim.pacing import MarketPacer
 from tickhub.feeds.sim.session import (
     SESSION_SECONDS,
     add_session_time,
@@ -20,6 +22,7 @@ from tickhub.feeds.sim.session import (
 
 __all__ = [
     "SESSION_SECONDS",
+    "MarketPacer",
     "SimFeed",
     "SimMarket",
     "add_session_time",

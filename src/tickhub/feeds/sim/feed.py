@@ -16,7 +16,8 @@ from tickhub.core.clock import Clock
 from tickhub.core.model import FeedState, FeedStatus, Instrument
 from tickhub.feeds.base import StatusSink, TickSink
 from tickhub.feeds.sim.market import SimMarket
-from tickhub.feeds.sim.session import add_session_time, default_start
+from tickhub.feeds.sim.pacing import MarketPacer
+from tickhub.feeds.sim.session import default_start
 from tickhub.runtime.clock import SystemClock
 
 __all__ = ["SimFeed"]
@@ -50,18 +51,14 @@ class SimFeed:
         index_symbol: str = defaults.SIM_INDEX_SYMBOL,
         step: float = defaults.SIM_STEP,
     ) -> None:
-        if not speed > 0:
-            raise ValueError(f"speed must be positive: {speed!r}")
-        if not step > 0:
-            raise ValueError(f"step must be positive: {step!r}")
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._seed = seed
-        self._speed = speed
-        self._step = step
-        self._max_rate = 2.0 * tick_rate
         begin = start if start is not None else default_start(self._clock.now())
         self._market = SimMarket(
             instruments, start=begin, seed=seed, tick_rate=tick_rate, index_symbol=index_symbol
+        )
+        self._pacer = MarketPacer(
+            self._market, self._clock, speed=speed, step=step, tick_rate=tick_rate
         )
         self._state = FeedState.STARTING
         self._detail = "not started"
@@ -73,19 +70,9 @@ class SimFeed:
 
     async def run(self, on_tick: TickSink, on_status: StatusSink) -> None:
         clock = self._clock
-        market = self._market
-        last = clock.monotonic()
         self._report(FeedState.LIVE, f"simulated market, seed {self._seed}", on_status)
         try:
-            while True:
-                await clock.sleep(self._step)
-                now = clock.monotonic()
-                real = now - last
-                if real <= 0:
-                    continue
-                last = now
-                target = add_session_time(market.now, real * self._speed)
-                ticks = market.advance_to(target, tick_budget=self._max_rate * real)
+            async for _, ticks in self._pacer.batches():
                 if ticks:
                     self._last_tick_at = clock.now()
                     for tick in ticks:
@@ -108,7 +95,7 @@ class SimFeed:
                 "exchange_time": self._market.now.isoformat(),
                 "instruments": len(self._market.symbols),
                 "seed": self._seed,
-                "speed": self._speed,
+                "speed": self._pacer.speed,
             },
         )
 
