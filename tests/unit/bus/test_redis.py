@@ -215,6 +215,27 @@ async def test_one_process_publishes_another_receives_the_same_bytes_in_order(
 
 
 @pytest.mark.redis
+async def test_a_burst_published_in_one_loop_turn_leaves_in_one_pipeline(
+    pair: tuple[RedisBus, RedisBus],
+) -> None:
+    """A Kite frame's ticks of 50 instruments reach the bus in one turn of the loop: one round
+    trip to Redis, however many topics, not one per message."""
+    producer, gateway = pair
+    seen = Recorder()
+    for i in range(50):
+        gateway.subscribe(f"stream:S{i}", seen)
+    await settle(gateway)
+    await settle(producer)
+    before = producer.pipelines
+    burst = [msg(f"stream:S{i}", f"tick {i}".encode(), "tick", seq=1) for i in range(50)]
+    for m in burst:  # one turn: nothing awaited in between
+        producer.publish(m)
+    await settle(producer)
+    assert producer.pipelines - before == 1
+    assert await seen.wait_for(len(burst)) == burst
+
+
+@pytest.mark.redis
 async def test_redis_sees_one_subscription_per_process_from_first_to_last_handler(
     redis_prefix: str,
 ) -> None:

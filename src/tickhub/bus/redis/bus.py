@@ -157,6 +157,12 @@ class RedisBus:
         return self._writer.published
 
     @property
+    def pipelines(self) -> int:
+        """Pipelines sent to Redis: what one loop turn publishes (a feed frame's burst of ticks)
+        leaves in one, as script calls of at most ``MESSAGES_PER_CALL`` messages each."""
+        return self._writer.pipelines
+
+    @property
     def dropped(self) -> int:
         """Messages given up: queue overflow, rejected, or published after close."""
         return self._writer.dropped

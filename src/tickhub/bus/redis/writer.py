@@ -84,6 +84,7 @@ class Writer:
         self._on_change = on_change
         self.published = 0
         self.dropped = 0
+        self.pipelines = 0  # round trips to Redis: a loop turn's publishes share one
         self.closed = False
         self.ok = True
         self._queue: deque[_Item] = deque()
@@ -270,6 +271,7 @@ class Writer:
                     stream_length=self._history_size,
                     messages=batch[start : start + per_call],
                 )
+            self.pipelines += 1
             results: list[object] = await pipe.execute(raise_on_error=False)
         if isinstance(results[0], Exception):
             raise results[0]
