@@ -9,7 +9,6 @@ speaks HTTP and WebSocket.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,19 +56,21 @@ IO_MODULES = frozenset(
 ROOT_MODULES = {"__init__.py"}  # the package's face: __version__ only
 
 
-def _modules() -> Iterator[tuple[str, Path]]:
-    for path in sorted(PKG.rglob("*.py")):
-        rel = path.relative_to(PKG).with_suffix("")
-        parts = list(rel.parts)
+def _modules(root: Path) -> dict[str, Path]:
+    """Every module of the package at ``root``, by its dotted name."""
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
-        yield ".".join(["tickhub", *parts]), path
+        found[".".join(["tickhub", *parts])] = path
+    return found
 
 
-MODULES = dict(_modules())
+MODULES = _modules(PKG)
 
 
-def _imports(path: Path, module: str) -> set[str]:
+def _imports(path: Path, module: str, modules: dict[str, Path]) -> set[str]:
     """Absolute names of everything ``path`` imports, lazy imports inside functions included."""
     tree = ast.parse(path.read_text())
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
@@ -86,7 +87,7 @@ def _imports(path: Path, module: str) -> set[str]:
             found.add(base)
             # ``from tickhub.x import y`` where y is a module names that module too
             for alias in node.names:
-                if f"{base}.{alias.name}" in MODULES:
+                if f"{base}.{alias.name}" in modules:
                     found.add(f"{base}.{alias.name}")
     return found
 
@@ -96,53 +97,46 @@ def _layer(module: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
 
 
-def test_every_module_lives_in_a_layer() -> None:
-    stray = [
-        str(path.relative_to(PKG))
-        for module, path in MODULES.items()
-        if _layer(module) is None and path.relative_to(PKG).as_posix() not in ROOT_MODULES
+def stray_modules(root: Path) -> list[str]:
+    """Modules outside the layer folders (the package's own ``__init__`` aside)."""
+    return [
+        str(path.relative_to(root))
+        for module, path in _modules(root).items()
+        if _layer(module) is None and path.relative_to(root).as_posix() not in ROOT_MODULES
     ]
-    assert not stray, f"modules outside the layer folders: {stray}"
-    folders = {p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert folders == set(LAYERS), folders ^ set(LAYERS)
 
 
-@pytest.mark.parametrize("layer", PURE)
-def test_pure_layers_do_no_io(layer: str) -> None:
-    for module, path in MODULES.items():
-        if _layer(module) != layer:
-            continue
-        roots = {m.split(".")[0] for m in _imports(path, module)}
-        assert not roots & IO_MODULES, f"{module} imports {sorted(roots & IO_MODULES)}"
+def impure_imports(root: Path) -> list[str]:
+    """``module imports library`` for every I/O library a pure layer imports."""
+    modules = _modules(root)
+    found = []
+    for module, path in modules.items():
+        if _layer(module) in PURE:
+            roots = {m.split(".")[0] for m in _imports(path, module, modules)}
+            found += [f"{module} imports {lib}" for lib in sorted(roots & IO_MODULES)]
+    return found
 
 
-def test_imports_never_run_up_the_layers() -> None:
+def upward_imports(root: Path) -> list[str]:
+    """``module -> target`` for every import of a layer above the module's own."""
     rank = {name: i for i, name in enumerate(LAYERS)}
-    upward = []
-    for module, path in MODULES.items():
+    modules = _modules(root)
+    found = []
+    for module, path in modules.items():
         mine = _layer(module)
-        for target in _imports(path, module):
+        for target in sorted(_imports(path, module, modules)):
             theirs = _layer(target) if target.startswith("tickhub.") else None
-            if mine is None or theirs is None:
-                continue
-            if rank[theirs] > rank[mine]:
-                upward.append(f"{module} -> {target}")
-    assert not upward, "imports that run up the layers:\n" + "\n".join(upward)
+            if mine is not None and theirs is not None and rank[theirs] > rank[mine]:
+                found.append(f"{module} -> {target}")
+    return found
 
 
-def test_the_rule_would_catch_an_upward_import(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.py"
-    bad.write_text("import asyncio\nfrom tickhub.server import WebSocketServer\n")
-    found = _imports(bad, "tickhub.core.bad")
-    assert "asyncio" in found
-    assert _layer("tickhub.server") == "server"
-    assert LAYERS.index("server") > LAYERS.index("core")
-
-
-def test_no_import_cycles() -> None:
+def import_cycles(root: Path) -> list[list[str]]:
+    """Every cycle of imports between modules of the package (depth-first, back edges)."""
+    modules = _modules(root)
     graph = {
-        module: {t for t in _imports(path, module) if t in MODULES and t != module}
-        for module, path in MODULES.items()
+        module: {t for t in _imports(path, module, modules) if t in modules and t != module}
+        for module, path in modules.items()
     }
     seen: dict[str, int] = {}
     stack: list[str] = []
@@ -162,13 +156,87 @@ def test_no_import_cycles() -> None:
     for module in sorted(graph):
         if module not in seen:
             visit(module)
+    return cycles
+
+
+def http_outside_server(root: Path) -> list[str]:
+    """Modules outside ``server`` that import h11 or wsproto, and any that imports picows."""
+    modules = _modules(root)
+    found = []
+    for module, path in modules.items():
+        roots = {m.split(".")[0] for m in _imports(path, module, modules)}
+        if "picows" in roots:  # the benchmark's baseline, not the server's
+            found.append(f"{module} imports picows")
+        if _layer(module) != "server" and roots & {"h11", "wsproto"}:
+            found.append(f"{module} imports {sorted(roots & {'h11', 'wsproto'})}")
+    return found
+
+
+# --- the rules, on the real package -----------------------------------------------------------
+
+
+def test_every_module_lives_in_a_layer() -> None:
+    assert not stray_modules(PKG), f"modules outside the layer folders: {stray_modules(PKG)}"
+    folders = {p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(LAYERS), folders ^ set(LAYERS)
+
+
+@pytest.mark.parametrize("layer", PURE)
+def test_pure_layers_do_no_io(layer: str) -> None:
+    found = [f for f in impure_imports(PKG) if f.startswith(f"tickhub.{layer}.")]
+    assert not found, "\n".join(found)
+
+
+def test_imports_never_run_up_the_layers() -> None:
+    found = upward_imports(PKG)
+    assert not found, "imports that run up the layers:\n" + "\n".join(found)
+
+
+def test_no_import_cycles() -> None:
+    cycles = import_cycles(PKG)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
 def test_only_the_server_layer_imports_the_http_and_websocket_libraries() -> None:
-    for module, path in MODULES.items():
-        roots = {m.split(".")[0] for m in _imports(path, module)}
-        assert "picows" not in roots, module  # the benchmark's baseline, not the server's
-        if _layer(module) == "server":
-            continue
-        assert not roots & {"h11", "wsproto"}, module
+    assert not http_outside_server(PKG), http_outside_server(PKG)
+
+
+# --- and each rule fails where it should: a planted tree ---------------------------------------
+
+
+def _plant(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        for parent in path.relative_to(root).parents:
+            (root / parent / "__init__.py").touch()
+    return root
+
+
+def test_the_rules_catch_a_planted_violation_of_each(tmp_path: Path) -> None:
+    root = _plant(
+        tmp_path / "tickhub",
+        {
+            "core/model.py": "import asyncio\nfrom tickhub.server.app import Server\n",
+            "engines/math.py": "from sqlite3 import connect\nimport redis.asyncio\n",
+            "fanout/a.py": "from tickhub.fanout import b\n",
+            "fanout/b.py": "def f() -> None:\n    from tickhub.fanout.a import g\n",
+            "ingest/relay.py": "import wsproto\n",
+            "server/app.py": "import h11\nfrom . import conn\n",
+            "server/conn.py": "from .app import Server\n",
+            "helpers.py": "",
+        },
+    )
+    assert stray_modules(root) == ["helpers.py"]
+    assert impure_imports(root) == [
+        "tickhub.core.model imports asyncio",
+        "tickhub.engines.math imports redis",
+        "tickhub.engines.math imports sqlite3",
+    ]
+    assert upward_imports(root) == ["tickhub.core.model -> tickhub.server.app"]
+    assert sorted(tuple(c) for c in import_cycles(root)) == [
+        ("tickhub.fanout.a", "tickhub.fanout.b", "tickhub.fanout.a"),
+        ("tickhub.server.app", "tickhub.server.conn", "tickhub.server.app"),
+    ]
+    assert http_outside_server(root) == ["tickhub.ingest.relay imports ['wsproto']"]
