@@ -24,11 +24,10 @@ from tickhub.core.topics import Endpoint
 from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.fanout.session import Peer
 from tickhub.feeds.base import Feed, StatusSink, TickSink
-from tickhub.ingest.portfolio import PositionStore
 from tickhub.ingest.requests import HandlerHost, Replier
 from tickhub.runtime.clock import ManualClock
 from tickhub.server import text_frame
-from tickhub.store import Store
+from tickhub.store import PositionStore, Store
 from tickhub.store.sqlite import SqliteStore
 
 # --- feeds ----------------------------------------------------------------------------------------

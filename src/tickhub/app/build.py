@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from tickhub.app.config import Settings
 from tickhub.bus import Bus, create_bus
-from tickhub.core import defaults
 from tickhub.core.clock import Clock
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.fanout import Hub, HubLimits, transport_bytes
@@ -21,6 +20,7 @@ from tickhub.ingest.alerts import StoredAlerts
 from tickhub.ingest.pipeline import Ingest
 from tickhub.ingest.portfolio import StoredPortfolio, demo_portfolio_file, load_positions_file
 from tickhub.server import ServerLimits, WebSocketServer, text_frame
+from tickhub.server.host import frame_limit
 from tickhub.server.routes import RouteOptions
 from tickhub.server.static import static_response
 from tickhub.store import Store, open_store
@@ -208,9 +208,7 @@ def build_server_limits(settings: Settings) -> ServerLimits:
         close_timeout=s.close_timeout,
         max_header_bytes=s.max_header_bytes,
         max_message_bytes=s.max_message_bytes,
-        max_frame_bytes=max(
-            s.max_message_bytes * defaults.MAX_FRAME_FACTOR, defaults.MIN_FRAME_LIMIT
-        ),
+        max_frame_bytes=frame_limit(s.max_message_bytes),
         outbox_bytes=transport_bytes(s.outbox_bytes),
         send_buffer_bytes=s.send_buffer_bytes,
     )

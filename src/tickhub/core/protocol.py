@@ -216,6 +216,13 @@ def shown(value: object) -> str:
     return f"a JSON {json_kind(value)}"
 
 
+def unknown_type(kind: str) -> ProtocolError:
+    """The answer to a message ``type`` this endpoint does not serve."""
+    return ProtocolError(
+        ErrorCode.UNKNOWN_TYPE, f"unknown message type: {shown(kind)}", {"type": clip(kind)}
+    )
+
+
 def listed(names: list[str], most: int = 5) -> str:
     """``'A', 'B', 'C' and 7 more`` for an error message."""
     head = ", ".join(shown(n) for n in names[:most])

@@ -167,7 +167,7 @@ class Dispatcher:
             session.batch = []
         handler = self._handlers[session.endpoint].get(kind)
         if kind in REQUEST_ENDPOINTS and handler is None:
-            self._unknown_type(session, kind)
+            self.reply_error(session, protocol.unknown_type(kind))
             return
         command = parse_command(
             msg,
@@ -204,16 +204,6 @@ class Dispatcher:
                 self._list(session)
             case _ if handler is not None:  # a request type: checked above
                 handler(session, command, msg)
-
-    def _unknown_type(self, session: Session, kind: str) -> None:
-        self.reply_error(
-            session,
-            ProtocolError(
-                ErrorCode.UNKNOWN_TYPE,
-                f"unknown message type: {protocol.shown(kind)}",
-                {"type": protocol.clip(kind)},
-            ),
-        )
 
     def _log_failure(self, kind: str, session: Session) -> None:
         """A request that raised is a server bug: its traceback is logged, but once per
@@ -370,8 +360,7 @@ class Dispatcher:
             extra["interval"] = interval.value
         if name != symbol:
             extra["requested"] = name
-        point = None if since is None else (since.epoch, since.seq)
-        self._recovery.start(session, t, symbol, extra, point)
+        self._recovery.start(session, t, symbol, extra, since)
         return True
 
     def _unsubscribe(self, session: Session, command: Unsubscribe) -> None:

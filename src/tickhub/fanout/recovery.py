@@ -24,13 +24,11 @@ import orjson
 from tickhub.bus import Bus, BusMessage
 from tickhub.core import protocol
 from tickhub.core.clock import Clock
+from tickhub.core.commands import ResumePoint
 from tickhub.fanout.session import Session
 from tickhub.runtime.tasks import TaskSet
 
 log = logging.getLogger(__name__)
-
-Since = tuple[str, int]
-"""Where a client stopped: the producer run (epoch) and the topic's ``seq`` it saw last."""
 
 
 class Awaiting:
@@ -85,9 +83,9 @@ class Uncovered(Enum):
 Catchup = Missed | Uncovered
 
 
-def catchup_nowait(bus: Bus, t: str, since: Since) -> Catchup:
+def catchup_nowait(bus: Bus, t: str, since: ResumePoint) -> Catchup:
     """What the bus can say without I/O about what a client that stopped at ``since`` missed."""
-    found = bus.recover_nowait(t, since[0], since[1])
+    found = bus.recover_nowait(t, since.epoch, since.seq)
     if isinstance(found, list):
         return Missed(found)
     if found is False:
@@ -120,7 +118,12 @@ class Recovery:
         self._is_live = is_live
 
     def start(
-        self, session: Session, t: str, symbol: str, extra: dict[str, Any], since: Since | None
+        self,
+        session: Session,
+        t: str,
+        symbol: str,
+        extra: dict[str, Any],
+        since: ResumePoint | None,
     ) -> None:
         """The ack (with ``extra``), then the snapshot or what was missed since ``since``."""
         if since is None:
@@ -145,10 +148,10 @@ class Recovery:
         self._send_snapshot(session, t)
 
     async def _recover_later(
-        self, session: Session, t: str, symbol: str, since: Since, extra: dict[str, Any]
+        self, session: Session, t: str, symbol: str, since: ResumePoint, extra: dict[str, Any]
     ) -> None:
         try:
-            missed = await self.bus.recover(t, since[0], since[1])
+            missed = await self.bus.recover(t, since.epoch, since.seq)
         except Exception:
             log.exception("recovery failed for %s", t)
             missed = None

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Final, Protocol
+from typing import Final
 
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.engines.portfolio import (
@@ -35,10 +35,10 @@ from tickhub.engines.portfolio import (
     position_from_row,
     position_to_row,
 )
+from tickhub.store import PositionStore
 
 __all__ = [
     "DEMO_PORTFOLIO",
-    "PositionStore",
     "StoredPortfolio",
     "demo_portfolio_file",
     "load_positions_file",
@@ -46,30 +46,6 @@ __all__ = [
 
 DEMO_PORTFOLIO: Final = "data/demo_portfolio.csv"
 """The packaged demo portfolio (NIFTY 50 names, one short), so the stream is alive on first run."""
-
-
-class PositionStore(Protocol):
-    """Persistence of positions (``tickhub.store``). Rows are plain dicts (``position_to_row``)::
-
-    {"owner": str, "symbol": str, "quantity": int, "average_price": str (Decimal as text),
-     "product": str | None, "exchange": str | None, "updated_at": str (ISO 8601)}
-    """
-
-    def load_positions(self, owner: str | None = None) -> list[dict[str, object]]:
-        """Every stored row, or only ``owner``'s."""
-        ...
-
-    def save_position(self, row: dict[str, object]) -> None:
-        """Insert or update the row keyed by ``(owner, symbol)``."""
-        ...
-
-    def delete_position(self, owner: str, symbol: str) -> bool:
-        """Delete one row; false if there was none."""
-        ...
-
-    def replace_positions(self, owner: str, rows: list[dict[str, object]]) -> None:
-        """Atomically make ``rows`` the owner's only rows."""
-        ...
 
 
 class StoredPortfolio:

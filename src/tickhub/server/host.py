@@ -12,8 +12,15 @@ from typing import Protocol, TypeVar
 
 from tickhub.core import defaults
 from tickhub.core.topics import Endpoint
+from tickhub.fanout import transport_bytes
 from tickhub.fanout.hub import Hub
 from tickhub.server.http import HttpRequest, HttpResponse
+
+
+def frame_limit(max_message_bytes: int) -> int:
+    """The size past which a message closes the connection (1009) instead of being refused
+    with ``message_too_large``: small overruns get an answer, a flood of bytes does not."""
+    return max(max_message_bytes * defaults.MAX_FRAME_FACTOR, defaults.MIN_FRAME_LIMIT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +31,9 @@ class ServerLimits:
     close_timeout: float = defaults.CLOSE_TIMEOUT  # closing handshake, then the socket is aborted
     max_header_bytes: int = defaults.MAX_HEADER_BYTES  # request line and headers; 431 beyond
     max_message_bytes: int = defaults.MAX_MESSAGE_BYTES  # refused with message_too_large
-    max_frame_bytes: int = defaults.MIN_FRAME_LIMIT  # a message this large closes with 1009
+    max_frame_bytes: int = frame_limit(defaults.MAX_MESSAGE_BYTES)  # closes with 1009 beyond
     # transport buffer high-water mark (a share of OUTBOX_BYTES)
-    outbox_bytes: int = defaults.OUTBOX_BYTES // defaults.TRANSPORT_SHARE
+    outbox_bytes: int = transport_bytes(defaults.OUTBOX_BYTES)
     send_buffer_bytes: int = defaults.SEND_BUFFER_BYTES  # the kernel's send buffer (0: its own)
 
 

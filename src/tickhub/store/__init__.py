@@ -10,9 +10,9 @@ psycopg, which is why neither is imported here until opened.
 
 from __future__ import annotations
 
-from tickhub.store.base import PositionRow, Store
+from tickhub.store.base import PositionRow, PositionStore, Store
 
-__all__ = ["PositionRow", "Store", "open_store"]
+__all__ = ["PositionRow", "PositionStore", "Store", "open_store"]
 
 
 def open_store(url_or_path: str) -> Store:

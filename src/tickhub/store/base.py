@@ -27,13 +27,37 @@ from typing import Protocol, Self
 
 from tickhub.engines.alerts import Alert, AlertEvent
 
-__all__ = ["ClosedOnExit", "PositionRow", "Store"]
+__all__ = ["ClosedOnExit", "PositionRow", "PositionStore", "Store"]
 
 PositionRow = dict[str, object]
 """One position as the store keeps it (keys above)."""
 
 
-class Store(Protocol):
+class PositionStore(Protocol):
+    """Where positions survive a restart (the portfolio's part of :class:`Store`)."""
+
+    def load_positions(self, owner: str | None = None) -> list[PositionRow]:
+        """Position rows of ``owner`` (every owner when ``None``), ordered by owner, symbol."""
+        ...
+
+    def save_position(self, row: PositionRow) -> None:
+        """Insert or replace the row with the same ``(owner, symbol)``."""
+        ...
+
+    def delete_position(self, owner: str, symbol: str) -> bool:
+        """Remove one row; ``False`` when there was none."""
+        ...
+
+    def replace_positions(self, owner: str, rows: list[PositionRow]) -> None:
+        """Make ``rows`` the whole of ``owner``'s positions, atomically.
+
+        A row's ``owner`` may be omitted (it is ``owner``); another owner, a repeated symbol or
+        an invalid row raises ``ValueError`` and changes nothing.
+        """
+        ...
+
+
+class Store(PositionStore, Protocol):
     """What alerts and positions need to survive a restart.
 
     Every method is synchronous and quick (one short transaction, or one query); each write
@@ -64,28 +88,6 @@ class Store(Protocol):
     def events(self, symbol: str, owner: str | None, limit: int) -> list[AlertEvent]:
         """The newest ``limit`` events of ``symbol``, newest first: built-in ones plus the user
         events of ``owner`` (of every owner when ``owner`` is ``None``)."""
-        ...
-
-    # --- positions ------------------------------------------------------------------------------
-
-    def load_positions(self, owner: str | None = None) -> list[PositionRow]:
-        """Position rows of ``owner`` (every owner when ``None``), ordered by owner, symbol."""
-        ...
-
-    def save_position(self, row: PositionRow) -> None:
-        """Insert or replace the row with the same ``(owner, symbol)``."""
-        ...
-
-    def delete_position(self, owner: str, symbol: str) -> bool:
-        """Remove one row; ``False`` when there was none."""
-        ...
-
-    def replace_positions(self, owner: str, rows: list[PositionRow]) -> None:
-        """Make ``rows`` the whole of ``owner``'s positions, atomically.
-
-        A row's ``owner`` may be omitted (it is ``owner``); another owner, a repeated symbol or
-        an invalid row raises ``ValueError`` and changes nothing.
-        """
         ...
 
     def close(self) -> None:

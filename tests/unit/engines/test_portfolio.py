@@ -23,11 +23,11 @@ from tickhub.engines.portfolio import (
     position_to_row,
 )
 from tickhub.ingest.portfolio import (
-    PositionStore,
     StoredPortfolio,
     demo_portfolio_file,
     load_positions_file,
 )
+from tickhub.store import PositionStore
 
 T0 = datetime(2025, 1, 27, 4, 0, tzinfo=UTC)
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from tickhub.bus import BusMessage
 from tickhub.bus.memory import MemoryBus
+from tickhub.core.commands import ResumePoint
 from tickhub.core.topics import Endpoint
 from tickhub.fanout.recovery import Awaiting, Missed, Uncovered, catchup_nowait
 from tickhub.fanout.session import Session
@@ -34,7 +35,7 @@ def _session(sid: str) -> Session:
 
 
 def test_catchup_tells_covered_gone_and_pending_apart() -> None:
-    since = ("e1", 4)
+    since = ResumePoint("e1", 4)
     assert catchup_nowait(_Answers([b"a", b"b"]), "t", since) == Missed([b"a", b"b"])
     assert catchup_nowait(_Answers([]), "t", since) == Missed([])
     assert catchup_nowait(_Answers(None), "t", since) is Uncovered.GONE

@@ -33,7 +33,7 @@ from tickhub.core.commands.positions import (
 )
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Interval
-from tickhub.core.protocol import ErrorCode, ProtocolError, clip, shown, type_of
+from tickhub.core.protocol import ErrorCode, ProtocolError, shown, type_of, unknown_type
 from tickhub.core.topics import Endpoint
 
 
@@ -58,11 +58,7 @@ def parse_command(
     parse = _PARSERS.get(kind)
     only_on = REQUEST_ENDPOINTS.get(kind)
     if parse is None or (only_on is not None and only_on != endpoint):
-        return ProtocolError(
-            ErrorCode.UNKNOWN_TYPE,
-            f"unknown message type: {shown(kind)}",
-            {"type": clip(kind)},
-        )
+        return unknown_type(kind)
     return parse(msg, Context(endpoint, registry, max_symbols))
 
 
