@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from tickhub.bus.base import BusMessage
 from tickhub.core import defaults
 
 _unique = itertools.count()
@@ -62,6 +63,20 @@ class TopicHistory:
             self.entries.pop(key, None)
             self.entries[key] = (seq, at, payload)
             self._evict(at)
+
+    def observe(self, message: BusMessage, at: float) -> None:
+        """What a message seen on the topic at ``at`` means for resume, for every bus alike: a
+        numbered message is recorded (a snapshot-only copy, ``deliver=False``, was never sent
+        live: nothing to recover but its number); an unnumbered one that drops retained state
+        drops it here too."""
+        if message.seq:
+            if message.deliver:
+                slot, retain = message.slot, message.retain
+            else:
+                slot, retain = "snapshot-only", None
+            self.record(message.epoch, message.seq, slot, retain, message.payload, at)
+        elif message.drop and message.retain is not None:
+            self.drop_state(message.retain)
 
     def drop_state(self, retain: str) -> None:
         self.state.pop(retain, None)

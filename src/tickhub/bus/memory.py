@@ -41,12 +41,13 @@ class MemoryBus:
             slots.pop(message.retain, None)
             if not message.drop:
                 slots[message.retain] = message.payload
-        if message.seq:
-            self._record(message)
-        elif message.drop and message.retain is not None:
-            history = self._history.get(message.topic)
-            if history is not None:
-                history.drop_state(message.retain)
+        history = self._history.get(message.topic)
+        if history is None and message.seq:
+            history = self._history[message.topic] = TopicHistory(
+                self._history_size, self._history_age
+            )
+        if history is not None:
+            history.observe(message, time.monotonic())
         handlers = self._handlers.get(message.topic)
         if not handlers or not message.deliver:
             return
@@ -77,17 +78,6 @@ class MemoryBus:
 
     async def flush(self) -> None:
         return None
-
-    def _record(self, message: BusMessage) -> None:
-        history = self._history.get(message.topic)
-        if history is None:
-            history = self._history[message.topic] = TopicHistory(
-                self._history_size, self._history_age
-            )
-        # Snapshot-only copies (deliver=False) were never sent live: nothing to recover.
-        retain = message.retain if message.deliver else None
-        slot = message.slot if message.deliver else "snapshot-only"
-        history.record(message.epoch, message.seq, slot, retain, message.payload, time.monotonic())
 
     def recover_nowait(self, topic: str, epoch: str, seq: int) -> list[bytes] | bool | None:
         history = self._history.get(topic)

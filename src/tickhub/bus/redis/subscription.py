@@ -52,15 +52,7 @@ class Subscription:
             elif self.phase == SYNCING:
                 self.buffer.append((version, message.retain, message.drop, message.payload))
                 self.apply(message.retain, message.drop, message.payload)
-        if message.seq:
-            # Snapshot-only copies (deliver=False) were never sent live: nothing to recover.
-            retain = message.retain if message.deliver else None
-            slot = message.slot if message.deliver else "snapshot-only"
-            self.history.record(
-                message.epoch, message.seq, slot, retain, message.payload, time.monotonic()
-            )
-        elif message.drop and message.retain is not None:
-            self.history.drop_state(message.retain)
+        self.history.observe(message, time.monotonic())
 
     def start_sync(self) -> None:
         """The subscription is confirmed: buffer retained updates until the snapshot is read."""
