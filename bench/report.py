@@ -89,6 +89,9 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
                 "msgs_per_cpu_s": _ratio(row.get("msgs_per_cpu_s"), other.get("msgs_per_cpu_s")),
                 "p99": _ratio(row.get("p99_ms"), other.get("p99_ms")),
                 "rss_per_conn": _ratio(row.get("rss_per_conn_kib"), other.get("rss_per_conn_kib")),
+                "delivered_per_s": _ratio(
+                    row.get("delivered_per_s"), other.get("delivered_per_s")
+                ),
             }
         row["ratios"] = ratios
 
@@ -191,15 +194,26 @@ def goals(rows: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, An
                     "note": f"p99 {d_p99:.2f}x steady" if d_p99 is not None else "",
                 }
             )
+    peak = _find(rows, SUBJECT, scenario="peak")
+    if peak is not None:
+        for base, need in (("bun", 1.0), ("node-ws", 5.0)):
+            r = peak.get("ratios", {}).get(base, {}).get("delivered_per_s")
+            add(
+                f"P. peak deliveries per second >= {need:g}x {base}",
+                f"{r:.2f}x" if r is not None else "no baseline",
+                r,
+                None if r is None else r >= need,
+                f"{peak['clients']:,} clients, ticks as fast as the server can",
+            )
     mem = [r for r in rows if r["scenario"] == "memory" and r["server"] == SUBJECT]
     if mem:
         big = max(mem, key=lambda r: r["clients"])
         r = big.get("ratios", {}).get("node-ws", {}).get("rss_per_conn")
         add(
-            "3. RSS per connection <= 1.2x node-ws",
+            "3. RSS per connection <= 1.0x node-ws",
             f"{r:.2f}x" if r is not None else "no baseline",
             r,
-            None if r is None else r <= 1.2,
+            None if r is None else r <= 1.0,
             f"{big['clients']:,} idle connections",
         )
         answered = big.get("hb_acked") == big.get("hb_sent") and big.get("hb_sent")

@@ -85,6 +85,7 @@ class Dispatcher:
         self._drop = unsubscribe
         self._close = close
         self._handlers: dict[Endpoint, dict[str, _Served]] = {e: {} for e in Endpoint}
+        self._shared: dict[tuple[Endpoint, str, Interval | None], Subscription] = {}
         self._failure_logged: dict[str, float] = {}
         self.messages_in = 0
         self.errors: dict[str, int] = {}
@@ -351,10 +352,11 @@ class Dispatcher:
     ) -> bool:
         """Subscribe to one topic; ``False`` when the subscription limit refused it. The ack,
         then the snapshot or what was missed since ``since``, then live messages."""
-        t = topic(session.endpoint, symbol, interval, session.user)
+        sub = self._subscription(session, symbol, interval)
+        t = sub.topic
         if t not in session.subs and len(session.subs) >= self.limits.max_subscriptions:
             return False
-        self._add(session, Subscription(symbol, interval, t))
+        self._add(session, sub)
         extra: dict[str, Any] = {}
         if interval is not None:
             extra["interval"] = interval.value
@@ -362,6 +364,27 @@ class Dispatcher:
             extra["requested"] = name
         self._recovery.start(session, t, symbol, extra, since)
         return True
+
+    def _subscription(
+        self, session: Session, symbol: str, interval: Interval | None
+    ) -> Subscription:
+        """The subscription to a topic, one object shared by every client of a public topic.
+
+        Thousands of clients subscribe to the same few hundred topics: a topic string and a
+        :class:`Subscription` of their own would cost each ~120 bytes per subscription. The
+        shared ones are bounded by instruments x intervals x endpoints; a per-user topic
+        (``user`` set) is the client's own and not kept here, so users cannot grow this."""
+        endpoint = session.endpoint
+        owner = "" if endpoint.has_interval else session.user
+        if owner:
+            return Subscription(symbol, interval, topic(endpoint, symbol, interval, owner))
+        key = (endpoint, symbol, interval)
+        sub = self._shared.get(key)
+        if sub is None:
+            sub = self._shared[key] = Subscription(
+                symbol, interval, topic(endpoint, symbol, interval)
+            )
+        return sub
 
     def _unsubscribe(self, session: Session, command: Unsubscribe) -> None:
         interval = command.interval

@@ -79,6 +79,8 @@ class Hub:
         self._delivery = Delivery(
             limits, clock, frame, self._topics, self._sessions, awaiting, self._close
         )
+        # One bound method for every session (a bound method each would cost 64 bytes a client).
+        self._check_budget = self._delivery.check_budget
         self._recovery = Recovery(bus, clock, awaiting, self._tasks, self._is_live)
         self._dispatch = Dispatcher(
             registry,
@@ -181,7 +183,7 @@ class Hub:
         mono = self.clock.monotonic()
         session = Session(sid, endpoint, remote, peer, now, MessageRate.of(self.limits, mono))
         session.last_seen = mono
-        session.on_overflow = self._delivery.check_budget
+        session.on_overflow = self._check_budget
         refusal = self._admission.admit(session.ip, mono)
         session.send(protocol.welcome(now, endpoint.path, sid))
         if refusal is not None:

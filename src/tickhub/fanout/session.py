@@ -7,6 +7,7 @@ per message per client; the hub's modules change them directly.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,7 +116,8 @@ class Session:
         self.connected_at = now
         self.subs: dict[str, Subscription] = {}
         self.user = ""  # the authenticated subject; "" when authentication is off
-        self.ip = remote.rsplit(":", 1)[0]
+        # Interned: thousands of clients behind one address share one string.
+        self.ip = sys.intern(remote.rsplit(":", 1)[0])
         self.last_seen = 0.0
         self.pinged = False
         # None: a session that never sends (the self-test probe) gets an empty bucket.

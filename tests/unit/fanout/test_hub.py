@@ -127,3 +127,19 @@ async def test_live_messages_wait_for_a_slow_snapshot_and_it_never_comes_after_t
         await asyncio.sleep(0)
     data = [m for m in peer.messages() if m["type"] == "data"]
     assert [(m["seq"], bool(m.get("snapshot"))) for m in data] == [(5, True), (7, True)]
+
+
+def test_clients_of_a_public_topic_share_one_subscription_and_per_user_topics_do_not() -> None:
+    hub, _, _ = _hub()
+    a, b = (hub.connect(RecordingPeer(), Endpoint.STREAM, "t") for _ in range(2))
+    assert a is not None and b is not None
+    for s in (a, b):
+        hub.receive(s, b'{"type":"subscribe","symbols":["INFY","TCS"]}')
+    for t in ("stream:INFY:1m", "stream:TCS:1m"):
+        assert a.subs[t] is b.subs[t]  # one object, one topic string, for every client
+    x, y = (hub.connect(RecordingPeer(), Endpoint.ALERTS, "t") for _ in range(2))
+    assert x is not None and y is not None
+    x.user, y.user = "alice", "bob"
+    for s in (x, y):
+        hub.receive(s, b'{"type":"subscribe","symbol":"INFY"}')
+    assert list(x.subs) == ["alerts:INFY:@alice"] and list(y.subs) == ["alerts:INFY:@bob"]
