@@ -1,6 +1,6 @@
 """The raw picows broadcaster: the floor any Python fan-out on picows can reach.
 
-    python bench/baseline_picows.py --symbols 50 [--port 0]
+    python bench/baseline_picows.py --symbols 50 [--port 0] [--cork]
 
 Same wire shape as tickhub's ``/ws/stream`` (welcome, one ``subscription`` ack per symbol,
 ``heartbeat`` acks, ``data``/``tick_data`` messages with a per-topic ``seq`` and the publish stamp
@@ -11,6 +11,10 @@ messages of a frame go out back to back in one loop turn, each framed and writte
 client whose write buffer passes 1 MiB (tickhub's default ``OUTBOX_BYTES``) is skipped until it
 drains (counted as dropped), so a stalled client cannot grow memory without bound. Speaks the
 control channel of ``control.py``.
+
+``--cork`` (``picows-cork``): in a burst each client's frames are gathered and written once, joined,
+after the frame's last message: one write per client per burst, as tickhub and Bun do. The floor of
+a corked Python fan-out, to set tickhub's burst figure against.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def iso(ts: datetime) -> str:
 
 
 class Client(WSListener):
-    __slots__ = ("paused", "raw", "sent", "server", "topics", "transport")
+    __slots__ = ("corked", "paused", "raw", "sent", "server", "topics", "transport")
 
     def __init__(self, server: Broadcaster) -> None:
         self.server = server
@@ -58,6 +62,7 @@ class Client(WSListener):
         self.paused = False
         self.topics: set[int] = set()
         self.sent = 0
+        self.corked: list[bytes] | None = None
 
     def reply(self, msg: dict[str, object]) -> None:
         assert self.transport is not None
@@ -137,7 +142,7 @@ class Client(WSListener):
 
 
 class Broadcaster:
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, cork: bool = False) -> None:
         self.names = [symbol(i) for i in range(count)]
         self.index = {name: i for i, name in enumerate(self.names)}
         self.topics: list[dict[Client, None]] = [{} for _ in range(count)]
@@ -165,7 +170,19 @@ class Broadcaster:
         self.dropped = 0
         self.ts = iso(MARKET_START)
         self.t0 = time.monotonic()
-        self.pacer = Pacer(self.emit, on_batch=self.tick_clock)
+        self.cork = cork
+        self._corked: list[Client] = []
+        self.pacer = Pacer(
+            self.emit, on_batch=self.tick_clock, on_frame=self.uncork if cork else None
+        )
+
+    def uncork(self) -> None:
+        """After a burst's last message: each client's frames of the burst in one write."""
+        clients, self._corked = self._corked, []
+        for client in clients:
+            frames, client.corked = client.corked, None
+            if frames and client.raw is not None:
+                client.raw.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def tick_clock(self) -> None:
         self.ts = iso(
@@ -187,12 +204,26 @@ class Broadcaster:
         ).encode()
         data = frame(payload)
         written = 0
-        for client in self.topics[i]:
-            if client.paused:
-                self.dropped += 1
-                continue
-            client.raw.write(data)  # type: ignore[union-attr]
-            written += 1
+        if self.cork:
+            corked = self._corked
+            for client in self.topics[i]:
+                if client.paused:
+                    self.dropped += 1
+                    continue
+                frames = client.corked
+                if frames is None:
+                    client.corked = [data]
+                    corked.append(client)
+                else:
+                    frames.append(data)
+                written += 1
+        else:
+            for client in self.topics[i]:
+                if client.paused:
+                    self.dropped += 1
+                    continue
+                client.raw.write(data)  # type: ignore[union-attr]
+                written += 1
         self.delivered += written
         i += 1
         if i == len(self.names):
@@ -203,14 +234,14 @@ class Broadcaster:
 
 async def main(args: argparse.Namespace) -> None:
     raise_nofile()
-    hub = Broadcaster(args.symbols)
+    hub = Broadcaster(args.symbols, cork=args.cork)
 
     def route(request: WSUpgradeRequest) -> Client:
         return Client(hub)
 
     server = await ws_create_server(route, "127.0.0.1", args.port, enable_auto_ping=False)
     port = server.sockets[0].getsockname()[1]
-    announce("READY", port=port, pid=os.getpid(), server="picows")
+    announce("READY", port=port, pid=os.getpid(), server="picows-cork" if args.cork else "picows")
 
     def rate(words: list[str]) -> tuple[str, dict[str, object]]:
         burst = parse_burst(words)
@@ -239,4 +270,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument("--cork", action="store_true", help="one write per client per burst")
     uvloop.run(main(parser.parse_args()))

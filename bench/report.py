@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-BASELINES = ("picows", "node-ws", "node-ws-cork", "bun")
+BASELINES = ("picows", "picows-cork", "node-ws", "node-ws-cork", "bun")
 SUBJECT = "tickhub"
 _MEDIAN_KEYS = (
     "delivered_per_s",
@@ -89,9 +89,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
                 "msgs_per_cpu_s": _ratio(row.get("msgs_per_cpu_s"), other.get("msgs_per_cpu_s")),
                 "p99": _ratio(row.get("p99_ms"), other.get("p99_ms")),
                 "rss_per_conn": _ratio(row.get("rss_per_conn_kib"), other.get("rss_per_conn_kib")),
-                "delivered_per_s": _ratio(
-                    row.get("delivered_per_s"), other.get("delivered_per_s")
-                ),
+                "delivered_per_s": _ratio(row.get("delivered_per_s"), other.get("delivered_per_s")),
             }
         row["ratios"] = ratios
 
@@ -180,6 +178,25 @@ def goals(rows: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, An
                 shape
                 + (f"; p99 {p99:.2f}x" if p99 is not None else "")
                 + _per_run(rows, burst, base, "msgs_per_cpu_s_runs"),
+            )
+        # The floor of a corked Python fan-out (no engines, no protocol beyond the messages).
+        floor = burst.get("ratios", {}).get("picows-cork", {}).get("msgs_per_cpu_s")
+        pw_cork = _find(rows, "picows-cork", scenario="burst")
+        pw_vs = (pw_cork or {}).get("ratios", {})
+        if floor is not None:
+            out.append(
+                {
+                    "goal": "B. burst against the corked Python floor (picows-cork)",
+                    "measured": f"tickhub {floor:.2f}x picows-cork",
+                    "value": floor,
+                    "verdict": "info",
+                    "note": "picows-cork "
+                    + ", ".join(
+                        f"{pw_vs[b]['msgs_per_cpu_s']:.2f}x {b}"
+                        for b in ("node-ws-cork", "bun")
+                        if pw_vs.get(b, {}).get("msgs_per_cpu_s") is not None
+                    ),
+                }
             )
         # The same load in steady ticks (the reference row): what bursting costs or saves.
         d_tput = _ratio(burst.get("msgs_per_cpu_s"), (t or {}).get("msgs_per_cpu_s"))

@@ -131,10 +131,13 @@ def servers(wanted: list[str], notes: list[str]) -> list[Server]:
             found.append(
                 Server(name, [py, str(BENCH / "tickhub_server.py")], metadata.version("tickhub"))
             )
-        elif name == "picows":
-            found.append(
-                Server(name, [py, str(BENCH / "baseline_picows.py")], metadata.version("picows"))
-            )
+        elif name in ("picows", "picows-cork"):
+            argv = [py, str(BENCH / "baseline_picows.py")]
+            version = metadata.version("picows")
+            if name == "picows-cork":
+                argv.append("--cork")  # one write per client per burst, as tickhub and Bun
+                version += ", cork per burst"
+            found.append(Server(name, argv, version))
         elif name in ("node-ws", "node-ws-cork"):
             node = shutil.which("node")
             if node is None:
@@ -162,7 +165,8 @@ def servers(wanted: list[str], notes: list[str]) -> list[Server]:
             )
         else:
             sys.exit(
-                f"bench: unknown server {name!r} (tickhub, picows, node-ws, node-ws-cork, bun)"
+                f"bench: unknown server {name!r}"
+                " (tickhub, picows, picows-cork, node-ws, node-ws-cork, bun)"
             )
     return found
 
@@ -652,8 +656,8 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument(
         "--servers", type=lambda s: s.split(","), default=None,
-        help="default tickhub,picows,node-ws,node-ws-cork,bun (quick: no bun); node-ws-cork"
-        " runs in the burst scenario only",
+        help="default tickhub,picows,picows-cork,node-ws,node-ws-cork,bun (quick: no bun);"
+        " the -cork ones run in the burst scenario only",
     )  # fmt: skip
     parser.add_argument(
         "--only", "--scenarios", dest="only", type=lambda s: s.split(","),
@@ -689,9 +693,9 @@ def main() -> int:
     build_loadgen()
     notes: list[str] = []
     wanted = args.servers or (
-        ["tickhub", "picows", "node-ws", "node-ws-cork"]
+        ["tickhub", "picows", "picows-cork", "node-ws", "node-ws-cork"]
         if args.quick
-        else ["tickhub", "picows", "node-ws", "node-ws-cork", "bun"]
+        else ["tickhub", "picows", "picows-cork", "node-ws", "node-ws-cork", "bun"]
     )
     found = servers(wanted, notes)
     scenarios, plan_info = plan(args)
@@ -736,7 +740,7 @@ def main() -> int:
                         continue
                     if sc.batch and server.name != "tickhub":
                         continue  # only tickhub has opt-in batching
-                    if server.name == "node-ws-cork" and sc.burst == 1:
+                    if server.name.endswith("-cork") and sc.burst == 1:
                         continue  # one tick per turn: node-ws with a cork around each write
                     print(
                         f"[{i}/{len(scenarios)}] {sc.scenario} {server.name}",

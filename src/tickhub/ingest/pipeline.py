@@ -93,6 +93,7 @@ class Ingest:
         self._alert_states: dict[tuple[str, str], dict[str, Any]] = {}  # (symbol, owner): last sent
         self.wanted: set[str] = set()  # topics some client subscribes to (see on_demand)
         self._topic_cache: dict[str, list[str]] = {}
+        self._plain_topics: dict[tuple[Endpoint, str], str] = {}
 
     @property
     def update_interval(self) -> float:
@@ -489,7 +490,11 @@ class Ingest:
         anonymous owner; for the portfolio, also owners watching ``*`` who hold it)."""
         if not self.wanted and not self._owner_topics:
             return set()
-        out = {""} if topic(endpoint, symbol) in self.wanted else set()
+        key = (endpoint, symbol)
+        plain = self._plain_topics.get(key)
+        if plain is None:  # built once: this runs twice per tick
+            plain = self._plain_topics[key] = topic(endpoint, symbol)
+        out = {""} if plain in self.wanted else set()
         if (
             endpoint == Endpoint.PORTFOLIO
             and topic(endpoint, ALL_SYMBOLS) in self.wanted

@@ -84,6 +84,7 @@ class Connection(asyncio.BufferedProtocol):
         "_slice_end",
         "_timer",
         "_too_big",
+        "_writable",
         "_ws",
         "ip",
         "remote",
@@ -99,6 +100,9 @@ class Connection(asyncio.BufferedProtocol):
             h11.SERVER, max_incomplete_event_size=limit
         )
         self._ws: WsConnection | None = None
+        # Data frames may be written: the WebSocket is open, no close frame sent or received,
+        # not failed, not lost. One flag, because the fan-out asks it per message per client.
+        self._writable = False
         self._timer: asyncio.TimerHandle | None = None
         self._prev_cr = False
         self._head_seen = 0  # bytes of the request head being received
@@ -161,6 +165,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._writable = False
         self._cancel_timer()
         self._server.lost(self)
         if self.session is not None:
@@ -331,6 +336,7 @@ class Connection(asyncio.BufferedProtocol):
         trailing, _ = http.trailing_data
         self._http = None
         self._ws = lean_ws_connection()
+        self._writable = True
         self._server.upgraded(self)
         try:
             self.session = self._server.hub.connect(
@@ -468,6 +474,7 @@ class Connection(asyncio.BufferedProtocol):
                 )
 
     def _on_close_frame(self, ws: WsConnection, event: CloseConnection) -> None:
+        self._writable = False
         state = ws.state
         if state is ConnectionState.REMOTE_CLOSING:
             # The client closes: answer with its code (§5.5.1); a close without one (a browser's
@@ -490,6 +497,7 @@ class Connection(asyncio.BufferedProtocol):
         if ws is None or self._failed:
             return
         self._failed = True
+        self._writable = False
         self._parts = None
         self._events = None  # nothing more is handled; what was read is dropped
         self._resume_reading()  # the lingering close reads, and discards
@@ -510,13 +518,18 @@ class Connection(asyncio.BufferedProtocol):
         self.send_frame(text_frame(payload))
 
     def send_frame(self, frame: bytes) -> None:
-        ws = self._ws
-        if ws is not None and ws.state is _OPEN and not self._failed:
-            self._write(frame)
+        # The hottest call of the service (per message, per client): _write inlined.
+        if self._writable:
+            cork = self._cork
+            if cork is None:
+                self._cork = [frame]
+                self._server.corked(self)
+            else:
+                cork.append(frame)
 
     def ping(self) -> None:
         ws = self._ws
-        if ws is not None and ws.state is _OPEN and not self._failed:
+        if ws is not None and self._writable:
             self._write(ws.send(Ping()))
 
     def close(self, code: int, reason: str) -> None:
@@ -525,6 +538,7 @@ class Connection(asyncio.BufferedProtocol):
         if ws is None or self._lost:
             return
         if ws.state is _OPEN and not self._failed:
+            self._writable = False
             self._write(ws.send(CloseConnection(code=code, reason=_short(reason))))
             self._parts = None
         self._arm(self._server.limits.close_timeout, self.abort)
@@ -563,6 +577,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._shut:
             return
         self._shut = True
+        self._writable = False
         self.uncork()  # the FIN goes after every queued frame
         if transport.can_write_eof():
             transport.write_eof()
