@@ -67,6 +67,7 @@ async def test_httpx_search_ranks_and_bounds_the_answer(service: SingleService) 
         ({"limit": "0"}, "parameter 'limit' must be an integer from 1 to"),
         ({"limit": "ten"}, "got 'ten'"),
         ({"limit": "-1"}, "parameter 'limit'"),
+        ({"limit": "9" * 5000}, "got '99999"),  # past int()'s digit limit: still a 400
         ({"q": "X" * 65}, "parameter 'q' is at most 64 characters"),
     ],
 )

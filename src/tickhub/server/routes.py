@@ -186,7 +186,9 @@ class HttpRoutes:
         if "limit" in params:
             most = self._options.instruments_max_limit
             raw = params["limit"]
-            if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+            # At most 9 digits before int(): a 5,000-digit number would hit Python's limit.
+            digits = raw.isascii() and raw.isdigit() and len(raw) <= 9
+            if not digits or not 1 <= int(raw) <= most:
                 return bad_parameter(
                     f"parameter 'limit' must be an integer from 1 to {most} "
                     f"(INSTRUMENTS_MAX_LIMIT), got {protocol.shown(raw)}",
