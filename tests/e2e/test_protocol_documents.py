@@ -122,3 +122,13 @@ def test_the_wheel_ships_the_documents(tmp_path: Path) -> None:
     for name in DOCUMENTS:
         assert f"tickhub/data/{name}" in names
     assert "tickhub/server/specs.py" in names
+
+
+def test_every_error_code_of_the_code_is_documented_on_one_side_or_both() -> None:
+    """A new ``ErrorCode`` must appear in the WebSocket error schema, the HTTP error schema or
+    both; neither document may name a code the service does not have."""
+    from tickhub.core.protocol import ErrorCode
+
+    ws = set(ASYNCAPI["components"]["schemas"]["ErrorCode"]["enum"])
+    http = set(OPENAPI["components"]["schemas"]["HttpError"]["properties"]["code"]["enum"])
+    assert ws | http == {code.value for code in ErrorCode}
