@@ -52,6 +52,7 @@ async def test_candles_over_the_wire_match_the_script(tmp_path: Any) -> None:
             "close": 100.5,
             "volume": 600,
             "closed": True,
+            "price": 100.5,  # = close: a tick_data-style reader finds a price on every message
         }
         forming = await client.wait_for(lambda m: m.get("data_type") == "candle_data")
         assert forming["data"]["start"] == "2025-01-27T03:50:00.000Z"

@@ -234,4 +234,6 @@ def build_route_options(settings: Settings) -> RouteOptions:
         feed_name=settings.feed,
         admin_key=key.get_secret_value() if key is not None else None,
         health_details=settings.health_details,
+        instruments_limit=settings.instruments_limit,
+        instruments_max_limit=settings.instruments_max_limit,
     )

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     handshake_timeout: float = Field(d.HANDSHAKE_TIMEOUT, gt=0, le=300)
     close_timeout: float = Field(d.CLOSE_TIMEOUT, gt=0, le=60)
     send_buffer_bytes: int = Field(d.SEND_BUFFER_BYTES, ge=0, le=64 * 1024 * 1024)
+    instruments_limit: int = Field(d.INSTRUMENTS_LIMIT, ge=1, le=1_000_000)
+    instruments_max_limit: int = Field(d.INSTRUMENTS_MAX_LIMIT, ge=1, le=1_000_000)
 
     # --- authentication (off unless API_KEYS or a JWT key is set) ---
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)
@@ -152,6 +154,8 @@ class Settings(BaseSettings):
             raise ValueError("JWT_PUBLIC_KEY_FILE needs JWT_ALGORITHM=RS256")
         if self.feed == "kite" and self.kite_access_token is None and self.kite_token_file is None:
             raise ValueError("FEED=kite needs KITE_ACCESS_TOKEN or KITE_TOKEN_FILE")
+        if self.instruments_limit > self.instruments_max_limit:
+            raise ValueError("INSTRUMENTS_LIMIT must not exceed INSTRUMENTS_MAX_LIMIT")
         return self
 
     def allows_origin(self, origin: str) -> bool:

@@ -58,6 +58,12 @@ KITE_TOKEN_POLL_INTERVAL: Final = 5.0
 KITE_ERROR_LOG_INTERVAL: Final = 10.0
 """Each kind of Kite stream error is logged at most once per this many seconds (all counted)."""
 
+# --- HTTP routes ------------------------------------------------------------------------------
+INSTRUMENTS_LIMIT: Final = 20
+"""Matches ``/instruments?q=`` returns without a ``limit`` (a search box shows a short list)."""
+INSTRUMENTS_MAX_LIMIT: Final = 1000
+"""The largest ``limit`` ``/instruments`` accepts; beyond it the answer is 400."""
+
 # --- streams ----------------------------------------------------------------------------------
 UPDATE_INTERVAL: Final = 1.0
 """Seconds between analysis, portfolio and market-data updates of a symbol (ticks: no limit)."""

@@ -35,6 +35,7 @@ __all__ = [
     "InstrumentsFileError",
     "UnknownSymbolError",
     "parse_instruments_csv",
+    "search_instruments",
 ]
 
 KITE_COLUMNS: Final = (
@@ -312,3 +313,43 @@ class InstrumentRegistry:
             return (self._default_exchanges.index(exchange), exchange)
         except ValueError:
             return (len(self._default_exchanges), exchange)
+
+
+def search_instruments(
+    instruments: Iterable[Instrument], query: str, limit: int | None = None
+) -> list[Instrument]:
+    """The instruments whose trading symbol or name contains ``query`` (case-insensitive), best
+    first: the exact symbol, then symbols that start with it, then names that start with it,
+    then the other symbol and name matches; within each rank, in the order given. A blank query
+    matches everything. At most ``limit`` of them (``None``: all).
+
+    Prefix matches come first because a user typing ``REL`` means ``RELIANCE`` more often than
+    ``...REL...`` in the middle of a name; an exact symbol comes before its longer relatives
+    (``SBIN`` before ``SBINEQ``).
+    """
+    wanted = query.strip().upper()
+    if limit is not None and limit <= 0:
+        return []
+    ranked: list[tuple[int, int, Instrument]] = []
+    for order, instrument in enumerate(instruments):
+        rank = _search_rank(instrument, wanted)
+        if rank is not None:
+            ranked.append((rank, order, instrument))
+    ranked.sort(key=lambda found: (found[0], found[1]))
+    hits = [instrument for _, _, instrument in ranked]
+    return hits if limit is None else hits[:limit]
+
+
+def _search_rank(instrument: Instrument, wanted: str) -> int | None:
+    symbol, name = instrument.tradingsymbol.upper(), instrument.name.upper()
+    if not wanted or symbol == wanted:
+        return 0
+    if symbol.startswith(wanted):
+        return 1
+    if name.startswith(wanted):
+        return 2
+    if wanted in symbol:
+        return 3
+    if wanted in name:
+        return 4
+    return None

@@ -48,6 +48,7 @@ class ErrorCode(str, Enum):
     TOO_MANY_SYMBOLS = "too_many_symbols"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     BAD_REQUEST = "bad_request"
+    INVALID_PARAMETER = "invalid_parameter"
 
 
 class CloseCode:

@@ -39,15 +39,20 @@ def tick_data(tick: Tick) -> dict[str, Any]:
 
 
 def candle_data(candle: Candle) -> dict[str, Any]:
+    """A candle as clients read it; ``price`` repeats ``close`` (the last price) so that code
+    written for ``tick_data`` (the seed's ``updateChart(data.data)``) finds a price in every
+    ``/ws/stream`` message."""
+    close = _p(candle.close)
     return {
         "interval": candle.interval.value,
         "start": iso(candle.start),
         "open": _p(candle.open),
         "high": _p(candle.high),
         "low": _p(candle.low),
-        "close": _p(candle.close),
+        "close": close,
         "volume": candle.volume,
         "closed": candle.closed,
+        "price": close,
     }
 
 

@@ -78,7 +78,7 @@ class Ingest:
         self.positions = portfolio if portfolio is not None else StoredPortfolio(now=clock.now)
         self.portfolio = self.positions.portfolio
         self.alert_interval = alert_interval
-        self.publisher = Publisher(bus, epoch=secrets.token_hex(4))
+        self.publisher = Publisher(bus, epoch=secrets.token_hex(4), now=clock.now)
         self.last_ticks: dict[str, Tick] = {}
         self.market_time: datetime | None = None
         self.feed_status = FeedStatus(FeedState.STARTING)

@@ -3,13 +3,16 @@
 Every topic has its own ``seq`` that increases by one per message, and an ``epoch`` that names this
 producer run: a client that sees ``seq`` jump knows it missed messages, and a new ``epoch`` tells it
 the numbering restarted. Numbering happens once, where messages are produced, so every gateway
-delivers the same ``seq`` for the same message. Each message is encoded exactly once here.
+delivers the same ``seq`` for the same message. Each message is encoded exactly once here, with
+``server_time`` (the server's wall clock when it was made) beside ``timestamp`` (the exchange time
+it is about), into the one encoding every client receives.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from tickhub.bus import Bus, BusMessage
@@ -19,9 +22,12 @@ STATUS_TOPIC = "status"
 
 
 class Publisher:
-    def __init__(self, bus: Bus, epoch: str) -> None:
+    def __init__(
+        self, bus: Bus, epoch: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.bus = bus
         self.epoch = epoch
+        self._now = now  # the server's wall clock, for ``server_time``
         self._seq: dict[str, int] = {}
         self.published = 0
 
@@ -85,6 +91,7 @@ class Publisher:
             "type": "data",
             "symbol": symbol,
             "timestamp": protocol.iso(ts),
+            "server_time": protocol.iso(self._now()),
             "data_type": data_type,
             "seq": seq,
             "epoch": self.epoch,

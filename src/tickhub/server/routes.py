@@ -1,5 +1,5 @@
 """The HTTP routes beside the WebSocket endpoints: ``/health``, ``/connections``, ``/metrics``,
-``/test`` and ``/instruments``.
+``/test``, ``/instruments`` and the protocol documents (``/asyncapi.yaml``, ``/openapi.yaml``).
 
 They report on a running service without knowing which role it plays (one process, or a gateway
 of a cluster): what depends on the role comes through :class:`Reported`, which the roles
@@ -9,19 +9,21 @@ implement, so this layer never imports the application that assembles it.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
-from tickhub.core import protocol
+from tickhub.core import defaults, protocol
 from tickhub.core.clock import Clock
-from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.instruments import InstrumentRegistry, search_instruments
 from tickhub.core.topics import Endpoint
 from tickhub.fanout.hub import Hub
 from tickhub.server.app import WebSocketServer
 from tickhub.server.http import HttpRequest, HttpResponse, Routes
 from tickhub.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tickhub.server.metrics import Metrics
+from tickhub.server.specs import document_responses
 
 Route = Callable[[HttpRequest], HttpResponse]
 
@@ -68,6 +70,10 @@ class RouteOptions:
     ``/health`` tells its details only to that bearer."""
     health_details: bool = False
     """``/health`` tells everyone its details (pid, counters), admin key or not."""
+    instruments_limit: int = defaults.INSTRUMENTS_LIMIT
+    """Matches ``/instruments?q=`` answers without a ``limit`` (INSTRUMENTS_LIMIT)."""
+    instruments_max_limit: int = defaults.INSTRUMENTS_MAX_LIMIT
+    """The largest ``limit`` ``/instruments`` takes (INSTRUMENTS_MAX_LIMIT); more is a 400."""
 
 
 class OwnOrigins:
@@ -128,6 +134,7 @@ class HttpRoutes:
         self._last_probe: dict[str, Any] | None = None
         self._last_probe_at = 0.0
         self.metrics = Metrics(self.metrics_snapshot)
+        self._documents = document_responses()
 
     def table(self) -> Routes:
         """Path -> route, for :attr:`WebSocketServer.routes`."""
@@ -137,6 +144,7 @@ class HttpRoutes:
             "/metrics": self._admin(self.metrics_text),
             "/test": self.test,
             "/instruments": self.instruments,
+            **{path: self._document(path) for path in self._documents},
         }
 
     # --- the routes ----------------------------------------------------------------------------
@@ -163,6 +171,30 @@ class HttpRoutes:
         return HttpResponse(200, protocol.encode(self.selftest()))
 
     def instruments(self, request: HttpRequest) -> HttpResponse:
+        """Every instrument, or with ``q`` the ones whose symbol or name contains it (prefix
+        matches first), at most ``limit`` (default: all without ``q``, INSTRUMENTS_LIMIT
+        with it)."""
+        params = query_params(request.query)
+        if isinstance(params, HttpResponse):
+            return params
+        query = params.get("q")
+        if query is not None and len(query) > protocol.MAX_SYMBOL_LENGTH:
+            return bad_parameter(
+                f"parameter 'q' is at most {protocol.MAX_SYMBOL_LENGTH} characters"
+            )
+        limit: int | None = None if query is None else self._options.instruments_limit
+        if "limit" in params:
+            most = self._options.instruments_max_limit
+            raw = params["limit"]
+            # At most 9 digits before int(): a 5,000-digit number would hit Python's limit.
+            digits = raw.isascii() and raw.isdigit() and len(raw) <= 9
+            if not digits or not 1 <= int(raw) <= most:
+                return bad_parameter(
+                    f"parameter 'limit' must be an integer from 1 to {most} "
+                    f"(INSTRUMENTS_MAX_LIMIT), got {protocol.shown(raw)}",
+                )
+            limit = int(raw)
+        found = search_instruments(self._registry, query or "", limit)
         body = [
             {
                 "symbol": i.symbol,
@@ -171,9 +203,13 @@ class HttpRoutes:
                 "token": i.instrument_token,
                 "tradable": i.tradable,
             }
-            for i in self._registry
+            for i in found
         ]
         return HttpResponse(200, protocol.encode(body))
+
+    def _document(self, path: str) -> Route:
+        response = self._documents[path]
+        return lambda request: response
 
     # --- what they report ----------------------------------------------------------------------
 
@@ -275,3 +311,29 @@ class HttpRoutes:
     def _is_admin(self, request: HttpRequest) -> bool:
         key = self._options.admin_key
         return key is None or bearer_matches(request, key)
+
+
+def query_params(query: str) -> Mapping[str, str] | HttpResponse:
+    """A query string's parameters, each named once (a repeated one is a 400: which of the
+    values was meant cannot be told)."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False, errors="strict")
+    except UnicodeDecodeError:
+        return bad_parameter("the query string is not UTF-8")
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            return bad_parameter(f"parameter {protocol.shown(name)} is given more than once")
+        params[name] = value
+    return params
+
+
+def bad_parameter(message: str) -> HttpResponse:
+    """A 400 with the error body every route uses: ``{"status", "code", "message"}``; the
+    message names the parameter and what it must be."""
+    body = {
+        "status": "error",
+        "code": protocol.ErrorCode.INVALID_PARAMETER.value,
+        "message": message,
+    }
+    return HttpResponse(400, protocol.encode(body))

@@ -67,6 +67,8 @@ export interface Candle {
   close: number;
   volume: number;
   closed: boolean;
+  /** = `close`, the last price: a reader of `tick_data`'s `price` finds one on every /ws/stream message. */
+  price: number;
 }
 
 export interface TickData {
@@ -185,13 +187,18 @@ export interface PositionData {
 interface DataMessageBase<T extends DataType, D> {
   type: 'data';
   symbol: string;
+  /** Exchange time of the update (the market's clock, Asia/Kolkata, written in UTC). */
   timestamp: Timestamp;
+  /** The server's wall clock when it made the message (snapshots and resumes keep theirs). */
+  server_time: Timestamp;
   data_type: T;
   seq: number;
   epoch: string;
   interval?: Interval;
   subscription?: '*';
   event?: 'triggered';
+  /** /ws/portfolio `*` topic: the position was removed (quantity 0). */
+  removed?: true;
   snapshot?: true;
   data: D;
 }

@@ -69,3 +69,23 @@ def test_bad_value_exits_2_with_one_line_naming_the_variable(tmp_path: Path) -> 
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1, proc.stderr
         assert var in lines[0] and value in lines[0]
+
+
+def test_instruments_limits_are_settings_and_the_default_cannot_pass_the_maximum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tickhub.core import defaults
+    from tickhub.core.errors import ConfigError
+
+    s = load_settings(None)
+    assert (s.instruments_limit, s.instruments_max_limit) == (
+        defaults.INSTRUMENTS_LIMIT,
+        defaults.INSTRUMENTS_MAX_LIMIT,
+    )
+    monkeypatch.setenv("INSTRUMENTS_LIMIT", "50")
+    monkeypatch.setenv("INSTRUMENTS_MAX_LIMIT", "40")
+    with pytest.raises(ConfigError, match="must not exceed INSTRUMENTS_MAX_LIMIT"):
+        load_settings(None)
+    monkeypatch.setenv("INSTRUMENTS_LIMIT", "0")
+    with pytest.raises(ConfigError, match="INSTRUMENTS_LIMIT"):
+        load_settings(None)

@@ -122,3 +122,25 @@ def test_every_frame_must_be_a_json_object_with_type_and_timestamp() -> None:
         "FAIL  /ws/alerts     message format: expected JSON objects with a string type and a "
         "YYYY-MM-DDTHH:MM:SS.mmmZ timestamp, got b'\\x00'",
     ]
+
+
+def test_a_candle_must_carry_price_equal_to_close() -> None:
+    results = Results("/ws/stream")
+    candle = {
+        "interval": "1m",
+        "start": STAMP,
+        "open": 1.0,
+        "high": 2.0,
+        "low": 1.0,
+        "close": 1.5,
+        "volume": 3,
+        "closed": False,
+    }
+    msg = {**data(1), "data_type": "candle_data"}
+    check_fields(results, [{**msg, "data": {**candle, "price": 1.5}}], FIELDS["stream"])
+    check_fields(results, [{**msg, "data": candle}], FIELDS["stream"])
+    check_fields(results, [{**msg, "data": {**candle, "price": 1.0}}], FIELDS["stream"])
+    first, missing, wrong = lines(results)
+    assert first.startswith("PASS")
+    assert missing.endswith("got candle_data seq 1 with data.price missing")
+    assert wrong.endswith("got candle_data seq 1 with data.price 1.0 is not data.close 1.5")

@@ -91,6 +91,7 @@ def test_candle_data() -> None:
         "close": 1802.1235,
         "volume": 5400,
         "closed": True,
+        "price": 1802.1235,
     }
 
 

@@ -231,6 +231,7 @@ def test_candles_close_exactly_at_the_boundary_with_volume_from_the_cumulative_d
             "close": 2498.5,
             "volume": traded(0, 3),  # 650
             "closed": True,
+            "price": 2498.5,
         },
         {
             "interval": "1m",
@@ -241,6 +242,7 @@ def test_candles_close_exactly_at_the_boundary_with_volume_from_the_cumulative_d
             "close": 2501.0,
             "volume": traded(3, 4),  # 50
             "closed": True,
+            "price": 2501.0,
         },
         {
             "interval": "1m",
@@ -251,6 +253,7 @@ def test_candles_close_exactly_at_the_boundary_with_volume_from_the_cumulative_d
             "close": 2507.0,
             "volume": traded(4, 5),  # 300
             "closed": True,
+            "price": 2507.0,
         },
     ]
     assert closed(five) == [
@@ -263,6 +266,7 @@ def test_candles_close_exactly_at_the_boundary_with_volume_from_the_cumulative_d
             "close": 2507.0,
             "volume": traded(0, 5),
             "closed": True,
+            "price": 2507.0,
         }
     ]
     assert [c["volume"] for c in closed(one)] == [650, 50, 300]
@@ -299,6 +303,7 @@ def test_intraday_buckets_lie_on_the_ist_session_grid_whatever_the_tick_time_zon
             "close": 2490.0,
             "volume": 5_900 - 5_000,
             "closed": True,
+            "price": 2490.0,
         }
     ]
 
@@ -325,6 +330,7 @@ def test_flush_closes_a_quiet_symbol_candle_once_market_time_passes_its_end() ->
             "close": 2502.0,
             "volume": 40,
             "closed": True,
+            "price": 2502.0,
         }
     ]
     ingest.flush()

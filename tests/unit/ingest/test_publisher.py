@@ -35,9 +35,12 @@ def test_seq_starts_at_one_and_grows_by_one_per_topic_independently() -> None:
     assert pub.published == 5
 
 
+WALL = datetime(2026, 12, 4, 18, 40, 0, 250000, tzinfo=UTC)
+
+
 def test_data_message_fields_and_bus_metadata() -> None:
     bus = RecordingBus()
-    pub = Publisher(bus, "run-7")
+    pub = Publisher(bus, "run-7", now=lambda: WALL)
     pub.data(
         "stream:INFY:5m",
         "INFY",
@@ -64,6 +67,7 @@ def test_data_message_fields_and_bus_metadata() -> None:
         "type": "data",
         "symbol": "INFY",
         "timestamp": "2025-01-27T04:00:01.500Z",
+        "server_time": "2026-12-04T18:40:00.250Z",
         "data_type": "candle_data",
         "seq": 1,
         "epoch": "run-7",
@@ -72,6 +76,22 @@ def test_data_message_fields_and_bus_metadata() -> None:
         "data": {"close": 1.5},
     }
     assert list(decoded)[-1] == "data"  # the bulky part last, after what a client routes on
+
+
+def test_server_time_is_the_wall_clock_at_encoding_beside_the_exchange_timestamp() -> None:
+    """``timestamp`` is what the exchange said (TS, in the past); ``server_time`` is when this
+    server made the message, read from its clock once per message, for every client alike."""
+    bus = RecordingBus()
+    walls = iter([WALL, WALL.replace(second=5)])
+    pub = Publisher(bus, "e", now=lambda: next(walls))
+    pub.data("stream:INFY:1m", "INFY", "tick_data", {}, TS, slot="tick")
+    pub.retain_only("stream:INFY:1m", "INFY", "technical_analysis", {}, TS, retain="history")
+    first, retained = (body(m.payload) for m in bus.published)
+    assert (first["timestamp"], first["server_time"]) == (
+        "2025-01-27T04:00:01.500Z",
+        "2026-12-04T18:40:00.250Z",
+    )
+    assert retained["server_time"] == "2026-12-04T18:40:05.250Z"
 
 
 def test_interval_is_absent_unless_given() -> None:

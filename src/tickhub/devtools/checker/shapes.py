@@ -85,7 +85,11 @@ def _portfolio_fields(body: Message) -> list[str]:
 
 
 def _candle_fields(body: Message) -> list[str]:
-    problems = _numbers(body, "open", "high", "low", "close", "volume")
+    """OHLCV, and ``price`` (= ``close``) so that the seed's ``updateChart(data.data)`` finds a
+    price on every /ws/stream message."""
+    problems = _numbers(body, "open", "high", "low", "close", "volume", "price")
+    if not problems and body["price"] != body["close"]:
+        problems.append(f"data.price {show(body['price'])} is not data.close {show(body['close'])}")
     if not isinstance(body.get("closed"), bool):
         problems.append(f"data.closed {kind(body.get('closed', MISSING))}")
     if not is_timestamp(body.get("start")):
