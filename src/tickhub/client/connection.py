@@ -129,7 +129,7 @@ class Client:
     """A client of one endpoint (``/ws/stream``, ``/ws/analysis``, ``/ws/alerts`` or
     ``/ws/portfolio``); iterate it for messages (:data:`~tickhub.client.messages.Event`)."""
 
-    def __init__(self, url: str, options: ClientOptions | None = None, **overrides: Any) -> None:
+    def __init__(self, url: str, *, options: ClientOptions | None = None, **overrides: Any) -> None:
         base = options or ClientOptions()
         self.options = replace(base, **overrides) if overrides else base
         self.url = resolve_url(url, self.options.batch)
@@ -143,6 +143,8 @@ class Client:
         """Successful reconnections."""
         self.stale = 0
         """``data`` messages not delivered because their ``seq`` was already seen."""
+        self.batches = 0
+        """Batches received (opt-in batching), each unpacked into its messages."""
         self.tracker = SeqTracker()
         self._subs: dict[str, _Sub] = {}
         self._requests = PendingRequests()
@@ -634,6 +636,7 @@ class Client:
             log.warning("tickhub client: ignored a server message: %s", msg.message)
             return
         if msg["type"] == "batch" and isinstance(msg.get("messages"), list):
+            self.batches += 1
             for inner in msg["messages"]:
                 if isinstance(inner, dict) and isinstance(inner.get("type"), str):
                     await self._dispatch(inner)
@@ -712,7 +715,7 @@ class Client:
         return self._requests.fail(err)
 
 
-def connect(url: str, options: ClientOptions | None = None, **overrides: Any) -> Client:
+def connect(url: str, *, options: ClientOptions | None = None, **overrides: Any) -> Client:
     """A :class:`Client` of ``url``: ``async with connect(url) as client: ...`` (waits for the
     welcome, reconnecting meanwhile, at most ``connect_timeout``), or ``await client.start()``."""
-    return Client(url, options, **overrides)
+    return Client(url, options=options, **overrides)

@@ -90,9 +90,13 @@ class PendingRequests:
         return False
 
     def fail(self, err: ServerError) -> bool:
-        """Fail the oldest sent request that ``err`` answers; whether one did."""
+        """Fail the oldest sent request that ``err`` answers; whether one did. An
+        ``unknown_type`` error (a request sent to the wrong endpoint) names it in ``details``."""
+        kind = err.request
+        if kind is None and err.code == "unknown_type":
+            kind = err.details.get("type")
         for request in self._pending:
-            if request.sent and request.kind == err.request:
+            if request.sent and request.kind == kind:
                 self._pending.remove(request)
                 if not request.future.done():
                     request.future.set_exception(error_of(err))

@@ -59,8 +59,8 @@ class Ticker:
     stops for good; ``on_message(ticker, event)`` for every event, before the others.
     """
 
-    def __init__(self, url: str, options: ClientOptions | None = None, **overrides: Any) -> None:
-        self.client = Client(url, options, **overrides)
+    def __init__(self, url: str, *, options: ClientOptions | None = None, **overrides: Any) -> None:
+        self.client = Client(url, options=options, **overrides)
         self.on_connect: Callback = None
         self.on_data: Callback = None
         self.on_gap: Callback = None
