@@ -7,9 +7,12 @@ backoff, honouring close codes (§14); after a reconnect, one ``subscribe`` per 
 nothing twice; gaps from ``seq``/``epoch`` reported (§7); batches unpacked (§10.1); tokens by
 subprotocol or ``auth`` message (§11.2); replies matched to requests.
 
-Messages are read by one task and handed to the user through a bounded queue: a user who reads
+Messages are read by one task and handed to the user through a bounded buffer: a user who reads
 slowly makes the client stop reading the socket, so the server conflates state for it
-(docs/protocol.md §10) instead of this process holding an unbounded backlog.
+(docs/protocol.md §10) instead of this process holding an unbounded backlog. While a call waits
+for its reply (``subscribe``, ``create_alert``...) reading goes on past the bound, or a user who
+awaits a reply before iterating would wait forever; the excess is what arrives within that
+call's ``request_timeout`` at most.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import inspect
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
@@ -150,7 +154,9 @@ class Client:
         self._requests = PendingRequests()
         self._acks = AckWaiters()
         self._pings: list[tuple[float, asyncio.Future[float]]] = []
-        self._queue: asyncio.Queue[Event] | None = None
+        self._held: deque[Event] = deque()
+        self._arrived: asyncio.Event | None = None
+        self._space: asyncio.Event | None = None
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected: asyncio.Event | None = None
@@ -169,7 +175,7 @@ class Client:
     async def start(self) -> Client:
         """Start connecting (and reconnecting) in the background; returns at once."""
         if self._task is None:
-            self._queue = asyncio.Queue(self.options.max_queue)
+            self._arrived, self._space = asyncio.Event(), asyncio.Event()
             self._connected = asyncio.Event()
             self._done = asyncio.Event()
             self._task = asyncio.create_task(self._run(), name=f"tickhub client {self.url}")
@@ -238,26 +244,36 @@ class Client:
 
     async def __anext__(self) -> Event:
         await self.start()
-        queue, done = self._queue, self._done
-        assert queue is not None and done is not None
-        if not queue.empty():
-            return queue.get_nowait()
-        if not done.is_set():
-            get = asyncio.ensure_future(queue.get())
-            end = asyncio.ensure_future(done.wait())
+        arrived, done = self._arrived, self._done
+        assert arrived is not None and done is not None
+        while not self._held and not done.is_set():
+            arrived.clear()
+            waits = [asyncio.ensure_future(arrived.wait()), asyncio.ensure_future(done.wait())]
             try:
-                await asyncio.wait({get, end}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                end.cancel()
-                if not get.done():
-                    get.cancel()
-            if get.done() and not get.cancelled():
-                return get.result()
-        if not queue.empty():
-            return queue.get_nowait()
+                for w in waits:
+                    w.cancel()
+        if self._held:
+            event = self._held.popleft()
+            self._wake_reader()
+            return event
         if self._stopped is not None:
             raise self._stopped
         raise StopAsyncIteration
+
+    @property
+    def held(self) -> int:
+        """Events received and not yet read by the user."""
+        return len(self._held)
+
+    def _wake_reader(self) -> None:
+        if self._space is not None:
+            self._space.set()
+
+    def _awaited(self) -> bool:
+        """Whether a call waits for a reply, which must be read whatever the user does."""
+        return bool(self._pings) or self._requests.waiting() or self._acks.waiting()
 
     # --- subscriptions ----------------------------------------------------------------------
 
@@ -276,6 +292,7 @@ class Client:
             key = f"{normalise(requested)}@{interval or ''}"
             self._subs.setdefault(key, _Sub(requested, interval))
         future = self._acks.add("subscribe", listed, interval)
+        self._wake_reader()
         if self._ws is not None:
             for chunk in _chunks(listed):
                 await self._send(_subscribe_message("subscribe", chunk, interval))
@@ -301,6 +318,7 @@ class Client:
                 self.tracker.forget(s.upper(), interval)
             return []
         future = self._acks.add("unsubscribe", listed, interval)
+        self._wake_reader()
         for chunk in _chunks(listed):
             await self._send(_subscribe_message("unsubscribe", chunk, interval))
         return await self._wait(future, self._acks.discard, "unsubscribe")
@@ -313,6 +331,7 @@ class Client:
         connection drops fails with ``connection_closed`` (it may or may not have been applied)."""
         await self.start()
         pending = self._requests.add(message)
+        self._wake_reader()
         if self._ws is not None and await self._send(message):
             pending.sent = True
         return await self._wait(
@@ -408,6 +427,7 @@ class Client:
         at = time.monotonic()
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._pings.append((at, future))
+        self._wake_reader()
         if not await self._send({"type": "ping", "timestamp": time.time()}):
             self._pings.remove((at, future))
             raise TickhubError("not connected", "not_connected")
@@ -618,14 +638,17 @@ class Client:
     # --- dispatch ---------------------------------------------------------------------------
 
     async def _emit(self, event: Event) -> None:
-        queue = self._queue
-        assert queue is not None
-        if not queue.full():
-            queue.put_nowait(event)
+        arrived, space = self._arrived, self._space
+        assert arrived is not None and space is not None
+        self._held.append(event)
+        arrived.set()
+        if len(self._held) < self.options.max_queue:
             return
         self._blocked = True  # not reading the socket now is this process's doing, not the link's
         try:
-            await queue.put(event)
+            while len(self._held) >= self.options.max_queue and not self._awaited():
+                space.clear()
+                await space.wait()
         finally:
             self._blocked = False
             self._last_received = time.monotonic()

@@ -76,6 +76,9 @@ class PendingRequests:
         if request in self._pending:
             self._pending.remove(request)
 
+    def waiting(self) -> bool:
+        return bool(self._pending)
+
     def unsent(self) -> list[_Request]:
         return [r for r in self._pending if not r.sent]
 
@@ -152,6 +155,9 @@ class AckWaiters:
         future: asyncio.Future[list[SubscriptionAck]] = asyncio.get_running_loop().create_future()
         self._waits.append(_AckWait(kind, interval, [normalise(n) for n in names], future))
         return future
+
+    def waiting(self) -> bool:
+        return bool(self._waits)
 
     def discard(self, future: asyncio.Future[list[SubscriptionAck]]) -> None:
         self._waits = [w for w in self._waits if w.future is not future]

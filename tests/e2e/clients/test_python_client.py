@@ -30,6 +30,7 @@ from tickhub.client import (
     Disconnected,
     Event,
     Gap,
+    Reconnecting,
     ServerError,
     SubscriptionAck,
     TickhubError,
@@ -439,3 +440,56 @@ async def test_a_killed_and_restarted_service_is_reported_and_nothing_is_lost(
     finally:
         if proc.returncode is None:
             await _kill(proc, signal.SIGTERM)
+
+
+# --- the client's own limits -------------------------------------------------------------------
+
+
+async def test_a_reader_that_falls_behind_holds_at_most_max_queue(service: SingleService) -> None:
+    client = connect(
+        f"ws://127.0.0.1:{service.port}/ws/stream",
+        max_queue=5,
+        heartbeat_interval=0.1,
+        heartbeat_timeout=0.1,
+    )
+    await client.start()
+    symbols = ["RELIANCE", "INFY", "TCS", "SBIN", "WIPRO", "ITC", "HDFCBANK"]
+    await client.subscribe(symbols)
+    # the acks were read although the buffer was full (the call waited for them); then the
+    # client stops reading
+    await wait_until(lambda: client.held >= 5 and client._blocked)
+    held = client.held
+
+    # meanwhile the market goes on: another connection receives 30 updates
+    truth = await RawClient.connect(f"ws://127.0.0.1:{service.port}/ws/stream")
+    await truth.send({"type": "subscribe", "symbols": symbols})
+    await truth.wait_for(
+        lambda m: len([x for x in truth.seen if x.get("type") == "data"]) >= 30, WAIT
+    )
+    await truth.close()
+    assert client.held == held
+    # Reading again: the link was not taken for dead while this process held it up.
+    events = [await anext(client) for _ in range(60)]
+    assert not [e for e in events if isinstance(e, Disconnected)]
+    assert client.reconnects == 0
+    await client.close()
+
+
+async def test_max_attempts_then_it_stops(service: SingleService, gated: Gate) -> None:
+    rec = Recorded(await connect(f"{gated.url}/ws/stream", max_attempts=2, **FAST).start())
+    await rec.until(lambda ev: any(isinstance(e, Welcome) for e in ev))
+    await gated.cut()
+    await rec.until(lambda _: rec.ended is not None)
+    assert isinstance(rec.ended, ClientStopped) and "after 2 attempts" in str(rec.ended)
+    assert [e.attempt for e in rec.of(Reconnecting)] == [1, 2]
+    assert [d.will_reconnect for d in rec.of(Disconnected)] == [True]
+
+
+async def test_a_request_on_a_silent_link_times_out(service: SingleService, gated: Gate) -> None:
+    async with connect(
+        f"{gated.url}/ws/alerts", request_timeout=0.3, heartbeat_interval=0
+    ) as client:
+        gated.freeze()
+        with pytest.raises(TickhubError) as late:
+            await client.list_alerts()
+        assert late.value.code == "timeout" and "0.3s" in late.value.message
