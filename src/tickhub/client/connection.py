@@ -303,7 +303,8 @@ class Client:
         self, symbols: str | Iterable[str], interval: str | None = None
     ) -> list[SubscriptionAck]:
         """Unsubscribe (without ``interval``: every interval of the symbols) and wait for the
-        acks; ``not_subscribed`` when there was no such subscription."""
+        acks; ``not_subscribed`` when there was no such subscription. While disconnected it
+        only forgets them (nothing is resubscribed) and returns no acks."""
         listed = _symbols(symbols)
         await self.start()
         names = {normalise(s) for s in listed}

@@ -38,9 +38,9 @@ def normalise(symbol: str) -> str:
 
 
 def same_interval(asked: str | None, acked: str | None) -> bool:
-    """No interval asked means the server's default, ``1m`` (acks on /ws/alerts and
-    /ws/portfolio carry none)."""
-    return asked == acked or (asked is None and acked == "1m")
+    """No interval asked means the server's default, ``1m``; an ack without one (/ws/alerts,
+    /ws/portfolio, which ignore intervals, or an unsubscribe of every interval) answers any."""
+    return acked is None or asked == acked or (asked is None and acked == "1m")
 
 
 def error_of(err: ServerError) -> TickhubError:

@@ -30,9 +30,13 @@ from tickhub.client import (
     Disconnected,
     Event,
     Gap,
+    MarketData,
+    PositionData,
     Reconnecting,
     ServerError,
     SubscriptionAck,
+    TechnicalAnalysis,
+    TickData,
     TickhubError,
     Welcome,
     connect,
@@ -259,7 +263,7 @@ async def test_a_silent_link_is_taken_for_dead_by_the_heartbeat(
     service: SingleService, gated: Gate
 ) -> None:
     client = connect(
-        f"{gated.url}/ws/stream", heartbeat_interval=0.2, heartbeat_timeout=0.3, **FAST
+        f"{gated.url}/ws/stream", heartbeat_interval=0.5, heartbeat_timeout=1.0, **FAST
     )
     rec = Recorded(await client.start())
     await client.subscribe("INFY")
@@ -449,8 +453,8 @@ async def test_a_reader_that_falls_behind_holds_at_most_max_queue(service: Singl
     client = connect(
         f"ws://127.0.0.1:{service.port}/ws/stream",
         max_queue=5,
-        heartbeat_interval=0.1,
-        heartbeat_timeout=0.1,
+        heartbeat_interval=0.3,
+        heartbeat_timeout=0.3,
     )
     await client.start()
     symbols = ["RELIANCE", "INFY", "TCS", "SBIN", "WIPRO", "ITC", "HDFCBANK"]
@@ -493,3 +497,32 @@ async def test_a_request_on_a_silent_link_times_out(service: SingleService, gate
         with pytest.raises(TickhubError) as late:
             await client.list_alerts()
         assert late.value.code == "timeout" and "0.3s" in late.value.message
+
+
+async def test_every_endpoint_yields_its_typed_data(service: SingleService) -> None:
+    base = f"ws://127.0.0.1:{service.port}"
+    wanted: dict[str, tuple[type[DataMessage], ...]] = {
+        "stream": (TickData, CandleData, MarketData),
+        "analysis": (TechnicalAnalysis,),
+        "alerts": (AlertData,),
+        "portfolio": (PositionData,),
+    }
+    recs = {name: Recorded(await connect(f"{base}/ws/{name}").start()) for name in wanted}
+    await recs["portfolio"].client.set_position("WIPRO", 5, 250)
+    for name in ("stream", "analysis", "alerts"):
+        await recs[name].client.subscribe("RELIANCE")
+    await recs["portfolio"].client.subscribe("*")
+    for name, classes in wanted.items():
+        await recs[name].until(
+            lambda ev, classes=classes: all(any(isinstance(e, c) for e in ev) for c in classes)  # type: ignore[misc]
+        )
+    analysis = recs["analysis"].of(TechnicalAnalysis)[0]
+    assert analysis.topic == "RELIANCE@1m" and analysis.data.technical_indicators.warmup.needed
+    position = next(p for p in recs["portfolio"].of(PositionData) if p.symbol == "WIPRO")
+    assert position.topic == "*" and position.data.position.quantity == 5
+    state = recs["alerts"].of(AlertData)[0]
+    assert state.data.price_alerts and not state.is_event
+    quote = recs["stream"].of(MarketData)[0]
+    assert len(quote.data.bids) == 5 and quote.data.tradable
+    for rec in recs.values():
+        await rec.stop()
