@@ -3,12 +3,19 @@
 The folders of ``src/tickhub`` are layers, lowest first (``LAYERS``); a module may import its own
 layer or one below it, never one above. ``core`` and ``engines`` are pure: no asyncio, no network,
 no database, no threads. No import cycle anywhere, not even inside one folder. Only ``server``
-speaks HTTP and WebSocket.
+speaks HTTP and WebSocket with h11 and wsproto.
+
+``client`` (the Python client library, ``tickhub.client``) stands apart: it is what a user's
+program imports to read the streams, so it builds on ``core`` alone (the wire protocol, without
+I/O), speaks WebSocket through ``websockets`` as any user program would (the client side of the
+protocol, not the server's h11/wsproto), imports no other library, and nothing of the service
+imports it.
 """
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +24,7 @@ PKG = Path(__file__).resolve().parent.parent / "src" / "tickhub"
 
 LAYERS = (
     "core",  # model, clock interface, topics, instruments, protocol, errors, defaults
+    "client",  # the Python client library: core + websockets only, imported by nothing
     "engines",  # candles, analysis, alerts, portfolio: pure computation on core types
     "runtime",  # event-loop building blocks: the clocks, supervised tasks
     "feeds",  # sim, replay, kite: where ticks come from
@@ -53,6 +61,9 @@ IO_MODULES = frozenset(
         "kiteconnect",
     }
 )
+CLIENT = "client"
+CLIENT_LIBRARIES = frozenset({"websockets"})
+"""What the client may import beside the standard library: its one WebSocket library."""
 ROOT_MODULES = {"__init__.py"}  # the package's face: __version__ only
 
 
@@ -172,6 +183,25 @@ def http_outside_server(root: Path) -> list[str]:
     return found
 
 
+def client_apart(root: Path) -> list[str]:
+    """``module -> target`` for a client module importing anything but the standard library,
+    ``websockets``, ``tickhub.core`` and itself, and for any other module importing the client."""
+    modules = _modules(root)
+    found = []
+    for module, path in modules.items():
+        mine = _layer(module)
+        for target in sorted(_imports(path, module, modules)):
+            top = target.split(".")[0]
+            if top == "tickhub":
+                theirs = _layer(target)
+                outside = mine == CLIENT and theirs not in (None, "core", CLIENT)
+                if outside or (mine != CLIENT and theirs == CLIENT):
+                    found.append(f"{module} -> {target}")
+            elif mine == CLIENT and top not in sys.stdlib_module_names | CLIENT_LIBRARIES:
+                found.append(f"{module} -> {target}")
+    return found
+
+
 # --- the rules, on the real package -----------------------------------------------------------
 
 
@@ -201,6 +231,10 @@ def test_only_the_server_layer_imports_the_http_and_websocket_libraries() -> Non
     assert not http_outside_server(PKG), http_outside_server(PKG)
 
 
+def test_the_client_builds_on_core_and_websockets_alone() -> None:
+    assert not client_apart(PKG), client_apart(PKG)
+
+
 # --- and each rule fails where it should: a planted tree ---------------------------------------
 
 
@@ -225,6 +259,11 @@ def test_the_rules_catch_a_planted_violation_of_each(tmp_path: Path) -> None:
             "ingest/relay.py": "import wsproto\n",
             "server/app.py": "import h11\nfrom . import conn\n",
             "server/conn.py": "from .app import Server\n",
+            "client/ws.py": (
+                "import asyncio\nimport websockets\nimport orjson\n"
+                "from tickhub.core import protocol\nimport tickhub.fanout.a\n"
+            ),
+            "app/cli.py": "import tickhub.client.ws\n",
             "helpers.py": "",
         },
     )
@@ -234,9 +273,17 @@ def test_the_rules_catch_a_planted_violation_of_each(tmp_path: Path) -> None:
         "tickhub.engines.math imports redis",
         "tickhub.engines.math imports sqlite3",
     ]
-    assert upward_imports(root) == ["tickhub.core.model -> tickhub.server.app"]
+    assert upward_imports(root) == [
+        "tickhub.client.ws -> tickhub.fanout.a",
+        "tickhub.core.model -> tickhub.server.app",
+    ]
     assert sorted(tuple(c) for c in import_cycles(root)) == [
         ("tickhub.fanout.a", "tickhub.fanout.b", "tickhub.fanout.a"),
         ("tickhub.server.app", "tickhub.server.conn", "tickhub.server.app"),
     ]
     assert http_outside_server(root) == ["tickhub.ingest.relay imports ['wsproto']"]
+    assert client_apart(root) == [
+        "tickhub.app.cli -> tickhub.client.ws",
+        "tickhub.client.ws -> orjson",
+        "tickhub.client.ws -> tickhub.fanout.a",
+    ]
