@@ -65,7 +65,10 @@ async def test_all_endpoints_stream_from_the_kite_emulator(tmp_path: Path) -> No
         msg = await clients["/ws/stream"].wait_for(
             lambda m: m.get("type") == "status" and m.get("feed") == "auth_failed", timeout=20
         )
-        assert "token" in msg["detail"]
+        # It says what the user does, in the service's terms, not which method to call.
+        assert "expire every morning" in msg["detail"]
+        assert f"write the new token to {token_file} (KITE_TOKEN_FILE)" in msg["detail"]
+        assert "set_access_token" not in msg["detail"]
         status, _, health = await ahttp_get(svc.port, "/health")
         assert status == 503 and health["feed"]["state"] == "auth_failed"
         # A new token in the token file: the feed resumes by itself.

@@ -189,3 +189,11 @@ class FeedStatus:
     last_tick_at: datetime | None = None
     reconnects: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """The state, then the detail when it adds something (a log line's words: a detail
+        that only repeats the state, as ``stopped``, is not said twice)."""
+        detail = self.detail.strip()
+        if not detail or detail == self.state.value:
+            return self.state.value
+        return f"{self.state.value} ({detail})"

@@ -146,7 +146,7 @@ class Ingest:
         changed = status.state != self.feed_status.state
         self.feed_status = status
         if changed:
-            log.info("feed %s: %s %s", self.feed.name, status.state.value, status.detail)
+            log.info("feed %s: %s", self.feed.name, status.describe())
             self.publisher.status(self.clock.now(), feed=status.state.value, detail=status.detail)
 
     # --- candles -------------------------------------------------------------------------------

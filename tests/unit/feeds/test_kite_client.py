@@ -380,6 +380,9 @@ async def test_set_access_token_resumes_after_auth_failure(emulator: KiteEmulato
         await rec.wait_state(FeedState.LIVE)
         new = emulator.expire_token()
         failed = await rec.wait_state(FeedState.AUTH_FAILED)
+        detail = rec.statuses[failed].detail
+        assert "set KITE_ACCESS_TOKEN to it, then restart" in detail
+        assert "KITE_TOKEN_FILE" in detail and "set_access_token" not in detail
         feed.set_access_token(new)  # wakes the feed at once, not at the next poll
         await rec.wait_state(FeedState.LIVE, after=failed)
     assert emulator.rejected_handshakes == 1

@@ -70,6 +70,21 @@ _REFUSED_SHOWN: Final = 10
 """Instrument keys the refusal's log line names; the rest are ``...``."""
 
 
+def _renew_token_hint(token_file: Path | None) -> str:
+    """What the user does about a rejected token, in the service's terms (its settings), since
+    the feed's own API is not what an operator of ``tickhub serve`` can reach."""
+    expired = "access token rejected by the server (HTTP 403): Kite tokens expire every morning;"
+    if token_file is not None:
+        return (
+            f"{expired} renew it (Kite Connect login) and write the new token to {token_file}"
+            " (KITE_TOKEN_FILE), which is read again without a restart"
+        )
+    return (
+        f"{expired} renew it (Kite Connect login) and set KITE_ACCESS_TOKEN to it, then restart,"
+        " or set KITE_TOKEN_FILE to a file holding it to renew without a restart"
+    )
+
+
 def nse_market_hours(now: datetime) -> bool:
     """True during NSE's continuous session, 09:15-15:30 IST on weekdays (holidays ignored)."""
     t = now.astimezone(IST)
@@ -327,11 +342,7 @@ class KiteFeed:
             where = f" in {token_file}" if token_file is not None else ""
             if self._tokens.current() is None:
                 return FeedState.AUTH_FAILED, f"no access token; waiting for one{where}"
-            return (
-                FeedState.AUTH_FAILED,
-                "access token rejected by the server (HTTP 403); waiting for a new token"
-                + (f"{where} or set_access_token()" if where else " (set_access_token())"),
-            )
+            return FeedState.AUTH_FAILED, _renew_token_hint(token_file)
         if not active:
             return FeedState.STARTING, f"connecting to {self._url}"
         down = [c for c in active if not c.connected]
