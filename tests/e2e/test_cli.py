@@ -172,3 +172,14 @@ def test_a_missing_replay_file_is_one_line_for_record_and_serve(tmp_path: Path) 
         check=False,
     )
     assert (serve.returncode, serve.stderr.splitlines()) == (2, expected)
+
+
+def test_first_install_says_what_it_does_and_shows_pips_progress(tmp_path: Path) -> None:
+    for name in ("Makefile", "pyproject.toml"):
+        (tmp_path / name).write_bytes((REPO_ROOT / name).read_bytes())
+    plan = subprocess.run(
+        ["make", "-n", "install"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert any("about a minute" in line and line.startswith("echo ") for line in plan)
+    install = [line for line in plan if "pip install" in line and "-e " in line]
+    assert install and all("--quiet" not in line for line in install)
