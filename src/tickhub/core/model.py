@@ -180,6 +180,8 @@ class FeedState(str, Enum):
     MARKET_CLOSED = "market_closed"
     AUTH_FAILED = "auth_failed"
     STOPPED = "stopped"
+    FINISHED = "finished"
+    """A replay (without loop) played its whole file: nothing more comes, and that is healthy."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,11 +33,12 @@ async def record(
     """Run ``feed`` and write its ticks to ``path``; returns the number of ticks written.
 
     The recording ends when ``duration`` seconds of ``clock`` have passed (``None``: no limit),
-    when the feed reports ``STOPPED`` (a replay reaching its end) or its ``run`` returns, or when
-    this call is cancelled. Cancelling (Ctrl-C under ``asyncio.run``) ends it like the duration
-    does: the feed is cancelled, the file flushed and closed, and the count returned; the
-    cancellation is absorbed (and ``uncancel``-ed). An error of the feed (or of writing) is raised
-    after the file is closed. The feed runs as a named task, never left behind.
+    when the feed reports ``FINISHED`` (a replay reaching its end) or ``STOPPED``, when its
+    ``run`` returns, or when this call is cancelled. Cancelling (Ctrl-C under ``asyncio.run``)
+    ends it like the duration does: the feed is cancelled, the file flushed and closed, and the
+    count returned; the cancellation is absorbed (and ``uncancel``-ed). An error of the feed (or
+    of writing) is raised after the file is closed. The feed runs as a named task, never left
+    behind.
 
     ``progress(ticks written, seconds elapsed)`` is called every ``progress_every`` seconds of
     ``clock`` while recording, so that a long recording is visibly alive (the CLI prints it).
@@ -55,7 +56,7 @@ async def record(
         if status.state is not last_state:
             last_state = status.state
             log.info("feed %s: %s", feed.name, status.describe())
-        if status.state is FeedState.STOPPED:
+        if status.state in (FeedState.STOPPED, FeedState.FINISHED):
             stopped.set()
 
     with TickWriter(path, append=append, flush_every=flush_every) as writer:

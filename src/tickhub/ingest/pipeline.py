@@ -147,6 +147,10 @@ class Ingest:
         self.feed_status = status
         if changed:
             log.info("feed %s: %s", self.feed.name, status.describe())
+            if status.state is FeedState.FINISHED:
+                # Nothing more comes: every forming candle is final now, and closes as if its
+                # time had come (candle_data closed, analysis and alerts of the close).
+                self._on_candles(self.candles.close_all())
             self.publisher.status(self.clock.now(), feed=status.state.value, detail=status.detail)
 
     # --- candles -------------------------------------------------------------------------------
