@@ -339,11 +339,28 @@ class _ProgressLine:
 @click.option("--api-key", default="test_key", show_default=True)
 @click.option("--access-token", default="test_token", show_default=True)
 @click.option("--speed", default=1.0, show_default=True, help="market seconds per real second")
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="where the market date reached is kept, so that a restart continues after it "
+    "(default: DATA_DIR/kite_emulator.json)",
+)
 @click.pass_context
 def kite_emulator(
-    ctx: click.Context, host: str, port: int, api_key: str, access_token: str, speed: float
+    ctx: click.Context,
+    host: str,
+    port: int,
+    api_key: str,
+    access_token: str,
+    speed: float,
+    state_file: Path | None,
 ) -> None:
-    """A local server speaking Kite Connect's ticker protocol, for tests and demos."""
+    """A local server speaking Kite Connect's ticker protocol, for tests and demos.
+
+    Its market continues across restarts (a restart opens the next session after the one it
+    reached); SIGTERM or Ctrl-C closes every client with 1001 (going away).
+    """
     from tickhub.app.build import build_registry
     from tickhub.app.logs import setup_logging
     from tickhub.devtools.kite_emulator import serve_emulator
@@ -351,8 +368,9 @@ def kite_emulator(
     settings = _settings(ctx.obj["env_file"])
     setup_logging(settings.log_level, settings.log_format)
     registry = build_registry(settings)
+    state = state_file if state_file is not None else settings.data_dir / "kite_emulator.json"
     with contextlib.suppress(KeyboardInterrupt), _one_line_errors():
-        _run(serve_emulator(host, port, api_key, access_token, registry, speed))
+        _run(serve_emulator(host, port, api_key, access_token, registry, speed, state))
 
 
 @main.command(
