@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from tickhub.app import cli
+from tickhub.core.model import FeedState, FeedStatus
 
 
 def _words(text: str) -> str:
@@ -53,3 +54,9 @@ def test_a_script_running_one_command_names_itself_in_the_usage_line(tmp_path: P
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Usage: test_websocket_client.py [OPTIONS]")
     assert " check " not in result.output.splitlines()[0]
+
+
+def test_a_status_line_says_the_state_once_and_the_detail_when_it_adds_something() -> None:
+    assert FeedStatus(FeedState.STOPPED, "stopped").describe() == "stopped"
+    assert FeedStatus(FeedState.LIVE, "").describe() == "live"
+    assert FeedStatus(FeedState.FINISHED, "end of replay").describe() == "finished (end of replay)"
