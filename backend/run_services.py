@@ -15,10 +15,9 @@ if __name__ == "__main__":
     import sys
     from pathlib import Path
 
-    from tickhub.app.cli import main
+    from tickhub.app.cli import run_script
 
     root = Path(_bootstrap.ROOT)
     env = root / ".env" if (root / ".env").exists() else root / "backend" / ".env"
     os.chdir(root)
-    args = ["--env-file", str(env), "run-services"]
-    main(args + sys.argv[1:], prog_name=Path(__file__).name)
+    run_script("run-services", Path(__file__).name, env, sys.argv[1:])

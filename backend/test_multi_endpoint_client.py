@@ -13,9 +13,9 @@ if __name__ == "__main__":
     import sys
     from pathlib import Path
 
-    from tickhub.app.cli import main
+    from tickhub.app.cli import run_script
 
     root = Path(_bootstrap.ROOT)
     env = root / ".env" if (root / ".env").exists() else root / "backend" / ".env"
-    args = ["--env-file", str(env), "check", "--multi"]
-    main(args + sys.argv[1:], prog_name=Path(__file__).name)
+    args = ["--multi"]
+    run_script("check", Path(__file__).name, env, args + sys.argv[1:])

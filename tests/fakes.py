@@ -128,7 +128,7 @@ class FeedSink:
         self.statuses.append(status)
         if status.state is FeedState.LIVE:
             self.live.set()
-        elif status.state is FeedState.STOPPED:
+        elif status.state in (FeedState.STOPPED, FeedState.FINISHED):
             self.stopped.set()
 
 

@@ -491,6 +491,21 @@ def test_client_fails_readably_when_nothing_listens(repo: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "script",
+    [
+        "test_websocket_client.py",
+        "test_multi_endpoint_client.py",
+        "start_websocket_service.py",
+        "run_services.py",
+    ],
+)
+def test_usage_line_names_the_script_as_typed(repo: Path, script: str) -> None:
+    result = _client(repo, script, "--help")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == f"Usage: {script} [OPTIONS]"
+
+
 def _going_away_code(url: str, stop: Callable[[], int]) -> tuple[int | None, int]:
     """Connect, read the welcome, press Ctrl-C; the close code the client got, the exit code."""
     with connect(url, open_timeout=10) as ws:

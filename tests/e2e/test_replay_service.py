@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import make_settings
-from tests.helpers import TESTS_DIR, Client
+from tests.helpers import TESTS_DIR, Client, ahttp_get
 from tickhub.app.roles import SingleService
 
 BARS = TESTS_DIR / "data" / "replay" / "reliance_1m.csv"
@@ -82,3 +82,56 @@ def _utc(ist: str) -> str:
     from tickhub.core.protocol import iso
 
     return iso(datetime.fromisoformat(ist).replace(tzinfo=IST))
+
+
+async def test_a_finished_replay_is_healthy_and_its_last_bar_closes(tmp_path: Path) -> None:
+    with BARS.open() as f:
+        last = list(csv.DictReader(f))[-1]
+    last_start = _utc(last["Timestamp"])
+    svc = SingleService(
+        make_settings(
+            tmp_path,
+            feed="replay",
+            replay_file=BARS,
+            replay_symbol="RELIANCE",
+            replay_speed=240,
+            demo_portfolio=False,
+        )
+    )
+    await svc.start()
+    try:
+        stream = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/stream")
+        await stream.request({"type": "subscribe", "symbol": "RELIANCE"}, "subscription")
+        analysis = await Client.connect(f"ws://127.0.0.1:{svc.port}/ws/analysis")
+        await analysis.request({"type": "subscribe", "symbol": "RELIANCE"}, "subscription")
+        seen: dict[str, dict[str, Any]] = {}
+
+        def last_close_and_finished(m: dict[str, Any]) -> bool:
+            data = m.get("data") or {}
+            if m.get("data_type") == "candle_data" and data["start"] == last_start:
+                if data["closed"]:
+                    seen["candle"] = data
+            elif m.get("type") == "status" and m.get("feed") == "finished":
+                seen["status"] = m
+            return len(seen) == 2
+
+        await stream.wait_for(last_close_and_finished, timeout=30)
+        assert seen["candle"]["close"] == float(last["Close"])
+        assert seen["status"]["detail"] == "end of replay"
+        # The analysis of that close comes too, as for any closed candle.
+        await analysis.wait_for(
+            lambda m: (
+                m.get("type") == "data"
+                and not m.get("snapshot")
+                and m["data"]["candle"]["start"] == last_start
+                and m["data"]["candle"]["closed"]
+            ),
+            timeout=30,
+        )
+        assert svc.port is not None
+        status, _, health = await ahttp_get(svc.port, "/health")
+        assert (status, health["status"], health["feed"]["state"]) == (200, "ok", "finished")
+        await stream.close()
+        await analysis.close()
+    finally:
+        await svc.stop()

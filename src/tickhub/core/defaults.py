@@ -57,6 +57,10 @@ KITE_TOKEN_POLL_INTERVAL: Final = 5.0
 """Seconds between reads of the token file while Kite's access token is rejected or missing."""
 KITE_ERROR_LOG_INTERVAL: Final = 10.0
 """Each kind of Kite stream error is logged at most once per this many seconds (all counted)."""
+RECORD_PROGRESS_INTERVAL: Final = 5.0
+"""Seconds between the progress lines of ``tickhub record`` when its output is not a terminal
+(a terminal's line is refreshed in place every ``RECORD_PROGRESS_REFRESH``)."""
+RECORD_PROGRESS_REFRESH: Final = 0.5
 
 # --- HTTP routes ------------------------------------------------------------------------------
 INSTRUMENTS_LIMIT: Final = 20

@@ -180,6 +180,8 @@ class FeedState(str, Enum):
     MARKET_CLOSED = "market_closed"
     AUTH_FAILED = "auth_failed"
     STOPPED = "stopped"
+    FINISHED = "finished"
+    """A replay (without loop) played its whole file: nothing more comes, and that is healthy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,3 +191,11 @@ class FeedStatus:
     last_tick_at: datetime | None = None
     reconnects: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """The state, then the detail when it adds something (a log line's words: a detail
+        that only repeats the state, as ``stopped``, is not said twice)."""
+        detail = self.detail.strip()
+        if not detail or detail == self.state.value:
+            return self.state.value
+        return f"{self.state.value} ({detail})"

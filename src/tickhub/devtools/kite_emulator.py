@@ -17,6 +17,17 @@
   frame. A connection that was sent nothing for ``heartbeat_interval`` gets a 1-byte heartbeat.
   Tokens that are not in the registry can be subscribed but never tick.
 
+Market clock across restarts
+    With a ``state_file`` (``tickhub kite-emulator`` keeps one in ``DATA_DIR``) the emulator
+    writes the market date it has reached there (at start, at each new market day, at stop) and
+    a later start without an explicit ``start`` opens the next session after it, so a client
+    that reconnects after a restart never sees exchange time go back (nor the day's cumulative
+    volume fall within a day); a state file that cannot be read is ignored with a warning.
+
+Shutting down
+    ``close()`` ends every connection with a close frame (1001, going away, as a server that is
+    shutting down sends) before ``stop()``; ``serve_emulator`` does it on SIGTERM and SIGINT.
+
 Fault controls (plain methods, for tests and demos): ``drop_connections`` (abort every socket),
 ``stall`` (the sockets open now go silent, no data and no heartbeats, like a half-open TCP
 connection; sockets opened later work), ``stall_data`` (the whole upstream has no data:
@@ -35,10 +46,13 @@ import http
 import json
 import logging
 import math
+import os
 import secrets
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,7 +67,7 @@ from tickhub.core.model import IST, Instrument, Tick
 from tickhub.feeds.kite.encode import HEARTBEAT, encode_frame, encode_packet, tick_to_kite
 from tickhub.feeds.kite.parse import MODES, KiteMode
 from tickhub.feeds.kite.redact import websocket_logger
-from tickhub.feeds.sim import MarketPacer, SimMarket, default_start
+from tickhub.feeds.sim import MarketPacer, SimMarket, default_start, session_start
 from tickhub.runtime.clock import SystemClock
 
 __all__ = ["KiteEmulator", "main", "serve_emulator"]
@@ -63,6 +77,9 @@ log = logging.getLogger(__name__)
 _PACKETS_PER_FRAME: Final = 200
 _OUTBOX_FRAMES: Final = 1_000
 _HISTORY: Final = 512
+_GOING_AWAY: Final = 1001
+_CLOSE_WAIT: Final = 2.0
+"""Seconds ``close()`` waits for clients to answer the close frame before aborting them."""
 
 
 _WS_LOG = websocket_logger(__name__)
@@ -122,6 +139,7 @@ class KiteEmulator:
         step: float = defaults.SIM_STEP,
         tick_rate: float = defaults.SIM_TICK_RATE,
         max_per_connection: int = defaults.KITE_MAX_PER_CONNECTION,
+        state_file: Path | None = None,
     ) -> None:
         if not heartbeat_interval > 0:
             raise ValueError(f"heartbeat_interval must be positive: {heartbeat_interval!r}")
@@ -134,8 +152,15 @@ class KiteEmulator:
         self._max_per_connection = max_per_connection
         instruments = list(registry)
         self._instrument_count = len(instruments)
-        begin = start if start is not None else default_start(self._clock.now())
+        self._state_file = state_file
+        begin = start
+        if begin is None:
+            begin = default_start(self._clock.now())
+            reached = _read_state(state_file)
+            if reached is not None:
+                begin = max(begin, _next_session(reached))
         self._market = SimMarket(instruments, start=begin, seed=seed, tick_rate=tick_rate)
+        self._market_day: date | None = None
         self._pacer = MarketPacer(
             self._market, self._clock, speed=speed, step=step, tick_rate=tick_rate
         )
@@ -173,8 +198,25 @@ class KiteEmulator:
             logger=_WS_LOG,
         )
         self._port = self._server.sockets[0].getsockname()[1]
+        self._save_state()
         self._pump = asyncio.create_task(self._run_pump(), name="kite-emulator-pump")
         return self._port
+
+    async def close(self, reason: str = "emulator shutting down") -> None:
+        """Stop as a server that shuts down: every client gets a close frame (1001) after what
+        was queued for it, then ``stop()``; a client that does not answer within 2 s is
+        aborted."""
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.wait({self._pump})
+            self._pump = None
+        now = self._clock.monotonic()
+        for session in self._sessions.values():
+            session.put(_Close(_GOING_AWAY, reason), now)
+        if self._sessions:
+            with contextlib.suppress(TimeoutError):
+                await self.wait_until(lambda: not self._sessions, timeout=_CLOSE_WAIT)
+        await self.stop()
 
     async def stop(self) -> None:
         """Stop as if killed: sockets are aborted, not closed; the port is free afterwards."""
@@ -183,6 +225,8 @@ class KiteEmulator:
         if pump is not None:
             pump.cancel()
             await asyncio.wait({pump})
+        if server is not None:
+            self._save_state()
         self.drop_connections()
         if server is not None:
             server.close(close_connections=False)
@@ -410,6 +454,8 @@ class KiteEmulator:
 
     async def _run_pump(self) -> None:
         async for now, ticks in self._pacer.batches():
+            if self._market.now.date() != self._market_day:
+                self._save_state()
             for tick in ticks:
                 history = self._history.get(tick.instrument_token)
                 if history is None:
@@ -452,12 +498,50 @@ class KiteEmulator:
 
     # -- helpers --------------------------------------------------------------------------------
 
+    def _save_state(self) -> None:
+        """Write the market date reached (atomically: a crash leaves the old file or the new)."""
+        self._market_day = self._market.now.date()
+        if self._state_file is None:
+            return
+        body = json.dumps({"market_time": self._market.now.isoformat()})
+        temporary = self._state_file.with_name(self._state_file.name + ".tmp")
+        try:
+            self._state_file.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(body + "\n", encoding="utf-8")
+            os.replace(temporary, self._state_file)
+        except OSError as exc:
+            log.warning("kite emulator: cannot write %s: %s", self._state_file, exc.strerror)
+
     def _until(self, seconds: float | None) -> float:
         return math.inf if seconds is None else self._clock.monotonic() + seconds
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+
+def _read_state(path: Path | None) -> datetime | None:
+    """The market time a previous run reached, or ``None`` (no file, or one not understood)."""
+    if path is None:
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        reached = datetime.fromisoformat(raw["market_time"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("kite emulator: ignoring %s (%s): the market starts afresh", path, exc)
+        return None
+    if reached.tzinfo is None:
+        log.warning("kite emulator: ignoring %s: market_time has no time zone", path)
+        return None
+    return reached
+
+
+def _next_session(t: datetime) -> datetime:
+    """The open of the first session on a day after ``t``'s (IST)."""
+    day = t.astimezone(IST).date() + timedelta(days=1)
+    return session_start(datetime.combine(day, time(0), IST))
 
 
 def _tokens(value: object) -> list[int]:
@@ -473,10 +557,18 @@ async def serve_emulator(
     access_token: str,
     registry: InstrumentRegistry,
     speed: float,
+    state_file: Path | None = None,
 ) -> None:
-    """Run a ``KiteEmulator`` until cancelled (the ``tickhub kite-emulator`` command)."""
+    """Run a ``KiteEmulator`` until cancelled, SIGTERM or SIGINT (the ``tickhub kite-emulator``
+    command); the signals close every client with 1001 before returning."""
     emulator = KiteEmulator(
-        registry, api_key=api_key, access_token=access_token, host=host, port=port, speed=speed
+        registry,
+        api_key=api_key,
+        access_token=access_token,
+        host=host,
+        port=port,
+        speed=speed,
+        state_file=state_file,
     )
     await emulator.start()
     log.info(
@@ -486,9 +578,20 @@ async def serve_emulator(
         len(registry),
         speed,
     )
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(sig, stopping.set)
+            handled.append(sig)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
+        log.info("kite emulator: shutting down, closing %d connection(s)", emulator.connections)
+        await emulator.close()
     finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
         await emulator.stop()
 
 
@@ -500,13 +603,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default="test_key")
     parser.add_argument("--access-token", default="test_token")
     parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--state-file", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s")
     registry = InstrumentRegistry.bundled()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             serve_emulator(
-                args.host, args.port, args.api_key, args.access_token, registry, args.speed
+                args.host,
+                args.port,
+                args.api_key,
+                args.access_token,
+                registry,
+                args.speed,
+                args.state_file,
             )
         )
 

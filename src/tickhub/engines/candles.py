@@ -289,6 +289,19 @@ class CandleEngine:
                     out.append(candle)
         return out
 
+    def close_all(self) -> list[Candle]:
+        """Close every forming bucket, due or not: for when no tick will ever come again (a
+        replay that reached its end), so the last bucket is as final as the others."""
+        out: list[Candle] = []
+        for _, builders in self._symbols.values():
+            for builder, history in builders:
+                if builder._forming:
+                    builder._forming = False
+                    candle = builder._candle(True)
+                    history.append(candle)
+                    out.append(candle)
+        return out
+
     def _find(self, symbol: str, interval: Interval) -> tuple[CandleBuilder, deque[Candle]] | None:
         if interval not in self.intervals:
             raise ValueError(f"interval not configured: {interval.value!r}")

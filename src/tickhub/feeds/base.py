@@ -33,9 +33,10 @@ class Feed(Protocol):
 
         ``on_tick`` and ``on_status`` are plain callbacks: they never block, so a feed can call
         them from its read loop. Cancellation ends ``run`` promptly, with every task and socket of
-        the feed closed; a feed that runs out of data (a replay without loop) reports ``STOPPED``
-        and returns. An upstream outage is a state (``RECONNECTING``, ``STALE``, ``AUTH_FAILED``)
-        reported through ``on_status``, not an exception.
+        the feed closed; a feed that runs out of data (a replay without loop) reports
+        ``FINISHED`` and then waits to be cancelled (or returns). An upstream outage is a state
+        (``RECONNECTING``, ``STALE``, ``AUTH_FAILED``) reported through ``on_status``, not an
+        exception.
         """
         ...
 

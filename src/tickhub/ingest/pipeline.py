@@ -147,7 +147,11 @@ class Ingest:
         changed = status.state != self.feed_status.state
         self.feed_status = status
         if changed:
-            log.info("feed %s: %s %s", self.feed.name, status.state.value, status.detail)
+            log.info("feed %s: %s", self.feed.name, status.describe())
+            if status.state is FeedState.FINISHED:
+                # Nothing more comes: every forming candle is final now, and closes as if its
+                # time had come (candle_data closed, analysis and alerts of the close).
+                self._on_candles(self.candles.close_all())
             self.publisher.status(self.clock.now(), feed=status.state.value, detail=status.detail)
 
     # --- candles -------------------------------------------------------------------------------

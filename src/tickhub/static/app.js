@@ -42,6 +42,17 @@ const dateTimeFmt = new Intl.DateTimeFormat('en-GB', {
   timeZone: 'Asia/Kolkata', day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit',
   second: '2-digit', hour12: false,
 });
+const groupedFmt = new Map(); // decimals -> an en-IN format keeping them
+/** The numbers of a server's text (an alert's message: "RELIANCE at 1494.65 ...") grouped as the
+ * rest of the page shows them (1,494.65), each keeping its decimals; short numbers stay as sent. */
+const groupNumbers = (text) =>
+  text.replace(/(?<![\d.,])\d{4,}(?:\.(\d+))?(?![\d,])/g, (match, decimals = '') => {
+    const digits = decimals.length;
+    if (!groupedFmt.has(digits)) {
+      groupedFmt.set(digits, new Intl.NumberFormat('en-IN', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+    }
+    return groupedFmt.get(digits).format(Number(match));
+  });
 const num = (v, digits = 2) => (v === null || v === undefined ? '–' : Number(v).toFixed(digits));
 const price = (v) => (v === null || v === undefined ? '–' : priceFmt.format(v));
 const signed = (v, suffix = '') => {
@@ -262,6 +273,15 @@ const chart = createChart(chartBox, {
   rightPriceScale: { borderColor: '#30363d', scaleMargins: { top: 0.08, bottom: 0.25 } },
   timeScale: { borderColor: '#30363d', timeVisible: true, secondsVisible: false, rightOffset: 4, barSpacing: 9 },
 });
+// The library's attribution logo sits at the pane's bottom-left, where the volume bars are: on a
+// phone it covers them. Below 600 px (the layout's phone breakpoint) the logo is off and the
+// attribution its licence asks for is the page's "charts by TradingView" link under the chart.
+const phone = window.matchMedia('(max-width: 600px)');
+const placeAttribution = () => {
+  chart.applyOptions({ layout: { attributionLogo: !phone.matches } });
+  $('chart-attribution').hidden = !phone.matches;
+};
+phone.addEventListener('change', placeAttribution);
 const candleSeries = chart.addSeries(CandlestickSeries, {
   upColor: '#26a69a', downColor: '#ef5350', borderVisible: false,
   wickUpColor: '#26a69a', wickDownColor: '#ef5350',
@@ -276,10 +296,17 @@ const line = (color, style = 0) =>
     lastValueVisible: false, crosshairMarkerVisible: false,
   });
 const overlays = {
-  sma: { series: [line('#f2c94c')], points: [new Map()], last: [-Infinity] },
-  ema: { series: [line('#bb86fc')], points: [new Map()], last: [-Infinity] },
-  bb: { series: [line('#4fc3f7', 2), line('#4fc3f7', 2)], points: [new Map(), new Map()], last: [-Infinity, -Infinity] },
+  sma: { series: [line('#f2c94c')], points: [new Map()], last: [-Infinity], provisional: [new Set()] },
+  ema: { series: [line('#bb86fc')], points: [new Map()], last: [-Infinity], provisional: [new Set()] },
+  bb: {
+    series: [line('#4fc3f7', 2), line('#4fc3f7', 2)],
+    points: [new Map(), new Map()],
+    last: [-Infinity, -Infinity],
+    provisional: [new Set(), new Set()],
+  },
 };
+const OVERLAY_PERIOD = 20;
+placeAttribution();
 
 const bars = new Map(); // chart time -> {time, open, high, low, close, volume}
 const MAX_BARS = 5000; // a fast simulated market makes a candle a second: keep the newest
@@ -300,6 +327,7 @@ function markChart() {
   chartBox.dataset.updates = String(++chartUpdates);
   chartBox.dataset.lastTime = bars.size ? String(lastTime) : '';
   chartBox.dataset.overlayPoints = String(overlays.sma.points[0].size);
+  chartBox.dataset.overlayLastTime = Number.isFinite(overlays.sma.last[0]) ? String(overlays.sma.last[0]) : '';
 }
 
 function redrawBars() {
@@ -318,6 +346,7 @@ function clearChart() {
   lastTime = -Infinity;
   for (const o of Object.values(overlays)) {
     o.points.forEach((p) => p.clear());
+    o.provisional.forEach((p) => p.clear());
     o.series.forEach((s) => s.setData([]));
     o.last.fill(-Infinity);
   }
@@ -362,7 +391,7 @@ function setHistory(history) {
 // opened) is computed here from the same candles: SMA and Bollinger(20, 2) exactly as TA-Lib
 // does (population deviation), EMA(20) seeded with the SMA, which converges to the server's.
 function backfillOverlays(sorted) {
-  const n = 20;
+  const n = OVERLAY_PERIOD;
   const closes = sorted.map((b) => b.close);
   let ema = null;
   for (let i = n - 1; i < sorted.length; i++) {
@@ -388,9 +417,15 @@ function drawOverlay(o, k) {
   o.series[k].setData(kept.map(([time, value]) => ({ time, value })));
 }
 
-function putOverlay(name, k, time, value) {
+function putOverlay(name, k, time, value, provisional = false) {
   if (value === null || value === undefined) return;
   const o = overlays[name];
+  if (provisional) {
+    if (o.points[k].has(time) && !o.provisional[k].has(time)) return; // the server's value stays
+    o.provisional[k].add(time);
+  } else {
+    o.provisional[k].delete(time);
+  }
   o.points[k].set(time, value);
   if (time >= o.last[k]) {
     o.last[k] = time;
@@ -399,6 +434,25 @@ function putOverlay(name, k, time, value) {
   } else {
     drawOverlay(o, k);
   }
+}
+
+// The server's analysis comes with each closed candle, and for the forming one only when
+// UPDATE_INTERVAL passes within a candle: at SIM_SPEED=60 a 1m candle lasts a second, so the lines
+// would always end at the last closed candle. The forming candle's point is computed here from the
+// chart's candles (the same formulas as the backfill; EMA from the server's previous value) and
+// replaced by the server's value when one comes for that candle.
+function extendOverlays(bar) {
+  const n = OVERLAY_PERIOD;
+  const window = [...bars.values()].filter((b) => b.time <= bar.time).sort((a, b) => a.time - b.time).slice(-n - 1);
+  if (window.length < n) return;
+  const closes = window.slice(-n).map((b) => b.close);
+  const mean = closes.reduce((a, b) => a + b, 0) / n;
+  const sd = Math.sqrt(closes.reduce((a, b) => a + (b - mean) ** 2, 0) / n);
+  putOverlay('sma', 0, bar.time, mean, true);
+  putOverlay('bb', 0, bar.time, mean + 2 * sd, true);
+  putOverlay('bb', 1, bar.time, mean - 2 * sd, true);
+  const previous = window.length > n ? overlays.ema.points[0].get(window[window.length - 2].time) : undefined;
+  if (previous !== undefined) putOverlay('ema', 0, bar.time, (bar.close - previous) * (2 / (n + 1)) + previous, true);
 }
 
 function applyOverlayVisibility() {
@@ -412,7 +466,12 @@ function onChartCandle(msg, meta) {
   if (msg.symbol !== state.chartSymbol || msg.interval !== state.chartInterval) return;
   if (meta.stale) return;
   checkEpoch(msg);
-  putBar(toBar(msg.data));
+  const bar = toBar(msg.data);
+  putBar(bar);
+  if (bar.time >= overlays.sma.last[0]) {
+    extendOverlays(bar);
+    markChart();
+  }
 }
 
 function onAnalysis(msg, meta) {
@@ -578,7 +637,8 @@ clients.analysis.on('data', (msg, meta) => {
 // --- alerts --------------------------------------------------------------------------------------
 
 function describeAlert(a) {
-  const what = { above: '≥', below: '≤', cross_up: 'crosses up', cross_down: 'crosses down', percent_change: '± %' }[a.condition] ?? a.condition;
+  if (a.condition === 'percent_change') return `${a.symbol} moves ±${num(a.value)}%`;
+  const what = { above: '≥', below: '≤', cross_up: 'crosses up', cross_down: 'crosses down' }[a.condition] ?? a.condition;
   return `${a.symbol} ${what} ${price(a.value)}`;
 }
 
@@ -628,7 +688,7 @@ function renderTriggered(freshKey = null) {
       'li', { className: a.source === 'user' ? 'user' : 'builtin' },
       el('time', { dateTime: a.triggered_at ?? '', textContent: a.triggered_at ? timeFmt.format(new Date(a.triggered_at)) : '' }),
       el('b', { textContent: a.symbol }),
-      el('span', { textContent: a.message ?? a.type }),
+      el('span', { textContent: a.message ? groupNumbers(a.message) : a.type }),
     );
     item.dataset.id = a.id;
     if (key === freshKey) item.classList.add('fresh');
@@ -700,10 +760,21 @@ $('alert-form').addEventListener('submit', async (event) => {
   }
 });
 
-$('alert-symbol').addEventListener('change', () => {
+/** The value field asks for what the condition takes: a price, or a percentage for percent_change. */
+function updateAlertValueHint() {
+  const input = $('alert-value');
+  if ($('alert-condition').value === 'percent_change') {
+    input.placeholder = '% move';
+    input.setAttribute('aria-label', 'Percent move from the previous close');
+    return;
+  }
   const q = state.quotes.get($('alert-symbol').value);
-  $('alert-value').placeholder = q ? String(q.price) : 'price';
-});
+  input.placeholder = q ? String(q.price) : 'price';
+  input.setAttribute('aria-label', 'Price');
+}
+
+$('alert-symbol').addEventListener('change', updateAlertValueHint);
+$('alert-condition').addEventListener('change', updateAlertValueHint);
 
 $('only-mine').addEventListener('change', (e) => $('triggered').classList.toggle('only-mine', e.target.checked));
 

@@ -18,7 +18,8 @@ export type FeedState =
   | 'reconnecting'
   | 'market_closed'
   | 'auth_failed'
-  | 'stopped';
+  | 'stopped'
+  | 'finished';
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 export type AlertCondition = 'above' | 'below' | 'cross_up' | 'cross_down' | 'percent_change';
 

@@ -298,8 +298,9 @@ async def test_alert_created_in_the_page_appears_and_triggers(
     await expect(mine).to_contain_text("from the browser test")
     fired = page.locator("#triggered li.user")
     await expect(fired).to_have_count(1, timeout=10_000)
-    await expect(fired).to_contain_text("RELIANCE at")
-    await expect(fired).to_contain_text("at or below 99999.00")
+    # The server's message, its numbers grouped as the rest of the page shows them (en-IN).
+    await expect(fired).to_contain_text(re.compile(r"RELIANCE at \d{1,2},\d{3}\.\d{2}\b"))
+    await expect(fired).to_contain_text("at or below 99,999.00")
     await expect(mine).to_have_attribute("data-triggered", "true")
     alert_id = await mine.get_attribute("data-id")
     assert alert_id is not None and alert_id.startswith("a_")
@@ -312,6 +313,75 @@ async def test_alert_created_in_the_page_appears_and_triggers(
     await expect(mine).to_have_count(0)
     await expect(page.locator("#my-alerts li.empty")).to_be_visible()
     assert list(web.ingest.alerts.list(None)) == []
+    console.assert_clean()
+
+
+async def test_percent_change_alert_from_the_form(
+    web: SingleService, port: int, browser: Browser
+) -> None:
+    page, console = await open_page(browser, port)
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
+    await expect(page.locator('#ticker tr[data-symbol="RELIANCE"]')).to_have_attribute(
+        "data-price", _number
+    )
+    await page.select_option("#alert-symbol", "RELIANCE")
+    await page.select_option("#alert-condition", "percent_change")
+    await expect(page.locator("#alert-value")).to_have_attribute("placeholder", "% move")
+    await page.fill("#alert-value", "2.5")
+    await page.click("#alert-create")
+
+    mine = page.locator("#my-alerts li[data-id]")
+    await expect(mine).to_have_count(1)
+    await expect(mine.locator("b")).to_have_text("RELIANCE moves ±2.50%")
+    [alert] = list(web.ingest.alerts.list(None))
+    assert (alert.symbol, alert.condition, alert.value) == ("RELIANCE", "percent_change", 2.5)
+    await page.select_option("#alert-condition", "above")
+    await expect(page.locator("#alert-value")).not_to_have_attribute("placeholder", "% move")
+    console.assert_clean()
+
+
+OVERLAY_LAST = "document.getElementById('chart').dataset.overlayLastTime"
+CHART_LAST = "document.getElementById('chart').dataset.lastTime"
+
+
+async def test_indicator_lines_reach_the_last_candle(
+    service_factory: StartService, port: int, browser: Browser
+) -> None:
+    """At SIM_SPEED=60 a 1m candle lasts a second, shorter than UPDATE_INTERVAL (1 s by default):
+    the server sends the analysis of closed candles only, yet the lines reach the forming one."""
+    await start_web_service(service_factory, port, update_interval=1.0)
+    page, console = await open_page(browser, port)
+    await page.wait_for_function(f"() => Number({OVERLAY_LAST}) > 0", timeout=60_000)
+    for _ in range(3):  # on three successive candles
+        last = await counter(page, CHART_LAST)
+        await page.wait_for_function(
+            f"() => Number({CHART_LAST}) > {last} && {OVERLAY_LAST} === {CHART_LAST}",
+            timeout=20_000,
+        )
+    console.assert_clean()
+
+
+async def test_chart_attribution_leaves_the_volume_bars_free_on_a_phone(
+    web: SingleService, port: int, browser: Browser
+) -> None:
+    page, console = await open_page(browser, port)
+    await wait_above(page, CHART_BARS, 0)
+    logo = page.locator("#chart #tv-attr-logo")
+    await expect(logo).to_be_visible()  # on a laptop the library's own logo is the attribution
+    await expect(page.locator("#chart-attribution")).to_be_hidden()
+
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await expect(logo).to_have_count(0)
+    attribution = page.locator("#chart-attribution")
+    await expect(attribution).to_be_visible()
+    await expect(attribution.locator("a")).to_have_attribute("href", "https://www.tradingview.com/")
+    chart_box = await page.locator("#chart").bounding_box()
+    note_box = await attribution.bounding_box()
+    assert chart_box is not None and note_box is not None
+    assert note_box["y"] >= chart_box["y"] + chart_box["height"] - 1  # below the chart, not on it
+
+    await page.set_viewport_size({"width": 1400, "height": 900})
+    await expect(logo).to_be_visible()
     console.assert_clean()
 
 

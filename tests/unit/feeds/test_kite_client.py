@@ -331,6 +331,28 @@ async def test_data_stall_outside_market_hours_raises_no_alarm(emulator: KiteEmu
     assert emulator.handshakes == 1
 
 
+async def test_a_reconnect_outside_market_hours_goes_from_reconnecting_to_live(
+    emulator: KiteEmulator,
+) -> None:
+    """The socket dies (silent for ``stale_after``), so at the reconnect the last tick is older
+    than ``stale_after``: the quiet before the first new tick is not a closed market."""
+    feed = make_feed(emulator, market_hours=ALWAYS_CLOSED)
+    feed.subscribe([RELIANCE])
+    async with running(feed) as rec:
+        await rec.wait_state(FeedState.LIVE)
+        await rec.wait_ticks(1)
+        emulator.stall()  # the sockets open now go silent; the next one works
+        lost = await rec.wait_state(FeedState.RECONNECTING, after=len(rec.statuses))
+        back = await rec.wait_state(FeedState.LIVE, after=lost)
+        seen = len(rec.ticks)
+        await rec.wait_ticks(1, after=seen)
+
+    assert set(rec.states(lost)[: back - lost]) == {FeedState.RECONNECTING}
+    waiting = [s.detail for s in rec.statuses[lost:back]]
+    assert any("waiting for the first tick" in d for d in waiting), waiting
+    assert emulator.handshakes == 2
+
+
 async def test_expired_token_stops_retries_until_the_token_file_changes(
     emulator: KiteEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -380,6 +402,9 @@ async def test_set_access_token_resumes_after_auth_failure(emulator: KiteEmulato
         await rec.wait_state(FeedState.LIVE)
         new = emulator.expire_token()
         failed = await rec.wait_state(FeedState.AUTH_FAILED)
+        detail = rec.statuses[failed].detail
+        assert "set KITE_ACCESS_TOKEN to it, then restart" in detail
+        assert "KITE_TOKEN_FILE" in detail and "set_access_token" not in detail
         feed.set_access_token(new)  # wakes the feed at once, not at the next poll
         await rec.wait_state(FeedState.LIVE, after=failed)
     assert emulator.rejected_handshakes == 1

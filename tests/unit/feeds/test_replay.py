@@ -501,8 +501,8 @@ async def test_as_fast_as_possible_plays_everything_and_yields_to_the_loop(
     assert sink.ticks == ticks
     assert clock.sleeps == 0  # never waited on the clock
     assert len(sink.seen) >= len(ticks) // 256  # the loop ran between batches
-    status = feed.status()
-    assert (status.state, status.detail) == (FeedState.STOPPED, "end of replay")
+    status = sink.statuses[1]  # the end of the file, before the cancel
+    assert (status.state, status.detail) == (FeedState.FINISHED, "end of replay")
     assert status.extra["ticks"] == len(ticks)
     assert status.extra["exchange_time"] == ticks[-1].timestamp.isoformat()
 
@@ -515,7 +515,12 @@ async def test_end_of_replay_waits_to_be_cancelled_and_cancel_mid_replay_stops()
         await sink.stopped.wait()
     assert not task.done()  # a feed runs until cancelled
     await stop(task)
-    assert [s.state for s in sink.statuses] == [FeedState.LIVE, FeedState.STOPPED]
+    # Finished is a state of its own; the cancel that ends every feed then says stopped.
+    assert [s.state for s in sink.statuses] == [
+        FeedState.LIVE,
+        FeedState.FINISHED,
+        FeedState.STOPPED,
+    ]
 
     clock = StepClock()
     feed = ReplayFeed(SAMPLE, REGISTRY, clock=clock)
@@ -602,7 +607,10 @@ async def test_loop_of_a_file_without_ticks_stops(tmp_path: Path) -> None:
     path = write_ticks(tmp_path / "t.csv", [])
     sink = await play(ReplayFeed(path, REGISTRY, speed=None, loop=True))
     assert sink.ticks == []
-    assert sink.statuses[-1].detail == "end of replay"
+    assert [(s.state, s.detail) for s in sink.statuses[-2:]] == [
+        (FeedState.FINISHED, "end of replay"),
+        (FeedState.STOPPED, "stopped"),
+    ]
 
 
 # -- determinism --------------------------------------------------------------------------------

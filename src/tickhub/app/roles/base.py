@@ -29,7 +29,7 @@ from tickhub.runtime.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-HEALTHY_STATES = (FeedState.LIVE.value, FeedState.MARKET_CLOSED.value)
+HEALTHY_STATES = (FeedState.LIVE.value, FeedState.MARKET_CLOSED.value, FeedState.FINISHED.value)
 """Feed states in which ``/health`` says ``ok``."""
 
 

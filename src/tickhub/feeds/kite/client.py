@@ -14,7 +14,10 @@ Status
     (open connections), ``subscribed_tokens``, ``last_tick_age`` (seconds, ``None`` before the
     first tick), ``parse_errors``, ``errors`` (by kind) and ``rejected`` (instrument keys).
     States, most severe first: ``STOPPED``, ``AUTH_FAILED``, ``STARTING`` (first connection
-    attempts), ``RECONNECTING``, ``STALE``, ``MARKET_CLOSED``, ``LIVE``.
+    attempts), ``RECONNECTING``, ``STALE``, ``MARKET_CLOSED``, ``LIVE``. A connection that has
+    just opened keeps ``STARTING``/``RECONNECTING`` until its first tick (at most
+    ``stale_after``), so a reconnect outside market hours never reports ``MARKET_CLOSED`` on
+    its way to ``LIVE``.
 
 All waiting goes through the injected ``Clock``; every task is named (``kite-conn-N``,
 ``kite-conn-N-read``, ...) and cancelled when ``run`` is cancelled, which ends in ``STOPPED``.
@@ -66,8 +69,25 @@ _STATE_LOG_LEVEL: Final = {
     FeedState.RECONNECTING: logging.WARNING,
     FeedState.AUTH_FAILED: logging.ERROR,
 }
+_ON_THE_WAY: Final = frozenset({FeedState.STARTING, FeedState.RECONNECTING})
+"""States a fresh connection keeps until its first tick (outside market hours: see ``_assess``)."""
 _REFUSED_SHOWN: Final = 10
 """Instrument keys the refusal's log line names; the rest are ``...``."""
+
+
+def _renew_token_hint(token_file: Path | None) -> str:
+    """What the user does about a rejected token, in the service's terms (its settings), since
+    the feed's own API is not what an operator of ``tickhub serve`` can reach."""
+    expired = "access token rejected by the server (HTTP 403): Kite tokens expire every morning;"
+    if token_file is not None:
+        return (
+            f"{expired} renew it (Kite Connect login) and write the new token to {token_file}"
+            " (KITE_TOKEN_FILE), which is read again without a restart"
+        )
+    return (
+        f"{expired} renew it (Kite Connect login) and set KITE_ACCESS_TOKEN to it, then restart,"
+        " or set KITE_TOKEN_FILE to a file holding it to renew without a restart"
+    )
 
 
 def nse_market_hours(now: datetime) -> bool:
@@ -327,11 +347,7 @@ class KiteFeed:
             where = f" in {token_file}" if token_file is not None else ""
             if self._tokens.current() is None:
                 return FeedState.AUTH_FAILED, f"no access token; waiting for one{where}"
-            return (
-                FeedState.AUTH_FAILED,
-                "access token rejected by the server (HTTP 403); waiting for a new token"
-                + (f"{where} or set_access_token()" if where else " (set_access_token())"),
-            )
+            return FeedState.AUTH_FAILED, _renew_token_hint(token_file)
         if not active:
             return FeedState.STARTING, f"connecting to {self._url}"
         down = [c for c in active if not c.connected]
@@ -353,6 +369,14 @@ class KiteFeed:
                     f"no tick for {stale:g}s in market hours (connection {which})",
                 )
         elif last_tick is None or now - last_tick > stale:
+            # A socket just (re)opened has had no time to deliver a tick: the quiet before it
+            # says nothing about the market, so the way there (connecting) goes on until the
+            # first tick or ``stale_after``, whichever comes first.
+            settling = [
+                c for c in active if c.connected and c.desired and now - c.session_start <= stale
+            ]
+            if settling and self._state in _ON_THE_WAY:
+                return self._state, f"connected to {self._url}, waiting for the first tick"
             return FeedState.MARKET_CLOSED, "market closed, no ticks"
         return FeedState.LIVE, f"connected to {self._url}"
 

@@ -15,18 +15,18 @@ Pacing
     possible: it never waits, but it yields to the event loop every ``YIELD_EVERY`` ticks.
 
 End and loop
-    At the end of the file, the feed reports ``STOPPED`` with detail ``end of replay`` and waits
-    to be cancelled (like every feed, ``run`` lasts until cancelled). With ``loop=True`` it starts
-    over at once. Pass ``k`` (the first is 0) plays the same ticks, but every date moves forward
-    by ``k * n`` weekdays, where ``n`` counts the weekdays from the file's first IST date to its
-    last. So a file of weekdays continues on the following trading days: a one-day Friday file
-    replays on Monday, then Tuesday, and so on. If the file has ticks on a weekend (a special
-    session), dates move by whole weeks instead (the days spanned, rounded up to weeks, per pass).
-    Times of day do not change, so candle buckets stay on their grid and every pass opens new
-    days. Each later pass must give the same candles as the first. The candle engine counts a
-    first tick ever as 0, but counts a new day's first tick in full. So in every later pass,
-    each symbol's cumulative volume on its first day in the file is rebased to start from 0 at
-    its first tick.
+    At the end of the file, the feed reports ``FINISHED`` with detail ``end of replay`` (a state of
+    its own: the replay did all it was asked, nothing is wrong) and waits to be cancelled (like
+    every feed, ``run`` lasts until cancelled). With ``loop=True`` it starts over at once. Pass
+    ``k`` (the first is 0) plays the same ticks, but every date moves forward by ``k * n`` weekdays,
+    where ``n`` counts the weekdays from the file's first IST date to its last. So a file of
+    weekdays continues on the following trading days: a one-day Friday file replays on Monday, then
+    Tuesday, and so on. If the file has ticks on a weekend (a special session), dates move by whole
+    weeks instead (the days spanned, rounded up to weeks, per pass). Times of day do not change, so
+    candle buckets stay on their grid and every pass opens new days. Each later pass must give the
+    same candles as the first. The candle engine counts a first tick ever as 0, but counts a new
+    day's first tick in full. So in every later pass, each symbol's cumulative volume on its first
+    day in the file is rebased to start from 0 at its first tick.
 
 Bad input
     A bad line (wrong number of columns, a value that does not parse, broken quoting; in a bar
@@ -349,13 +349,13 @@ class ReplayFeed:
         )
         try:
             await self._play(on_tick)
-            self._report(FeedState.STOPPED, "end of replay", on_status)
+            self._report(FeedState.FINISHED, "end of replay", on_status)
             await asyncio.get_running_loop().create_future()  # a feed runs until cancelled
         except ReplayError as exc:
             self._report(FeedState.STOPPED, str(exc), on_status)
             raise
         finally:
-            if self._state is not FeedState.STOPPED:
+            if self._state is not FeedState.STOPPED:  # finished, then cancelled: stopped
                 self._report(FeedState.STOPPED, "stopped", on_status)
 
     async def _play(self, on_tick: TickSink) -> None:
