@@ -4,10 +4,17 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.helpers import Client
 from tickhub.app.config import Settings, load_settings
 from tickhub.app.roles import SingleService
+
+
+# Hypothesis's per-example deadline is a timing assertion: on a loaded machine (CI shares its
+# cores) a correct example can take longer than 200 ms. Properties are checked, not speed.
+hypothesis_settings.register_profile("tickhub", deadline=None)
+hypothesis_settings.load_profile("tickhub")
 
 
 def make_settings(tmp_path: Any, **overrides: Any) -> Settings:
