@@ -10,7 +10,6 @@ from tests.helpers import Client
 from tickhub.app.config import Settings, load_settings
 from tickhub.app.roles import SingleService
 
-
 # Hypothesis's per-example deadline is a timing assertion: on a loaded machine (CI shares its
 # cores) a correct example can take longer than 200 ms. Properties are checked, not speed.
 hypothesis_settings.register_profile("tickhub", deadline=None)
