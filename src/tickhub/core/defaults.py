@@ -103,6 +103,8 @@ the newest closed candle's start."""
 SIM_HISTORY_SESSIONS: Final = 3
 """Sessions of minute bars the simulated market has behind it at start (0: none), so that a
 fresh start draws a full chart with warm indicators."""
+SIM_MAX_HISTORY_SESSIONS: Final = 1_000
+"""The most sessions of past ``SIM_HISTORY_SESSIONS`` may ask for (four years)."""
 SQLITE_BUSY_TIMEOUT: Final = 5.0
 """Seconds a SQLite write waits for another process's lock before it fails."""
 

@@ -1,5 +1,5 @@
 """The HTTP routes beside the WebSocket endpoints: ``/health``, ``/connections``, ``/metrics``,
-``/test`` and ``/instruments``.
+``/test``, ``/instruments`` and ``/candles`` (:mod:`tickhub.server.candles`).
 
 They report on a running service without knowing which role it plays (one process, or a gateway
 of a cluster): what depends on the role comes through :class:`Reported`, which the roles
@@ -19,6 +19,7 @@ from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.topics import Endpoint
 from tickhub.fanout.hub import Hub
 from tickhub.server.app import WebSocketServer
+from tickhub.server.candles import CandlesRoute
 from tickhub.server.http import HttpRequest, HttpResponse, Routes
 from tickhub.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tickhub.server.metrics import Metrics
@@ -118,8 +119,11 @@ class HttpRoutes:
         registry: InstrumentRegistry,
         clock: Clock,
         options: RouteOptions,
+        *,
+        candles: CandlesRoute | None = None,
     ) -> None:
         self._reported = reported
+        self._candles = candles
         self._server = server
         self._hub: Hub = server.hub
         self._registry = registry
@@ -131,13 +135,16 @@ class HttpRoutes:
 
     def table(self) -> Routes:
         """Path -> route, for :attr:`WebSocketServer.routes`."""
-        return {
+        table: Routes = {
             "/health": self.health,
             "/connections": self._admin(self.connections),
             "/metrics": self._admin(self.metrics_text),
             "/test": self.test,
             "/instruments": self.instruments,
         }
+        if self._candles is not None:
+            table["/candles"] = self._candles
+        return table
 
     # --- the routes ----------------------------------------------------------------------------
 
