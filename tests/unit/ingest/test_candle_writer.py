@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -38,9 +38,9 @@ class CountingStore(SqliteStore):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CountingStore:
+def store(tmp_path: Path) -> Iterator[CountingStore]:
     s = CountingStore(tmp_path / "t.db")
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
