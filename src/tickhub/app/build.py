@@ -165,6 +165,7 @@ def build_ingest(
         alerts=alerts,
         portfolio=portfolio,
         on_closed_candle=writer.add if writer is not None else None,
+        on_past=writer.extend if writer is not None else None,
     )
 
 

@@ -94,8 +94,13 @@ def roll_up(candles: Iterable[Candle], interval: Interval) -> list[Candle]:
     o = h = low = c = 0.0
     volume = 0
     symbol = ""
+    checked = False
     for candle in candles:
-        bucket = _start(_epoch(candle.start), seconds)
+        if not checked:
+            _epoch(candle.start)  # refuses a naive start, once: a series has one zone
+            checked = True
+        # Whole seconds (bucket starts have no fraction): ``timestamp`` is the fast way there.
+        bucket = _start(int(candle.start.timestamp()), seconds)
         if bucket != start:
             if start != _NONE:
                 out.append(Candle(symbol, interval, _ist(start), o, h, low, c, volume, True))

@@ -74,17 +74,29 @@ class CandleWriter:
         if len(pending) > self.queue_size:
             pending.popleft()
             self.dropped += 1
-            if not self._overflowing:
-                self._overflowing = True
-                log.warning(
-                    "candle store queue full (%d candles): dropping the oldest waiting ones "
-                    "(the store is slower than the feed or unavailable)",
-                    self.queue_size,
-                )
+            self._overflowed()
+
+    def _overflowed(self) -> None:
+        if not self._overflowing:
+            self._overflowing = True
+            log.warning(
+                "candle store queue full (%d candles): dropping the oldest waiting ones "
+                "(the store is slower than the feed or unavailable)",
+                self.queue_size,
+            )
 
     def extend(self, candles: Iterable[Candle]) -> None:
-        for candle in candles:
-            self.add(candle)
+        """Queue many closed candles at once (the same policy as :meth:`add`)."""
+        if self._closed:
+            return
+        pending = self._pending
+        pending.extend(candles)
+        over = len(pending) - self.queue_size
+        if over > 0:
+            for _ in range(over):
+                pending.popleft()
+            self.dropped += over
+            self._overflowed()
 
     async def run(self) -> None:
         """Write the queue every ``period`` seconds until cancelled."""

@@ -66,10 +66,13 @@ class Ingest:
         portfolio: StoredPortfolio | None = None,
         alert_interval: Interval = Interval.M1,
         on_closed_candle: Callable[[Candle], None] | None = None,
+        on_past: Callable[[list[Candle]], None] | None = None,
     ) -> None:
         self.feed = feed
-        # Every closed candle of every interval, as it closes (the store's writer queue): O(1).
+        # Every closed candle of every interval, as it closes (the store's writer queue): O(1);
+        # and the candles of a past given to ``warm``, all at once.
         self.on_closed_candle = on_closed_candle
+        self.on_past = on_past
         self.registry = registry
         self.clock = clock
         self.intervals = tuple(intervals)
@@ -157,22 +160,23 @@ class Ingest:
     def warm(self, minutes: Mapping[str, Sequence[Candle]]) -> int:
         """Give the engines a past before the first tick: closed 1m candles per symbol (oldest
         first, all before the feed's first tick), rolled up to every interval, become the
-        candle history and the analysis' input, and go to ``on_closed_candle`` (the store).
+        candle history and the analysis' input, and go to ``on_past`` (the store).
         Nothing is published: clients see the past in snapshots and ``GET /candles``. Returns
         the number of candles made."""
+        # The engines keep only their newest candles; the store gets every one.
+        keep = self.candles.history_size
         analysis_keep = self.analysis.maxlen
-        made = 0
+        closed: list[Candle] = []
         for bars in minutes.values():
             for interval in self.intervals:
                 candles = list(bars) if interval is Interval.M1 else roll_up(bars, interval)
-                self.candles.restore(candles)
+                self.candles.restore(candles[-keep:])
                 for candle in candles[-analysis_keep:]:
                     self.analysis.on_candle(candle)
-                if self.on_closed_candle is not None:
-                    for candle in candles:
-                        self.on_closed_candle(candle)
-                made += len(candles)
-        return made
+                closed += candles
+        if self.on_past is not None:
+            self.on_past(closed)
+        return len(closed)
 
     def _on_candles(self, updates: Sequence[Candle]) -> None:
         wanted = self.wanted
