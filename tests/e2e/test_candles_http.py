@@ -278,3 +278,20 @@ async def test_fresh_candles_come_from_memory_before_the_store_has_them(
             assert starts == sorted(set(starts))
     finally:
         await client.close()
+
+
+async def test_health_details_tell_the_candle_writer_s_progress(
+    service_factory: Callable[..., Any],
+) -> None:
+    svc: SingleService = await service_factory(
+        sim_history_sessions=1, sim_start=MONDAY, health_details=True, candle_queue=10_000
+    )
+    assert svc.port is not None
+    # The past (32,292 candles) did not fit in a 10,000-candle queue: the oldest were dropped.
+    r = await get(svc.port, "/health")
+    store = r.json()["candle_store"]
+    assert store["dropped"] == 52 * 621 - 10_000
+    assert store["failures"] == 0
+    writer = svc.producer.candle_writer
+    await wait_until(lambda: writer.written >= 10_000, timeout=30)
+    assert (await get(svc.port, "/health")).json()["candle_store"]["written"] >= 10_000

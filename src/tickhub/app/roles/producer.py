@@ -157,6 +157,18 @@ class ProducerRole(Service):
     def _feed_health(self) -> dict[str, Any]:
         return self.producer.feed_health()
 
+    def _health_extra(self) -> dict[str, Any]:
+        """The candle store's writer: how far it is behind, and what it had to drop."""
+        writer = self.producer.candle_writer
+        return {
+            "candle_store": {
+                "written": writer.written,
+                "pending": writer.pending,
+                "dropped": writer.dropped,
+                "failures": writer.failures,
+            }
+        }
+
     def ingest_counters(self) -> IngestCounters:
         """The counters of the feed this process runs."""
         return self.producer.counters()
