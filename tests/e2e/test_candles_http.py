@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conformance.test_store_contract import pg_schema, pg_url  # noqa: F401
 from tests.conftest import make_settings
 from tests.e2e.cluster.test_cluster import _Shared
 from tests.helpers import Client, wait_until
@@ -199,10 +200,20 @@ async def test_the_first_analysis_snapshot_is_warm(past: SingleService) -> None:
         await client.close()
 
 
-async def test_candles_survive_a_restart(tmp_path: Path) -> None:
-    """Candles a service closed are served by the next one on the same DATA_DIR, from the store
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store both services open: SQLite in DATA_DIR, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "data" / "tickhub.sqlite3")
+    return pg_url(request.getfixturevalue("pg_schema"))
+
+
+async def test_candles_survive_a_restart(tmp_path: Path, store_url: str) -> None:
+    """Candles a service closed are served by the next one on the same store, from the store
     alone: the new service's market starts a day later and has no past."""
-    first = SingleService(make_settings(tmp_path, sim_start=MONDAY, sim_speed=600.0))
+    first = SingleService(
+        make_settings(tmp_path, sim_start=MONDAY, sim_speed=600.0, store_url=store_url)
+    )
     await first.start()
     try:
         client = await Client.connect(f"ws://127.0.0.1:{first.port}/ws/stream")
@@ -217,7 +228,9 @@ async def test_candles_survive_a_restart(tmp_path: Path) -> None:
     finally:
         await first.stop()  # writes what is still queued before the store closes
 
-    second = SingleService(make_settings(tmp_path, sim_start="2025-01-28T09:15:00+05:30"))
+    second = SingleService(
+        make_settings(tmp_path, sim_start="2025-01-28T09:15:00+05:30", store_url=store_url)
+    )
     await second.start()
     try:
         assert second.port is not None
