@@ -89,8 +89,10 @@ CANDLE_QUEUE: Final = 200_000
 about 95,000 candles) fits."""
 CANDLE_WRITE_PERIOD: Final = 1.0
 """Seconds between two batched writes of closed candles to the store (off the event loop)."""
-CANDLE_WRITE_BATCH: Final = 20_000
-"""Closed candles written in one store transaction at the most."""
+CANDLE_WRITE_BATCH: Final = 2_000
+"""Closed candles written in one store transaction at the most: the store's lock, which the
+event loop's own store calls (alerts, positions, ``GET /candles``) wait for, is held about 10 ms
+for a batch this size on SQLite (measured: 2,000 in 9 ms, 20,000 in 83 ms)."""
 CANDLES_LIMIT: Final = 500
 """Candles ``GET /candles`` answers with when no ``limit`` is given."""
 CANDLES_MAX_LIMIT: Final = 5_000
