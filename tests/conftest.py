@@ -26,6 +26,9 @@ def make_settings(tmp_path: Any, **overrides: Any) -> Settings:
         "cors_origins": "http://allowed.example:3000",
         # Tests open hundreds of connections from one address at once.
         "connect_rate_per_ip": 100_000,
+        # No simulated past: tests count candles and snapshots from the start; the tests of the
+        # past (tests/e2e/test_candles_http.py) turn it on.
+        "sim_history_sessions": 0,
     }
     base.update(overrides)
     return load_settings(None, **base)

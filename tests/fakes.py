@@ -19,7 +19,7 @@ from tickhub.bus import Bus, BusMessage, Handler
 from tickhub.bus.memory import MemoryBus
 from tickhub.core.clock import Clock
 from tickhub.core.commands import Command
-from tickhub.core.model import IST, FeedState, FeedStatus, Instrument, Tick
+from tickhub.core.model import IST, Candle, FeedState, FeedStatus, Instrument, Interval, Tick
 from tickhub.core.topics import Endpoint
 from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.fanout.session import Peer
@@ -559,3 +559,24 @@ def _conformance(store_path: str) -> None:
         (s.on_tick, s.on_status) for s in (FeedSink(), QueueRecorder(), FeedRecorder())
     ]
     del feeds, clocks, buses, handler, peer, store, positions, replier, host, sinks
+
+
+def closed_candle(
+    minute: int = 0,
+    symbol: str = "RELIANCE",
+    interval: Interval = Interval.M1,
+    price: float = 2500.0,
+    volume: int = 100,
+) -> Candle:
+    """A closed candle ``minute`` intervals after ``T0``'s bucket, its prices around ``price``."""
+    return Candle(
+        symbol,
+        interval,
+        T0 + minute * interval.delta,
+        price,
+        price + 1.5,
+        price - 0.75,
+        price + 0.25,
+        volume,
+        True,
+    )

@@ -127,6 +127,7 @@ async def serve_process(tmp_path: Path, port: int, **settings: str) -> asyncio.s
         "WS_PORT": str(port),
         "DATA_DIR": str(tmp_path),
         "SIM_SPEED": "60",
+        "SIM_HISTORY_SESSIONS": "0",
         "DEMO_PORTFOLIO": "false",
         **{k.upper(): v for k, v in settings.items()},
     }

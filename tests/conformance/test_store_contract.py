@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -27,8 +28,9 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.fakes import T0, alert, event, position
+from tests.fakes import T0, alert, closed_candle, event, position
 from tickhub.core.errors import StoreUnavailableError
+from tickhub.core.model import Candle, Interval
 from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.store import open_store
 from tickhub.store import postgres as pg
@@ -502,6 +504,142 @@ def test_a_database_failure_mid_replace_rolls_everything_back(backend: Backend) 
     assert [r["symbol"] for r in store.load_positions("u")] == ["SBIN"]
 
 
+# --- candles ------------------------------------------------------------------------------------
+
+
+def test_max_candles_must_be_positive(backend: Backend) -> None:
+    with pytest.raises(ValueError, match="max_candles must be >= 1, got 0"):
+        backend.open(max_candles=0)
+
+
+def test_candles_round_trip_exactly_oldest_first(store: AnyStore) -> None:
+    saved = [closed_candle(m, price=2500.05 + m * 0.1, volume=m * 1000) for m in (2, 0, 1)]
+    saved.append(closed_candle(0, symbol="TCS", price=3999.95))
+    saved.append(closed_candle(0, interval=Interval.M5, price=2501.0))
+    store.save_candles(saved)
+    got = store.load_candles("RELIANCE", Interval.M1, limit=10)
+    assert got == sorted(saved[:3], key=lambda c: c.start)
+    assert all(c.start.utcoffset() == timedelta(hours=5, minutes=30) for c in got)
+    assert store.load_candles("TCS", Interval.M1, limit=10) == [saved[3]]
+    assert store.load_candles("RELIANCE", Interval.M5, limit=10) == [saved[4]]
+    assert store.load_candles("INFY", Interval.M1, limit=10) == []
+
+
+def test_saving_a_candle_again_replaces_it(store: AnyStore) -> None:
+    store.save_candles([closed_candle(0, price=100.0)])
+    store.save_candles([closed_candle(0, price=200.0, volume=7)])
+    assert store.load_candles("RELIANCE", Interval.M1, limit=10) == [
+        closed_candle(0, price=200.0, volume=7)
+    ]
+
+
+def test_candle_ranges_are_inclusive_and_limit_keeps_the_newest(store: AnyStore) -> None:
+    store.save_candles([closed_candle(m) for m in range(10)])
+    at = [T0 + timedelta(minutes=m) for m in range(10)]
+
+    def starts(**kw: Any) -> list[datetime]:
+        return [c.start for c in store.load_candles("RELIANCE", Interval.M1, **kw)]
+
+    assert starts(start=at[2], end=at[5], limit=100) == at[2:6]
+    assert starts(start=at[7], limit=100) == at[7:]
+    assert starts(end=at[1], limit=100) == at[:2]
+    assert starts(limit=3) == at[7:]
+    assert starts(start=at[2], end=at[8], limit=2) == at[7:9]
+    assert starts(start=at[5], end=at[4], limit=10) == []
+    assert starts(limit=0) == []
+    # Bounds in any zone: the instant counts, not the wall time.
+    assert starts(start=at[3].astimezone(UTC), end=at[3].astimezone(UTC), limit=5) == [at[3]]
+
+
+def test_a_forming_or_invalid_candle_raises_and_writes_nothing(store: AnyStore) -> None:
+    forming = replace(closed_candle(1), closed=False)
+    with pytest.raises(ValueError, match="only closed candles are stored"):
+        store.save_candles([closed_candle(0), forming])
+    with pytest.raises(ValueError, match="volume must be a non-negative int"):
+        store.save_candles([closed_candle(0), replace(closed_candle(1), volume=-1)])
+    with pytest.raises(ValueError, match="close must be a finite number"):
+        store.save_candles([replace(closed_candle(1), close=float("nan"))])
+    with pytest.raises(ValueError, match="naive timestamp"):
+        store.save_candles([replace(closed_candle(1), start=datetime(2025, 1, 27, 10, 0))])
+    assert store.load_candles("RELIANCE", Interval.M1, limit=10) == []
+
+
+def test_candles_keep_only_the_newest_per_symbol_and_interval(backend: Backend) -> None:
+    store = backend.open(max_candles=3)
+    store.save_candles([closed_candle(m) for m in range(5)])
+    store.save_candles([closed_candle(m, symbol="TCS") for m in range(2)])
+    store.save_candles([closed_candle(5), closed_candle(0, interval=Interval.M5)])
+    assert store.load_candles("RELIANCE", Interval.M1, limit=100) == [
+        closed_candle(m) for m in (3, 4, 5)
+    ]
+    assert len(store.load_candles("TCS", Interval.M1, limit=100)) == 2
+    assert store.load_candles("RELIANCE", Interval.M5, limit=100) == [
+        closed_candle(0, interval=Interval.M5)
+    ]
+
+
+def test_a_database_failure_mid_candle_batch_rolls_it_back(backend: Backend) -> None:
+    store = backend.open()
+    store.save_candles([closed_candle(0)])
+    backend.fail_inserts("candles", "BOOM")
+    with pytest.raises(backend.database_error, match="boom"):
+        store.save_candles([closed_candle(1), closed_candle(1, symbol="BOOM"), closed_candle(2)])
+    assert store.load_candles("RELIANCE", Interval.M1, limit=10) == [closed_candle(0)]
+    store.save_candles([closed_candle(1)])
+    assert len(store.load_candles("RELIANCE", Interval.M1, limit=10)) == 2
+
+
+def _reference(
+    saved: list[Candle],
+    symbol: str,
+    interval: Interval,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+) -> list[Candle]:
+    """What the contract says a store answers, in plain Python: the last write of a key wins."""
+    latest = {(c.symbol, c.interval, c.start): c for c in saved}
+    found = sorted(
+        (
+            c
+            for c in latest.values()
+            if c.symbol == symbol
+            and c.interval == interval
+            and (start is None or c.start >= start)
+            and (end is None or c.start <= end)
+        ),
+        key=lambda c: c.start,
+    )
+    return found[-limit:] if limit > 0 else []
+
+
+def test_stores_answer_range_queries_as_the_reference_does(backend: Backend) -> None:
+    rng = random.Random(7)
+    store = backend.open()
+    saved: list[Candle] = []
+    for _ in range(6):
+        batch = [
+            closed_candle(
+                rng.randrange(40),
+                symbol=rng.choice(("RELIANCE", "TCS")),
+                interval=rng.choice((Interval.M1, Interval.M15)),
+                price=round(rng.uniform(100, 3000), 2),
+                volume=rng.randrange(10**9),
+            )
+            for _ in range(30)
+        ]
+        store.save_candles(batch)
+        saved += batch
+    for _ in range(60):
+        symbol = rng.choice(("RELIANCE", "TCS", "INFY"))
+        interval = rng.choice((Interval.M1, Interval.M15))
+        lo = T0 + rng.randrange(-5, 40) * interval.delta if rng.random() < 0.7 else None
+        hi = T0 + rng.randrange(-5, 45) * interval.delta if rng.random() < 0.7 else None
+        limit = rng.randrange(0, 50)
+        got = store.load_candles(symbol, interval, start=lo, end=hi, limit=limit)
+        assert got == _reference(saved, symbol, interval, lo, hi, limit), (symbol, lo, hi, limit)
+
+
 # --- restart ------------------------------------------------------------------------------------
 
 
@@ -514,9 +652,14 @@ def test_a_reopened_store_sees_everything(backend: Backend) -> None:
     store.add_event(e)
     store.replace_positions("u", [position("SBIN"), position("ITC", quantity=-3)])
     store.save_position(position("INFY", owner="v"))
+    store.save_candles([closed_candle(0), closed_candle(1)])
     store.close()
 
     again = backend.open()
+    assert again.load_candles("RELIANCE", Interval.M1, limit=5) == [
+        closed_candle(0),
+        closed_candle(1),
+    ]
     assert again.load_alerts() == [e.alert, b]
     assert again.events("RELIANCE", None, 10) == [e]
     assert again.load_positions() == [

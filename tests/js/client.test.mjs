@@ -11,6 +11,7 @@ import {
   TickhubClient,
   TickhubError,
   backoffDelay,
+  candlesUrl,
   resolveUrl,
   topicOf,
 } from '../../src/tickhub/static/tickhub.js';
@@ -235,6 +236,17 @@ test('resolveUrl keeps ws URLs, maps http, and refuses what it cannot place', ()
 // --- the client against a fake server ------------------------------------------------------------
 
 describe('client (fake server)', () => {
+  test('candlesUrl maps the WebSocket URL to GET /candles with the query', () => {
+    assert.equal(
+      candlesUrl('ws://h:1/ws/stream?batch=1', ' reliance ', { interval: '5m', limit: 10 }),
+      'http://h:1/candles?symbol=reliance&interval=5m&limit=10',
+    );
+    assert.equal(
+      candlesUrl('wss://h/ws/analysis', 'TCS', { from: new Date(Date.UTC(2025, 0, 27, 3, 45)), to: 1737980000 }),
+      'https://h/candles?symbol=TCS&from=2025-01-27T03%3A45%3A00.000Z&to=1737980000',
+    );
+  });
+
   test('emits data with its meta, and a gap when a live message skips numbers', async () => {
     const net = fakeNetwork();
     const c = new Client('ws://fake/ws/stream', { ...fast, WebSocket: net.WebSocket }).connect();
@@ -613,6 +625,20 @@ describe('client (real service)', live, () => {
     assert.equal((await portfolio.removePosition('WIPRO')).status, 'removed');
     await assert.rejects(portfolio.removePosition('WIPRO'), (err) => err.code === 'not_found');
     portfolio.close();
+  });
+
+  test('history() reads the closed candles the stream sent from GET /candles', async (t) => {
+    const c = new Client(url('/ws/stream'), { heartbeatInterval: 0 }).connect();
+    t.after(() => c.close());
+    c.subscribe('SBIN');
+    const [closed] = await next(c, 'data', (m) => m.data_type === 'candle_data' && m.data.closed, 20000);
+    const candles = await c.history('sbin', { limit: 5000 });
+    assert.ok(candles.length >= 1);
+    assert.deepEqual(candles.find((x) => x.start === closed.data.start), closed.data);
+    const starts = candles.map((x) => x.start);
+    assert.deepEqual(starts, [...new Set(starts)].sort());
+    await assert.rejects(c.history('NOPE'), (err) => err instanceof TickhubError && err.code === 'unknown_symbol');
+    await assert.rejects(c.history('SBIN', { interval: '2m' }), (err) => err.code === 'invalid_parameter');
   });
 
   test('after a restart on the same port the new epoch resets the topic', async (t) => {

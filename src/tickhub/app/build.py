@@ -17,9 +17,12 @@ from tickhub.fanout import Hub, HubLimits, transport_bytes
 from tickhub.fanout.auth import JWT_USER_PREFIX, Authenticator, parse_api_keys
 from tickhub.feeds.base import Feed
 from tickhub.ingest.alerts import StoredAlerts
+from tickhub.ingest.candle_history import CandleHistory
+from tickhub.ingest.candle_writer import CandleWriter
 from tickhub.ingest.pipeline import Ingest
 from tickhub.ingest.portfolio import StoredPortfolio, demo_portfolio_file, load_positions_file
 from tickhub.server import ServerLimits, WebSocketServer, text_frame
+from tickhub.server.candles import CandleLimits, CandleSource, CandlesRoute
 from tickhub.server.host import frame_limit
 from tickhub.server.routes import RouteOptions
 from tickhub.server.static import static_response
@@ -77,6 +80,7 @@ def build_feed(settings: Settings, registry: InstrumentRegistry, clock: Clock) -
             start=settings.sim_start,
             clock=clock,
             tick_rate=settings.sim_tick_rate,
+            history_sessions=settings.sim_history_sessions,
         )
     if settings.feed == "replay":
         from tickhub.feeds.replay.feed import ReplayFeed
@@ -110,7 +114,15 @@ def build_feed(settings: Settings, registry: InstrumentRegistry, clock: Clock) -
 def build_store(settings: Settings) -> Store:
     """Where alerts and positions survive a restart: ``STORE_URL``, else SQLite in ``DATA_DIR``."""
     url = settings.store_url.get_secret_value() if settings.store_url is not None else None
-    return open_store(url or str(settings.data_dir / "tickhub.sqlite3"))
+    return open_store(
+        url or str(settings.data_dir / "tickhub.sqlite3"),
+        max_candles=settings.candle_retention_rows,
+    )
+
+
+def build_candle_writer(settings: Settings, store: Store) -> CandleWriter:
+    """Closed candles to the store, batched off the event loop."""
+    return CandleWriter(store, queue_size=settings.candle_queue)
 
 
 def build_alerts(store: Store) -> StoredAlerts:
@@ -140,6 +152,7 @@ def build_ingest(
     clock: Clock,
     alerts: StoredAlerts,
     portfolio: StoredPortfolio,
+    writer: CandleWriter | None = None,
 ) -> Ingest:
     return Ingest(
         feed=feed,
@@ -151,6 +164,8 @@ def build_ingest(
         snapshot_history=settings.analysis_history,
         alerts=alerts,
         portfolio=portfolio,
+        on_closed_candle=writer.add if writer is not None else None,
+        on_past=writer.extend if writer is not None else None,
     )
 
 
@@ -237,3 +252,19 @@ def build_route_options(settings: Settings) -> RouteOptions:
         instruments_limit=settings.instruments_limit,
         instruments_max_limit=settings.instruments_max_limit,
     )
+
+
+def build_candles_route(
+    settings: Settings, source: CandleSource, registry: InstrumentRegistry
+) -> CandlesRoute:
+    """``GET /candles`` over ``source`` (the store, and the engine where it runs)."""
+    return CandlesRoute(
+        source,
+        registry,
+        CandleLimits(default_limit=settings.candles_limit, max_limit=settings.candles_max_limit),
+    )
+
+
+def build_candle_history(store: Store, ingest: Ingest | None = None) -> CandleHistory:
+    """The closed candles of the store, and of the engine where this process runs it."""
+    return CandleHistory(store, ingest.candles if ingest is not None else None)

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     sim_speed: float = Field(d.SIM_SPEED, gt=0, le=100_000)
     sim_start: datetime | None = None
     sim_tick_rate: float = Field(d.SIM_TICK_RATE, gt=0, le=100)
+    sim_history_sessions: int = Field(d.SIM_HISTORY_SESSIONS, ge=0, le=d.SIM_MAX_HISTORY_SESSIONS)
     replay_file: Path | None = None
     replay_speed: float = Field(d.REPLAY_SPEED, ge=0, le=1_000_000)
     replay_loop: bool = False
@@ -77,6 +78,10 @@ class Settings(BaseSettings):
     analysis_history: int = Field(d.ANALYSIS_HISTORY, ge=0, le=100_000)
     history_size: int = Field(d.HISTORY_SIZE, ge=0, le=1_000_000)
     history_age: float = Field(d.HISTORY_AGE, ge=0)
+    candle_retention_rows: int = Field(d.CANDLE_RETENTION_ROWS, ge=1, le=100_000_000)
+    candle_queue: int = Field(d.CANDLE_QUEUE, ge=1, le=10_000_000)
+    candles_limit: int = Field(d.CANDLES_LIMIT, ge=1)
+    candles_max_limit: int = Field(d.CANDLES_MAX_LIMIT, ge=1, le=1_000_000)
 
     # --- limits ---
     max_connections: int = Field(d.MAX_CONNECTIONS, ge=1)
@@ -156,6 +161,11 @@ class Settings(BaseSettings):
             raise ValueError("FEED=kite needs KITE_ACCESS_TOKEN or KITE_TOKEN_FILE")
         if self.instruments_limit > self.instruments_max_limit:
             raise ValueError("INSTRUMENTS_LIMIT must not exceed INSTRUMENTS_MAX_LIMIT")
+        if self.candles_limit > self.candles_max_limit:
+            raise ValueError(
+                f"CANDLES_LIMIT ({self.candles_limit}) must not exceed "
+                f"CANDLES_MAX_LIMIT ({self.candles_max_limit})"
+            )
         return self
 
     def allows_origin(self, origin: str) -> bool:

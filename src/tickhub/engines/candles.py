@@ -45,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 
 from tickhub.core.model import IST, SESSION_OPEN, Candle, Interval, Tick
 
-__all__ = ["CandleBuilder", "CandleEngine", "bucket_start"]
+__all__ = ["CandleBuilder", "CandleEngine", "bucket_start", "roll_up"]
 
 _DAY = 86_400
 _IST_OFFSET = 5 * 3600 + 30 * 60  # Asia/Kolkata has been a fixed +05:30 since 1945
@@ -81,6 +81,40 @@ def bucket_start(ts: datetime, interval: Interval) -> datetime:
     date. ``ts`` may be in any time zone; a naive ``ts`` raises ``ValueError``.
     """
     return _ist(_start(_epoch(ts), interval.seconds))
+
+
+def roll_up(candles: Iterable[Candle], interval: Interval) -> list[Candle]:
+    """Closed ``interval`` candles made of shorter closed ones of one symbol (in time order): a
+    bucket's open is its first candle's, its close its last's, high and low the extremes, volume
+    the sum, so minute bars roll up to what the builder makes of the same trades. Every bucket
+    is returned closed, the last one too: a past is complete."""
+    seconds = interval.seconds
+    out: list[Candle] = []
+    start = _NONE
+    o = h = low = c = 0.0
+    volume = 0
+    symbol = ""
+    checked = False
+    for candle in candles:
+        if not checked:
+            _epoch(candle.start)  # refuses a naive start, once: a series has one zone
+            checked = True
+        # Whole seconds (bucket starts have no fraction): ``timestamp`` is the fast way there.
+        bucket = _start(int(candle.start.timestamp()), seconds)
+        if bucket != start:
+            if start != _NONE:
+                out.append(Candle(symbol, interval, _ist(start), o, h, low, c, volume, True))
+            start, symbol = bucket, candle.symbol
+            o, h, low, c, volume = candle.open, candle.high, candle.low, candle.close, 0
+        if candle.high > h:
+            h = candle.high
+        if candle.low < low:
+            low = candle.low
+        c = candle.close
+        volume += candle.volume
+    if start != _NONE:
+        out.append(Candle(symbol, interval, _ist(start), o, h, low, c, volume, True))
+    return out
 
 
 class _VolumeRef:
@@ -219,6 +253,10 @@ class CandleBuilder:
         )
 
 
+_Entry = tuple[_VolumeRef, list[tuple[CandleBuilder, deque[Candle]]]]
+"""One symbol's volume reference and, per interval, its builder and closed-candle history."""
+
+
 class CandleEngine:
     """Candle builders for every symbol seen, at each configured interval, with history.
 
@@ -236,20 +274,14 @@ class CandleEngine:
         if history_size < 1:
             raise ValueError(f"history_size must be positive: {history_size}")
         self.history_size = history_size
-        self._symbols: dict[str, tuple[_VolumeRef, list[tuple[CandleBuilder, deque[Candle]]]]] = {}
+        self._symbols: dict[str, _Entry] = {}
 
     def on_tick(self, tick: Tick) -> list[Candle]:
         """Candle updates caused by ``tick`` across all intervals (see ``CandleBuilder.update``)."""
         epoch = _epoch(tick.timestamp)
         entry = self._symbols.get(tick.symbol)
         if entry is None:
-            entry = self._symbols[tick.symbol] = (
-                _VolumeRef(),
-                [
-                    (CandleBuilder(tick.symbol, i), deque(maxlen=self.history_size))
-                    for i in self.intervals
-                ],
-            )
+            entry = self._symbols[tick.symbol] = self._new_entry(tick.symbol)
         volume_ref, builders = entry
         volume = volume_ref.step(tick.volume, epoch)
         out: list[Candle] = []
@@ -259,6 +291,31 @@ class CandleEngine:
                 history.append(updates[0])
             out += updates
         return out
+
+    def restore(self, candles: Iterable[Candle]) -> None:
+        """Take closed candles from before the first tick (a feed's past) as history.
+
+        Each (symbol, interval) series must come in time order, after anything it holds; a
+        restored bucket counts as closed, so a later tick in it or before it is a late tick
+        (see the module doc). ``ValueError`` for a forming candle, an interval not configured,
+        or a candle not after its series' latest bucket.
+        """
+        for candle in candles:
+            if not candle.closed:
+                raise ValueError(f"only closed candles can be restored: {candle}")
+            index = self._index(candle.interval)
+            entry = self._symbols.get(candle.symbol)
+            if entry is None:
+                entry = self._symbols[candle.symbol] = self._new_entry(candle.symbol)
+            builder, history = entry[1][index]
+            start = _start(_epoch(candle.start), builder._seconds)
+            if start <= builder._start or builder._forming:
+                raise ValueError(
+                    f"restored candle {candle.symbol} {candle.interval.value} "
+                    f"{candle.start.isoformat()} is not after the series' latest bucket"
+                )
+            builder._start = start
+            history.append(candle)
 
     def current(self, symbol: str, interval: Interval) -> Candle | None:
         """The forming candle, or ``None`` when there is none (or the symbol is unknown)."""
@@ -302,10 +359,20 @@ class CandleEngine:
                     out.append(candle)
         return out
 
-    def _find(self, symbol: str, interval: Interval) -> tuple[CandleBuilder, deque[Candle]] | None:
+    def _new_entry(self, symbol: str) -> _Entry:
+        return (
+            _VolumeRef(),
+            [(CandleBuilder(symbol, i), deque(maxlen=self.history_size)) for i in self.intervals],
+        )
+
+    def _index(self, interval: Interval) -> int:
         if interval not in self.intervals:
             raise ValueError(f"interval not configured: {interval.value!r}")
+        return self.intervals.index(interval)
+
+    def _find(self, symbol: str, interval: Interval) -> tuple[CandleBuilder, deque[Candle]] | None:
+        index = self._index(interval)
         entry = self._symbols.get(symbol)
         if entry is None:
             return None
-        return entry[1][self.intervals.index(interval)]
+        return entry[1][index]

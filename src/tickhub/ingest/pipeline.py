@@ -20,7 +20,7 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +34,7 @@ from tickhub.core.topics import ALL_SYMBOLS, Endpoint, owner_of, topic
 from tickhub.engines import payloads
 from tickhub.engines.alerts import AlertEvent, event_payload
 from tickhub.engines.analysis import AnalysisEngine
-from tickhub.engines.candles import CandleEngine
+from tickhub.engines.candles import CandleEngine, roll_up
 from tickhub.feeds.base import Feed
 from tickhub.ingest.alerts import StoredAlerts
 from tickhub.ingest.portfolio import StoredPortfolio
@@ -65,8 +65,14 @@ class Ingest:
         alerts: StoredAlerts | None = None,
         portfolio: StoredPortfolio | None = None,
         alert_interval: Interval = Interval.M1,
+        on_closed_candle: Callable[[Candle], None] | None = None,
+        on_past: Callable[[list[Candle]], None] | None = None,
     ) -> None:
         self.feed = feed
+        # Every closed candle of every interval, as it closes (the store's writer queue): O(1);
+        # and the candles of a past given to ``warm``, all at once.
+        self.on_closed_candle = on_closed_candle
+        self.on_past = on_past
         self.registry = registry
         self.clock = clock
         self.intervals = tuple(intervals)
@@ -156,6 +162,27 @@ class Ingest:
 
     # --- candles -------------------------------------------------------------------------------
 
+    def warm(self, minutes: Mapping[str, Sequence[Candle]]) -> int:
+        """Give the engines a past before the first tick: closed 1m candles per symbol (oldest
+        first, all before the feed's first tick), rolled up to every interval, become the
+        candle history and the analysis' input, and go to ``on_past`` (the store).
+        Nothing is published: clients see the past in snapshots and ``GET /candles``. Returns
+        the number of candles made."""
+        # The engines keep only their newest candles; the store gets every one.
+        keep = self.candles.history_size
+        analysis_keep = self.analysis.maxlen
+        closed: list[Candle] = []
+        for bars in minutes.values():
+            for interval in self.intervals:
+                candles = list(bars) if interval is Interval.M1 else roll_up(bars, interval)
+                self.candles.restore(candles[-keep:])
+                for candle in candles[-analysis_keep:]:
+                    self.analysis.on_candle(candle)
+                closed += candles
+        if self.on_past is not None:
+            self.on_past(closed)
+        return len(closed)
+
     def _on_candles(self, updates: Sequence[Candle]) -> None:
         wanted = self.wanted
         throttle = self.throttle
@@ -166,6 +193,9 @@ class Ingest:
             except Exception:
                 self._engine_failed("analysis", candle.symbol)
             if candle.closed:
+                if self.on_closed_candle is not None:
+                    with self._contained("candle store", candle.symbol):
+                        self.on_closed_candle(candle)
                 if candle.interval == self.alert_interval:
                     with self._contained("alerts", candle.symbol):
                         for event in self.alerts.on_candle(candle):

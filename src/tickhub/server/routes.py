@@ -1,5 +1,6 @@
 """The HTTP routes beside the WebSocket endpoints: ``/health``, ``/connections``, ``/metrics``,
-``/test``, ``/instruments`` and the protocol documents (``/asyncapi.yaml``, ``/openapi.yaml``).
+``/test``, ``/instruments``, ``/candles`` (:mod:`tickhub.server.candles`) and the protocol
+documents (``/asyncapi.yaml``, ``/openapi.yaml``).
 
 They report on a running service without knowing which role it plays (one process, or a gateway
 of a cluster): what depends on the role comes through :class:`Reported`, which the roles
@@ -20,6 +21,7 @@ from tickhub.core.instruments import InstrumentRegistry, search_instruments
 from tickhub.core.topics import Endpoint
 from tickhub.fanout.hub import Hub
 from tickhub.server.app import WebSocketServer
+from tickhub.server.candles import CandlesRoute
 from tickhub.server.http import HttpRequest, HttpResponse, Routes
 from tickhub.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tickhub.server.metrics import Metrics
@@ -124,8 +126,11 @@ class HttpRoutes:
         registry: InstrumentRegistry,
         clock: Clock,
         options: RouteOptions,
+        *,
+        candles: CandlesRoute | None = None,
     ) -> None:
         self._reported = reported
+        self._candles = candles
         self._server = server
         self._hub: Hub = server.hub
         self._registry = registry
@@ -138,7 +143,7 @@ class HttpRoutes:
 
     def table(self) -> Routes:
         """Path -> route, for :attr:`WebSocketServer.routes`."""
-        return {
+        table: Routes = {
             "/health": self.health,
             "/connections": self._admin(self.connections),
             "/metrics": self._admin(self.metrics_text),
@@ -146,6 +151,9 @@ class HttpRoutes:
             "/instruments": self.instruments,
             **{path: self._document(path) for path in self._documents},
         }
+        if self._candles is not None:
+            table["/candles"] = self._candles
+        return table
 
     # --- the routes ----------------------------------------------------------------------------
 

@@ -337,6 +337,7 @@ function redrawBars() {
     sorted = sorted.slice(-MAX_BARS);
   }
   lastTime = sorted.length ? sorted[sorted.length - 1].time : -Infinity;
+  chartBox.dataset.firstTime = sorted.length ? String(sorted[0].time) : '';
   candleSeries.setData(sorted.map(({ volume, ...ohlc }) => ohlc));
   volumeSeries.setData(sorted.map(volumeBar));
 }
@@ -358,7 +359,10 @@ function clearChart() {
 
 /** Messages of another producer run (the service restarted) void what the chart holds. */
 function checkEpoch(msg) {
-  if (chartEpoch !== null && msg.epoch !== chartEpoch) clearChart();
+  if (chartEpoch !== null && msg.epoch !== chartEpoch) {
+    clearChart();
+    loadHistory(state.chartSymbol, state.chartInterval); // what the new run kept: the store's
+  }
   chartEpoch = msg.epoch;
 }
 
@@ -378,8 +382,12 @@ function putBar(bar) {
 
 function setHistory(history) {
   const candles = history.map(toBar);
-  const end = candles.length ? candles[candles.length - 1].time : -Infinity;
-  for (const [t] of bars) if (t <= end) bars.delete(t);
+  if (!candles.length) return;
+  // The history replaces what the chart holds in its time range, and only there: the analysis
+  // snapshot's 100 candles must not cut off the longer past that /candles gave.
+  const first = candles[0].time;
+  const end = candles[candles.length - 1].time;
+  for (const [t] of bars) if (t >= first && t <= end) bars.delete(t);
   for (const b of candles) bars.set(b.time, b);
   redrawBars();
   backfillOverlays([...bars.values()].sort((a, b) => a.time - b.time));
@@ -462,6 +470,24 @@ function applyOverlayVisibility() {
   }
 }
 
+// The chart's past from GET /candles (closed candles, oldest first), so that a fresh page shows a
+// full chart at once, before the first live candle. The analysis snapshot's history and the live
+// candles merge into it by time.
+const HISTORY_LIMIT = 500;
+let historyRequest = 0;
+
+async function loadHistory(symbol, interval) {
+  if (!symbol) return;
+  const request = ++historyRequest;
+  try {
+    const candles = await clients.analysis.history(symbol, { interval, limit: HISTORY_LIMIT });
+    if (request !== historyRequest || symbol !== state.chartSymbol || interval !== state.chartInterval) return;
+    setHistory(candles);
+  } catch (err) {
+    console.warn('tickhub: no history for', symbol, interval, err.code ?? err);
+  }
+}
+
 function onChartCandle(msg, meta) {
   if (msg.symbol !== state.chartSymbol || msg.interval !== state.chartInterval) return;
   if (meta.stale) return;
@@ -521,6 +547,7 @@ function setChartSymbol(symbol, interval = state.chartInterval) {
   $('chart-symbol').value = symbol ?? '';
   $('chart-interval').value = interval;
   clearChart();
+  loadHistory(symbol, interval);
   for (const id of ['ind-trend', 'ind-rsi', 'ind-macd', 'ind-atr', 'ind-vwap', 'ind-vol', 'ind-var', 'ind-beta', 'ind-patterns']) {
     $(id).textContent = '–';
   }

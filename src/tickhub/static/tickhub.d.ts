@@ -401,9 +401,29 @@ export class TickhubClient {
   }>;
   removePosition(symbol: string): Promise<{ type: 'position'; status: 'removed'; symbol: string }>;
   listPositions(): Promise<{ positions: Position[]; portfolio: PortfolioTotals }>;
+  /** Closed candles from `GET /candles` on this client's server, oldest first. */
+  history(symbol: string, options?: HistoryOptions): Promise<Candle[]>;
   /** Round trip in milliseconds. */
   ping(): Promise<number>;
 }
+
+/** The query of `GET /candles` (see docs/protocol.md, HTTP routes). */
+export interface HistoryOptions {
+  /** Default `1m`. */
+  interval?: Interval;
+  /** Default 500, at most the server's `CANDLES_MAX_LIMIT` (5000): the newest of the range. */
+  limit?: number;
+  /** Inclusive bounds on the candles' `start`: a Date, ISO 8601 (no offset: IST) or epoch seconds. */
+  from?: Date | string | number;
+  to?: Date | string | number;
+  /** A WHATWG fetch; default `globalThis.fetch`. */
+  fetch?: (url: string) => Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>;
+}
+
+/** The URL of `GET /candles` on the server of `url` (ws://, wss://, http:// or a path). */
+export function candlesUrl(url: string, symbol: string, options?: HistoryOptions): string;
+/** `GET /candles` on the server of `url`: the closed candles, oldest first. */
+export function fetchCandles(url: string, symbol: string, options?: HistoryOptions): Promise<Candle[]>;
 
 export function connect(url: string, options?: Options): TickhubClient;
 export default connect;

@@ -705,6 +705,16 @@ export class TickhubClient {
     return { positions: reply.positions, portfolio: reply.portfolio };
   }
 
+  /**
+   * Closed candles from `GET /candles` on this client's server, oldest first: the chart's past
+   * before the first live candle. `{interval, limit, from, to}` as the route takes them (`from` /
+   * `to`: a Date, an ISO 8601 string or epoch seconds). Rejects with a `TickhubError` carrying
+   * the server's error code.
+   */
+  history(symbol, options = {}) {
+    return fetchCandles(this.url, symbol, options);
+  }
+
   /** Round trip in milliseconds of a `ping` / `pong`. */
   ping() {
     return new Promise((resolve, reject) => {
@@ -733,6 +743,40 @@ function subscribeMessage(type, symbols, interval) {
   const message = symbols.length === 1 ? { type, symbol: symbols[0] } : { type, symbols };
   if (interval) message.interval = interval;
   return message;
+}
+
+/** The HTTP URL of `GET /candles` on the server of `url` (ws://, wss://, http:// or a path). */
+export function candlesUrl(url, symbol, { interval, limit, from, to } = {}) {
+  const u = new URL(resolveUrl(url));
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  u.pathname = '/candles';
+  u.search = '';
+  u.searchParams.set('symbol', String(symbol).trim());
+  if (interval) u.searchParams.set('interval', interval);
+  if (limit !== undefined && limit !== null) u.searchParams.set('limit', String(limit));
+  for (const [name, value] of [['from', from], ['to', to]]) {
+    if (value === undefined || value === null || value === '') continue;
+    u.searchParams.set(name, value instanceof Date ? value.toISOString() : String(value));
+  }
+  return u.toString();
+}
+
+/** `GET /candles` for `symbol` on the server of `url`: its candles, oldest first. */
+export async function fetchCandles(url, symbol, options = {}) {
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  if (typeof fetchImpl !== 'function') throw new TickhubError('no fetch implementation', 'not_supported');
+  const response = await fetchImpl(candlesUrl(url, symbol, options));
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok || !body || !Array.isArray(body.candles)) {
+    const code = body?.code ?? `http_${response.status}`;
+    throw new TickhubError(body?.message ?? `GET /candles: HTTP ${response.status}`, code, body ?? undefined);
+  }
+  return body.candles;
 }
 
 /** `new TickhubClient(url, options).connect()`. */

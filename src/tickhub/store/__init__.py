@@ -1,4 +1,4 @@
-"""Persistence for alerts and positions: the ``Store`` contract and :func:`open_store`.
+"""Persistence for alerts, positions and closed candles: the ``Store`` contract, ``open_store``.
 
 The contract and the position row format are in :mod:`tickhub.store.base`; the row codecs both
 implementations share in :mod:`tickhub.store.rows`. ``sqlite:///path`` (or a plain path) is the
@@ -10,16 +10,18 @@ psycopg, which is why neither is imported here until opened.
 
 from __future__ import annotations
 
-from tickhub.store.base import PositionRow, PositionStore, Store
+from tickhub.core import defaults
+from tickhub.store.base import CandleStore, PositionRow, PositionStore, Store
 
-__all__ = ["PositionRow", "PositionStore", "Store", "open_store"]
+__all__ = ["CandleStore", "PositionRow", "PositionStore", "Store", "open_store"]
 
 
-def open_store(url_or_path: str) -> Store:
+def open_store(url_or_path: str, *, max_candles: int = defaults.CANDLE_RETENTION_ROWS) -> Store:
     """A store from ``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``sqlite://``
     (in memory), a plain filesystem path, or ``postgresql://`` / ``postgres://`` (a shared
     :class:`~tickhub.store.postgres.PostgresStore`; an optional ``schema`` query parameter names
-    its schema, default ``tickhub``). Raises ``ValueError`` for any other scheme."""
+    its schema, default ``tickhub``). Raises ``ValueError`` for any other scheme. ``max_candles``
+    is the store's candle retention per symbol and interval."""
     if "://" not in url_or_path:
         path = url_or_path
     else:
@@ -28,7 +30,7 @@ def open_store(url_or_path: str) -> Store:
         if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
             from tickhub.store.postgres import PostgresStore
 
-            return PostgresStore(url_or_path)
+            return PostgresStore(url_or_path, max_candles=max_candles)
         if scheme != "sqlite":
             # Only the scheme: the rest of a URL may hold a password.
             raise ValueError(
@@ -41,4 +43,4 @@ def open_store(url_or_path: str) -> Store:
         raise ValueError("empty store path")
     from tickhub.store.sqlite import SqliteStore
 
-    return SqliteStore(path)
+    return SqliteStore(path, max_candles=max_candles)

@@ -1,4 +1,4 @@
-"""The ``Store`` contract: what alerts and positions need to survive a restart.
+"""The ``Store`` contract: what alerts, positions and closed candles need to survive a restart.
 
 Every implementation is synchronous, small and fast (a write is one short local transaction);
 callers on the event loop call it directly. Each write is one transaction: it happens completely
@@ -22,12 +22,15 @@ Any other key, a missing required key or a value of the wrong type raises ``Valu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from tickhub.core.model import Candle, Interval
 from tickhub.engines.alerts import Alert, AlertEvent
 
-__all__ = ["ClosedOnExit", "PositionRow", "PositionStore", "Store"]
+__all__ = ["CandleStore", "ClosedOnExit", "PositionRow", "PositionStore", "Store"]
 
 PositionRow = dict[str, object]
 """One position as the store keeps it (keys above)."""
@@ -57,7 +60,35 @@ class PositionStore(Protocol):
         ...
 
 
-class Store(PositionStore, Protocol):
+class CandleStore(Protocol):
+    """Where closed candles survive a restart (what ``GET /candles`` serves).
+
+    A candle is keyed by ``(symbol, interval, start)``; it is stored exactly as saved and read
+    back equal (``start`` as the IST datetime of the same instant). Each store keeps at most
+    ``max_candles`` candles per ``(symbol, interval)``, the newest by ``start``.
+    """
+
+    def save_candles(self, candles: Sequence[Candle]) -> None:
+        """Insert or replace ``candles`` (closed ones only) in one transaction, then prune each
+        ``(symbol, interval)`` written to its newest ``max_candles``. A forming candle or an
+        invalid field raises ``ValueError`` before anything is written."""
+        ...
+
+    def load_candles(
+        self,
+        symbol: str,
+        interval: Interval,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int,
+    ) -> list[Candle]:
+        """The newest ``limit`` candles of ``symbol`` at ``interval`` whose ``start`` lies in
+        ``[start, end]`` (both inclusive, either bound optional), oldest first."""
+        ...
+
+
+class Store(PositionStore, CandleStore, Protocol):
     """What alerts and positions need to survive a restart.
 
     Every method is synchronous and quick (one short transaction, or one query); each write

@@ -33,6 +33,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, LiteralString, TypeVar
 
 try:
@@ -46,8 +47,10 @@ except ImportError as exc:  # pragma: no cover - psycopg is a dependency
 
 from tickhub.core import defaults
 from tickhub.core.errors import StoreUnavailableError
+from tickhub.core.model import Candle, Interval
 from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.store.base import ClosedOnExit, PositionRow
+from tickhub.store.candle_rows import candle_from_row, candle_values, epoch_of
 from tickhub.store.postgres_url import (
     check_schema,
     conninfo_params,
@@ -116,6 +119,19 @@ _MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
             PRIMARY KEY (owner, symbol)
         )""",
     ),
+    (
+        """CREATE TABLE IF NOT EXISTS {s}.candles (
+            symbol text COLLATE "C" NOT NULL,
+            interval text COLLATE "C" NOT NULL,
+            start bigint NOT NULL,
+            open double precision NOT NULL,
+            high double precision NOT NULL,
+            low double precision NOT NULL,
+            close double precision NOT NULL,
+            volume bigint NOT NULL,
+            PRIMARY KEY (symbol, interval, start)
+        )""",
+    ),
 )
 """Migration ``i`` (0-based) takes the schema from version ``i`` to ``i + 1``; append only.
 ``{s}`` is the quoted schema name."""
@@ -137,6 +153,24 @@ _UPSERT_ALERT: LiteralString = (
     "triggered_at = excluded.triggered_at, price = excluded.price, message = excluded.message, "
     "armed = excluded.armed, last_price = excluded.last_price, fire_count = excluded.fire_count"
 )
+_UPSERT_CANDLE: LiteralString = (
+    "INSERT INTO {s}.candles (symbol, interval, start, open, high, low, close, volume) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (symbol, interval, start) DO UPDATE SET "
+    "open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, "
+    "volume = excluded.volume"
+)
+_PRUNE_CANDLES: LiteralString = (
+    "DELETE FROM {s}.candles WHERE symbol = %(symbol)s AND interval = %(interval)s AND start <= ("
+    "SELECT start FROM {s}.candles WHERE symbol = %(symbol)s AND interval = %(interval)s "
+    "ORDER BY start DESC LIMIT 1 OFFSET %(keep)s)"
+)
+_SELECT_CANDLES: LiteralString = (
+    "SELECT symbol, interval, start, open, high, low, close, volume FROM {s}.candles "
+    "WHERE symbol = %(symbol)s AND interval = %(interval)s "
+    "AND (%(from)s::bigint IS NULL OR start >= %(from)s) "
+    "AND (%(to)s::bigint IS NULL OR start <= %(to)s) "
+    "ORDER BY start DESC LIMIT %(limit)s"
+)
 _UPSERT_POSITION: LiteralString = (
     "INSERT INTO {s}.positions (owner, symbol, quantity, average_price, product, exchange, "
     "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (owner, symbol) DO UPDATE SET "
@@ -149,7 +183,8 @@ class PostgresStore(ClosedOnExit):
     """:class:`~tickhub.store.base.Store` over one schema of a PostgreSQL database.
 
     ``schema`` (else the URL's ``schema`` parameter, else ``"tickhub"``) is created when missing.
-    Keeps at most ``max_events_per_symbol`` events per symbol.
+    Keeps at most ``max_events_per_symbol`` events per symbol and ``max_candles`` candles per
+    symbol and interval.
     """
 
     def __init__(
@@ -158,9 +193,13 @@ class PostgresStore(ClosedOnExit):
         *,
         schema: str | None = None,
         max_events_per_symbol: int = defaults.MAX_EVENTS_PER_SYMBOL,
+        max_candles: int = defaults.CANDLE_RETENTION_ROWS,
     ) -> None:
         if max_events_per_symbol < 1:
             raise ValueError(f"max_events_per_symbol must be >= 1, got {max_events_per_symbol}")
+        if max_candles < 1:
+            raise ValueError(f"max_candles must be >= 1, got {max_candles}")
+        self.max_candles = max_candles
         self.url = redact_url(url)
         conninfo, url_schema = split_url(url)
         if schema is not None and url_schema is not None and schema != url_schema:
@@ -441,3 +480,41 @@ class PostgresStore(ClosedOnExit):
                 cur.executemany(self._sql(_UPSERT_POSITION), values)
 
         self._write("replace_positions", replace)
+
+    # --- candles --------------------------------------------------------------------------------
+
+    def save_candles(self, candles: Sequence[Candle]) -> None:
+        rows = [candle_values(c) for c in candles]
+        if not rows:
+            return
+        series = sorted({(row[0], row[1]) for row in rows})
+
+        def save(cur: psycopg.Cursor[DictRow]) -> None:
+            cur.executemany(self._sql(_UPSERT_CANDLE), rows)
+            cur.executemany(
+                self._sql(_PRUNE_CANDLES),
+                [{"symbol": s, "interval": i, "keep": self.max_candles} for s, i in series],
+            )
+
+        self._write("save_candles", save)
+
+    def load_candles(
+        self,
+        symbol: str,
+        interval: Interval,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int,
+    ) -> list[Candle]:
+        if limit <= 0:
+            return []
+        params = {
+            "symbol": symbol,
+            "interval": interval.value,
+            "from": None if start is None else epoch_of(start),
+            "to": None if end is None else epoch_of(end),
+            "limit": limit,
+        }
+        rows = self._read("load_candles", self._sql(_SELECT_CANDLES), params)
+        return [candle_from_row(row) for row in reversed(rows)]

@@ -17,11 +17,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from tickhub.core import defaults
+from tickhub.core.model import Candle, Interval
 from tickhub.engines.alerts import Alert, AlertEvent
 from tickhub.store.base import ClosedOnExit, PositionRow
+from tickhub.store.candle_rows import CANDLE_COLUMNS, candle_from_row, candle_values, epoch_of
 from tickhub.store.rows import (
     ALERT_COLUMNS,
     POSITION_COLUMNS,
@@ -79,6 +82,19 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (owner, symbol)
         )""",
     ),
+    (
+        """CREATE TABLE IF NOT EXISTS candles (
+            symbol TEXT NOT NULL,
+            interval TEXT NOT NULL,
+            start INTEGER NOT NULL,
+            open REAL NOT NULL,
+            high REAL NOT NULL,
+            low REAL NOT NULL,
+            close REAL NOT NULL,
+            volume INTEGER NOT NULL,
+            PRIMARY KEY (symbol, interval, start)
+        ) WITHOUT ROWID""",
+    ),
 )
 """Migration ``i`` (0-based) takes the schema from version ``i`` to ``i + 1``; append only."""
 
@@ -88,16 +104,24 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 class SqliteStore(ClosedOnExit):
     """:class:`~tickhub.store.base.Store` over one SQLite file (``":memory:"`` for a private one).
 
-    Creates the parent directory. Keeps at most ``max_events_per_symbol`` events per symbol.
+    Creates the parent directory. Keeps at most ``max_events_per_symbol`` events per symbol and
+    ``max_candles`` candles per symbol and interval.
     """
 
     def __init__(
-        self, path: Path | str, *, max_events_per_symbol: int = defaults.MAX_EVENTS_PER_SYMBOL
+        self,
+        path: Path | str,
+        *,
+        max_events_per_symbol: int = defaults.MAX_EVENTS_PER_SYMBOL,
+        max_candles: int = defaults.CANDLE_RETENTION_ROWS,
     ) -> None:
         if max_events_per_symbol < 1:
             raise ValueError(f"max_events_per_symbol must be >= 1, got {max_events_per_symbol}")
+        if max_candles < 1:
+            raise ValueError(f"max_candles must be >= 1, got {max_candles}")
         self.path = str(path)
         self.max_events_per_symbol = max_events_per_symbol
+        self.max_candles = max_candles
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -246,6 +270,52 @@ class SqliteStore(ClosedOnExit):
             for v in values:
                 conn.execute(_UPSERT_POSITION, v)
 
+    # --- candles --------------------------------------------------------------------------------
+
+    def save_candles(self, candles: Sequence[Candle]) -> None:
+        rows = [candle_values(c) for c in candles]
+        if not rows:
+            return
+        series = sorted({(row[0], row[1]) for row in rows})
+        with self._write() as conn:
+            conn.executemany(_UPSERT_CANDLE, rows)
+            conn.executemany(
+                "DELETE FROM candles WHERE symbol = ?1 AND interval = ?2 AND start <= ("
+                "SELECT start FROM candles WHERE symbol = ?1 AND interval = ?2 "
+                "ORDER BY start DESC LIMIT 1 OFFSET ?3)",
+                [(symbol, interval, self.max_candles) for symbol, interval in series],
+            )
+
+    def load_candles(
+        self,
+        symbol: str,
+        interval: Interval,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int,
+    ) -> list[Candle]:
+        if limit <= 0:
+            return []
+        query = f"SELECT {', '.join(CANDLE_COLUMNS)} FROM candles WHERE symbol = ? AND interval = ?"
+        params: list[object] = [symbol, interval.value]
+        if start is not None:
+            query += " AND start >= ?"
+            params.append(epoch_of(start))
+        if end is not None:
+            query += " AND start <= ?"
+            params.append(epoch_of(end))
+        params.append(limit)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY start DESC LIMIT ?", params).fetchall()
+        return [candle_from_row(row) for row in reversed(rows)]
+
+
+_UPSERT_CANDLE = (
+    f"INSERT INTO candles ({', '.join(CANDLE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (symbol, interval, start) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in CANDLE_COLUMNS[3:])
+)
 
 _UPSERT_POSITION = (
     f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "

@@ -276,6 +276,30 @@ async def test_dashboard_streams_live_data_without_console_errors(
     console.assert_clean()
 
 
+async def test_a_fresh_page_shows_the_past_at_once(
+    service_factory: StartService, port: int, browser: Browser
+) -> None:
+    """A fresh start with the simulated past (the default of ``make run``): the chart loads
+    ``GET /candles`` and draws hundreds of candles, with the indicator lines, within seconds;
+    the analysis snapshot alone would give 100."""
+    await start_web_service(
+        service_factory, port, sim_history_sessions=2, sim_start="2025-01-27T09:15:00+05:30"
+    )
+    page, console = await open_page(browser, port)
+    await expect(page.locator("#chart-symbol")).to_have_value("RELIANCE")
+    await page.wait_for_function(f"() => Number({CHART_BARS}) >= 400", timeout=10_000)
+    assert await counter(page, CHART_BARS) >= 100
+    overlay = "document.getElementById('chart').dataset.overlayPoints"
+    await wait_above(page, overlay, 300)
+    # The past ends on the Friday before the live Monday: the chart's first candle is older
+    # than the market's start (chart times are IST wall clock as epoch seconds).
+    first = await page.evaluate("() => Number(document.getElementById('chart').dataset.firstTime)")
+    monday_open = 1_737_949_500 + 19_800  # 2025-01-27 09:15 IST, as the chart's wall clock
+    assert 0 < first < monday_open
+    await expect(page.locator("#ind-rsi")).to_have_text(_number_text)
+    console.assert_clean()
+
+
 async def test_alert_created_in_the_page_appears_and_triggers(
     web: SingleService, port: int, browser: Browser
 ) -> None:

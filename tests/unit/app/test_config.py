@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import closed_candle
 from tests.helpers import REPO_ROOT
-from tickhub.app.config import load_settings
+from tickhub.app.build import build_store
+from tickhub.app.config import ConfigError, load_settings
+from tickhub.core.model import Interval
 
 ROOT = REPO_ROOT
 TICKHUB = [sys.executable, "-c", "from tickhub.app.cli import main; main()"]
@@ -89,3 +92,33 @@ def test_instruments_limits_are_settings_and_the_default_cannot_pass_the_maximum
     monkeypatch.setenv("INSTRUMENTS_LIMIT", "0")
     with pytest.raises(ConfigError, match="INSTRUMENTS_LIMIT"):
         load_settings(None)
+
+
+def test_candle_settings_have_their_defaults_and_bounds(tmp_path: Path) -> None:
+    s = load_settings(None)
+    assert s.sim_history_sessions == 3
+    assert (s.candles_limit, s.candles_max_limit) == (500, 5000)
+    assert s.candle_retention_rows == 10_000 and s.candle_queue == 200_000
+    for name, bad in [
+        ("sim_history_sessions", -1),
+        ("sim_history_sessions", 1001),
+        ("candles_max_limit", 0),
+        ("candles_limit", 0),
+        ("candle_retention_rows", 0),
+        ("candle_queue", 0),
+    ]:
+        with pytest.raises(ConfigError, match=name.upper()):
+            load_settings(None, **{name: bad})
+    with pytest.raises(ConfigError, match=r"CANDLES_LIMIT \(600\) must not exceed"):
+        load_settings(None, candles_limit=600, candles_max_limit=100)
+
+
+def test_the_store_keeps_candle_retention_rows_per_series(tmp_path: Path) -> None:
+    settings = load_settings(None, data_dir=tmp_path, candle_retention_rows=7)
+    store = build_store(settings)
+    try:
+        store.save_candles([closed_candle(m) for m in range(10)])
+        kept = store.load_candles("RELIANCE", Interval.M1, limit=100)
+        assert kept == [closed_candle(m) for m in range(3, 10)]
+    finally:
+        store.close()

@@ -26,7 +26,7 @@ from tickhub.bus.memory import MemoryBus
 from tickhub.core import defaults
 from tickhub.core.commands import CreateAlert, parse_command
 from tickhub.core.instruments import InstrumentRegistry
-from tickhub.core.model import FeedState, Interval
+from tickhub.core.model import Candle, FeedState, Interval
 from tickhub.core.topics import ALL_SYMBOLS, Endpoint, topic
 from tickhub.engines.alerts import Alert, AlertRules
 from tickhub.engines.portfolio import Position
@@ -643,3 +643,55 @@ def test_positions_are_valued_from_ticks_on_the_symbol_and_the_all_symbols_topic
     assert {m["symbol"] for m in held} == {"RELIANCE"}
     assert {m["subscription"] for m in held} == {ALL_SYMBOLS}
     assert held[-1]["data"]["position"]["last_price"] == 2512.5
+
+
+# --- candles for the store, and a past -----------------------------------------------------------
+
+
+def test_every_closed_candle_of_every_interval_goes_to_the_store_queue() -> None:
+    bus, clock = MemoryBus(), ManualClock()
+    queued: list[Candle] = []
+    ingest = Ingest(
+        feed=ScriptedFeed(),
+        registry=REGISTRY,
+        bus=bus,
+        clock=clock,
+        intervals=(Interval.M1, Interval.M5),
+        on_closed_candle=queued.append,
+    )
+    for s in range(0, 6 * 60, 20):  # six minutes, nobody watching
+        ingest.on_tick(tick("RELIANCE", at(s), 100.0 + s / 60, 1000 + s))
+    # In closing order: each minute's close, the 5m bucket's with its last minute's.
+    assert [(c.interval, c.start) for c in queued] == [
+        *((Interval.M1, at(60 * m)) for m in range(5)),
+        (Interval.M5, at(0)),
+    ]
+    assert all(c.closed for c in queued)
+
+
+def test_a_past_warms_the_engines_without_publishing() -> None:
+    bus, clock = MemoryBus(), ManualClock()
+    past: list[list[Candle]] = []
+    ingest = Ingest(
+        feed=ScriptedFeed(),
+        registry=REGISTRY,
+        bus=bus,
+        clock=clock,
+        intervals=(Interval.M1, Interval.M15),
+        on_past=past.append,
+    )
+    recorder = watch(ingest, bus, topic(Endpoint.ANALYSIS, "RELIANCE", Interval.M1))
+    before = len(recorder.messages)
+    minutes = [  # 09:15 to 09:59: before the first tick at 10:00
+        Candle("RELIANCE", Interval.M1, T0 + timedelta(minutes=m), 100, 101, 99, 100.5, 10, True)
+        for m in range(-45, 0)
+    ]
+    made = ingest.warm({"RELIANCE": minutes})
+    assert made == 45 + 3 and len(past) == 1 and len(past[0]) == 48
+    assert len(recorder.messages) == before  # nothing published
+    assert ingest.candles.history("RELIANCE", Interval.M1) == minutes
+    assert [c.volume for c in ingest.candles.history("RELIANCE", Interval.M15)] == [150] * 3
+    assert ingest.analysis.history("RELIANCE", Interval.M1, 100) == minutes
+    # The first live tick opens 10:00 and closes nothing of the past.
+    ingest.on_tick(tick("RELIANCE", at(1), 102.0, 5000))
+    assert ingest.candles.history("RELIANCE", Interval.M1)[-1] == minutes[-1]

@@ -8,7 +8,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from tickhub.app.build import build_hub, build_route_options, build_server
+from tickhub.app.build import (
+    build_candles_route,
+    build_hub,
+    build_route_options,
+    build_server,
+)
 from tickhub.app.config import Settings
 from tickhub.app.roles.base import Service
 from tickhub.bus import Bus, BusMessage
@@ -19,13 +24,15 @@ from tickhub.core.protocol import CloseCode
 from tickhub.fanout.hub import Hub
 from tickhub.ingest.publisher import STATUS_TOPIC
 from tickhub.server import WebSocketServer
+from tickhub.server.candles import CandleSource
 from tickhub.server.routes import HttpRoutes, OwnOrigins, Reported
 
 log = logging.getLogger(__name__)
 
 
 class Frontend:
-    """Clients in, messages out. ``reported`` is the role that serves: the routes report on it."""
+    """Clients in, messages out. ``reported`` is the role that serves: the routes report on it;
+    ``candles`` is where ``GET /candles`` reads."""
 
     def __init__(
         self,
@@ -34,6 +41,7 @@ class Frontend:
         registry: InstrumentRegistry,
         clock: Clock,
         reported: Reported,
+        candles: CandleSource,
     ) -> None:
         self._settings = settings
         self._bus = bus
@@ -43,7 +51,12 @@ class Frontend:
             settings, self.hub, allow_origin=OwnOrigins(reported, settings.allows_origin)
         )
         self.routes = HttpRoutes(
-            reported, self.server, registry, clock, build_route_options(settings)
+            reported,
+            self.server,
+            registry,
+            clock,
+            build_route_options(settings),
+            candles=build_candles_route(settings, candles, registry),
         )
         self.server.routes.update(self.routes.table())
         self.hub.observe_latency = self.routes.metrics.latency.observe

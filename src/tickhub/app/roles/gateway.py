@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
+from tickhub.app.build import build_candle_history, build_store
 from tickhub.app.config import Settings
 from tickhub.app.roles.frontend import Frontend, FrontendRole
 from tickhub.bus import Bus
@@ -16,9 +18,49 @@ from tickhub.core import defaults
 from tickhub.core.clock import Clock
 from tickhub.core.defaults import DEMAND_REFRESH, INGEST_SILENCE
 from tickhub.core.instruments import InstrumentRegistry
-from tickhub.core.model import FeedState
+from tickhub.core.model import Candle, FeedState, Interval
+from tickhub.ingest.candle_history import CandleHistory
+from tickhub.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class StoredCandles:
+    """A gateway's ``GET /candles``: the store the ingest writes its closed candles to (the
+    same ``STORE_URL``, or the same SQLite file in ``DATA_DIR``, read alongside the ingest under
+    WAL). Opened at the first request, so that a gateway serves its streams whether or not the
+    store answers; a store that cannot be reached makes that request a 503, and the next one
+    tries again."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._store: Store | None = None
+        self._history: CandleHistory | None = None
+
+    def _open(self) -> CandleHistory:
+        if self._history is None:
+            self._store = build_store(self._settings)
+            self._history = build_candle_history(self._store)
+        return self._history
+
+    def closed_candles(
+        self,
+        symbol: str,
+        interval: Interval,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+    ) -> list[Candle]:
+        return self._open().closed_candles(symbol, interval, start=start, end=end, limit=limit)
+
+    def newest_start(self, symbol: str, interval: Interval) -> datetime | None:
+        return self._open().newest_start(symbol, interval)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = self._history = None
 
 
 class GatewayService(FrontendRole):
@@ -40,7 +82,10 @@ class GatewayService(FrontendRole):
         self.gateway_id = new_gateway_id()
         self._bus_up = True
         self._last_refresh = 0.0
-        self.frontend = frontend = Frontend(settings, self.bus, self.registry, self.clock, self)
+        self.candles = StoredCandles(settings)
+        self.frontend = frontend = Frontend(
+            settings, self.bus, self.registry, self.clock, self, self.candles
+        )
         self.remote_requests = RemoteRequests(frontend.hub, self.bus, self.clock, self.gateway_id)
         self.demand_relay = DemandRelay(self.bus, self.gateway_id)
         frontend.hub.demand_listeners.append(self.demand_relay.on_topic)
@@ -61,6 +106,9 @@ class GatewayService(FrontendRole):
         self.remote_requests.close()
         self.demand_relay.close()
         self.ingest_watch.close()
+
+    def _release(self) -> None:
+        self.candles.close()
 
     def ingest_counters(self) -> None:
         """The feed runs in the ingest's process: no counters here."""

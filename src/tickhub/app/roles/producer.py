@@ -3,10 +3,14 @@ change them. The single process and the ingest of a cluster both run it (:class:
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from tickhub.app.build import (
     build_alerts,
+    build_candle_history,
+    build_candle_writer,
     build_feed,
     build_ingest,
     build_portfolio,
@@ -20,10 +24,13 @@ from tickhub.core.clock import Clock
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import FeedState
 from tickhub.feeds.base import Feed
+from tickhub.feeds.sim import SimFeed
 from tickhub.ingest.demand import Demand
 from tickhub.ingest.pipeline import Ingest
 from tickhub.ingest.requests import Requests
 from tickhub.server.routes import IngestCounters
+
+log = logging.getLogger(__name__)
 
 
 class Producer:
@@ -43,6 +50,7 @@ class Producer:
         self.feed = feed or build_feed(settings, registry, clock)
         self.store = build_store(settings)
         self.portfolio = build_portfolio(settings, self.store, registry, clock)
+        self.candle_writer = build_candle_writer(settings, self.store)
         self.ingest = build_ingest(
             settings,
             self.feed,
@@ -51,9 +59,25 @@ class Producer:
             clock,
             alerts=build_alerts(self.store),
             portfolio=self.portfolio,
+            writer=self.candle_writer,
         )
+        self.candle_history = build_candle_history(self.store, self.ingest)
+        if isinstance(self.feed, SimFeed) and self.feed.history_sessions:
+            self._warm(self.feed)
         self.demand = Demand(self.feed, registry)
         self.requests = Requests(registry, clock, self.ingest, on_change=self.refresh_pins)
+
+    def _warm(self, feed: SimFeed) -> None:
+        """The simulated market's past into the engines (and the store, in the background)
+        before the first tick, so the first chart and indicators are full."""
+        began = time.perf_counter()
+        made = self.ingest.warm(feed.past())
+        log.info(
+            "simulated past: %d sessions, %d candles in %.2fs",
+            feed.history_sessions,
+            made,
+            time.perf_counter() - began,
+        )
 
     def refresh_pins(self) -> None:
         """Instruments the engines need whoever is connected: positions, alerts, benchmark."""
@@ -99,7 +123,11 @@ class Producer:
         )
 
     def close(self) -> None:
-        self.store.close()
+        """Write the closed candles still queued, then close the store."""
+        try:
+            self.candle_writer.close()
+        finally:
+            self.store.close()
 
 
 class ProducerRole(Service):
@@ -120,6 +148,7 @@ class ProducerRole(Service):
     def _start_producing(self) -> None:
         """Pin what the engines need, then run the feed through the engines until :meth:`stop`."""
         self.producer.refresh_pins()
+        self._spawn(self.producer.candle_writer.run(), "candle writer")
         self._spawn(self.producer.ingest.run(), "ingest")
 
     def _release(self) -> None:
@@ -127,6 +156,18 @@ class ProducerRole(Service):
 
     def _feed_health(self) -> dict[str, Any]:
         return self.producer.feed_health()
+
+    def _health_extra(self) -> dict[str, Any]:
+        """The candle store's writer: how far it is behind, and what it had to drop."""
+        writer = self.producer.candle_writer
+        return {
+            "candle_store": {
+                "written": writer.written,
+                "pending": writer.pending,
+                "dropped": writer.dropped,
+                "failures": writer.failures,
+            }
+        }
 
     def ingest_counters(self) -> IngestCounters:
         """The counters of the feed this process runs."""

@@ -29,7 +29,9 @@ class SingleService(ProducerRole, FrontendRole):
     ) -> None:
         super().__init__(settings, clock=clock, registry=registry, bus=bus)
         self.producer = Producer(settings, self.clock, self.registry, self.bus, feed)
-        self.frontend = Frontend(settings, self.bus, self.registry, self.clock, self)
+        self.frontend = Frontend(
+            settings, self.bus, self.registry, self.clock, self, self.producer.candle_history
+        )
         hub, producer = self.frontend.hub, self.producer
         hub.demand_listeners.append(producer.demand.on_topic)
         hub.demand_listeners.append(producer.ingest.on_demand)

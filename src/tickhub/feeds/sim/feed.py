@@ -13,10 +13,11 @@ from datetime import datetime
 
 from tickhub.core import defaults
 from tickhub.core.clock import Clock
-from tickhub.core.model import FeedState, FeedStatus, Instrument
+from tickhub.core.model import Candle, FeedState, FeedStatus, Instrument
 from tickhub.feeds.base import StatusSink, TickSink
 from tickhub.feeds.sim.market import SimMarket
 from tickhub.feeds.sim.pacing import MarketPacer
+from tickhub.feeds.sim.past import past_bars
 from tickhub.feeds.sim.session import default_start
 from tickhub.runtime.clock import SystemClock
 
@@ -34,7 +35,8 @@ class SimFeed:
     seconds at a time. ``start`` defaults to ``default_start(clock.now())``: the sim always shows
     a live session, so a demo at night plays today's session from 09:15. ``status().last_tick_at``
     is clock time (``clock.now()``), the simulated exchange time is in ``extra``.
-    ``subscribe``/``unsubscribe`` are accepted and ignored.
+    ``subscribe``/``unsubscribe`` are accepted and ignored. ``history_sessions`` is how many
+    sessions of minute bars :meth:`past` tells (``tickhub.feeds.sim.past``).
     """
 
     name = "sim"
@@ -50,9 +52,14 @@ class SimFeed:
         tick_rate: float = defaults.SIM_TICK_RATE,
         index_symbol: str = defaults.SIM_INDEX_SYMBOL,
         step: float = defaults.SIM_STEP,
+        history_sessions: int = 0,
     ) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._seed = seed
+        self._instruments = tuple(instruments)
+        self._tick_rate = tick_rate
+        self._index_symbol = index_symbol
+        self.history_sessions = history_sessions
         begin = start if start is not None else default_start(self._clock.now())
         self._market = SimMarket(
             instruments, start=begin, seed=seed, tick_rate=tick_rate, index_symbol=index_symbol
@@ -67,6 +74,18 @@ class SimFeed:
     @property
     def market(self) -> SimMarket:
         return self._market
+
+    def past(self) -> dict[str, list[Candle]]:
+        """The ``history_sessions`` sessions before the start, as closed 1m candles per symbol
+        (oldest first), all before the first tick :meth:`run` produces."""
+        return past_bars(
+            self._instruments,
+            start=self._market.now,
+            sessions=self.history_sessions,
+            seed=self._seed,
+            tick_rate=self._tick_rate,
+            index_symbol=self._index_symbol,
+        )
 
     async def run(self, on_tick: TickSink, on_status: StatusSink) -> None:
         clock = self._clock
