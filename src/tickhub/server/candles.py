@@ -36,7 +36,7 @@ from tickhub.server.http import HttpRequest, HttpResponse
 
 __all__ = ["CandleLimits", "CandleSource", "CandlesRoute"]
 
-INVALID_PARAMETER = "invalid_parameter"
+INVALID_PARAMETER = protocol.ErrorCode.INVALID_PARAMETER.value
 UNKNOWN_SYMBOL = protocol.ErrorCode.UNKNOWN_SYMBOL.value
 
 _MAX_QUERY = 2048
