@@ -207,6 +207,9 @@ def build_hub_limits(settings: Settings) -> HubLimits:
         auth_timeout=s.auth_timeout,
         outbox_bytes=s.outbox_bytes,
         max_symbols_per_message=s.max_symbols_per_message,
+        max_indicators_per_subscription=s.max_indicators_per_subscription,
+        max_indicator_period=s.max_indicator_period,
+        max_indicator_sets=s.max_indicator_sets,
     )
 
 

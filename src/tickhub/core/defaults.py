@@ -142,6 +142,14 @@ IDLE_TIMEOUT: Final = 60.0
 AUTH_TIMEOUT: Final = 10.0
 SHUTDOWN_TIMEOUT: Final = 10.0
 MAX_SYMBOLS_PER_MESSAGE: Final = 200
+MAX_INDICATORS_PER_SUBSCRIPTION: Final = 10
+"""Indicators one ``/ws/analysis`` subscription may ask for (its ``indicators`` field)."""
+MAX_INDICATOR_PERIOD: Final = 200
+"""The largest period (candles) an indicator parameter may have: EMA 200 is the longest traders
+commonly use, and the analysis keeps ``CANDLE_HISTORY`` (500) candles."""
+MAX_INDICATOR_SETS: Final = 64
+"""Distinct indicator sets (other than the default one) the server computes at a time, on any
+symbol: each costs CPU on every candle update of every symbol subscribed with it."""
 MAX_HEADER_BYTES: Final = 16_384
 HANDSHAKE_TIMEOUT: Final = 10.0
 CLOSE_TIMEOUT: Final = 5.0

@@ -49,6 +49,9 @@ class ErrorCode(str, Enum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     BAD_REQUEST = "bad_request"
     INVALID_PARAMETER = "invalid_parameter"
+    UNKNOWN_INDICATOR = "unknown_indicator"
+    INVALID_INDICATOR_PARAMETER = "invalid_indicator_parameter"
+    TOO_MANY_INDICATORS = "too_many_indicators"
 
 
 class CloseCode:

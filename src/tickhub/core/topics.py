@@ -1,8 +1,11 @@
 """Topic names: one stream of ``data`` messages with its own ``seq``.
 
 ``stream:RELIANCE:1m`` and ``analysis:RELIANCE:1m`` depend on the candle interval;
-``alerts:RELIANCE`` and ``portfolio:RELIANCE`` do not. Topics are strings so that they cross
-process boundaries (the Redis bus) unchanged.
+``alerts:RELIANCE`` and ``portfolio:RELIANCE`` do not. An analysis topic of an indicator set
+other than the default one carries the set's key after ``|``
+(``analysis:RELIANCE:5m|ema:21;ema:9``): subscriptions asking for the same set share its topic,
+its ``seq`` and its history. Topics are strings so that they cross process boundaries (the Redis
+bus) unchanged.
 """
 
 from __future__ import annotations
@@ -30,12 +33,24 @@ class Endpoint(str, Enum):
         return self in (Endpoint.STREAM, Endpoint.ANALYSIS)
 
 
+SET_SEPARATOR = "|"
+"""Between an analysis topic's interval and its indicator set key (never in a symbol)."""
+
+
 def topic(
-    endpoint: Endpoint, symbol: str, interval: Interval | None = None, owner: str = ""
+    endpoint: Endpoint,
+    symbol: str,
+    interval: Interval | None = None,
+    owner: str = "",
+    indicators: str = "",
 ) -> str:
-    """``owner`` (the authenticated user) separates per-user alerts and portfolio topics."""
+    """``owner`` (the authenticated user) separates per-user alerts and portfolio topics;
+    ``indicators`` (a set key, "" for the default set) separates analysis topics."""
     if endpoint.has_interval:
-        return f"{endpoint.value}:{symbol}:{(interval or Interval.M1).value}"
+        base = f"{endpoint.value}:{symbol}:{(interval or Interval.M1).value}"
+        if indicators and endpoint is Endpoint.ANALYSIS:
+            return f"{base}{SET_SEPARATOR}{indicators}"
+        return base
     if owner:
         return f"{endpoint.value}:{symbol}:@{owner}"
     return f"{endpoint.value}:{symbol}"
@@ -47,3 +62,9 @@ def owner_of(t: str) -> str | None:
     if parts[0] not in (Endpoint.ALERTS.value, Endpoint.PORTFOLIO.value) or len(parts) < 2:
         return None
     return parts[2][1:] if len(parts) > 2 and parts[2].startswith("@") else ""
+
+
+def split_set(t: str) -> tuple[str, str]:
+    """An analysis topic's default-set topic and its set key ("" for the default set)."""
+    base, _, key = t.partition(SET_SEPARATOR)
+    return base, key

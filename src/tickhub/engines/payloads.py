@@ -91,7 +91,12 @@ def analysis_data(result: Analysis, candle: Candle) -> dict[str, Any]:
     return {
         "technical_indicators": _rounded(result["technical_indicators"], 4),
         "patterns": [
-            {"name": p["name"], "direction": p["direction"], "start": iso(p["start"])}
+            {
+                "name": p["name"],
+                "direction": p["direction"],
+                "start": iso(p["start"]),
+                **({"strength": p["strength"]} if "strength" in p else {}),
+            }
             for p in result["patterns"]
         ],
         "risk_metrics": _rounded(result["risk_metrics"], 6),

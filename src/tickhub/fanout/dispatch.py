@@ -28,11 +28,12 @@ from tickhub.core.commands import (
     Subscribe,
     Unsubscribe,
     parse_command,
+    set_key,
 )
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Interval
 from tickhub.core.protocol import CloseCode, ErrorCode, ProtocolError
-from tickhub.core.topics import ALL_SYMBOLS, Endpoint, topic
+from tickhub.core.topics import ALL_SYMBOLS, Endpoint, split_set, topic
 from tickhub.fanout.auth import Authenticator, Identity
 from tickhub.fanout.limits import HubLimits
 from tickhub.fanout.recovery import Recovery
@@ -85,7 +86,9 @@ class Dispatcher:
         self._drop = unsubscribe
         self._close = close
         self._handlers: dict[Endpoint, dict[str, _Served]] = {e: {} for e in Endpoint}
-        self._shared: dict[tuple[Endpoint, str, Interval | None], Subscription] = {}
+        self._shared: dict[tuple[Endpoint, str, Interval | None, str], Subscription] = {}
+        # Indicator set key -> how many of the hub's topics use it (see on_demand).
+        self._set_topics: dict[str, int] = {}
         self._failure_logged: dict[str, float] = {}
         self.messages_in = 0
         self.errors: dict[str, int] = {}
@@ -175,6 +178,8 @@ class Dispatcher:
             endpoint=session.endpoint,
             registry=self.registry,
             max_symbols=self.limits.max_symbols_per_message,
+            max_indicators=self.limits.max_indicators_per_subscription,
+            max_period=self.limits.max_indicator_period,
         )
         if isinstance(command, ProtocolError):
             if command.code is ErrorCode.UNKNOWN_TYPE:
@@ -280,8 +285,38 @@ class Dispatcher:
         close = CloseCode.AUTH_EXPIRED if expired else CloseCode.AUTH_FAILED
         self._close(session, close, result.message)
 
+    def on_demand(self, t: str, wanted: bool) -> None:
+        """The hub's demand listener: counts the topics of each indicator set, so that
+        ``MAX_INDICATOR_SETS`` bounds the sets in use, not the sets ever asked for."""
+        _, key = split_set(t)
+        if not key:
+            return
+        n = self._set_topics.get(key, 0) + (1 if wanted else -1)
+        if n > 0:
+            self._set_topics[key] = n
+        else:
+            self._set_topics.pop(key, None)
+
     def _subscribe(self, session: Session, command: Subscribe) -> None:
         interval, since = command.interval, command.since
+        key = set_key(command.indicators) if command.indicators else ""
+        limit = self.limits.max_indicator_sets
+        if key and key not in self._set_topics and len(self._set_topics) >= limit:
+            self.reply_error(
+                session,
+                ProtocolError(
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"indicator set limit reached: the server computes at most {limit} "
+                    "distinct indicator sets; use the default set or one already in use",
+                    {
+                        "limit": limit,
+                        "current": len(self._set_topics),
+                        "setting": "MAX_INDICATOR_SETS",
+                    },
+                ),
+                request="subscribe",
+            )
+            return
         unknown: list[str] = []
         over: list[str] = []
         for name in command.names:
@@ -294,7 +329,7 @@ class Dispatcher:
                 unknown.append(name)
                 continue
             symbol = instrument.symbol
-            if not self._subscribe_one(session, symbol, name, interval, since.get(name)):
+            if not self._subscribe_one(session, symbol, name, interval, since.get(name), key):
                 over.append(symbol)
         # One error per kind of refusal, listing every symbol it refused: a message naming
         # many symbols never gets many replies.
@@ -349,10 +384,12 @@ class Dispatcher:
         name: str,
         interval: Interval | None,
         since: ResumePoint | None = None,
+        indicators: str = "",
     ) -> bool:
         """Subscribe to one topic; ``False`` when the subscription limit refused it. The ack,
-        then the snapshot or what was missed since ``since``, then live messages."""
-        sub = self._subscription(session, symbol, interval)
+        then the snapshot or what was missed since ``since``, then live messages.
+        ``indicators``: the key of the analysis indicator set ("" for the default one)."""
+        sub = self._subscription(session, symbol, interval, indicators)
         t = sub.topic
         if t not in session.subs and len(session.subs) >= self.limits.max_subscriptions:
             return False
@@ -362,29 +399,41 @@ class Dispatcher:
             extra["interval"] = interval.value
         if name != symbol:
             extra["requested"] = name
+        if indicators:
+            extra["indicators"] = indicators.split(";")
         self._recovery.start(session, t, symbol, extra, since)
         return True
 
     def _subscription(
-        self, session: Session, symbol: str, interval: Interval | None
+        self, session: Session, symbol: str, interval: Interval | None, indicators: str = ""
     ) -> Subscription:
         """The subscription to a topic, one object shared by every client of a public topic.
 
         Thousands of clients subscribe to the same few hundred topics: a topic string and a
         :class:`Subscription` of their own would cost each ~120 bytes per subscription. The
-        shared ones are bounded by instruments x intervals x endpoints; a per-user topic
+        shared ones are bounded by instruments x intervals x endpoints (x the indicator sets
+        in use, at most ``MAX_INDICATOR_SETS`` + 1, for analysis); a per-user topic
         (``user`` set) is the client's own and not kept here, so users cannot grow this."""
         endpoint = session.endpoint
         owner = "" if endpoint.has_interval else session.user
         if owner:
             return Subscription(symbol, interval, topic(endpoint, symbol, interval, owner))
-        key = (endpoint, symbol, interval)
+        key = (endpoint, symbol, interval, indicators)
         sub = self._shared.get(key)
         if sub is None:
+            if indicators and len(self._shared) >= self._shared_bound():
+                # Sets come and go: forget the shared objects of sets no longer in use.
+                for k in [k for k in self._shared if k[3] and k[3] not in self._set_topics]:
+                    del self._shared[k]
             sub = self._shared[key] = Subscription(
-                symbol, interval, topic(endpoint, symbol, interval)
+                symbol, interval, topic(endpoint, symbol, interval, indicators=indicators)
             )
         return sub
+
+    def _shared_bound(self) -> int:
+        """When to sweep shared subscriptions of sets out of use: twice the public topics
+        without sets (instruments x intervals x endpoints)."""
+        return 2 * len(self.registry) * len(Interval) * len(Endpoint)
 
     def _unsubscribe(self, session: Session, command: Unsubscribe) -> None:
         interval = command.interval

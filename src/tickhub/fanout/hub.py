@@ -92,6 +92,7 @@ class Hub:
             self._drop_subscription,
             self._close,
         )
+        self.demand_listeners.append(self._dispatch.on_demand)
         self._probe = Probe(
             bus,
             clock,

@@ -36,6 +36,9 @@ class HubLimits:
     auth_timeout: float = defaults.AUTH_TIMEOUT
     outbox_bytes: int = defaults.OUTBOX_BYTES
     max_symbols_per_message: int = defaults.MAX_SYMBOLS_PER_MESSAGE
+    max_indicators_per_subscription: int = defaults.MAX_INDICATORS_PER_SUBSCRIPTION
+    max_indicator_period: int = defaults.MAX_INDICATOR_PERIOD
+    max_indicator_sets: int = defaults.MAX_INDICATOR_SETS
 
     @property
     def held_bytes(self) -> int:

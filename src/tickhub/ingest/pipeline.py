@@ -27,10 +27,11 @@ from typing import Any
 from tickhub.bus import Bus
 from tickhub.core import defaults
 from tickhub.core.clock import Clock
+from tickhub.core.commands import IndicatorSet, parse_set_key
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Candle, FeedState, FeedStatus, Interval, Tick
 from tickhub.core.protocol import iso
-from tickhub.core.topics import ALL_SYMBOLS, Endpoint, owner_of, topic
+from tickhub.core.topics import ALL_SYMBOLS, Endpoint, owner_of, split_set, topic
 from tickhub.engines import payloads
 from tickhub.engines.alerts import AlertEvent, event_payload
 from tickhub.engines.analysis import AnalysisEngine
@@ -100,6 +101,8 @@ class Ingest:
         self.wanted: set[str] = set()  # topics some client subscribes to (see on_demand)
         self._topic_cache: dict[str, list[str]] = {}
         self._plain_topics: dict[tuple[Endpoint, str], str] = {}
+        # Wanted analysis topics of indicator sets, by their default-set topic: topic -> set.
+        self._sets: dict[str, dict[str, IndicatorSet]] = {}
 
     @property
     def update_interval(self) -> float:
@@ -202,10 +205,12 @@ class Ingest:
                             self.publish_alert_event(event)
                 throttle.discard(key)
                 self._publish_candle(candle)  # always: a closed candle is never conflated
-                if analysis_t in wanted:
+                if analysis_t in wanted or analysis_t in self._sets:
                     with self._contained("analysis", candle.symbol):
                         self._publish_analysis(candle.symbol, candle.interval, closed=True)
-            elif stream_t not in wanted and analysis_t not in wanted:
+            elif (
+                stream_t not in wanted and analysis_t not in wanted and analysis_t not in self._sets
+            ):
                 throttle.starts_bucket(key, candle.start)
             elif throttle.starts_bucket(key, candle.start):
                 throttle.sent(key)
@@ -237,7 +242,8 @@ class Ingest:
             return
         if topic(Endpoint.STREAM, symbol, interval) in self.wanted:
             self._publish_candle(candle)
-        if topic(Endpoint.ANALYSIS, symbol, interval) in self.wanted:
+        analysis_t = topic(Endpoint.ANALYSIS, symbol, interval)
+        if analysis_t in self.wanted or analysis_t in self._sets:
             with self._contained("analysis", symbol):
                 self._publish_analysis(symbol, interval, closed=False)
 
@@ -306,9 +312,17 @@ class Ingest:
     # --- derived streams (computed for real in the analysis/alerts/portfolio engines) ----------
 
     def _publish_analysis(
-        self, symbol: str, interval: Interval, *, closed: bool, with_history: bool = False
+        self,
+        symbol: str,
+        interval: Interval,
+        *,
+        closed: bool,
+        with_history: bool = False,
+        only: str | None = None,
     ) -> None:
-        """Analysis of the closed candles (and the forming one between closes).
+        """Analysis of the closed candles (and the forming one between closes), on each wanted
+        topic of the symbol and interval (the default set's and each indicator set's), or on
+        topic ``only``. Each set is computed once, whatever the number of its subscribers.
 
         On a close, the snapshot also gets a copy carrying ``history`` (the last closed candles,
         for a chart), kept for new subscribers only: live clients already have those candles.
@@ -318,9 +332,29 @@ class Ingest:
         ref = history[-1] if closed and history else candle
         if ref is None:
             return
-        result = self.analysis.analyze(symbol, interval, include_forming=not closed)
+        base = topic(Endpoint.ANALYSIS, symbol, interval)
+        if (only is None or only == base) and base in self.wanted:
+            self._publish_one_analysis(base, None, symbol, interval, ref, closed, with_history)
+        for t, specs in self._sets.get(base, {}).items():
+            if only is None or only == t:
+                self._publish_one_analysis(t, specs, symbol, interval, ref, closed, with_history)
+
+    def _publish_one_analysis(
+        self,
+        t: str,
+        specs: IndicatorSet | None,
+        symbol: str,
+        interval: Interval,
+        ref: Candle,
+        closed: bool,
+        with_history: bool,
+    ) -> None:
+        result = self.analysis.analyze(
+            symbol, interval, include_forming=not closed, indicators=specs
+        )
         data = payloads.analysis_data(result, ref)
-        t = topic(Endpoint.ANALYSIS, symbol, interval)
+        if specs is not None:
+            data["indicators"] = [s.canonical for s in specs]
         self.publisher.data(
             t,
             symbol,
@@ -450,6 +484,7 @@ class Ingest:
             self.wanted.add(t)
         else:
             self.wanted.discard(t)
+        self._track_set(t, wanted)
         owner = owner_of(t)
         if owner is None:
             if wanted:
@@ -470,6 +505,24 @@ class Ingest:
                 self._alert_states.pop((symbol, owner), None)
         if wanted:
             self._publish_owned(kind, symbol, owner)
+
+    def _track_set(self, t: str, wanted: bool) -> None:
+        """Keep ``_sets`` in step with the wanted analysis topics of indicator sets."""
+        base, key = split_set(t)
+        if not key or not base.startswith(Endpoint.ANALYSIS.value + ":"):
+            return
+        if not wanted:
+            sets = self._sets.get(base)
+            if sets is not None:
+                sets.pop(t, None)
+                if not sets:
+                    del self._sets[base]
+            return
+        specs = parse_set_key(key)
+        if specs is None:
+            log.warning("analysis topic with an unreadable indicator set: %s", t)
+            return
+        self._sets.setdefault(base, {})[t] = specs
 
     def _publish_owned(self, kind: str, symbol: str, owner: str) -> None:
         """An alerts or portfolio topic became wanted: its latest state, for its snapshot."""
@@ -501,7 +554,8 @@ class Ingest:
 
     def _publish_current(self, t: str) -> None:
         """A stream or analysis topic became wanted: its latest state, so it has a snapshot."""
-        kind, _, rest = t.partition(":")
+        base, _ = split_set(t)
+        kind, _, rest = base.partition(":")
         symbol, _, raw = rest.rpartition(":")
         try:
             interval = Interval.parse(raw)
@@ -517,7 +571,7 @@ class Ingest:
                 self._publish_candle(candle)
         elif kind == Endpoint.ANALYSIS.value:
             with self._contained("analysis", symbol):
-                self._publish_analysis(symbol, interval, closed=False, with_history=True)
+                self._publish_analysis(symbol, interval, closed=False, with_history=True, only=t)
 
     def owners(self, endpoint: Endpoint, symbol: str) -> set[str]:
         """Every owner whose topic of ``symbol`` on ``endpoint`` is watched ("" is the

@@ -101,7 +101,7 @@ def test_analysis_of_closed_candles_matches_the_pure_functions() -> None:
         "interval",
     }
     assert analysis["technical_indicators"] == compute_indicators(candles)
-    assert analysis["patterns"] == detect_patterns(candles)
+    assert analysis["patterns"] == detect_patterns(candles, with_strength=True)
     assert analysis["risk_metrics"] == risk_metrics(candles, None, Interval.M1)
     assert analysis["risk_metrics"]["window"] == RISK_WINDOW
 
@@ -118,7 +118,7 @@ def test_forming_candle_counts_only_when_asked() -> None:
     assert with_forming["technical_indicators"]["warmup"]["have"] == 121
     assert closed_only["technical_indicators"] == compute_indicators(candles)
     # Patterns and risk read closed candles only.
-    assert with_forming["patterns"] == detect_patterns(candles)
+    assert with_forming["patterns"] == detect_patterns(candles, with_strength=True)
     assert with_forming["risk_metrics"] == risk_metrics(candles, None, Interval.M1)
 
 
@@ -285,6 +285,12 @@ def test_patterns_carry_the_signal_candle_start() -> None:
     ]
     doji = closed(12, 100.5, 100.5)
     engine = fed([*context, doji])
-    assert engine.analyze("X", Interval.M1)["patterns"] == [
-        {"name": "doji", "direction": "neutral", "start": doji.start}
-    ]
+    found = engine.analyze("X", Interval.M1)["patterns"]
+    # A doji with long shadows is also a long-legged doji, a rickshaw man, a high wave...
+    assert found[0] == {
+        "name": "doji",
+        "direction": "neutral",
+        "start": doji.start,
+        "strength": 100,
+    }
+    assert {p["start"] for p in found} == {doji.start}

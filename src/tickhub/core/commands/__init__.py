@@ -28,6 +28,15 @@ from tickhub.core.commands.alerts import (
     ALERT_VALUE_DECIMALS,
     NOTE_MAX_LENGTH,
 )
+from tickhub.core.commands.indicators import (
+    CATALOG,
+    IndicatorSet,
+    IndicatorSpec,
+    parse_indicators,
+    parse_set_key,
+    set_key,
+    warmup_of,
+)
 from tickhub.core.commands.model import (
     REQUEST_ENDPOINTS,
     Auth,
@@ -61,6 +70,7 @@ __all__ = [
     "ALERT_PERCENT_RANGE",
     "ALERT_PRICE_RANGE",
     "ALERT_VALUE_DECIMALS",
+    "CATALOG",
     "DECIMAL_TEXT",
     "MAX_POSITION_PRICE",
     "MAX_QUANTITY",
@@ -74,6 +84,8 @@ __all__ = [
     "CreateAlert",
     "DeleteAlert",
     "Heartbeat",
+    "IndicatorSet",
+    "IndicatorSpec",
     "ListAlerts",
     "ListPositions",
     "ListSubscriptions",
@@ -85,5 +97,9 @@ __all__ = [
     "Subscribe",
     "Unsubscribe",
     "parse_command",
+    "parse_indicators",
     "parse_position_fields",
+    "parse_set_key",
+    "set_key",
+    "warmup_of",
 ]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tickhub.core import defaults
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.protocol import ErrorCode, ProtocolError, clip, shown
 from tickhub.core.topics import Endpoint
@@ -19,6 +20,8 @@ class Context:
     endpoint: Endpoint
     registry: InstrumentRegistry
     max_symbols: int
+    max_indicators: int = defaults.MAX_INDICATORS_PER_SUBSCRIPTION
+    max_period: int = defaults.MAX_INDICATOR_PERIOD
 
 
 def missing(name: str) -> ProtocolError:

@@ -13,6 +13,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import ClassVar, Final
 
+from tickhub.core.commands.indicators import IndicatorSet
 from tickhub.core.model import Interval
 from tickhub.core.topics import Endpoint
 
@@ -55,13 +56,16 @@ class Subscribe:
     """``subscribe``: ``names`` as the client wrote them (trimmed, repeats dropped, order kept;
     not yet looked up, so that each unknown one is refused on its own). ``interval`` is set on
     the endpoints with candles (``1m`` when none was asked) and ``None`` elsewhere; ``since``
-    maps a name to its resume point; ``batch`` asks for batched delivery."""
+    maps a name to its resume point; ``batch`` asks for batched delivery; ``indicators`` is
+    the indicator set asked for on ``/ws/analysis`` (``None``: the default set, and always
+    ``None`` elsewhere)."""
 
     type: ClassVar[str] = "subscribe"
     names: tuple[str, ...]
     interval: Interval | None = None
     since: Mapping[str, ResumePoint] = field(default_factory=_no_resume)
     batch: bool = False
+    indicators: IndicatorSet | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from typing import Any, Final
 from tickhub.core import defaults, protocol
 from tickhub.core.commands.alerts import parse_create_alert, parse_delete_alert, parse_list_alerts
 from tickhub.core.commands.fields import Context
+from tickhub.core.commands.indicators import parse_indicators
 from tickhub.core.commands.model import (
     REQUEST_ENDPOINTS,
     Auth,
@@ -43,6 +44,8 @@ def parse_command(
     endpoint: Endpoint,
     registry: InstrumentRegistry,
     max_symbols: int = defaults.MAX_SYMBOLS_PER_MESSAGE,
+    max_indicators: int = defaults.MAX_INDICATORS_PER_SUBSCRIPTION,
+    max_period: int = defaults.MAX_INDICATOR_PERIOD,
 ) -> Command | ProtocolError:
     """The command ``msg`` (a decoded client message) asks for on ``endpoint``, or why not.
 
@@ -59,7 +62,7 @@ def parse_command(
     only_on = REQUEST_ENDPOINTS.get(kind)
     if parse is None or (only_on is not None and only_on != endpoint):
         return unknown_type(kind)
-    return parse(msg, Context(endpoint, registry, max_symbols))
+    return parse(msg, Context(endpoint, registry, max_symbols, max_indicators, max_period))
 
 
 def _subscribe(msg: Mapping[str, Any], ctx: Context) -> Subscribe | ProtocolError:
@@ -73,8 +76,20 @@ def _subscribe(msg: Mapping[str, Any], ctx: Context) -> Subscribe | ProtocolErro
     if isinstance(since, ProtocolError):
         return since
     points = {name: ResumePoint(epoch, seq) for name, (epoch, seq) in since.items()}
+    indicators = None
+    if ctx.endpoint is Endpoint.ANALYSIS:
+        chosen = parse_indicators(
+            msg.get("indicators"), max_indicators=ctx.max_indicators, max_period=ctx.max_period
+        )
+        if isinstance(chosen, ProtocolError):
+            return chosen
+        indicators = chosen
     return Subscribe(
-        tuple(names), interval, MappingProxyType(points), batch=msg.get("batch") is True
+        tuple(names),
+        interval,
+        MappingProxyType(points),
+        batch=msg.get("batch") is True,
+        indicators=indicators,
     )
 
 

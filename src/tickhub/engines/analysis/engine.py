@@ -27,10 +27,11 @@ bucket closes; one for a bucket already closed is ignored.
 from __future__ import annotations
 
 from collections import deque
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 
+from tickhub.core.commands.indicators import IndicatorSet, set_key
 from tickhub.core.model import Candle, Interval
 from tickhub.engines.analysis.indicators import (
     LOOKBACK,
@@ -42,7 +43,9 @@ from tickhub.engines.analysis.indicators import (
     tail,
 )
 from tickhub.engines.analysis.patterns import Pattern, detect_patterns
+from tickhub.engines.analysis.pivots import previous_session, session_of
 from tickhub.engines.analysis.risk import RISK_WINDOW, RiskMetrics, risk_metrics
+from tickhub.engines.analysis.sets import Prices, compute_set, lookback, prices_of, with_candle
 from tickhub.engines.analysis.trend import Trend, classify_trend
 
 DEFAULT_MAXLEN = 500
@@ -54,7 +57,7 @@ DEFAULT_BENCHMARK = "NIFTY 50"
 class Analysis(TypedDict):
     """One ``/ws/analysis`` payload for a symbol and interval."""
 
-    technical_indicators: Indicators
+    technical_indicators: Indicators | dict[str, Any]
     patterns: list[Pattern]
     risk_metrics: RiskMetrics
     trend: Trend
@@ -102,15 +105,25 @@ class AnalysisEngine:
             return []
         return tail(series.closed, n)
 
-    def analyze(self, symbol: str, interval: Interval, include_forming: bool = False) -> Analysis:
+    def analyze(
+        self,
+        symbol: str,
+        interval: Interval,
+        include_forming: bool = False,
+        indicators: IndicatorSet | None = None,
+    ) -> Analysis:
         """The analysis of ``symbol`` at ``interval``; an unknown series gives the empty analysis
-        (every value ``None``, no patterns, ``neutral``)."""
+        (every value ``None``, no patterns, ``neutral``). ``indicators``: the set whose values
+        replace the default ``technical_indicators`` (the trend stays the default set's rule)."""
         series = self._series.get((symbol, interval)) or _Series(self.maxlen)
-        indicators, trend = series.indicators(include_forming)
+        default, trend = series.indicators(include_forming)
+        chosen: Indicators | dict[str, Any] = default
+        if indicators is not None:
+            chosen = series.indicator_set(indicators, include_forming)
         if series.patterns is None:
-            series.patterns = detect_patterns(series.closed)
+            series.patterns = detect_patterns(series.closed, with_strength=True)
         return {
-            "technical_indicators": indicators,
+            "technical_indicators": chosen,
             "patterns": series.patterns,
             "risk_metrics": self._risk(series, interval),
             "trend": trend,
@@ -144,8 +157,10 @@ class _Series:
         "forming",
         "patterns",
         "risk",
+        "sets",
         "version",
         "vwap",
+        "wide",
     )
 
     def __init__(self, maxlen: int) -> None:
@@ -160,6 +175,9 @@ class _Series:
         self._closed_indicators: tuple[Indicators, Trend] | None = None
         self.patterns: list[Pattern] | None = None
         self.risk: tuple[int, RiskMetrics] | None = None
+        # Per set key, its values on the closed candles; and the widest price arrays read.
+        self.sets: dict[str, dict[str, Any]] = {}
+        self.wide: tuple[int, Prices] | None = None
 
     def close(self, candle: Candle) -> None:
         if self.closed and candle.start < self.closed[-1].start:
@@ -177,6 +195,8 @@ class _Series:
         self._closed_indicators = None
         self.patterns = None
         self.risk = None
+        self.sets = {}
+        self.wide = None
 
     def form(self, candle: Candle) -> None:
         if self.closed and candle.start <= self.closed[-1].start:
@@ -189,6 +209,35 @@ class _Series:
         if self._closed_indicators is None:
             self._closed_indicators = self._compute(None)
         return self._closed_indicators
+
+    def indicator_set(self, specs: IndicatorSet, include_forming: bool) -> dict[str, Any]:
+        """A set's values: computed once per closed candle, and on each forming update asked."""
+        forming = self.forming if include_forming else None
+        if forming is None:
+            key = set_key(specs)
+            found = self.sets.get(key)
+            if found is None:
+                found = self.sets[key] = self._compute_set(specs, None)
+            return found
+        return self._compute_set(specs, forming)
+
+    def _compute_set(self, specs: IndicatorSet, forming: Candle | None) -> dict[str, Any]:
+        n = lookback(specs)
+        if self.wide is None or self.wide[0] < n:
+            self.wide = (n, prices_of(tail(self.closed, n)))
+        width, prices = self.wide
+        if width > n:
+            high, low, close, volume = prices
+            prices = (high[-n:], low[-n:], close[-n:], volume[-n:])
+        vwap, have = self.vwap, len(self.closed)
+        newest = forming if forming is not None else (self.closed[-1] if self.closed else None)
+        if forming is not None:
+            prices = with_candle(prices, forming, n)
+            vwap, have = vwap.add(forming), have + 1
+        session = None
+        if newest is not None:
+            session = previous_session(self.closed, session_of(newest))
+        return compute_set(specs, prices, vwap=vwap.value, previous_session=session, have=have)
 
     def _compute(self, forming: Candle | None) -> tuple[Indicators, Trend]:
         if self._prices is None:
