@@ -100,18 +100,57 @@ export interface MarketData extends TickData {
   oi: number;
 }
 
+/** The default set's `technical_indicators` (a subscribe without `indicators`). */
+export interface DefaultIndicators {
+  sma_20: number | null;
+  ema_20: number | null;
+  rsi_14: number | null;
+  macd: { macd: number | null; signal: number | null; histogram: number | null };
+  bollinger: { upper: number | null; middle: number | null; lower: number | null };
+  atr_14: number | null;
+  vwap: number | null;
+  warmup: { needed: number; have: number };
+}
+
+/** One value of an indicator set, by indicator (`null` members while warming up). */
+export type IndicatorValue =
+  | number // sma, ema, rsi, atr, vwap, obv, sar
+  | null
+  | { macd: number | null; signal: number | null; histogram: number | null }
+  | { upper: number | null; middle: number | null; lower: number | null } // bollinger, donchian
+  | { value: number | null; direction: 'up' | 'down' | null } // supertrend
+  | { k: number | null; d: number | null } // stoch
+  | { adx: number | null; plus_di: number | null; minus_di: number | null }
+  | {
+      pivot: number | null;
+      r1: number | null;
+      r2: number | null;
+      r3: number | null;
+      s1: number | null;
+      s2: number | null;
+      s3: number | null;
+    };
+
+/** A chosen set's `technical_indicators`: one member per canonical entry (`"ema:9"`,
+ *  `"supertrend:10,3"`), and `warmup`. */
+export type SetIndicators = { [entry: string]: IndicatorValue } & {
+  warmup: { needed: number; have: number };
+};
+
+export interface CandlePattern {
+  /** One of the 61 TA-Lib patterns, e.g. `doji`, `engulfing`, `three_inside` (docs/protocol.md). */
+  name: string;
+  direction: 'bullish' | 'bearish' | 'neutral';
+  start: Timestamp;
+  /** TA-Lib's |signal|: 100; 80 for the weaker engulfing/harami forms; 200 for a confirmed hikkake. */
+  strength?: number;
+}
+
 export interface TechnicalAnalysis {
-  technical_indicators: {
-    sma_20: number | null;
-    ema_20: number | null;
-    rsi_14: number | null;
-    macd: { macd: number | null; signal: number | null; histogram: number | null };
-    bollinger: { upper: number | null; middle: number | null; lower: number | null };
-    atr_14: number | null;
-    vwap: number | null;
-    warmup: { needed: number; have: number };
-  };
-  patterns: { name: string; direction: 'bullish' | 'bearish' | 'neutral'; start: Timestamp }[];
+  technical_indicators: DefaultIndicators | SetIndicators;
+  /** Set subscriptions only: the set's canonical entries, sorted (absent for the default set). */
+  indicators?: string[];
+  patterns: CandlePattern[];
   risk_metrics: {
     window: number;
     realised_volatility: number | null;
@@ -231,6 +270,8 @@ export interface SubscriptionMessage {
   requested?: string;
   /** On acks of a resubscribe with `since`: true when the missed messages follow, false when a snapshot does. */
   recovered?: boolean;
+  /** /ws/analysis acks of a subscribe with `indicators`: the set, canonical and sorted. */
+  indicators?: string[];
 }
 
 export interface StatusMessage {

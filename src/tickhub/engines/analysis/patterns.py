@@ -10,8 +10,8 @@ candle, in the order of ``PATTERNS``.
 
 Directions: the sign of TA-Lib's signal (bullish > 0, bearish < 0), except the doji family, which
 is always ``neutral``. Hammer is bullish and shooting star bearish by TA-Lib's own sign. Strength:
-TA-Lib's ``|signal|``, 100; 80 for harami and harami cross whose second body is not strictly
-inside the first; 200 for a hikkake's confirmation.
+TA-Lib's ``|signal|``: 100; 80 for the weaker forms of engulfing, harami and harami cross (a body
+that engulfs or sits inside the other one but touches it); 200 for a hikkake's confirmation.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ PATTERN_CONTEXT = 20
 
 class Pattern(TypedDict):
     """One pattern found. ``start`` is the start of the candle the signal is on (the pattern's last
-    candle), a ``datetime``: the wire layer formats it. ``strength``: TA-Lib's ``|signal|``, 100,
-    or 200 for a confirmed one (hikkake's confirmation); only with ``with_strength``."""
+    candle), a ``datetime``: the wire layer formats it. ``strength``: TA-Lib's ``|signal|`` (100,
+    80 or 200, see above); only with ``with_strength``."""
 
     name: str
     direction: Direction
