@@ -86,9 +86,11 @@ class Dispatcher:
         self._drop = unsubscribe
         self._close = close
         self._handlers: dict[Endpoint, dict[str, _Served]] = {e: {} for e in Endpoint}
-        self._shared: dict[tuple[Endpoint, str, Interval | None, str], Subscription] = {}
-        # Indicator set key -> how many of the hub's topics use it (see on_demand).
+        self._shared: dict[tuple[Endpoint, str, Interval | None], Subscription] = {}
+        # Indicator set key -> how many of the hub's topics use it (see on_demand), and the
+        # shared subscriptions of each set in use (dropped with the set's last topic).
         self._set_topics: dict[str, int] = {}
+        self._set_subs: dict[str, dict[tuple[str, Interval | None], Subscription]] = {}
         self._failure_logged: dict[str, float] = {}
         self.messages_in = 0
         self.errors: dict[str, int] = {}
@@ -296,6 +298,7 @@ class Dispatcher:
             self._set_topics[key] = n
         else:
             self._set_topics.pop(key, None)
+            self._set_subs.pop(key, None)
 
     def _subscribe(self, session: Session, command: Subscribe) -> None:
         interval, since = command.interval, command.since
@@ -411,29 +414,39 @@ class Dispatcher:
 
         Thousands of clients subscribe to the same few hundred topics: a topic string and a
         :class:`Subscription` of their own would cost each ~120 bytes per subscription. The
-        shared ones are bounded by instruments x intervals x endpoints (x the indicator sets
-        in use, at most ``MAX_INDICATOR_SETS`` + 1, for analysis); a per-user topic
+        shared ones are bounded by instruments x intervals x endpoints (and the indicator sets
+        in use, see ``_set_subscription``); a per-user topic
         (``user`` set) is the client's own and not kept here, so users cannot grow this."""
         endpoint = session.endpoint
         owner = "" if endpoint.has_interval else session.user
         if owner:
             return Subscription(symbol, interval, topic(endpoint, symbol, interval, owner))
-        key = (endpoint, symbol, interval, indicators)
+        if indicators:
+            return self._set_subscription(symbol, interval, indicators)
+        key = (endpoint, symbol, interval)
         sub = self._shared.get(key)
         if sub is None:
-            if indicators and len(self._shared) >= self._shared_bound():
-                # Sets come and go: forget the shared objects of sets no longer in use.
-                for k in [k for k in self._shared if k[3] and k[3] not in self._set_topics]:
-                    del self._shared[k]
             sub = self._shared[key] = Subscription(
-                symbol, interval, topic(endpoint, symbol, interval, indicators=indicators)
+                symbol, interval, topic(endpoint, symbol, interval)
             )
         return sub
 
-    def _shared_bound(self) -> int:
-        """When to sweep shared subscriptions of sets out of use: twice the public topics
-        without sets (instruments x intervals x endpoints)."""
-        return 2 * len(self.registry) * len(Interval) * len(Endpoint)
+    def _set_subscription(
+        self, symbol: str, interval: Interval | None, indicators: str
+    ) -> Subscription:
+        """An analysis subscription of an indicator set: shared once the set is in use (so
+        the objects kept are bounded by the sets in use, which ``MAX_INDICATOR_SETS``
+        bounds), the client's own before (the first subscriber of a set, or one refused)."""
+        subs = self._set_subs.get(indicators)
+        sub = subs.get((symbol, interval)) if subs is not None else None
+        if sub is not None:
+            return sub
+        sub = Subscription(
+            symbol, interval, topic(Endpoint.ANALYSIS, symbol, interval, indicators=indicators)
+        )
+        if indicators in self._set_topics:
+            self._set_subs.setdefault(indicators, {})[(symbol, interval)] = sub
+        return sub
 
     def _unsubscribe(self, session: Session, command: Unsubscribe) -> None:
         interval = command.interval
