@@ -40,11 +40,20 @@ def _ticks() -> list[Tick]:
 
 SUBSCRIPTIONS: list[tuple[str, Msg]] = [
     ("/ws/analysis", {"type": "subscribe", "symbol": "MARUTI", "interval": "3m"}),
+    (
+        "/ws/analysis",
+        {
+            "type": "subscribe",
+            "symbol": "MARUTI",
+            "interval": "3m",
+            "indicators": ["supertrend:3,2", "ema:3", "pivots"],
+        },
+    ),
     ("/ws/stream", {"type": "subscribe", "symbol": "MARUTI", "interval": "5m"}),
     ("/ws/alerts", {"type": "subscribe", "symbol": "MARUTI"}),
     ("/ws/portfolio", {"type": "subscribe", "symbol": "*"}),
 ]
-IDS = ["analysis-3m", "stream-5m", "alerts", "portfolio-all"]
+IDS = ["analysis-3m", "analysis-3m-set", "stream-5m", "alerts", "portfolio-all"]
 
 
 async def _subscribe(port: int, path: str, msg: Msg) -> Client:
