@@ -69,6 +69,12 @@ async def test_same_set_in_any_spelling_shares_one_topic_and_one_message(tmp_pat
         assert ack_a["status"] == ack_b["status"] == "subscribed"
         assert ack_a["indicators"] == ack_b["indicators"] == ["ema:9", "rsi:14"]
         assert "indicators" not in ack_plain
+        listed = await a.request({"type": "list_subscriptions"}, "subscriptions")
+        assert listed["subscriptions"] == [
+            {"symbol": "RELIANCE", "interval": "1m", "indicators": ["ema:9", "rsi:14"]}
+        ]
+        listed = await plain.request({"type": "list_subscriptions"}, "subscriptions")
+        assert listed["subscriptions"] == [{"symbol": "RELIANCE", "interval": "1m"}]
         topics = {t for t in svc.hub.topics() if t.startswith("analysis:")}
         assert topics == {"analysis:RELIANCE:1m", "analysis:RELIANCE:1m|ema:9;rsi:14"}
 

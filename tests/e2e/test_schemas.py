@@ -181,6 +181,18 @@ async def _drive_main(
         await run.ask(c, {"type": "subscribe", "symbol": symbol}, "subscription")
     await run.error(stream, {"type": "subscribe", "symbol": "RELIANCE", "interval": "2m"},
                     "unknown_interval")  # fmt: skip
+    # Indicator sets: every indicator (in two sets, within the per-subscription limit), and
+    # the errors of a bad set.
+    chosen = {"type": "subscribe", "symbol": "RELIANCE", "interval": "1m"}
+    for indicators in (
+        ["sma:5", "ema:9", "rsi", "macd:5,13,4", "bollinger:10,1.5", "atr:5", "vwap"],
+        ["supertrend:5,2", "stoch:5,3,3", "adx:5", "obv", "sar", "donchian:5", "pivots"],
+    ):
+        await run.ask(analysis, {**chosen, "indicators": indicators}, "subscription")
+    await run.error(analysis, {**chosen, "indicators": ["ichimoku"]}, "unknown_indicator")
+    await run.error(analysis, {**chosen, "indicators": ["ema:0"]}, "invalid_indicator_parameter")
+    await run.error(analysis, {**chosen, "indicators": [f"ema:{n}" for n in range(2, 13)]},
+                    "too_many_indicators")  # fmt: skip
 
     # A user alert that fires on the second tick; the market moves over two minutes, so 1m
     # candles close and the analysis of each close goes out.
@@ -203,6 +215,9 @@ async def _drive_main(
     await stream.wait_for(lambda m: m.get("data_type") == "candle_data" and m["data"]["closed"])
     await stream.wait_for(lambda m: m.get("data_type") == "market_data")
     await analysis.wait_for(lambda m: m.get("data_type") == "technical_analysis")
+    await analysis.wait_for(
+        lambda m: m.get("data_type") == "technical_analysis" and "indicators" in m["data"]
+    )
     await run.ask(alerts, {"type": "delete_alert", "id": created["alert"]["id"]}, "alert",
                   status="deleted")  # fmt: skip
 

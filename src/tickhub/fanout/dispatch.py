@@ -477,11 +477,19 @@ class Dispatcher:
                 f"not subscribed: {protocol.listed(missing)}",
             )
 
+    @staticmethod
+    def _listed(sub: Subscription) -> dict[str, Any]:
+        """One entry of ``subscriptions``: an indicator set's topic also names its set."""
+        entry: dict[str, Any] = {"symbol": sub.symbol}
+        if sub.interval:
+            entry["interval"] = sub.interval.value
+        _, key = split_set(sub.topic)
+        if key:
+            entry["indicators"] = key.split(";")
+        return entry
+
     def _list(self, session: Session) -> None:
-        subs = [
-            {"symbol": s.symbol, **({"interval": s.interval.value} if s.interval else {})}
-            for s in session.subs.values()
-        ]
+        subs = [self._listed(s) for s in session.subs.values()]
         symbols = list(dict.fromkeys(s.symbol for s in session.subs.values()))
         session.send(
             protocol.reply(self.clock.now(), "subscriptions", symbols=symbols, subscriptions=subs)
