@@ -23,7 +23,12 @@ from tickhub.engines.analysis.patterns import PATTERN_CONTEXT
 
 Row = tuple[float, float, float, float]
 
-NEUTRAL = {"doji", "dragonfly_doji", "gravestone_doji", "long_legged_doji", "rickshaw_man"}
+NEUTRAL = {
+    # TA-Lib answers +100 for "present" whatever the side.
+    *("doji", "dragonfly_doji", "gravestone_doji", "long_legged_doji", "rickshaw_man"),
+    # TA-Lib's sign is the candle's colour, "not bullish or bearish" by its own documentation.
+    *("high_wave", "spinning_top", "short_line"),
+}
 
 HAND_BUILT: dict[str, list[Row]] = {
     # long white; black gapping up; black opening in the 2nd body, closing in the 1st

@@ -8,10 +8,11 @@ longest lookback is 14 candles (breakaway, ladder bottom, mat hold, rising/falli
 and only the last ``PATTERN_CONTEXT`` candles are read. Several patterns may be reported on one
 candle, in the order of ``PATTERNS``.
 
-Directions: the sign of TA-Lib's signal (bullish > 0, bearish < 0), except the doji family, which
-is always ``neutral``. Hammer is bullish and shooting star bearish by TA-Lib's own sign. Strength:
-TA-Lib's ``|signal|``: 100; 80 for the weaker forms of engulfing, harami and harami cross (a body
-that engulfs or sits inside the other one but touches it); 200 for a hikkake's confirmation.
+Directions: the sign of TA-Lib's signal (bullish > 0, bearish < 0), except for the doji family and
+the colour-only shapes, which are ``neutral`` (see ``PATTERNS``). Hammer is bullish and shooting
+star bearish by TA-Lib's own sign. Strength: TA-Lib's ``|signal|``: 100; 80 for the weaker forms
+of engulfing, harami and harami cross (a body that engulfs or sits inside the other one but
+touches it); 200 for a hikkake's confirmation.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ PATTERNS: tuple[tuple[str, CandleFunction, Direction | None], ...] = (
     ("gravestone_doji", talib.CDLGRAVESTONEDOJI, "neutral"),
     ("hanging_man", talib.CDLHANGINGMAN, None),
     ("harami_cross", talib.CDLHARAMICROSS, None),
-    ("high_wave", talib.CDLHIGHWAVE, None),
+    ("high_wave", talib.CDLHIGHWAVE, "neutral"),
     ("hikkake", talib.CDLHIKKAKE, None),
     ("homing_pigeon", talib.CDLHOMINGPIGEON, None),
     ("identical_three_crows", talib.CDLIDENTICAL3CROWS, None),
@@ -93,8 +94,8 @@ PATTERNS: tuple[tuple[str, CandleFunction, Direction | None], ...] = (
     ("rickshaw_man", talib.CDLRICKSHAWMAN, "neutral"),
     ("rising_falling_three_methods", talib.CDLRISEFALL3METHODS, None),
     ("separating_lines", talib.CDLSEPARATINGLINES, None),
-    ("short_line", talib.CDLSHORTLINE, None),
-    ("spinning_top", talib.CDLSPINNINGTOP, None),
+    ("short_line", talib.CDLSHORTLINE, "neutral"),
+    ("spinning_top", talib.CDLSPINNINGTOP, "neutral"),
     ("stalled_pattern", talib.CDLSTALLEDPATTERN, None),
     ("stick_sandwich", talib.CDLSTICKSANDWICH, None),
     ("takuri", talib.CDLTAKURI, None),
@@ -111,9 +112,11 @@ PATTERNS: tuple[tuple[str, CandleFunction, Direction | None], ...] = (
 )
 """Name, TA-Lib function and fixed direction (``None``: from the signal's sign): every function of
 TA-Lib's "Pattern Recognition" group, the nine the service always reported first, then the others
-by name. The five doji functions answer +100 for "present" whatever the market's side, so their
-direction is ``neutral``; the others' sign is TA-Lib's (for single-candle shapes such as marubozu,
-spinning top, long and short lines, high wave: the candle's colour)."""
+by name. The five doji functions answer +100 for "present" whatever the market's side, and for
+spinning top, high wave and short line TA-Lib's sign is the candle's colour, which its source says
+"does not mean bullish or bearish": these eight are ``neutral``. The others' sign is TA-Lib's
+bullish/bearish (for long line, marubozu, closing marubozu and belt hold, the colour, which TA-Lib
+does read as bullish or bearish)."""
 
 
 def detect_patterns(candles: Sequence[Candle], *, with_strength: bool = False) -> list[Pattern]:
