@@ -418,3 +418,27 @@ def test_a_set_includes_the_forming_candle_when_asked() -> None:
     assert close_enough(forming["ema:9"], ref_ema(X, 9)[-1])
     assert close_enough(closed["ema:9"], ref_ema(X[:-1], 9)[-1])
     assert forming["warmup"]["have"] == closed["warmup"]["have"] + 1
+
+
+def test_pivots_follow_the_session_of_the_candle_analysed() -> None:
+    """The first candle of a new session, still forming, already has the previous session's
+    pivots; the closed candles alone (all of the first session) have none."""
+    candles = session_candles()
+    first_day = [c for c in candles if c.start.astimezone(IST).day == 2]
+    opening = candles[len(first_day)]
+    engine = AnalysisEngine(benchmark=None)
+    for c in first_day:
+        engine.on_candle(c)
+    specs = parse_indicators(["pivots"])
+    assert isinstance(specs, tuple)
+    assert values(engine.analyze("RELIANCE", Interval.M5, False, specs))["pivots"]["pivot"] is None
+    engine.on_candle(
+        Candle(opening.symbol, opening.interval, opening.start, opening.open, opening.high,
+               opening.low, opening.close, opening.volume, closed=False)
+    )  # fmt: skip
+    h, lo = max(c.high for c in first_day), min(c.low for c in first_day)
+    want = (h + lo + first_day[-1].close) / 3
+    forming = values(engine.analyze("RELIANCE", Interval.M5, True, specs))["pivots"]
+    assert close_enough(forming["pivot"], want)
+    closed = values(engine.analyze("RELIANCE", Interval.M5, False, specs))["pivots"]
+    assert closed["pivot"] is None

@@ -27,6 +27,7 @@ bucket closes; one for a bucket already closed is ignored.
 from __future__ import annotations
 
 from collections import deque
+from datetime import date
 from typing import Any, TypedDict
 
 import numpy as np
@@ -156,6 +157,7 @@ class _Series:
         "closed",
         "forming",
         "patterns",
+        "pivot_input",
         "risk",
         "sets",
         "version",
@@ -178,6 +180,7 @@ class _Series:
         # Per set key, its values on the closed candles; and the widest price arrays read.
         self.sets: dict[str, dict[str, Any]] = {}
         self.wide: tuple[int, Prices] | None = None
+        self.pivot_input: tuple[date, tuple[float, float, float] | None] | None = None
 
     def close(self, candle: Candle) -> None:
         if self.closed and candle.start < self.closed[-1].start:
@@ -197,6 +200,7 @@ class _Series:
         self.risk = None
         self.sets = {}
         self.wide = None
+        self.pivot_input = None
 
     def form(self, candle: Candle) -> None:
         if self.closed and candle.start <= self.closed[-1].start:
@@ -235,9 +239,15 @@ class _Series:
             prices = with_candle(prices, forming, n)
             vwap, have = vwap.add(forming), have + 1
         session = None
-        if newest is not None:
-            session = previous_session(self.closed, session_of(newest))
+        if newest is not None and any(s.name == "pivots" for s in specs):
+            session = self._previous_session(session_of(newest))
         return compute_set(specs, prices, vwap=vwap.value, previous_session=session, have=have)
+
+    def _previous_session(self, today: date) -> tuple[float, float, float] | None:
+        """The pivots' input, found once per closed candle and day (a scan of the history)."""
+        if self.pivot_input is None or self.pivot_input[0] != today:
+            self.pivot_input = (today, previous_session(self.closed, today))
+        return self.pivot_input[1]
 
     def _compute(self, forming: Candle | None) -> tuple[Indicators, Trend]:
         if self._prices is None:
