@@ -107,6 +107,16 @@ async def test_same_set_in_any_spelling_shares_one_topic_and_one_message(tmp_pat
         }
         seqs = [m["seq"] for m in a.seen if m.get("type") == "data" and not m.get("snapshot")]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        # A late subscriber of the set gets its snapshot: the latest analysis and the copy with
+        # the chart history, both of the set and in the topic's seqs.
+        late = await Client.connect(url)
+        await subscribed(late, {"indicators": ["rsi:14", "ema:9"]})
+        snapshot = [await late.wait_for(is_type("data")) for _ in range(2)]
+        assert all(m["snapshot"] for m in snapshot)
+        assert [len(m["data"].get("history", [])) for m in snapshot] == [0, 20]
+        assert all(m["data"]["indicators"] == ["ema:9", "rsi:14"] for m in snapshot)
+        assert all(m["epoch"] == got_a["epoch"] for m in snapshot)
+        await late.close()
         for client in (a, b, plain):
             await client.close()
     finally:
