@@ -234,4 +234,5 @@ def build_route_options(settings: Settings) -> RouteOptions:
         feed_name=settings.feed,
         admin_key=key.get_secret_value() if key is not None else None,
         health_details=settings.health_details,
+        worker=settings.worker_index or None,
     )

@@ -67,9 +67,21 @@ def _serve(ctx: click.Context, role: str) -> None:
 
 
 @main.command()
+@click.option(
+    "--workers",
+    type=click.IntRange(1, defaults.MAX_WORKERS),
+    default=None,
+    help="gateway processes sharing the port through Redis (default WORKERS, 1: one process)",
+)
 @click.pass_context
-def serve(ctx: click.Context) -> None:
+def serve(ctx: click.Context, workers: int | None = None) -> None:
     """Run the service (feed, engines and WebSocket/HTTP server) in one process."""
+    if workers is None:
+        workers = _settings(ctx.obj["env_file"]).workers
+    if workers > 1:
+        from tickhub.app.supervisor import run_workers
+
+        sys.exit(run_workers(_settings(ctx.obj["env_file"]), ctx.obj["env_file"], workers))
     _serve(ctx, "all")
 
 

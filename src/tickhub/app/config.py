@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # --- plumbing ---
     bus_url: str = "memory://"
     gateways: int = Field(d.GATEWAYS, ge=1, le=64)
+    workers: int = Field(d.WORKERS, ge=1, le=d.MAX_WORKERS)
+    admin_port: int | None = Field(None, ge=1, le=65535)
+    worker_index: int = Field(0, ge=0, le=d.MAX_WORKERS)  # set by the supervisor, 0 = none
     bus_prefix: str = Field(d.BUS_PREFIX, min_length=1, max_length=64)
     data_dir: Path = Path("data")
     store_url: SecretStr | None = None  # may hold a database password
@@ -111,6 +114,16 @@ class Settings(BaseSettings):
     def listen_port(self) -> int:
         return self.ws_port if self.ws_port is not None else self.port + d.LISTEN_PORT_OFFSET
 
+    @property
+    def admin_port_base(self) -> int:
+        """Worker 1's admin port; worker ``n`` listens on this plus ``n - 1``."""
+        if self.admin_port is not None:
+            return self.admin_port
+        return self.listen_port + d.ADMIN_PORT_OFFSET
+
+    def worker_admin_port(self, worker: int) -> int:
+        return self.admin_port_base + worker - 1
+
     @field_validator("cors_origins", "symbols", "api_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -152,6 +165,11 @@ class Settings(BaseSettings):
             raise ValueError("JWT_PUBLIC_KEY_FILE needs JWT_ALGORITHM=RS256")
         if self.feed == "kite" and self.kite_access_token is None and self.kite_token_file is None:
             raise ValueError("FEED=kite needs KITE_ACCESS_TOKEN or KITE_TOKEN_FILE")
+        if self.workers > 1 and self.admin_port_base + self.workers - 1 > 65535:
+            raise ValueError(
+                f"WORKERS={self.workers} needs admin ports {self.admin_port_base} to "
+                f"{self.admin_port_base + self.workers - 1}: past 65535 (set ADMIN_PORT lower)"
+            )
         return self
 
     def allows_origin(self, origin: str) -> bool:

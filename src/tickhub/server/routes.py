@@ -68,6 +68,9 @@ class RouteOptions:
     ``/health`` tells its details only to that bearer."""
     health_details: bool = False
     """``/health`` tells everyone its details (pid, counters), admin key or not."""
+    worker: int | None = None
+    """Which worker of ``serve --workers`` this is: ``/connections`` says it of its report and
+    of every connection, ``/health`` of itself (processes sharing one port are told apart)."""
 
 
 class OwnOrigins:
@@ -97,6 +100,7 @@ def public_health(body: dict[str, Any]) -> dict[str, Any]:
         "version": body["version"],
         "timestamp": body["timestamp"],
         "feed": {k: feed[k] for k in PUBLIC_FEED_FIELDS if k in feed},
+        **({"worker": body["worker"]} if "worker" in body else {}),
     }
 
 
@@ -154,6 +158,11 @@ class HttpRoutes:
     def connections(self, request: HttpRequest) -> HttpResponse:
         report = self._hub.connection_report()
         report["timestamp"] = protocol.iso(self._clock.now())
+        worker = self._options.worker
+        if worker is not None:
+            report["worker"] = worker
+            for connection in report["connections"]:
+                connection["worker"] = worker
         return HttpResponse(200, protocol.encode(report))
 
     def metrics_text(self, request: HttpRequest) -> HttpResponse:

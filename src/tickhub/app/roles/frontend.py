@@ -23,6 +23,9 @@ from tickhub.server.routes import HttpRoutes, OwnOrigins, Reported
 
 log = logging.getLogger(__name__)
 
+ADMIN_HOST = "127.0.0.1"
+"""Where a worker's admin port listens: this host only."""
+
 
 class Frontend:
     """Clients in, messages out. ``reported`` is the role that serves: the routes report on it."""
@@ -53,7 +56,17 @@ class Frontend:
         self._bus.subscribe(STATUS_TOPIC, self._on_status)
 
     async def listen(self) -> int:
-        return await self.server.start(self._settings.host, self._settings.listen_port)
+        """The configured port; a worker of ``serve --workers`` shares it with the others
+        (``SO_REUSEPORT``) and has its own admin port on loopback too, where an operator reaches
+        this worker's ``/health`` and ``/metrics`` rather than whichever the kernel picks."""
+        settings = self._settings
+        worker = settings.worker_index
+        port = await self.server.start(settings.host, settings.listen_port, reuse_port=worker > 0)
+        if worker > 0:
+            admin = settings.worker_admin_port(worker)
+            await self.server.start(ADMIN_HOST, admin)
+            log.info("worker %d: admin port http://%s:%d/health", worker, ADMIN_HOST, admin)
+        return port
 
     async def close(self) -> None:
         """No new clients; those connected get 1001 and a little time to see it."""
