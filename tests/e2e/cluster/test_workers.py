@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -325,3 +326,23 @@ def test_a_malformed_sentinel_url_is_refused_by_the_single_process_too(tmp_path:
         "address 'h2:x'; expected redis+sentinel://[[user]:password@]host[:port][,host[:port]"
         "...]/service[/db])"
     )
+
+
+def test_a_port_held_by_another_program_is_refused_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as holder:  # no SO_REUSEPORT: the port is not shared with it
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = _serve_once(
+            tmp_path,
+            "--workers",
+            "2",
+            BUS_URL=REDIS_URL,
+            BUS_PREFIX=f"tickhub-test-held-{port}",
+            HOST="127.0.0.1",
+            WS_PORT=str(port),
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines() == [
+        f"serve: cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
+    ]
