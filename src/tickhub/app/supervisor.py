@@ -146,18 +146,23 @@ def run_workers(
         _say(f"not starting: {conflict}")
         return EXIT_CONFIG
     host, port = settings.host, settings.listen_port
-    try:
-        _try_shared_bind(host, port)
-    except OSError as exc:
-        _say(f"cannot listen on {host}:{port}: {exc}")
-        return 1
+    admin = settings.admin_port_base
+    wanted = [(host, port, True)] + [
+        (defaults.ADMIN_HOST, admin + i, False) for i in range(workers)
+    ]
+    for where, number, shared in wanted:
+        try:
+            _try_bind(where, number, shared=shared)
+        except OSError as exc:
+            what = "" if shared else " (an admin port: set ADMIN_PORT to move them)"
+            _say(f"cannot listen on {where}:{number}{what}: {exc}")
+            return 1
     command = _command(env_file)
     env = {"BUS_URL": bus_url, "WS_PORT": str(port)}
     plan = [_Child("ingest", [*command, "ingest"], env)]
     for n in range(1, workers + 1):
         worker_env = {**env, "WORKER_INDEX": str(n), "ADMIN_PORT": str(settings.admin_port_base)}
         plan.append(_Child(f"worker-{n}", [*command, "gateway"], worker_env))
-    admin = settings.admin_port_base
     _say(
         f"one ingest and {workers} workers on {host}:{port} (SO_REUSEPORT) over "
         f"{_redact(bus_url)} with BUS_PREFIX {settings.bus_prefix!r}; admin ports "
@@ -194,15 +199,16 @@ def _workers_problem(settings: Settings, workers: int) -> str | None:
     return None
 
 
-def _try_shared_bind(host: str, port: int) -> None:
-    """Raise the ``OSError`` the workers would get binding ``host:port`` (e.g. another program
-    holds it without ``SO_REUSEPORT``), before any of them starts."""
+def _try_bind(host: str, port: int, *, shared: bool) -> None:
+    """Raise the ``OSError`` a worker would get binding ``host:port`` (another program holds
+    it; for the ``shared`` port, one that did not set ``SO_REUSEPORT``), before any starts."""
     for family, kind, proto, _, address in socket.getaddrinfo(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     ):
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if shared:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             probe.bind(address)
         return
 

@@ -346,3 +346,24 @@ def test_a_port_held_by_another_program_is_refused_in_one_line(tmp_path: Path) -
     assert done.stdout.strip().splitlines() == [
         f"serve: cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
     ]
+
+
+def test_a_taken_admin_port_is_refused_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        done = _serve_once(
+            tmp_path,
+            "--workers",
+            "2",
+            BUS_URL=REDIS_URL,
+            BUS_PREFIX=f"tickhub-test-admin-{taken}",
+            HOST="127.0.0.1",
+            ADMIN_PORT=str(taken - 1),  # worker 2's
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines() == [
+        f"serve: cannot listen on 127.0.0.1:{taken} (an admin port: set ADMIN_PORT to move them): "
+        "[Errno 98] Address already in use"
+    ]

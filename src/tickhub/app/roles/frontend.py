@@ -23,9 +23,6 @@ from tickhub.server.routes import HttpRoutes, OwnOrigins, Reported
 
 log = logging.getLogger(__name__)
 
-ADMIN_HOST = "127.0.0.1"
-"""Where a worker's admin port listens: this host only."""
-
 
 class Frontend:
     """Clients in, messages out. ``reported`` is the role that serves: the routes report on it."""
@@ -64,8 +61,10 @@ class Frontend:
         port = await self.server.start(settings.host, settings.listen_port, reuse_port=worker > 0)
         if worker > 0:
             admin = settings.worker_admin_port(worker)
-            await self.server.start(ADMIN_HOST, admin)
-            log.info("worker %d: admin port http://%s:%d/health", worker, ADMIN_HOST, admin)
+            await self.server.start(defaults.ADMIN_HOST, admin)
+            log.info(
+                "worker %d: admin port http://%s:%d/health", worker, defaults.ADMIN_HOST, admin
+            )
         return port
 
     async def close(self) -> None:
