@@ -306,3 +306,43 @@ async def test_the_bus_follows_a_sentinel_failover_and_clients_keep_receiving(
         f"kill: recovered {sum(recovered.values())} of {len(recovered)} topics"
     )
     assert "serve: stopped" not in sw.output and sw.proc.poll() is None
+
+
+async def test_the_bus_follows_a_switchover_whose_old_primary_stays_up_as_a_replica(
+    sentinels: Sentinels, serve: Callable[..., ServeWorkers], clients: list[Client]
+) -> None:
+    """``SENTINEL FAILOVER``: the old primary lives on, read-only, with the connections it had;
+    the ingest's writes there are refused (READONLY) and must move to the new primary."""
+    sw = serve(sentinels.url)
+    await sw.started()
+    watchers = [await _subscribe(sw.port, clients) for _ in range(2)]
+    switch = asyncio.create_task(asyncio.to_thread(_switch_watch(sentinels.sentinels[1])))
+    before = [len(c.seen) for c in watchers]
+    client = redis.Redis(port=sentinels.sentinels[0], socket_timeout=5)
+    try:
+        assert client.sentinel_failover(SERVICE)
+    finally:
+        client.close()
+    announced = await switch
+    assert announced.endswith(f"127.0.0.1 {sentinels.replica}"), announced
+
+    def demoted() -> bool:
+        info: Any = redis.Redis(port=sentinels.primary, socket_timeout=5).info("replication")
+        return bool(info["role"] == "slave" and info.get("master_link_status") == "up")
+
+    await asyncio.to_thread(_wait, demoted, "the old primary replicating the new one")
+    # Data numbered after the demotion can only have been written to the new primary.
+    at_demotion = [len(c.seen) for c in watchers]
+    for c, n in zip(watchers, at_demotion, strict=True):
+        await c.recv(30)
+        newest = max(m["seq"] for m in c.seen[: n + 1] if m.get("type") == "data")
+        await c.wait_for(_data_past(newest + 20), 60)
+    statuses = {
+        (m["feed"], m["detail"])
+        for c, n in zip(watchers, before, strict=True)
+        for m in c.seen[n:]
+        if m["type"] == "status"
+    }
+    assert statuses <= STATUSES, statuses
+    missing = [_gaps(c.seen)[0] for c in watchers]
+    print(f"\nsentinel switchover: per client missing seqs {missing}; statuses {sorted(statuses)}")
