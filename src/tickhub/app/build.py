@@ -254,6 +254,7 @@ def build_route_options(settings: Settings) -> RouteOptions:
         health_details=settings.health_details,
         instruments_limit=settings.instruments_limit,
         instruments_max_limit=settings.instruments_max_limit,
+        worker=settings.worker_index or None,
     )
 
 

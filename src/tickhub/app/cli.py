@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -141,6 +142,12 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
     default=None,
     help="overrides LOG_FORMAT (default text)",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, defaults.MAX_WORKERS),
+    default=None,
+    help="gateway processes sharing the port through Redis (overrides WORKERS; default 1)",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -152,24 +159,33 @@ def serve(
     sim_speed: float | None = None,
     log_level: str | None = None,
     log_format: str | None = None,
+    workers: int | None = None,
 ) -> None:
     """Run the service (feed, engines and WebSocket/HTTP server) in one process.
 
     Settings come from the environment and the --env-file; an option given here overrides
     both.
     """
-    _serve(
-        ctx,
-        "all",
-        host=host,
-        ws_port=port,
-        feed=feed,
-        symbols=symbols,
-        replay_file=replay_file,
-        sim_speed=sim_speed,
-        log_level=log_level,
-        log_format=log_format,
-    )
+    overrides: dict[str, Any] = {
+        "host": host,
+        "ws_port": port,
+        "feed": feed,
+        "symbols": symbols,
+        "replay_file": replay_file,
+        "sim_speed": sim_speed,
+        "log_level": log_level,
+        "log_format": log_format,
+    }
+    settings = _settings(ctx.obj["env_file"], **overrides)
+    if (workers or settings.workers) > 1:
+        from tickhub.app.supervisor import run_workers
+
+        # The workers are processes of their own: they take the options as the environment.
+        for name, value in overrides.items():
+            if value is not None:
+                os.environ[name.upper()] = str(value)
+        sys.exit(run_workers(settings, ctx.obj["env_file"], workers or settings.workers))
+    _serve(ctx, "all", **overrides)
 
 
 @main.command(short_help="Run only the feed and the engines, publishing on BUS_URL.")

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # --- plumbing ---
     bus_url: str = "memory://"
     gateways: int = Field(d.GATEWAYS, ge=1, le=64)
+    workers: int = Field(d.WORKERS, ge=1, le=d.MAX_WORKERS)
+    admin_port: int | None = Field(None, ge=1, le=65535)
+    worker_index: int = Field(0, ge=0, le=d.MAX_WORKERS)  # set by the supervisor, 0 = none
     bus_prefix: str = Field(d.BUS_PREFIX, min_length=1, max_length=64)
     data_dir: Path = Path("data")
     store_url: SecretStr | None = None  # may hold a database password
@@ -121,6 +124,16 @@ class Settings(BaseSettings):
     def listen_port(self) -> int:
         return self.ws_port if self.ws_port is not None else self.port + d.LISTEN_PORT_OFFSET
 
+    @property
+    def admin_port_base(self) -> int:
+        """Worker 1's admin port; worker ``n`` listens on this plus ``n - 1``."""
+        if self.admin_port is not None:
+            return self.admin_port
+        return self.listen_port + d.ADMIN_PORT_OFFSET
+
+    def worker_admin_port(self, worker: int) -> int:
+        return self.admin_port_base + worker - 1
+
     @field_validator("cors_origins", "symbols", "api_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -168,6 +181,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CANDLES_LIMIT ({self.candles_limit}) must not exceed "
                 f"CANDLES_MAX_LIMIT ({self.candles_max_limit})"
+            )
+        if self.workers > 1 and self.admin_port_base + self.workers - 1 > 65535:
+            raise ValueError(
+                f"WORKERS={self.workers} needs admin ports {self.admin_port_base} to "
+                f"{self.admin_port_base + self.workers - 1}: past 65535 (set ADMIN_PORT lower)"
             )
         return self
 

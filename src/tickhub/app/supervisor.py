@@ -1,4 +1,5 @@
-"""``tickhub run-services``: one Redis-backed ingest and N gateways, as child processes.
+"""``tickhub run-services`` and ``tickhub serve --workers N``: one Redis-backed ingest and N
+gateways, as child processes (``run-services``: one port each; ``--workers``: all on one port).
 
 Each child's output is prefixed with its name (``ingest``, ``gateway-1:8081``...). A child that
 crashes (non-zero exit, or killed by a signal) is started again after a backoff that doubles from
@@ -19,6 +20,7 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -38,23 +40,19 @@ EXIT_CONFIG = 2  # the children's exit code for bad settings (see cli.py): never
 _out = threading.Lock()
 
 
+_who = ["run_services"]  # what the supervisor's own lines start with: this command's name
+
+
 def _say(line: str) -> None:
     with _out:
-        sys.stdout.write(f"run_services: {line}\n")
+        sys.stdout.write(f"{_who[0]}: {line}\n")
         sys.stdout.flush()
 
 
 def _redis_answers(url: str) -> bool:
-    try:
-        import redis
+    from tickhub.bus.redis.connection import redis_answers
 
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:
-        return False
+    return redis_answers(url)
 
 
 def _pump(name: str, stream: IO[bytes]) -> None:
@@ -72,9 +70,8 @@ def run_cluster(
     max_restarts: int = defaults.MAX_RESTARTS,
     restart_window: float = defaults.RESTART_WINDOW,
 ) -> int:
-    command = [sys.executable, "-c", "from tickhub.app.cli import main; main()"]
-    if env_file:
-        command += ["--env-file", str(Path(env_file).resolve())]
+    _who[0] = "run_services"
+    command = _command(env_file)
     prefix = settings.bus_prefix
     explicit = "bus_url" in settings.model_fields_set
     bus_url = settings.bus_url
@@ -102,9 +99,7 @@ def run_cluster(
     )
     _say(f"bus {_redact(bus_url)} with BUS_PREFIX {prefix!r} ({why})")
 
-    from tickhub.cluster.ingest import other_ingest
-
-    conflict = other_ingest(bus_url, prefix)
+    conflict = _other_ingest(bus_url, prefix)
     if conflict is not None:
         _say(f"not starting: {conflict}")
         return EXIT_CONFIG
@@ -120,10 +115,122 @@ def run_cluster(
     return _supervise(plan, settings.shutdown_timeout + defaults.SUPERVISOR_GRACE, policy)
 
 
+def run_workers(
+    settings: Settings,
+    env_file: str | None,
+    workers: int,
+    *,
+    max_restarts: int = defaults.MAX_RESTARTS,
+    restart_window: float = defaults.RESTART_WINDOW,
+) -> int:
+    """``tickhub serve --workers N``: one ingest and ``workers`` gateways that all listen on
+    the one configured port (``SO_REUSEPORT``: the kernel spreads new connections over them),
+    joined through the Redis bus and supervised as ``run-services``' children are.
+
+    Unlike ``run-services`` it never falls back to one process: asked for several workers, it
+    refuses in one line (and a non-zero exit) without a Linux kernel, a fixed port, a Redis
+    ``BUS_URL`` or a Redis that answers. Worker ``n`` also listens on loopback at its admin
+    port (``ADMIN_PORT + n - 1``), where its own ``/health`` and ``/metrics`` are reached.
+    """
+    _who[0] = "serve"
+    problem = _workers_problem(settings, workers)
+    if problem is not None:
+        _say(problem)
+        return EXIT_CONFIG
+    bus_url = settings.bus_url
+    if not _redis_answers(bus_url):
+        _say(f"--workers {workers}: no Redis answers at {_redact(bus_url)} (BUS_URL)")
+        return 1
+    conflict = _other_ingest(bus_url, settings.bus_prefix)
+    if conflict is not None:
+        _say(f"not starting: {conflict}")
+        return EXIT_CONFIG
+    host, port = settings.host, settings.listen_port
+    admin = settings.admin_port_base
+    wanted = [(host, port, True)] + [
+        (defaults.ADMIN_HOST, admin + i, False) for i in range(workers)
+    ]
+    for where, number, shared in wanted:
+        try:
+            _try_bind(where, number, shared=shared)
+        except OSError as exc:
+            what = "" if shared else " (an admin port: set ADMIN_PORT to move them)"
+            _say(f"cannot listen on {where}:{number}{what}: {exc}")
+            return 1
+    command = _command(env_file)
+    env = {"BUS_URL": bus_url, "WS_PORT": str(port)}
+    plan = [_Child("ingest", [*command, "ingest"], env)]
+    for n in range(1, workers + 1):
+        worker_env = {**env, "WORKER_INDEX": str(n), "ADMIN_PORT": str(settings.admin_port_base)}
+        plan.append(_Child(f"worker-{n}", [*command, "gateway"], worker_env))
+    _say(
+        f"one ingest and {workers} workers on {host}:{port} (SO_REUSEPORT) over "
+        f"{_redact(bus_url)} with BUS_PREFIX {settings.bus_prefix!r}; admin ports "
+        f"127.0.0.1:{admin}-{admin + workers - 1}"
+    )
+    policy = _Policy(max_restarts, restart_window)
+    return _supervise(plan, settings.shutdown_timeout + defaults.SUPERVISOR_GRACE, policy)
+
+
+def _workers_problem(settings: Settings, workers: int) -> str | None:
+    """Why ``serve --workers`` cannot run here as configured, in one line, or ``None``."""
+    from tickhub.bus import REDIS_SCHEMES
+    from tickhub.bus.redis.sentinel import is_sentinel_url, parse_sentinel_url
+
+    if not sys.platform.startswith("linux") or not hasattr(socket, "SO_REUSEPORT"):
+        return (
+            f"--workers {workers} shares one port with SO_REUSEPORT, which needs Linux (this "
+            f"is {sys.platform}): run one process, or run-services behind a load balancer"
+        )
+    if settings.listen_port == 0:
+        return f"--workers {workers} needs a fixed port to share: set PORT or WS_PORT, not 0"
+    scheme = settings.bus_url.split("://", 1)[0].lower()
+    if scheme not in REDIS_SCHEMES:
+        why = "BUS_URL" if "bus_url" in settings.model_fields_set else "BUS_URL is not set"
+        return (
+            f"--workers {workers} joins its processes through Redis: set BUS_URL to a Redis "
+            f"(redis://127.0.0.1:6379/0 or redis+sentinel://...), not {settings.bus_url} ({why})"
+        )
+    if is_sentinel_url(settings.bus_url):
+        try:
+            parse_sentinel_url(settings.bus_url)
+        except ValueError as exc:
+            return f"invalid BUS_URL {_redact(settings.bus_url)!r}: {exc}"
+    return None
+
+
+def _try_bind(host: str, port: int, *, shared: bool) -> None:
+    """Raise the ``OSError`` a worker would get binding ``host:port`` (another program holds
+    it; for the ``shared`` port, one that did not set ``SO_REUSEPORT``), before any starts."""
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if shared:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind(address)
+        return
+
+
+def _command(env_file: str | None) -> list[str]:
+    command = [sys.executable, "-c", "from tickhub.app.cli import main; main()"]
+    if env_file:
+        command += ["--env-file", str(Path(env_file).resolve())]
+    return command
+
+
+def _other_ingest(bus_url: str, prefix: str) -> str | None:
+    from tickhub.cluster.ingest import other_ingest
+
+    return other_ingest(bus_url, prefix)
+
+
 def _serve_instead(command: list[str]) -> NoReturn:
-    """Become the single-process service (same pid, so signals reach it directly)."""
+    """Become the single-process service (same pid, so signals reach it directly); one
+    process whatever ``WORKERS`` says, since this is the fallback of having no Redis."""
     sys.stdout.flush()
-    os.execv(command[0], [*command, "serve"])
+    os.execv(command[0], [*command, "serve", "--workers", "1"])
 
 
 @dataclass(frozen=True, slots=True)

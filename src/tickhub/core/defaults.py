@@ -80,6 +80,14 @@ HISTORY_AGE: Final = 300.0
 """Seconds a message stays resumable."""
 BUS_PREFIX: Final = "tickhub"
 GATEWAYS: Final = 2
+WORKERS: Final = 1
+"""``serve --workers``: gateway processes sharing the one listen port (1: the single process)."""
+MAX_WORKERS: Final = 64
+ADMIN_HOST: Final = "127.0.0.1"
+"""Where a worker's admin port listens: loopback only (it serves what the shared port does)."""
+ADMIN_PORT_OFFSET: Final = 100
+"""Worker ``n`` of ``serve --workers`` also listens on ``127.0.0.1:ADMIN_PORT + n - 1``, where
+``ADMIN_PORT`` is the listen port plus this unless set (8181 upward by default)."""
 MAX_EVENTS_PER_SYMBOL: Final = 1000
 """Alert events kept per symbol in the store; older ones are pruned."""
 MAX_ALERTS_PER_OWNER: Final = 500

@@ -54,7 +54,7 @@ class WebSocketServer:
         self.fallback = fallback  # e.g. static files: a response, or None for 404
         self.allow_origin = allow_origin
         self.limits = limits or ServerLimits()
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._connections: set[Connection] = set()
         self._pending: set[Connection] = set()  # not (yet) a WebSocket
         self._pending_per_ip: dict[str, int] = {}
@@ -68,22 +68,26 @@ class WebSocketServer:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen on ``host:port`` (another call adds another listener: a worker's admin port);
+        ``reuse_port`` lets several processes share the port (``SO_REUSEPORT``, Linux), the
+        kernel spreading new connections over them. Returns the port bound."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
+        server = await loop.create_server(
             lambda: Connection(self),
             host,
             port,
             backlog=defaults.LISTEN_BACKLOG,
+            reuse_port=reuse_port,
         )
-        sock = self._server.sockets[0]
-        return int(sock.getsockname()[1])
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """Stop accepting; connections already open are left to :meth:`close_all`."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
 
     async def close_all(self, code: int, reason: str) -> None:
         """Close every WebSocket with ``code`` and every HTTP connection, and wait (at most

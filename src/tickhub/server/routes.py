@@ -76,6 +76,9 @@ class RouteOptions:
     """Matches ``/instruments?q=`` answers without a ``limit`` (INSTRUMENTS_LIMIT)."""
     instruments_max_limit: int = defaults.INSTRUMENTS_MAX_LIMIT
     """The largest ``limit`` ``/instruments`` takes (INSTRUMENTS_MAX_LIMIT); more is a 400."""
+    worker: int | None = None
+    """Which worker of ``serve --workers`` this is: ``/connections`` says it of its report and
+    of every connection, ``/health`` of itself (processes sharing one port are told apart)."""
 
 
 class OwnOrigins:
@@ -105,6 +108,7 @@ def public_health(body: dict[str, Any]) -> dict[str, Any]:
         "version": body["version"],
         "timestamp": body["timestamp"],
         "feed": {k: feed[k] for k in PUBLIC_FEED_FIELDS if k in feed},
+        **({"worker": body["worker"]} if "worker" in body else {}),
     }
 
 
@@ -170,6 +174,11 @@ class HttpRoutes:
     def connections(self, request: HttpRequest) -> HttpResponse:
         report = self._hub.connection_report()
         report["timestamp"] = protocol.iso(self._clock.now())
+        worker = self._options.worker
+        if worker is not None:
+            report["worker"] = worker
+            for connection in report["connections"]:
+                connection["worker"] = worker
         return HttpResponse(200, protocol.encode(report))
 
     def metrics_text(self, request: HttpRequest) -> HttpResponse:

@@ -66,7 +66,19 @@ class Frontend:
         self._bus.subscribe(STATUS_TOPIC, self._on_status)
 
     async def listen(self) -> int:
-        return await self.server.start(self._settings.host, self._settings.listen_port)
+        """The configured port; a worker of ``serve --workers`` shares it with the others
+        (``SO_REUSEPORT``) and has its own admin port on loopback too, where an operator reaches
+        this worker's ``/health`` and ``/metrics`` rather than whichever the kernel picks."""
+        settings = self._settings
+        worker = settings.worker_index
+        port = await self.server.start(settings.host, settings.listen_port, reuse_port=worker > 0)
+        if worker > 0:
+            admin = settings.worker_admin_port(worker)
+            await self.server.start(defaults.ADMIN_HOST, admin)
+            log.info(
+                "worker %d: admin port http://%s:%d/health", worker, defaults.ADMIN_HOST, admin
+            )
+        return port
 
     async def close(self) -> None:
         """No new clients; those connected get 1001 and a little time to see it."""

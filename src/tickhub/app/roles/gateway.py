@@ -135,7 +135,10 @@ class GatewayService(FrontendRole):
         }
 
     def _health_extra(self) -> dict[str, Any]:
-        return {"bus_connected": self._bus_up, "gateway_id": self.gateway_id}
+        extra: dict[str, Any] = {"bus_connected": self._bus_up, "gateway_id": self.gateway_id}
+        if self.settings.worker_index:
+            extra["worker"] = self.settings.worker_index
+        return extra
 
     # --- the links to the ingest ---------------------------------------------------------------
 

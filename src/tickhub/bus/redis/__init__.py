@@ -11,6 +11,7 @@ One module per reason to change:
 - ``subscription``: what is kept per subscribed topic (handlers, retained cache, history);
 - ``resume``: the resume history kept in Redis, read back for ``recover``;
 - ``connection``: the clients, the reconnect backoff, URLs shown without their password;
+- ``sentinel``: ``redis+sentinel://`` URLs, a primary found (and followed) through Sentinels;
 - ``bus``: ``RedisBus``, the ``Bus`` contract composed of the above.
 """
 

@@ -63,10 +63,12 @@ log = logging.getLogger(__name__)
 class RedisBus:
     """The ``Bus`` contract over Redis; see the module docstring for what it adds and its limits.
 
-    ``url`` is any redis-py URL (``redis://``, ``rediss://``, ``unix://``); it is shown with its
-    password masked. ``prefix`` namespaces keys and channels (``keys``), so several deployments
-    can share a Redis. ``max_queue`` bounds the publish queue, ``history_size``/``history_age``
-    each topic's resume history (in Redis and in each subscribed topic's local copy).
+    ``url`` is any redis-py URL (``redis://``, ``rediss://``, ``unix://``) or a
+    ``redis+sentinel://`` one (``sentinel``: the primary its Sentinels name, followed across a
+    failover); it is shown with its password masked. ``prefix`` namespaces keys and channels
+    (``keys``), so several deployments can share a Redis. ``max_queue`` bounds the publish
+    queue, ``history_size``/``history_age`` each topic's resume history (in Redis and in each
+    subscribed topic's local copy).
     ``on_state(connected)`` hears of every change of ``connected``. Reconnects back off from
     ``reconnect_delay`` to ``max_reconnect_delay``; ``health_interval`` paces the subscriber's
     PINGs (three silent intervals mean a dead connection). Counters: ``published``,
