@@ -8,10 +8,10 @@ touched). Names carry the test process's pid and a counter, so concurrent runs d
 after a failure half-way through ``start``.
 
 Faults that need no kernel module beyond what a minimal kernel has: ``partition`` puts a
-blackhole route on both ends of one pair of hosts (the others keep talking to both), ``link``
-takes a host's interface down. ``tc ... netem`` is often missing (a kernel without
-``sch_netem``), so ``DelayProxy`` adds latency in user space instead: a TCP relay that holds
-every chunk for a fixed time in each direction, in order.
+blackhole route on both ends of one pair of hosts (the others keep talking to both),
+``reset_tcp`` aborts a host's TCP connections to another (``ss -K``). ``tc ... netem`` is
+often missing (a kernel without ``sch_netem``), so ``delay_proxy`` adds latency in user space
+instead: a TCP relay that holds every chunk for a fixed time in each direction, in order.
 
 Clients run in a host too: ``Lab.connect_tcp`` opens the socket from a thread that entered the
 host's namespace (``setns``), so the WebSocket client of the test process talks over the
@@ -211,6 +211,19 @@ class Lab:
         """Drop every packet between hosts ``a`` and ``b`` (both ways); others are not touched."""
         for here, there in ((a, b), (b, a)):
             _ip("-n", self[here].ns, "route", "add", "blackhole", f"{self[there].ip}/32")
+
+    def reset_tcp(self, host: str, peer: str) -> None:
+        """Abort ``host``'s TCP connections to ``peer`` (``ss -K``): its programs see the
+        connection fail at once, as after a partition longer than their keepalives."""
+        done = subprocess.run(
+            ["ip", "netns", "exec", self[host].ns, "ss", "-K", "dst", self[peer].ip],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"ss -K in {host}: {done.stderr.strip()}")
 
     def heal(self, a: str, b: str) -> None:
         for here, there in ((a, b), (b, a)):
