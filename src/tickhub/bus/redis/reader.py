@@ -6,7 +6,8 @@ command). Once Redis confirms a subscription, the topic's retained hash is read 
 per transaction) into its cache (``subscription``). PINGs on the same connection serve as
 barriers (a PONG comes after every message published before the PING) and as a heartbeat
 (three silent ``health_interval`` mean a dead connection). After a reconnect every topic is
-subscribed and synced again.
+subscribed and synced again, and refilled: its live messages are held until its history in
+Redis is read and a PING answered, then the handlers get what they missed and the held ones.
 """
 
 from __future__ import annotations

@@ -129,12 +129,12 @@ class Subscription:
             if m.deliver and m.epoch == epoch and m.seq > last and m.seq not in have:
                 have.add(m.seq)
                 order.append((0, m.seq, 0, m))
-        key = last
+        rank, key = 0, last  # an unnumbered message keeps its place after the one before it
         for i, m in enumerate(held):
             if m.seq:
-                key = m.seq
-            # Another epoch (the producer restarted meanwhile) comes after the old one's messages.
-            order.append((0 if m.epoch == epoch or not m.seq else 1, key, i + 1, m))
+                # Another epoch (the producer restarted meanwhile) comes after the old one's.
+                rank, key = (0 if m.epoch == epoch else 1), m.seq
+            order.append((rank, key, i + 1, m))
         order.sort(key=lambda item: item[:3])
         out = [item[3] for item in order]
         newest = max((m.seq for m in out if m.epoch == epoch), default=0)
