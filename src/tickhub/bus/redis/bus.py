@@ -28,10 +28,12 @@ What it adds to the contract, and its limits:
   ``on_state(connected)`` is called on every change of ``connected``.
 - ``close`` sends what is queued (at most ``close_timeout`` seconds), then stops the tasks.
 
-Limits: single Redis (no cluster); pub/sub is at-most-once, so messages published while a
-gateway is disconnected are not delivered to it (retained state is synced again); retained state
-lives in Redis: a producer that must survive a Redis restart without persistence publishes its
-state again on ``on_state(True)`` (the ingest does).
+Limits: single Redis (no cluster); pub/sub is at-most-once, so what is published while a
+subscriber is disconnected does not reach it live: after the reconnect the reader refills each
+topic from the history kept in Redis (candle closes and events one by one, state as its latest
+value; ``Subscription.refill``), but not what Redis itself lost; retained state lives in Redis:
+a producer that must survive a Redis restart without persistence publishes its state again on
+``on_state(True)`` (the ingest does).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ command). Once Redis confirms a subscription, the topic's retained hash is read 
 per transaction) into its cache (``subscription``). PINGs on the same connection serve as
 barriers (a PONG comes after every message published before the PING) and as a heartbeat
 (three silent ``health_interval`` mean a dead connection). After a reconnect every topic is
-subscribed and synced again.
+subscribed and synced again, and refilled: its live messages are held until its history in
+Redis is read and a PING answered, then the handlers get what they missed and the held ones.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
-from tickhub.bus.base import Handler
+from tickhub.bus.base import BusMessage, Handler
 from tickhub.bus.history import TopicHistory
 from tickhub.bus.redis.codec import decode_envelope
 from tickhub.bus.redis.connection import backoff
@@ -309,6 +310,14 @@ class Reader:
         state.received(message, version)
         if not message.deliver:
             return
+        if state.filling is not None:  # after a reconnect: until what was missed is read
+            state.filling.append(message)
+            return
+        if message.seq and message.seq <= state.fence[1] and message.epoch == state.fence[0]:
+            return  # the refill delivered it already
+        self._deliver(topic, state, message)
+
+    def _deliver(self, topic: str, state: Subscription, message: BusMessage) -> None:
         for handler in tuple(state.handlers):
             try:
                 handler(message)
@@ -325,12 +334,18 @@ class Reader:
                 batch = list(itertools.islice(self._sync_pending.items(), CHUNK))
                 for topic, _ in batch:
                     del self._sync_pending[topic]
+                refills = [topic for topic, state in batch if state.filling is not None]
                 async with self._client.pipeline(transaction=True) as pipe:
                     for topic, _ in batch:
                         pipe.hgetall(self._keys.retained(topic))
                     pipe.get(self._keys.version)
+                    for topic in refills:
+                        pipe.hgetall(self._keys.state(topic))
+                        pipe.xrange(self._keys.stream(topic))
                     results: list[object] = await pipe.execute(raise_on_error=False)
-                raw_since = results[-1]
+                raw_since = results[len(batch)]
+                rest = results[len(batch) + 1 :]
+                streams = {t: (rest[2 * i], rest[2 * i + 1]) for i, t in enumerate(refills)}
                 since = int(raw_since) if isinstance(raw_since, bytes) else 0
                 for (topic, state), raw in zip(batch, results, strict=False):
                     if self.topics.get(topic) is not state or state.phase != SYNCING:
@@ -339,4 +354,40 @@ class Reader:
                         log.error("redis bus: cannot read retained values of %r: %s", topic, raw)
                         raw = {}
                     state.synced_at(raw, since)
+                if streams:
+                    await self._refill_all(streams)
             self.sync_idle.set()
+
+    async def _refill_all(self, streams: dict[str, tuple[object, object]]) -> None:
+        # Messages published before the stream was read may still be on their way over the
+        # other connection: once a PING is answered they are held too, and none comes late.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._command_timeout):
+                await self.barrier()
+        for topic, raw in streams.items():
+            state = self.topics.get(topic)
+            if state is not None and state.phase == SYNCED and state.filling is not None:
+                self._refill(topic, state, raw)
+
+    def _refill(self, topic: str, state: Subscription, raw: tuple[object, object]) -> None:
+        """Deliver what the topic's handlers missed while disconnected (the candle closes and
+        events of its stream, the latest state of its history hash) and the live messages held
+        meanwhile, in order."""
+        meta, stream = raw
+        stored: list[BusMessage] = []
+        try:
+            if not isinstance(meta, dict) or not isinstance(stream, list):
+                raise TypeError(f"{meta!r:.100} / {stream!r:.100}")
+            stored = [decode_envelope(topic, fields[b"m"])[0] for _, fields in stream]
+            epoch = meta.get(b"e", b"").decode()
+            for key, value in meta.items():
+                if key.startswith(b"r:"):
+                    raw_seq, _, payload = value.partition(b" ")
+                    name = key[2:].decode()
+                    stored.append(
+                        BusMessage(topic, payload, name, name, seq=int(raw_seq), epoch=epoch)
+                    )
+        except (ValueError, UnicodeError, KeyError, TypeError) as exc:
+            log.warning("redis bus: cannot refill topic %r after a reconnect: %s", topic, exc)
+        for message in state.refill(stored):
+            self._deliver(topic, state, message)

@@ -5,12 +5,20 @@ by the envelopes received; versions make the merge exact: an update read with th
 not applied twice, one that came after it is not lost. The local history records the numbered
 messages received, as ``MemoryBus`` records them at publish time, so that most resumes need no
 I/O. Pure state: the reader does the I/O.
+
+After a lost connection the messages published meanwhile never reached us; the ones a client
+must not miss (candle closes, alert events) are in Redis's stream of the topic. The first sync
+on the new connection reads it, and until then live messages are held (``filling``), so that
+``refill`` hands the missed ones and the held ones over in ``seq`` order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
+
+import orjson
 
 from tickhub.bus.base import BusMessage, Handler
 from tickhub.bus.history import TopicHistory
@@ -23,7 +31,18 @@ UNCONFIRMED, SYNCING, SYNCED = 0, 1, 2
 class Subscription:
     """A subscribed topic: its handlers, its retained cache and its recent history."""
 
-    __slots__ = ("buffer", "handlers", "history", "phase", "since", "synced", "values")
+    __slots__ = (
+        "buffer",
+        "fence",
+        "filling",
+        "handlers",
+        "history",
+        "phase",
+        "resume_after",
+        "since",
+        "synced",
+        "values",
+    )
 
     def __init__(self, history: TopicHistory) -> None:
         self.handlers: list[Handler] = []
@@ -34,6 +53,10 @@ class Subscription:
         self.buffer: list[tuple[int, str, bool, bytes]] = []
         self.since = 0  # the version the snapshot was read at
         self.values: dict[str, bytes] | None = None  # None until the first sync
+        # (epoch, seq) of the last message before the connection was lost, until refilled
+        self.resume_after: tuple[str, int] | None = None
+        self.filling: list[BusMessage] | None = None  # live messages held until the refill
+        self.fence: tuple[str, int] = ("", 0)  # delivered by the refill: a live copy is a repeat
 
     def apply(self, name: str, drop: bool, payload: bytes) -> None:
         if self.values is None:
@@ -58,6 +81,8 @@ class Subscription:
         """The subscription is confirmed: buffer retained updates until the snapshot is read."""
         self.phase = SYNCING
         self.buffer = []
+        if self.resume_after is not None:
+            self.filling = []
 
     def synced_at(self, raw: dict[bytes, bytes], since: int) -> None:
         """The snapshot ``raw`` (the retained hash) was read when the counter was ``since``."""
@@ -77,7 +102,56 @@ class Subscription:
 
     def lost(self, history: TopicHistory) -> None:
         """The connection was lost: confirm again, and start ``history`` afresh, since the
-        messages published meanwhile never reached us (the cache keeps the last values)."""
+        messages published meanwhile never reached us (the cache keeps the last values); the
+        next sync refills them from where the oldest unfilled loss began."""
+        if self.resume_after is None:
+            if self.history.epoch:
+                self.resume_after = (self.history.epoch, self.history.last_seq)
+            elif self.values:  # nothing came live yet: the snapshot is where it stands
+                self.resume_after = _newest(self.values.values())
+        self.filling = None  # held messages never went out: the refill reaches back past them
         self.phase = UNCONFIRMED
         self.buffer = []
         self.history = history
+
+    def refill(self, stored: list[BusMessage]) -> list[BusMessage]:
+        """What to deliver once the sync after a reconnect read the topic's history ``stored``
+        (the stream's messages and the latest state): those after the resume point that were
+        not held (published while the connection was down), and the live messages held
+        meanwhile, in ``seq`` order. From then on a live
+        message at or below the newest one delivered here is a repeat (``fence``)."""
+        assert self.resume_after is not None and self.filling is not None
+        epoch, last = self.resume_after
+        held, self.resume_after, self.filling = self.filling, None, None
+        have = {m.seq for m in held if m.epoch == epoch}
+        order: list[tuple[int, int, int, BusMessage]] = []
+        for m in stored:  # a candle's close is in the stream and the latest state: once
+            if m.deliver and m.epoch == epoch and m.seq > last and m.seq not in have:
+                have.add(m.seq)
+                order.append((0, m.seq, 0, m))
+        rank, key = 0, last  # an unnumbered message keeps its place after the one before it
+        for i, m in enumerate(held):
+            if m.seq:
+                # Another epoch (the producer restarted meanwhile) comes after the old one's.
+                rank, key = (0 if m.epoch == epoch else 1), m.seq
+            order.append((rank, key, i + 1, m))
+        order.sort(key=lambda item: item[:3])
+        out = [item[3] for item in order]
+        newest = max((m.seq for m in out if m.epoch == epoch), default=0)
+        if newest:
+            self.fence = (epoch, newest)
+        return out
+
+
+def _newest(payloads: Iterable[bytes]) -> tuple[str, int] | None:
+    """The ``(epoch, seq)`` of the newest numbered message among ``payloads``, if any."""
+    newest: tuple[str, int] | None = None
+    for payload in payloads:
+        try:
+            body = orjson.loads(payload)
+            epoch, seq = body["epoch"], body["seq"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+        if isinstance(epoch, str) and isinstance(seq, int) and (newest is None or seq > newest[1]):
+            newest = (epoch, seq)
+    return newest
