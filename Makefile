@@ -25,7 +25,7 @@ run: $(STAMP)
 
 ## Run the whole test suite
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4
 
 ## The dashboard, the JS client and the seed's examples in Chromium and Node
 test-browser: $(STAMP)

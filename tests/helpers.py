@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ class Client:
 
     @classmethod
     async def connect(cls, url: str, **kwargs: Any) -> Client:
+        # A test client that stopped reading has the server's close frame queued behind the
+        # messages it left unread: a closing handshake would wait out the library's 10 s.
+        kwargs.setdefault("close_timeout", 1)
         ws = await websockets.connect(url, max_size=None, **kwargs)
         return cls(ws)
 
@@ -67,6 +70,11 @@ class Client:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+async def close_all(clients: Iterable[Client]) -> None:
+    """Close every client at once: each closing handshake may wait up to its close timeout."""
+    await asyncio.gather(*(c.close() for c in clients))
 
 
 def is_type(kind: str, **fields: Any) -> Callable[[Msg], bool]:

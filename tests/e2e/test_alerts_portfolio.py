@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.fakes import ScriptedFeed, tick
-from tests.helpers import Client, is_type
+from tests.helpers import Client, close_all, is_type
 from tickhub.app.roles import SingleService
 from tickhub.core.model import IST
 
@@ -44,8 +44,7 @@ class App:
         return c
 
     async def stop(self) -> None:
-        for c in self.clients:
-            await c.close()
+        await close_all(self.clients)
         self.clients.clear()
         if self.svc is not None:
             await self.svc.stop()

@@ -16,7 +16,7 @@ import pytest
 from tests.conformance.test_bus_contract import REDIS_URL
 from tests.conftest import make_settings
 from tests.fakes import ScriptedFeed, tick
-from tests.helpers import Client, ahttp_get, wait_until
+from tests.helpers import Client, ahttp_get, close_all, wait_until
 from tickhub.app.roles import GatewayService, IngestService
 from tickhub.bus import Bus
 from tickhub.bus.memory import MemoryBus
@@ -74,8 +74,7 @@ class Cluster:
                 await asyncio.wait_for(svc.bus.flush(), 20)
 
     async def stop(self) -> None:
-        for c in self.clients:
-            await c.close()
+        await close_all(self.clients)
         for svc in [*self.gateways, self.ingest]:
             if svc is not None:
                 await svc.stop()

@@ -21,7 +21,7 @@ import pytest
 import websockets
 
 from tests.conformance.test_bus_contract import REDIS_URL, redis_unavailable
-from tests.helpers import Client, Msg
+from tests.helpers import Client, Msg, close_all
 
 pytestmark = pytest.mark.redis
 
@@ -169,8 +169,7 @@ def run(tmp_path: Path, prefix: str) -> Iterator[Callable[..., RunServices]]:
 async def clients() -> AsyncIterator[list[Client]]:
     opened: list[Client] = []
     yield opened
-    for c in opened:
-        await c.close()
+    await close_all(opened)
 
 
 def is_data(m: Msg) -> bool:

@@ -26,7 +26,7 @@ import pytest
 import websockets
 
 from tests import netns
-from tests.helpers import Client, Msg
+from tests.helpers import Client, Msg, close_all
 
 pytestmark = [pytest.mark.slow]
 
@@ -181,8 +181,7 @@ class Net:
         return c, ack
 
     async def close(self) -> None:
-        for c in self.clients:
-            await c.close()
+        await close_all(self.clients)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from tests.e2e.cluster.test_workers import ServeWorkers
-from tests.helpers import Client, Msg, free_port
+from tests.helpers import Client, Msg, close_all, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -156,8 +156,7 @@ def sentinels(tmp_path: Path) -> Iterator[Sentinels]:
 async def clients() -> AsyncIterator[list[Client]]:
     opened: list[Client] = []
     yield opened
-    for c in opened:
-        await c.close()
+    await close_all(opened)
 
 
 @pytest.fixture

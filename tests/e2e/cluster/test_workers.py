@@ -30,7 +30,7 @@ from tests.e2e.cluster.test_cluster_supervisor import (
     is_data,
     watch,
 )
-from tests.helpers import Client, Msg, ahttp_get, free_port
+from tests.helpers import Client, Msg, ahttp_get, close_all, free_port
 
 pytestmark = pytest.mark.redis
 
@@ -97,8 +97,7 @@ def serve(tmp_path: Path, redis_prefix: str) -> Iterator[Callable[..., ServeWork
 async def clients() -> AsyncIterator[list[Client]]:
     opened: list[Client] = []
     yield opened
-    for c in opened:
-        await c.close()
+    await close_all(opened)
 
 
 def _local(c: Client) -> str:
