@@ -14,7 +14,6 @@ the per-tick term of the cost model in README.md (**Findings**).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
