@@ -382,9 +382,10 @@ def render_goals(items: list[dict[str, Any]]) -> str:
 # --- scale-out ------------------------------------------------------------------------------
 
 
-def scaleout(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The scale-out rows (single process, ingest + K gateways) and the per-gateway cost model."""
-    mine = [r for r in rows if r["scenario"] == "scaleout" and not r.get("error")]
+def scaleout(rows: list[dict[str, Any]], kind: str = "scaleout") -> dict[str, Any] | None:
+    """The scale-out rows (single process, ingest + K gateways) and the per-gateway cost model;
+    ``kind="workers"``: the rows of ``serve --workers 1`` and ``2`` (no single-process row)."""
+    mine = [r for r in rows if r["scenario"] == kind and not r.get("error")]
     ref = next((r for r in mine if r["server"] == SUBJECT), None)
     clusters = sorted((r for r in mine if r.get("gateways")), key=lambda r: r["gateways"])
     if ref is None and not clusters:

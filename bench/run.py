@@ -19,6 +19,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,7 @@ FD_RESERVE = 100  # descriptors a server needs besides its connections
 
 @dataclass(frozen=True)
 class Scenario:
-    scenario: str  # clients | symbols | stall | batch | burst | peak | memory | scaleout
+    scenario: str  # clients | symbols | stall | batch | burst | peak | memory | scaleout | workers
     clients: int
     symbols: int = 50
     subs: int = SUBS
@@ -378,10 +379,14 @@ def run_cluster(
     cpus: tuple[set[int], set[int]],
     tmp: Path,
     bus_url: str,
+    shared_port: bool = False,
 ) -> dict[str, Any]:
     """One ingest (BenchFeed, RedisBus) and ``gateways`` gateways, all pinned to the server CPU;
-    one load client per gateway (pinned to the load CPU), the connections split evenly."""
-    name = f"ingest+{gateways}gw"
+    one load client per gateway (pinned to the load CPU), the connections split evenly. With
+    ``shared_port`` the gateways are the workers of ``serve --workers``: one port shared with
+    ``SO_REUSEPORT`` (``WORKER_INDEX`` set), one load client for every connection, and the
+    kernel spreads them."""
+    name = f"workers={gateways}" if shared_port else f"ingest+{gateways}gw"
     row: dict[str, Any] = {
         **asdict(sc), "rate": sc.rate, "server": name, "gateways": gateways, "notes": [],
     }  # fmt: skip
@@ -404,18 +409,25 @@ def run_cluster(
         servers_.append(ingest)
         ingest.expect("READY", 60)
         gws: list[Proc] = []
+        port, admin = (_free_port(), _free_port()) if shared_port else (0, 0)
         for k in range(1, gateways + 1):
             d = base / f"gateway-{k}"
             d.mkdir()
-            argv = [*common, "--role", "gateway", "--port", "0", "--data-dir", str(d)]
-            gws.append(procs.start(f"gateway-{k}", argv, cpus=cpus[0], cwd=d))
+            argv = [*common, "--role", "gateway", "--port", str(port), "--data-dir", str(d)]
+            env = None
+            if shared_port:  # worker k of serve --workers (its admin port on loopback)
+                env = {**os.environ, "WORKER_INDEX": str(k), "ADMIN_PORT": str(admin + k - 1)}
+            gws.append(procs.start(f"gateway-{k}", argv, cpus=cpus[0], cwd=d, env=env))
         servers_ += gws
         ports = [gw.expect("READY", 60)["port"] for gw in gws]
+        if shared_port:
+            ports = ports[:1]  # one load client, one port: the kernel picks the worker
         time.sleep(0.5)
         row["rss_start_kib"] = sum(p.memory_kib()["VmRSS"] for p in servers_)
         ingest.ask(sc.rate_command, "OK")
         rate_since = time.monotonic()
-        split = [sc.clients // gateways + (k < sc.clients % gateways) for k in range(gateways)]
+        parts = len(ports)
+        split = [sc.clients // parts + (k < sc.clients % parts) for k in range(parts)]
         row["clients_per_gateway"] = split
         first = 0
         for k, (port, n) in enumerate(zip(ports, split, strict=True), 1):
@@ -435,7 +447,7 @@ def run_cluster(
                     + (f": {ready['error']}" if ready["error"] else "")
                 )
         row["connect_s"], row["open"] = connect_s, opened
-        one_round = sc.symbols / float(sc.rate)
+        one_round = 0.0 if sc.rate == "max" else sc.symbols / float(sc.rate)
         time.sleep(max(sc.warmup, rate_since + 1.5 * one_round - time.monotonic()))
         ing0 = ingest.ask("stats", "STATS")
         gw0 = [gw.ask("stats", "STATS") for gw in gws]
@@ -461,7 +473,9 @@ def run_cluster(
             window_s=window,
             delivered=msgs,
             delivered_per_s=msgs / window,
-            delivered_per_gateway=[r["msgs"] / r["window_s"] for r in reports],
+            delivered_per_gateway=[
+                (b["delivered"] - a["delivered"]) / window for a, b in zip(gw0, gw1, strict=True)
+            ],
             tick_msgs=sum(r["ticks"] for r in reports),
             server_cpu_s=cpu,
             ingest_cpu_s=ingest_cpu,
@@ -523,6 +537,31 @@ def run_scaleout(
         print(f"    scaleout ingest+{k}gw (RedisBus)", file=sys.stderr, flush=True)
         out.append(run_cluster(procs, server, sc, k, cpus, tmp, bus_url))
     return out
+
+
+def run_workers(
+    procs: Procs,
+    server: Server,
+    sc: Scenario,
+    cpus: tuple[set[int], set[int]],
+    tmp: Path,
+    bus_url: str,
+) -> list[dict[str, Any]]:
+    """``serve --workers 1`` and ``--workers 2`` as their processes run (one ingest, N gateways
+    on one SO_REUSEPORT port), at ``sc``'s load (``max``: saturation)."""
+    out = []
+    for k in GATEWAY_COUNTS:
+        print(f"    workers={k} (one port, RedisBus)", file=sys.stderr, flush=True)
+        row = run_cluster(procs, server, sc, k, cpus, tmp, bus_url, shared_port=True)
+        row["scenario"] = "workers"
+        out.append(row)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _per_frame(stats0: dict[str, Any], stats1: dict[str, Any]) -> float | None:
@@ -597,6 +636,9 @@ def plan(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
     if "scaleout" in kinds:
         # The reference load; each of the three set-ups runs --repeat times, interleaved.
         out += [replace(ref, scenario="scaleout")] * args.repeat
+    if "workers" in kinds:
+        # serve --workers 1 and 2 at saturation: what one machine's cores give (shared here).
+        out += [replace(ref, scenario="workers", load="max")] * args.repeat
     return out, {"reference": _ref(ref), "burst": args.burst}
 
 
@@ -662,7 +704,8 @@ def main() -> int:
     parser.add_argument(
         "--only", "--scenarios", dest="only", type=lambda s: s.split(","),
         default=["clients", "symbols", "stall", "batch", "burst", "peak", "memory", "scaleout"],
-        help="scenario kinds to run (clients,symbols,stall,batch,burst,peak,memory,scaleout)",
+        help="scenario kinds to run (clients,symbols,stall,batch,burst,peak,memory,scaleout;"
+        " workers: serve --workers 1 and 2 at saturation, not in the default set)",
     )  # fmt: skip
     parser.add_argument(
         "--burst", type=int, default=50,
@@ -703,13 +746,13 @@ def main() -> int:
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, cpus[1])  # the harness shares the load client's CPU
     bus_url = os.environ.get("BENCH_BUS_URL", BUS_URL)
-    if any(sc.scenario == "scaleout" for sc in scenarios):
+    if any(sc.scenario in ("scaleout", "workers") for sc in scenarios):
         why = redis_check(bus_url)
         if why is None and not any(s.name == "tickhub" for s in found):
             why = "tickhub is not among --servers"
         if why is not None:
-            notes.append(f"scaleout skipped: {why}")
-            scenarios = [sc for sc in scenarios if sc.scenario != "scaleout"]
+            notes.append(f"scaleout and workers skipped: {why}")
+            scenarios = [sc for sc in scenarios if sc.scenario not in ("scaleout", "workers")]
         else:
             notes.append(
                 "scaleout: the ingest and every gateway share CPU 0 and the load clients CPU 1"
@@ -734,6 +777,16 @@ def main() -> int:
                         flush=True,
                     )
                     runs += run_scaleout(procs, server, sc, cpus, tmp, bus_url)
+                    continue
+                if sc.scenario == "workers":
+                    server = next(s for s in found if s.name == "tickhub")
+                    print(
+                        f"[{i}/{len(scenarios)}] workers tickhub: --workers 1, --workers 2",
+                        f"clients={sc.clients} symbols={sc.symbols} load={sc.load}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    runs += run_workers(procs, server, sc, cpus, tmp, bus_url)
                     continue
                 for server in found:
                     if sc.scenario == "stall" and server.name not in args.stall_servers:
@@ -765,6 +818,10 @@ def main() -> int:
     if scaleout:
         print("\nScale-out (one ingest + K gateways over Redis; same load as the reference):")
         print(report.render_scaleout(scaleout))
+    workers = report.scaleout(rows, kind="workers")
+    if workers:
+        print("\nWorkers (serve --workers N: one ingest + N gateways on one port; saturation):")
+        print(report.render_scaleout(workers))
     print("\nGoals (ratios within this run):")
     print(report.render_goals(verdicts))
     for note in notes:
@@ -777,6 +834,8 @@ def main() -> int:
     document = {"meta": meta, "plan": plan_info, "rows": rows, "runs": runs, "goals": verdicts}
     if scaleout:
         document["scaleout"] = scaleout
+    if workers:
+        document["workers"] = workers
     chart_path = report.chart(rows, args.out / f"{stamp}.png")
     document["chart"] = chart_path.name
     report.write_json(args.out / f"{stamp}.json", document)
