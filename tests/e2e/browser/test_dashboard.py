@@ -520,7 +520,8 @@ async def test_seed_alerts_example_notifies_once_per_firing(
         await client.send(
             {"type": "create_alert", "symbol": "RELIANCE", "condition": "above", "value": 1}
         )
-        await client.wait_for(lambda m: m.get("type") == "alert")
+        mine = await client.wait_for(lambda m: m.get("type") == "alert")
+        text = f"Price alert: {mine['alert']['type']}"
         await client.send({"type": "subscribe", "symbol": "RELIANCE"})
         await client.wait_for(lambda m: m.get("event") == "triggered", timeout=15)
         await page.wait_for_function("() => window.seen.notifications >= 1", timeout=15_000)
@@ -535,7 +536,10 @@ async def test_seed_alerts_example_notifies_once_per_firing(
             )
     finally:
         await client.close()
-    assert await page.evaluate("window.seen.notifications") == 1
+    # A built-in rule (a new day high, a breakout) may fire meanwhile and be announced too; the
+    # user's alert fired once and is announced once.
+    notified = await page.evaluate("window.notified")
+    assert notified.count(text) == 1, notified
     console.assert_clean()
 
 
