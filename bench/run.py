@@ -768,25 +768,20 @@ def main() -> int:
     try:
         with Procs(tmp) as procs:
             for i, sc in enumerate(scenarios, 1):
-                if sc.scenario == "scaleout":
+                if sc.scenario in ("scaleout", "workers"):
                     server = next(s for s in found if s.name == "tickhub")
+                    setups = {
+                        "scaleout": "tickhub (all), ingest+1gw, ingest+2gw",
+                        "workers": "tickhub: --workers 1, --workers 2",
+                    }
                     print(
-                        f"[{i}/{len(scenarios)}] scaleout tickhub (all), ingest+1gw, ingest+2gw",
+                        f"[{i}/{len(scenarios)}] {sc.scenario} {setups[sc.scenario]}",
                         f"clients={sc.clients} symbols={sc.symbols} load={sc.load}",
                         file=sys.stderr,
                         flush=True,
                     )
-                    runs += run_scaleout(procs, server, sc, cpus, tmp, bus_url)
-                    continue
-                if sc.scenario == "workers":
-                    server = next(s for s in found if s.name == "tickhub")
-                    print(
-                        f"[{i}/{len(scenarios)}] workers tickhub: --workers 1, --workers 2",
-                        f"clients={sc.clients} symbols={sc.symbols} load={sc.load}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    runs += run_workers(procs, server, sc, cpus, tmp, bus_url)
+                    runner = run_scaleout if sc.scenario == "scaleout" else run_workers
+                    runs += runner(procs, server, sc, cpus, tmp, bus_url)
                     continue
                 for server in found:
                     if sc.scenario == "stall" and server.name not in args.stall_servers:
