@@ -58,8 +58,9 @@ from tickhub.client.options import ClientOptions
 from tickhub.client.payloads import Alert, PortfolioTotals, Position
 from tickhub.client.policy import backoff_delay, should_reconnect
 from tickhub.client.replies import AckWaiters, PendingRequests, normalise, same_interval
-from tickhub.client.tracking import Gap, SeqTracker
+from tickhub.client.tracking import Gap, SeqTracker, set_suffix
 from tickhub.core import defaults
+from tickhub.core.commands.indicators import IndicatorError, parse_spec
 from tickhub.core.protocol import ProtocolError, decode, encode
 
 __all__ = ["Client", "connect"]
@@ -85,6 +86,7 @@ HANDSHAKE_FATAL = frozenset(range(400, 500)) - {408, 429}
 class _Sub:
     requested: str
     interval: str | None
+    indicators: tuple[str, ...] | None = None  # as asked; the canonical set once acked
     symbol: str | None = None  # the server's spelling, once acked
     topic: str | None = None
 
@@ -118,7 +120,43 @@ def _chunks(items: list[str], size: int = defaults.MAX_SYMBOLS_PER_MESSAGE) -> l
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _subscribe_message(kind: str, symbols: list[str], interval: str | None) -> dict[str, Any]:
+def _indicator_set(indicators: Iterable[str] | None) -> tuple[str, ...] | None:
+    """The set in the server's canonical form (repeats dropped, sorted), so that its acks,
+    messages and topic name match the subscription; entries the grammar refuses are kept as
+    given, for the server to refuse with its error code. ``None`` asks for the default set."""
+    if indicators is None:
+        return None
+    listed = [indicators] if isinstance(indicators, str) else list(indicators)
+    if not all(isinstance(i, str) for i in listed):
+        raise TypeError(f"indicators must be strings such as 'ema:9', got {listed!r}")
+    if not listed:
+        raise ValueError("indicators must name at least one entry, such as 'ema:9'")
+    try:
+        # limits are the server's to apply (its settings may differ): only the grammar here
+        canonical = {parse_spec(i, max_period=10**9).canonical for i in listed}
+    except IndicatorError:
+        return tuple(listed)
+    return tuple(sorted(canonical))
+
+
+SET_ERRORS = frozenset(
+    {
+        "unknown_indicator",
+        "invalid_indicator_parameter",
+        "too_many_indicators",
+        "invalid_field",
+        "limit_exceeded",
+    }
+)
+"""Refusals of a whole indicator-set subscribe (docs/protocol.md §6.2.1): nothing of it is kept."""
+
+
+def _subscribe_message(
+    kind: str,
+    symbols: list[str],
+    interval: str | None,
+    indicators: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
     msg: dict[str, Any] = {"type": kind}
     if len(symbols) == 1:
         msg["symbol"] = symbols[0]
@@ -126,6 +164,8 @@ def _subscribe_message(kind: str, symbols: list[str], interval: str | None) -> d
         msg["symbols"] = symbols
     if interval:
         msg["interval"] = interval
+    if indicators:
+        msg["indicators"] = list(indicators)
     return msg
 
 
@@ -278,26 +318,47 @@ class Client:
     # --- subscriptions ----------------------------------------------------------------------
 
     async def subscribe(
-        self, symbols: str | Iterable[str], interval: str | None = None
+        self,
+        symbols: str | Iterable[str],
+        interval: str | None = None,
+        indicators: Iterable[str] | None = None,
     ) -> list[SubscriptionAck]:
         """Subscribe (``interval`` on /ws/stream and /ws/analysis, default ``1m``; ``"*"`` on
         /ws/portfolio for every position) and wait for the acks. Kept across reconnects.
 
+        ``indicators`` (/ws/analysis): an indicator set such as ``["ema:9", "supertrend:10,3"]``
+        instead of the default one (docs/protocol.md §6.2.1). Each set of a symbol and interval
+        is its own topic, resumed with its own ``since`` and checked for gaps on its own.
+
         Raises :class:`TickhubError` when the server refuses a symbol (its ``code``:
         ``unknown_symbol``, ``limit_exceeded``...; the others stay subscribed, their acks in
-        ``details["acks"]``) or the whole request (``unknown_interval``...)."""
+        ``details["acks"]``) or the whole request (``unknown_interval``, ``unknown_indicator``,
+        ``invalid_indicator_parameter``, ``too_many_indicators``...)."""
         listed = _symbols(symbols)
+        wanted = _indicator_set(indicators)
         await self.start()
+        added: list[str] = []
         for requested in listed:
-            key = f"{normalise(requested)}@{interval or ''}"
-            self._subs.setdefault(key, _Sub(requested, interval))
-        future = self._acks.add("subscribe", listed, interval)
+            key = f"{normalise(requested)}@{interval or ''}{set_suffix(wanted)}"
+            if key not in self._subs:
+                self._subs[key] = _Sub(requested, interval, wanted)
+                added.append(key)
+        future = self._acks.add("subscribe", listed, interval, wanted)
         self._wake_reader()
         if self._ws is not None:
             for chunk in _chunks(listed):
-                await self._send(_subscribe_message("subscribe", chunk, interval))
+                await self._send(_subscribe_message("subscribe", chunk, interval, wanted))
         # else: the resubscription of the next connection sends them
-        return await self._wait(future, self._acks.discard, "subscribe")
+        try:
+            return await self._wait(future, self._acks.discard, "subscribe")
+        except TickhubError as exc:
+            if wanted is not None and exc.code in SET_ERRORS:
+                # a set the server refuses is not resubscribed after a reconnect
+                for key in added:
+                    sub = self._subs.get(key)
+                    if sub is not None and sub.topic is None:
+                        del self._subs[key]
+            raise
 
     async def unsubscribe(
         self, symbols: str | Iterable[str], interval: str | None = None
@@ -619,10 +680,10 @@ class Client:
     async def _resubscribe(self) -> None:
         """Everything subscribed, again: per interval one ``subscribe`` whose ``since`` names
         the last message seen on each topic (docs/protocol.md §8.1, the per-symbol form)."""
-        by_interval: dict[str | None, list[_Sub]] = {}
+        by_interval: dict[tuple[str | None, tuple[str, ...] | None], list[_Sub]] = {}
         for sub in self._subs.values():
-            by_interval.setdefault(sub.interval, []).append(sub)
-        for interval, subs in by_interval.items():
+            by_interval.setdefault((sub.interval, sub.indicators), []).append(sub)
+        for (interval, indicators), subs in by_interval.items():
             names = list(dict.fromkeys(s.symbol or s.requested for s in subs))
             since: dict[str, dict[str, Any]] = {}
             for sub in subs:
@@ -630,7 +691,7 @@ class Client:
                 if point is not None:
                     since[sub.symbol or sub.requested] = {"epoch": point[0], "seq": point[1]}
             for chunk in _chunks(names):
-                msg = _subscribe_message("subscribe", chunk, interval)
+                msg = _subscribe_message("subscribe", chunk, interval, indicators)
                 resume = {name: since[name] for name in chunk if name in since}
                 if resume:
                     msg["since"] = resume
@@ -722,7 +783,11 @@ class Client:
             return None
         asked = {normalise(ack.requested or ack.symbol), normalise(ack.symbol)}
         for sub in self._subs.values():
-            if normalise(sub.requested) in asked and same_interval(sub.interval, ack.interval):
+            if (
+                normalise(sub.requested) in asked
+                and same_interval(sub.interval, ack.interval)
+                and sub.indicators == ack.indicators
+            ):
                 sub.symbol, sub.topic = ack.symbol, ack.topic
         return self.tracker.refused(ack.raw) if ack.recovered is False else None
 

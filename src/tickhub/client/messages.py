@@ -25,7 +25,7 @@ from tickhub.client.payloads import (
     Tick,
     parse_time,
 )
-from tickhub.client.tracking import Gap, Observation, topic_of
+from tickhub.client.tracking import Gap, Observation, indicator_set_of, topic_of
 
 __all__ = [
     "AlertData",
@@ -202,6 +202,8 @@ class SubscriptionAck:
     topic: str
     timestamp: datetime | None
     raw: Raw
+    indicators: tuple[str, ...] | None = None
+    """The indicator set subscribed (/ws/analysis, canonical and sorted); ``None``: the default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +379,7 @@ def parse_message(raw: Raw, seen: Observation | None = None) -> ServerMessage:
             topic_of(raw),
             ts,
             raw,
+            indicator_set_of(raw),
         )
     if kind == "status":
         return Status(_str(raw, "feed"), _str(raw, "detail"), ts, raw)

@@ -67,6 +67,20 @@ def _int(raw: Raw, key: str) -> int:
     return int(value)
 
 
+def _opt_int(raw: Raw, key: str) -> int | None:
+    value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
+
+
+def _set(raw: Raw) -> tuple[str, ...] | None:
+    value = raw.get("indicators")
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
 def _str(raw: Raw, key: str) -> str:
     value = raw.get(key)
     return value if isinstance(value, str) else ""
@@ -238,7 +252,12 @@ class Warmup:
 
 @dataclass(frozen=True, slots=True)
 class Indicators:
-    """Each value is ``None`` until enough candles exist (``warmup``)."""
+    """Each value is ``None`` until enough candles exist (``warmup``).
+
+    The named fields are the default set's; a subscription's indicator set (docs/protocol.md
+    §6.2.1) has other keys (``"ema:9"``, ``"supertrend:10,3"``...), which are in ``values`` (every
+    member but ``warmup``, as sent: a number, ``None`` or an object such as ``{"value",
+    "direction"}``) whatever the set, so a set's keys need no type of their own here."""
 
     sma_20: float | None
     ema_20: float | None
@@ -248,6 +267,15 @@ class Indicators:
     atr_14: float | None
     vwap: float | None
     warmup: Warmup
+    values: Mapping[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        """A member by its key: ``analysis.technical_indicators["ema:9"]``."""
+        return self.values[key]
+
+    def number(self, key: str) -> float | None:
+        """A member holding a number (``"ema:9"``, ``"rsi:14"``), ``None`` while warming up."""
+        return _opt_num(self.values, key)
 
     @classmethod
     def parse(cls, raw: Raw) -> Indicators:
@@ -261,14 +289,19 @@ class Indicators:
             _opt_num(raw, "atr_14"),
             _opt_num(raw, "vwap"),
             Warmup(_int(warm, "needed"), _int(warm, "have")),
+            {k: v for k, v in raw.items() if k != "warmup"},
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Pattern:
+    """``strength`` is TA-Lib's magnitude of the pattern (100, 200...), ``None`` from a server
+    that does not send it."""
+
     name: str
     direction: str
     start: datetime | None
+    strength: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +329,8 @@ class Analysis:
     interval: str
     candle: Candle
     history: tuple[Candle, ...]
+    indicators: tuple[str, ...] | None
+    """The indicator set (canonical, sorted) of this topic; ``None`` for the default set."""
 
     @classmethod
     def parse(cls, raw: Raw) -> Analysis:
@@ -303,7 +338,12 @@ class Analysis:
         return cls(
             Indicators.parse(_obj(raw, "technical_indicators")),
             tuple(
-                Pattern(_str(p, "name"), _str(p, "direction"), _time(p, "start"))
+                Pattern(
+                    _str(p, "name"),
+                    _str(p, "direction"),
+                    _time(p, "start"),
+                    _opt_int(p, "strength"),
+                )
                 for p in _list(raw, "patterns")
             ),
             RiskMetrics(
@@ -317,6 +357,7 @@ class Analysis:
             _str(raw, "interval"),
             Candle.parse(_obj(raw, "candle")),
             tuple(Candle.parse(c) for c in _list(raw, "history")),
+            _set(raw),
         )
 
 

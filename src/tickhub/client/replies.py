@@ -43,6 +43,12 @@ def same_interval(asked: str | None, acked: str | None) -> bool:
     return acked is None or asked == acked or (asked is None and acked == "1m")
 
 
+def _same_set(asked: tuple[str, ...] | None, acked: tuple[str, ...] | None) -> bool:
+    """An ack carries the canonical set; one the client could not canonicalise (kept as given)
+    is matched by being a set at all."""
+    return asked == acked or (asked is not None and acked is not None)
+
+
 def error_of(err: ServerError) -> TickhubError:
     return TickhubError(err.message, err.code, err.details, err.raw)
 
@@ -124,6 +130,7 @@ class _AckWait:
     interval: str | None
     names: list[str]
     future: asyncio.Future[list[SubscriptionAck]]
+    indicators: tuple[str, ...] | None = None  # the set asked (canonical); None: the default
     acks: dict[str, SubscriptionAck] = field(default_factory=dict)
     errors: list[ServerError] = field(default_factory=list)
     refused: set[str] = field(default_factory=set)
@@ -150,10 +157,17 @@ class AckWaiters:
         self._waits: list[_AckWait] = []
 
     def add(
-        self, kind: str, names: list[str], interval: str | None
+        self,
+        kind: str,
+        names: list[str],
+        interval: str | None,
+        indicators: tuple[str, ...] | None = None,
     ) -> asyncio.Future[list[SubscriptionAck]]:
+        """``indicators``: the set of an /ws/analysis subscribe, whose acks carry it (an ack of
+        another set of the same symbol, or of the default set, answers another call)."""
         future: asyncio.Future[list[SubscriptionAck]] = asyncio.get_running_loop().create_future()
-        self._waits.append(_AckWait(kind, interval, [normalise(n) for n in names], future))
+        names = [normalise(n) for n in names]
+        self._waits.append(_AckWait(kind, interval, names, future, indicators))
         return future
 
     def waiting(self) -> bool:
@@ -167,6 +181,8 @@ class AckWaiters:
         names = {normalise(ack.symbol), normalise(ack.requested or ack.symbol)}
         for wait in self._waits:
             if wait.kind != kind or not same_interval(wait.interval, ack.interval):
+                continue
+            if kind == "subscribe" and not _same_set(wait.indicators, ack.indicators):
                 continue
             name = next((n for n in wait.names if n in names and n not in wait.acks), None)
             if name is not None:

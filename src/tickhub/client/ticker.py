@@ -123,10 +123,15 @@ class Ticker:
     # --- calls ------------------------------------------------------------------------------
 
     def subscribe(
-        self, symbols: str | Iterable[str], interval: str | None = None
+        self,
+        symbols: str | Iterable[str],
+        interval: str | None = None,
+        indicators: Iterable[str] | None = None,
     ) -> concurrent.futures.Future[list[SubscriptionAck]]:
+        """``indicators``: an /ws/analysis indicator set, as :meth:`Client.subscribe` takes it."""
         listed = [symbols] if isinstance(symbols, str) else list(symbols)
-        return self._submit(lambda: self.client.subscribe(listed, interval))
+        wanted = None if indicators is None else list(indicators)
+        return self._submit(lambda: self.client.subscribe(listed, interval, wanted))
 
     def unsubscribe(
         self, symbols: str | Iterable[str], interval: str | None = None

@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["ALL", "Gap", "Observation", "SeqTracker", "topic_of"]
+__all__ = [
+    "ALL",
+    "Gap",
+    "Observation",
+    "SeqTracker",
+    "indicator_set_of",
+    "set_suffix",
+    "topic_of",
+]
 
 ALL = "*"
 """The portfolio's every-position topic (messages carry ``"subscription": "*"``)."""
@@ -24,14 +32,35 @@ ALL = "*"
 GapReason = Literal["skipped", "not_recovered", "epoch_changed"]
 
 
+def indicator_set_of(msg: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The indicator set of an /ws/analysis ack (``indicators``) or data message
+    (``data.indicators``), canonical as the server sends it; ``None`` for the default set."""
+    value = msg.get("indicators")
+    if value is None:
+        data = msg.get("data")
+        value = data.get("indicators") if isinstance(data, Mapping) else None
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+def set_suffix(indicators: tuple[str, ...] | None) -> str:
+    """What a set adds to its topic's name: ``[ema:9,rsi:14]``; nothing for the default set."""
+    return f"[{','.join(indicators)}]" if indicators else ""
+
+
 def topic_of(msg: Mapping[str, Any]) -> str:
-    """``SYMBOL@interval`` on /ws/stream and /ws/analysis, ``SYMBOL`` on /ws/alerts and
-    /ws/portfolio, ``*`` for a portfolio ``*`` subscription's messages (and its acks)."""
+    """``SYMBOL@interval`` on /ws/stream and /ws/analysis (``SYMBOL@interval[ema:9,rsi:14]`` for
+    an indicator set: each set of a symbol and interval is its own topic, docs/protocol.md
+    §6.2.1), ``SYMBOL`` on /ws/alerts and /ws/portfolio, ``*`` for a portfolio ``*``
+    subscription's messages (and its acks)."""
     if msg.get("subscription") == ALL or msg.get("symbol") == ALL:
         return ALL
     symbol = str(msg.get("symbol", ""))
     interval = msg.get("interval")
-    return f"{symbol}@{interval}" if interval else symbol
+    if not interval:
+        return symbol
+    return f"{symbol}@{interval}{set_suffix(indicator_set_of(msg))}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +86,8 @@ class Gap:
     last: int | None
     seq: int | None
     missed: int | None
+    indicators: tuple[str, ...] | None = None
+    """The topic's indicator set (/ws/analysis), ``None`` for the default one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +139,7 @@ class SeqTracker:
                     last.seq,
                     seq,
                     None,
+                    indicator_set_of(msg),
                 )
             self._topics[topic] = _Position(epoch, seq)
             return Observation(topic, snapshot, False, True, gap)
@@ -116,7 +148,17 @@ class SeqTracker:
         gap = None
         if not snapshot and seq > last.seq + 1:
             missed = seq - last.seq - 1
-            gap = Gap(topic, _symbol(msg), _interval(msg), "skipped", epoch, last.seq, seq, missed)
+            gap = Gap(
+                topic,
+                _symbol(msg),
+                _interval(msg),
+                "skipped",
+                epoch,
+                last.seq,
+                seq,
+                missed,
+                indicator_set_of(msg),
+            )
         last.seq = seq
         return Observation(topic, snapshot, False, False, gap)
 
@@ -130,7 +172,15 @@ class SeqTracker:
         last.fresh = True
         last.reported = True
         return Gap(
-            topic, _symbol(ack), _interval(ack), "not_recovered", last.epoch, last.seq, None, None
+            topic,
+            _symbol(ack),
+            _interval(ack),
+            "not_recovered",
+            last.epoch,
+            last.seq,
+            None,
+            None,
+            indicator_set_of(ack),
         )
 
     def position(self, topic: str) -> tuple[str, int] | None:
@@ -139,9 +189,15 @@ class SeqTracker:
         return None if p is None else (p.epoch, p.seq)
 
     def forget(self, symbol: str, interval: str | None = None) -> None:
-        """Drop a symbol's topics: one interval, or every interval when ``interval`` is None."""
-        if symbol == ALL or interval is not None:
-            self._topics.pop(ALL if symbol == ALL else f"{symbol}@{interval}", None)
+        """Drop a symbol's topics: one interval (with every indicator set of it, as the server's
+        unsubscribe does), or every interval when ``interval`` is None."""
+        if symbol == ALL:
+            self._topics.pop(ALL, None)
+            return
+        if interval is not None:
+            base = f"{symbol}@{interval}"
+            for topic in [t for t in self._topics if t == base or t.startswith(f"{base}[")]:
+                del self._topics[topic]
             return
         for topic in [t for t in self._topics if t == symbol or t.startswith(f"{symbol}@")]:
             del self._topics[topic]

@@ -177,6 +177,43 @@ def test_technical_analysis_with_history() -> None:
     assert len(msg.data.history) == 2 and msg.data.candle.closed
 
 
+def test_technical_analysis_of_an_indicator_set_and_pattern_strength() -> None:
+    body = {
+        "technical_indicators": {
+            "ema:9": 101.3811,
+            "rsi:14": None,
+            "supertrend:10,3": {"value": 99.5, "direction": "up"},
+            "warmup": {"needed": 15, "have": 20},
+        },
+        "patterns": [{"name": "engulfing", "direction": "bearish", "start": TS, "strength": 100}],
+        "risk_metrics": {"window": 60},
+        "trend": "neutral",
+        "interval": "1m",
+        "candle": CANDLE,
+        "indicators": ["ema:9", "rsi:14", "supertrend:10,3"],
+    }
+    raw = envelope("technical_analysis", body, interval="1m")
+    msg = parse_message(raw)
+    assert isinstance(msg, TechnicalAnalysis)
+    assert msg.topic == "RELIANCE@1m[ema:9,rsi:14,supertrend:10,3]"
+    assert msg.data.indicators == ("ema:9", "rsi:14", "supertrend:10,3")
+    ind = msg.data.technical_indicators
+    assert ind.number("ema:9") == 101.3811 and ind.number("rsi:14") is None
+    assert ind["supertrend:10,3"] == {"value": 99.5, "direction": "up"}
+    assert set(ind.values) == {"ema:9", "rsi:14", "supertrend:10,3"}
+    assert ind.warmup.needed == 15 and ind.sma_20 is None  # the default set's names: absent
+    assert msg.data.patterns[0].strength == 100
+    assert msg.raw is raw
+
+
+def test_the_default_set_has_no_set_and_a_pattern_without_strength_reads_none() -> None:
+    body = {"patterns": [{"name": "doji", "direction": "neutral"}], "interval": "1m"}
+    msg = parse_message(envelope("technical_analysis", body, interval="1m"))
+    assert isinstance(msg, TechnicalAnalysis)
+    assert msg.topic == "RELIANCE@1m" and msg.data.indicators is None
+    assert msg.data.patterns[0].strength is None
+
+
 def test_alert_event_and_state() -> None:
     builtin = {**ALERT, "id": "builtin:INFY:day_change_up", "source": "builtin", "owner": None}
     event = parse_message(

@@ -103,3 +103,39 @@ def test_messages_without_numbers_are_passed_through() -> None:
     t = SeqTracker()
     seen = t.observe({"type": "data", "symbol": "X", "seq": "7", "epoch": "e"})
     assert seen.gap is None and not seen.stale and t.topics() == {}
+
+
+def test_each_indicator_set_is_its_own_topic_with_its_own_seq() -> None:
+    t = SeqTracker()
+    fast = {"indicators": ["ema:9", "rsi:14"]}
+    assert topic_of(ack(interval="5m", **fast)) == "RELIANCE@5m[ema:9,rsi:14]"
+    assert topic_of(data(1, interval="5m", data=fast)) == "RELIANCE@5m[ema:9,rsi:14]"
+    for seq in (1, 2, 3):
+        assert t.observe(data(seq, interval="5m")).gap is None
+    # The set's numbering starts on its own: seq 1 after the default topic's 3 is no gap.
+    assert t.observe(data(1, interval="5m", data=fast)).gap is None
+    seen = t.observe(data(4, interval="5m", data=fast))
+    assert seen.gap == Gap(
+        "RELIANCE@5m[ema:9,rsi:14]",
+        "RELIANCE",
+        "5m",
+        "skipped",
+        "e1",
+        1,
+        4,
+        2,
+        ("ema:9", "rsi:14"),
+    )
+    assert t.position("RELIANCE@5m") == ("e1", 3)
+    assert t.position("RELIANCE@5m[ema:9,rsi:14]") == ("e1", 4)
+    gap = t.refused(ack(interval="5m", recovered=False, **fast))
+    assert gap is not None and gap.topic == "RELIANCE@5m[ema:9,rsi:14]" and gap.last == 4
+
+
+def test_forgetting_an_interval_forgets_its_sets_too() -> None:
+    t = SeqTracker()
+    t.observe(data(1, interval="5m"))
+    t.observe(data(1, interval="5m", data={"indicators": ["ema:9"]}))
+    t.observe(data(1, interval="15m", data={"indicators": ["ema:9"]}))
+    t.forget("RELIANCE", "5m")
+    assert list(t.topics()) == ["RELIANCE@15m[ema:9]"]
