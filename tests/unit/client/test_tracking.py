@@ -107,7 +107,7 @@ def test_messages_without_numbers_are_passed_through() -> None:
 
 def test_each_indicator_set_is_its_own_topic_with_its_own_seq() -> None:
     t = SeqTracker()
-    fast = {"indicators": ["ema:9", "rsi:14"]}
+    fast: dict[str, Any] = {"indicators": ["ema:9", "rsi:14"]}
     assert topic_of(ack(interval="5m", **fast)) == "RELIANCE@5m[ema:9,rsi:14]"
     assert topic_of(data(1, interval="5m", data=fast)) == "RELIANCE@5m[ema:9,rsi:14]"
     for seq in (1, 2, 3):
