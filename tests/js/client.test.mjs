@@ -12,6 +12,7 @@ import {
   TickhubError,
   backoffDelay,
   candlesUrl,
+  indicatorSetOf,
   resolveUrl,
   topicOf,
 } from '../../src/tickhub/static/tickhub.js';
@@ -135,7 +136,7 @@ describe('SeqTracker', () => {
     t.observe(data('RELIANCE', 10));
     const meta = t.observe(data('RELIANCE', 14));
     assert.deepEqual(meta.gap, {
-      topic: 'RELIANCE@1m', symbol: 'RELIANCE', interval: '1m', epoch: 'e1', last: 10, seq: 14, missed: 3,
+      topic: 'RELIANCE@1m', symbol: 'RELIANCE', interval: '1m', epoch: 'e1', last: 10, seq: 14, missed: 3, indicators: null,
     });
     assert.equal(t.observe(data('RELIANCE', 15)).gap, null);
   });
@@ -198,6 +199,19 @@ describe('SeqTracker', () => {
     assert.notEqual(t.position('RELIANCE@1m'), undefined);
     t.forget('RELIANCE');
     assert.equal(t.position('RELIANCE@1m'), undefined);
+  });
+
+  test('an indicator set is part of the topic, from the ack or the message', () => {
+    const set = ['ema:9', 'rsi:14'];
+    assert.equal(topicOf({ symbol: 'RELIANCE', interval: '5m', indicators: set }), 'RELIANCE@5m[ema:9,rsi:14]');
+    assert.equal(topicOf({ symbol: 'RELIANCE', interval: '5m', data: { indicators: set } }), 'RELIANCE@5m[ema:9,rsi:14]');
+    assert.deepEqual(indicatorSetOf({ data: {} }), null);
+    const t = new SeqTracker();
+    t.observe(data('RELIANCE', 5, { interval: '5m' }));
+    t.observe(data('RELIANCE', 1, { interval: '5m', data: { indicators: set } }));
+    t.observe(data('RELIANCE', 1, { interval: '15m', data: { indicators: set } }));
+    t.forget('RELIANCE', '5m');
+    assert.deepEqual([...t.topics.keys()], ['RELIANCE@15m[ema:9,rsi:14]']);
   });
 
   test('topicOf names topics as the protocol does', () => {
@@ -351,6 +365,65 @@ describe('client (fake server)', () => {
       { type: 'subscribe', symbol: 'TCS', interval: '5m', since: { epoch: 'e1', seq: 7 } },
       { type: 'subscribe', symbol: 'INFY' }, // nothing seen yet: a plain subscribe
     ]);
+    c.close();
+  });
+
+  test('indicator sets: one topic per set, resumed each with its own since; a refused set is dropped', async () => {
+    const net = fakeNetwork();
+    const canonical = { 'RSI,ema:09': ['ema:9', 'rsi:14'], 'supertrend:10,3,ema:21': ['ema:21', 'supertrend:10,3'] };
+    net.onmessage = (ws, msg) => {
+      if (msg.type !== 'subscribe') return;
+      if (msg.indicators?.includes('ichimoku')) {
+        ws.deliver({ type: 'error', code: 'unknown_indicator', message: "unknown indicator: 'ichimoku'", details: { indicator: 'ichimoku' }, request: 'subscribe' });
+        return;
+      }
+      const set = msg.indicators ? canonical[msg.indicators.join(',')] ?? msg.indicators : undefined;
+      ws.deliver({ type: 'subscription', status: 'subscribed', symbol: msg.symbol, interval: msg.interval ?? '1m', ...(set ? { indicators: set } : {}) });
+    };
+    const analysis = (seq, set) => data('RELIANCE', seq, { data_type: 'technical_analysis', data: set ? { indicators: set } : {} });
+    const c = new Client('ws://fake/ws/analysis', { ...fast, WebSocket: net.WebSocket }).connect();
+    await next(c, 'open');
+    const metas = [];
+    const gaps = [];
+    c.on('data', (m, meta) => metas.push(meta.topic));
+    c.on('gap', (g) => gaps.push(g));
+    c.subscribe('RELIANCE');
+    c.subscribe('RELIANCE', { interval: '1m', indicators: ['RSI', 'ema:09'] });
+    c.subscribe('RELIANCE', { interval: '1m', indicators: ['supertrend:10,3', 'ema:21'] });
+    assert.deepEqual(net.last().sent.at(1), { type: 'subscribe', symbol: 'RELIANCE', interval: '1m', indicators: ['RSI', 'ema:09'] });
+    const fastSet = ['ema:9', 'rsi:14'];
+    const slowSet = ['ema:21', 'supertrend:10,3'];
+    const first = net.last();
+    first.deliver(analysis(10));
+    first.deliver(analysis(3, fastSet));
+    first.deliver(analysis(4, fastSet));
+    first.deliver(analysis(1, slowSet));
+    first.deliver(analysis(3, slowSet)); // one message of this set replaced: its own gap
+    assert.deepEqual(metas, [
+      'RELIANCE@1m', 'RELIANCE@1m[ema:9,rsi:14]', 'RELIANCE@1m[ema:9,rsi:14]',
+      'RELIANCE@1m[ema:21,supertrend:10,3]', 'RELIANCE@1m[ema:21,supertrend:10,3]',
+    ]);
+    assert.deepEqual(gaps.map((g) => [g.topic, g.last, g.seq, g.indicators]), [
+      ['RELIANCE@1m[ema:21,supertrend:10,3]', 1, 3, slowSet],
+    ]);
+    assert.deepEqual(c.subscriptions, [
+      { symbol: 'RELIANCE' },
+      { symbol: 'RELIANCE', interval: '1m', indicators: fastSet },
+      { symbol: 'RELIANCE', interval: '1m', indicators: slowSet },
+    ]);
+    const refused = next(c, 'error');
+    c.subscribe('RELIANCE', { interval: '1m', indicators: ['ichimoku'] });
+    assert.equal((await refused).code, 'unknown_indicator');
+    assert.equal(c.subscriptions.length, 3);
+    const reopened = next(c, 'open');
+    first.drop(1006);
+    await reopened;
+    assert.deepEqual(net.last().sent, [
+      { type: 'subscribe', symbol: 'RELIANCE', since: { epoch: 'e1', seq: 10 } },
+      { type: 'subscribe', symbol: 'RELIANCE', interval: '1m', indicators: fastSet, since: { epoch: 'e1', seq: 4 } },
+      { type: 'subscribe', symbol: 'RELIANCE', interval: '1m', indicators: slowSet, since: { epoch: 'e1', seq: 3 } },
+    ]);
+    assert.throws(() => c.subscribe('RELIANCE', { indicators: [] }), TypeError);
     c.close();
   });
 
@@ -566,6 +639,60 @@ describe('client (real service)', live, () => {
     assert.deepEqual(live, [...live].sort((a, b) => a - b)); // in order, each once
     assert.equal(new Set(live).size, live.length);
     for (const g of gaps) assert.ok(g.last >= resubscribe.since.seq, JSON.stringify(g));
+  });
+
+  test('indicator sets on /ws/analysis: values per set, resumed per set after a drop', async (t) => {
+    const rec = recording();
+    const c = new Client(url('/ws/analysis'), {
+      WebSocket: rec.WebSocket, minDelay: 50, maxDelay: 200, heartbeatInterval: 0, connectTimeout: 2000,
+    }).connect();
+    t.after(() => c.close());
+    const sets = { fast: ['ema:9', 'rsi:14'], slow: ['ema:21', 'supertrend:10,3'] };
+    const topics = ['RELIANCE@1m', 'RELIANCE@1m[ema:9,rsi:14]', 'RELIANCE@1m[ema:21,supertrend:10,3]'];
+    const seen = new Map(topics.map((topic) => [topic, []]));
+    const gaps = [];
+    c.on('gap', (g) => gaps.push(g));
+    c.on('data', (m, meta) => seen.get(meta.topic)?.push([m, meta]));
+    const acks = [];
+    c.on('subscription', (a) => acks.push(a));
+    c.subscribe('RELIANCE');
+    c.subscribe('RELIANCE', { interval: '1m', indicators: ['RSI', 'ema:09'] });
+    c.subscribe('RELIANCE', { interval: '1m', indicators: ['supertrend:10,3', 'ema:21'] });
+    const refused = next(c, 'error');
+    c.subscribe('RELIANCE', { interval: '1m', indicators: ['ema:0'] });
+    const error = await refused;
+    assert.equal(error.code, 'invalid_indicator_parameter');
+    assert.equal(error.details.parameter, 'period');
+    const everyTopic = (n) => () => topics.every((topic) => seen.get(topic).length >= n);
+    await next(c, 'data', everyTopic(2));
+    assert.deepEqual(acks.map((a) => a.indicators ?? null), [null, sets.fast, sets.slow]);
+    for (const [m] of seen.get(topics[1])) {
+      assert.deepEqual(m.data.indicators, sets.fast);
+      assert.deepEqual(Object.keys(m.data.technical_indicators).sort(), ['ema:9', 'rsi:14', 'warmup']);
+    }
+    for (const [m] of seen.get(topics[2])) {
+      assert.deepEqual(Object.keys(m.data.technical_indicators).sort(), ['ema:21', 'supertrend:10,3', 'warmup']);
+    }
+    assert.ok('sma_20' in seen.get(topics[0])[0][0].data.technical_indicators);
+    const before = new Map(topics.map((topic) => [topic, seen.get(topic).at(-1)[0].seq]));
+
+    const reopened = next(c, 'open');
+    await control('drop');
+    await reopened;
+    const resent = rec.sent.filter((m) => m.type === 'subscribe' && m.since !== undefined);
+    assert.deepEqual(resent.map((m) => m.indicators ?? null), [null, sets.fast, sets.slow]);
+    for (const m of resent) {
+      assert.ok(m.since.seq >= before.get(topicOf({ ...m, interval: m.interval ?? '1m' })), JSON.stringify(m));
+    }
+    const counts = new Map(topics.map((topic) => [topic, seen.get(topic).length]));
+    await next(c, 'data', () => topics.every((topic) => seen.get(topic).length >= counts.get(topic) + 2), 20000);
+    for (const topic of topics) {
+      const live = seen.get(topic).filter(([, meta]) => !meta.snapshot && !meta.reset).map(([m]) => m.seq);
+      assert.deepEqual(live, [...live].sort((a, b) => a - b), topic); // in order, each once
+      assert.equal(new Set(live).size, live.length, topic);
+    }
+    assert.ok(gaps.every((g) => topics.includes(g.topic)), JSON.stringify(gaps));
+    assert.equal(c.subscriptions.length, 3); // the refused set is not kept
   });
 
   test('batched delivery is unpacked into the same messages', async (t) => {

@@ -6,6 +6,7 @@ import type {
   Interval,
   Options,
   StatusMessage,
+  SubscribeOptions,
   TickhubClient,
 } from './tickhub.js';
 
@@ -28,7 +29,7 @@ export interface UseTickhubResult {
   reconnects: number;
   /** Messages reported missing (sum of gap.missed). */
   gaps: number;
-  subscribe(symbols: string | string[], options?: { interval?: Interval }): void;
+  subscribe(symbols: string | string[], options?: SubscribeOptions): void;
   unsubscribe(symbols: string | string[], options?: { interval?: Interval }): void;
   client: TickhubClient | null;
 }

@@ -28,7 +28,7 @@
  *   error        the latest server `error` message, or null
  *   reconnects   successful reconnections
  *   gaps         messages reported missing (sum of `gap.missed`)
- *   subscribe(symbol | symbols, {interval}), unsubscribe(...)   beyond `symbols`
+ *   subscribe(symbol | symbols, {interval, indicators}), unsubscribe(...)   beyond `symbols`
  *   client       the TickhubClient (requests: client.createAlert(...), ...)
  *
  * `symbols` is compared by value, so an inline array literal does not resubscribe on each render.

@@ -329,10 +329,13 @@ export interface Gap {
   seq: number;
   /** Messages not delivered: `seq - last - 1`. */
   missed: number;
+  /** The topic's indicator set (/ws/analysis), `null` for the default one. */
+  indicators: string[] | null;
 }
 
 export interface DataMeta {
-  /** `SYMBOL@interval` (stream, analysis), `SYMBOL` (alerts, portfolio) or `*`. */
+  /** `SYMBOL@interval` (stream, analysis; `SYMBOL@interval[ema:9,rsi:14]` for an indicator set),
+   * `SYMBOL` (alerts, portfolio) or `*`. */
   topic: string;
   snapshot: boolean;
   /** Same epoch and not newer than a message already delivered on the topic. */
@@ -343,7 +346,23 @@ export interface DataMeta {
   gap: Gap | null;
 }
 
-export function topicOf(message: { symbol: string; interval?: string; subscription?: string }): string;
+export function topicOf(message: {
+  symbol: string;
+  interval?: string;
+  subscription?: string;
+  indicators?: string[];
+  data?: unknown;
+}): string;
+
+/** The indicator set of an ack (`indicators`) or data message (`data.indicators`); `null`: the default set. */
+export function indicatorSetOf(message: { indicators?: string[]; data?: unknown }): string[] | null;
+
+/** Options of `subscribe`: `indicators` (/ws/analysis) is an indicator set such as
+ *  `['ema:9', 'supertrend:10,3']` (docs/protocol.md §6.2.1); each set is a topic of its own. */
+export interface SubscribeOptions {
+  interval?: Interval;
+  indicators?: string[];
+}
 
 export class SeqTracker {
   observe(message: DataMessage): DataMeta;
@@ -417,7 +436,7 @@ export class TickhubClient {
   readonly counters: { sent: number; dropped: number; conflated: number } | null;
   readonly tracker: SeqTracker;
   /** What the client keeps subscribed (resubscribed after a reconnect). */
-  readonly subscriptions: { symbol: string; interval?: Interval }[];
+  readonly subscriptions: { symbol: string; interval?: Interval; indicators?: string[] }[];
 
   on<K extends keyof Events>(type: K, listener: Events[K]): () => void;
   off<K extends keyof Events>(type: K, listener: Events[K]): void;
@@ -427,7 +446,7 @@ export class TickhubClient {
   close(code?: number, reason?: string): void;
   send(message: Record<string, unknown>): boolean;
 
-  subscribe(symbols: string | string[], options?: { interval?: Interval }): void;
+  subscribe(symbols: string | string[], options?: SubscribeOptions): void;
   unsubscribe(symbols: string | string[], options?: { interval?: Interval }): void;
 
   request<R = ServerMessage>(message: { type: string; [field: string]: unknown }, expect?: string): Promise<R>;

@@ -29,7 +29,8 @@
  * - gaps: every `data` message is numbered per topic (`seq`, under an `epoch`). The client keeps
  *   the last `seq` per topic and emits `gap` when a live message skips numbers (a slow link whose
  *   older updates the server replaced, or state left out of a recovery). A topic is
- *   `SYMBOL@interval` on /ws/stream and /ws/analysis, `SYMBOL` on /ws/alerts and /ws/portfolio,
+ *   `SYMBOL@interval` on /ws/stream and /ws/analysis (`SYMBOL@interval[ema:9,rsi:14]` for an
+ *   indicator set: each set is its own topic), `SYMBOL` on /ws/alerts and /ws/portfolio,
  *   and `*` for messages of a portfolio `*` subscription (they carry `"subscription": "*"`).
  *   Snapshot messages carry their original, non-consecutive numbers and never make a gap. A new
  *   `epoch` (the server restarted) resets the topic: `meta.reset` is true.
@@ -46,7 +47,7 @@
  *   open          {reconnect: boolean, reconnects: number}     socket open (subscriptions sent)
  *   welcome       the server's `connection` message
  *   data          (message, meta): meta = {topic, snapshot, stale, reset, gap}
- *   gap           {topic, symbol, interval, epoch, last, seq, missed}
+ *   gap           {topic, symbol, interval, epoch, last, seq, missed, indicators}
  *   status        the server's `status` message (feed state)
  *   error         a server `error` message not answered to a request
  *   subscription  a `subscription` ack
@@ -111,10 +112,21 @@ export function backoffDelay(attempt, options = {}, random = Math.random) {
   return Math.round(d * (1 - j) + d * j * random());
 }
 
+/**
+ * The indicator set of an /ws/analysis ack (`indicators`) or data message (`data.indicators`),
+ * canonical as the server sends it; `null` for the default set (docs/protocol.md §6.2.1).
+ */
+export function indicatorSetOf(msg) {
+  const set = msg.indicators ?? msg.data?.indicators;
+  return Array.isArray(set) && set.length > 0 ? set : null;
+}
+
 /** The topic a `data` message (or a subscription ack) belongs to; see the module comment. */
 export function topicOf(msg) {
   if (msg.subscription === '*' || msg.symbol === '*') return '*';
-  return msg.interval ? `${msg.symbol}@${msg.interval}` : msg.symbol;
+  if (!msg.interval) return msg.symbol;
+  const set = indicatorSetOf(msg);
+  return `${msg.symbol}@${msg.interval}${set ? `[${set.join(',')}]` : ''}`;
 }
 
 /**
@@ -156,6 +168,7 @@ export class SeqTracker {
         last: last.seq,
         seq,
         missed: seq - last.seq - 1,
+        indicators: indicatorSetOf(msg),
       };
     }
     last.seq = seq;
@@ -174,10 +187,17 @@ export class SeqTracker {
     if (p !== undefined) p.fresh = true;
   }
 
-  /** Forget a symbol's topics: one interval, or all of them when `interval` is undefined. */
+  /** Forget a symbol's topics: one interval (with its indicator sets), or all of them when `interval` is undefined. */
   forget(symbol, interval = undefined) {
-    if (symbol === '*' || interval !== undefined) {
-      this.topics.delete(symbol === '*' ? '*' : `${symbol}@${interval}`);
+    if (symbol === '*') {
+      this.topics.delete('*');
+      return;
+    }
+    if (interval !== undefined) {
+      const base = `${symbol}@${interval}`;
+      for (const topic of [...this.topics.keys()]) {
+        if (topic === base || topic.startsWith(`${base}[`)) this.topics.delete(topic);
+      }
       return;
     }
     for (const topic of [...this.topics.keys()]) {
@@ -285,11 +305,12 @@ export class TickhubClient {
     return this.state === 'open';
   }
 
-  /** Subscriptions as held by the client: `[{symbol, interval}]` (server spelling once acked). */
+  /** Subscriptions as held by the client: `[{symbol, interval, indicators}]` (server spelling once acked). */
   get subscriptions() {
     return [...this._subs.values()].map((s) => ({
       symbol: s.symbol ?? s.requested,
       ...(s.interval ? { interval: s.interval } : {}),
+      ...(s.indicators ? { indicators: s.set ?? s.indicators } : {}),
     }));
   }
 
@@ -543,6 +564,11 @@ export class TickhubClient {
       for (const [key, sub] of this._subs) {
         if (normalise(sub.requested) === name) this._subs.delete(key);
       }
+    } else if (msg.request === 'subscribe' && SET_ERRORS.has(msg.code)) {
+      // A refused indicator set (the whole subscribe refused) is not resubscribed later.
+      for (const [key, sub] of this._subs) {
+        if (sub.indicators !== null && sub.set === null) this._subs.delete(key);
+      }
     }
     this._emit('error', msg);
   }
@@ -578,16 +604,24 @@ export class TickhubClient {
    * Subscribe to one symbol or several (`interval` on /ws/stream and /ws/analysis; `'*'` on
    * /ws/portfolio for every position). Kept across reconnects. Acks arrive as `subscription`
    * events; refused symbols as `error` events (and are dropped from the kept list).
+   * `indicators` (/ws/analysis): an indicator set such as `['ema:9', 'supertrend:10,3']`
+   * instead of the default one (docs/protocol.md §6.2.1). Each set of a symbol and interval is a
+   * topic of its own (`RELIANCE@5m[ema:9,supertrend:10,3]`, the set as the server's ack spells
+   * it), resumed with its own `since`; a set the server refuses is an `error` event with its code
+   * (`unknown_indicator`, `invalid_indicator_parameter`, `too_many_indicators`) and is dropped.
    */
-  subscribe(symbols, { interval } = {}) {
+  subscribe(symbols, { interval, indicators } = {}) {
     const list = asList(symbols);
+    const asked = indicatorList(indicators);
     const fresh = [];
     for (const requested of list) {
-      const key = `${normalise(requested)}@${interval ?? ''}`;
-      if (!this._subs.has(key)) this._subs.set(key, { requested, interval, symbol: null, topic: null });
+      const key = `${normalise(requested)}@${interval ?? ''}${asked ? `[${asked.join(',')}]` : ''}`;
+      if (!this._subs.has(key)) {
+        this._subs.set(key, { requested, interval, indicators: asked, set: null, symbol: null, topic: null });
+      }
       fresh.push(requested);
     }
-    if (fresh.length > 0) this._send(subscribeMessage('subscribe', fresh, interval));
+    if (fresh.length > 0) this._send(subscribeMessage('subscribe', fresh, interval, asked));
   }
 
   /** Unsubscribe (without `interval`: every interval of the symbols). */
@@ -610,33 +644,43 @@ export class TickhubClient {
     // Not resumable (another epoch, or too far back): the snapshot that follows replaces all.
     if (msg.recovered === false) this.tracker.expectFresh(topicOf(msg));
     const asked = normalise(msg.requested ?? msg.symbol);
+    const set = indicatorSetOf(msg);
+    const setKey = set ? set.join(',') : null;
+    let claimed = false; // an ack of a set not yet acked answers one subscription, the oldest
     for (const sub of this._subs.values()) {
       const same = normalise(sub.requested) === asked || normalise(sub.requested) === normalise(msg.symbol);
       // No interval asked means the server's default, 1m (acks on /ws/alerts, /ws/portfolio have none).
       const interval = sub.interval ?? (msg.interval === undefined ? undefined : '1m');
-      if (same && interval === msg.interval) {
-        sub.symbol = msg.symbol;
-        sub.topic = topicOf(msg);
+      if (!same || interval !== msg.interval) continue;
+      if (setKey === null ? sub.indicators !== null : sub.indicators === null) continue;
+      if (setKey !== null) {
+        const known = sub.set === null ? null : sub.set.join(',');
+        if (known !== null ? known !== setKey : claimed) continue;
+        if (known === null) claimed = true;
+        sub.set = set;
       }
+      sub.symbol = msg.symbol;
+      sub.topic = topicOf(msg);
     }
   }
 
   _resubscribe() {
-    const plain = new Map(); // interval -> symbols, for topics with nothing seen yet
+    const plain = new Map(); // interval and set -> symbols, for topics with nothing seen yet
     for (const sub of this._subs.values()) {
       const since = sub.topic === null ? undefined : this.tracker.position(sub.topic);
+      const indicators = sub.set ?? sub.indicators ?? null;
       if (since === undefined) {
-        const k = sub.interval ?? '';
-        if (!plain.has(k)) plain.set(k, []);
-        plain.get(k).push(sub.requested);
+        const k = JSON.stringify([sub.interval ?? '', indicators]);
+        if (!plain.has(k)) plain.set(k, { interval: sub.interval, indicators, symbols: [] });
+        plain.get(k).symbols.push(sub.requested);
         continue;
       }
-      const msg = subscribeMessage('subscribe', [sub.symbol ?? sub.requested], sub.interval);
+      const msg = subscribeMessage('subscribe', [sub.symbol ?? sub.requested], sub.interval, indicators);
       msg.since = since;
       this._send(msg);
     }
-    for (const [interval, symbols] of plain) {
-      this._send(subscribeMessage('subscribe', symbols, interval || undefined));
+    for (const { interval, indicators, symbols } of plain.values()) {
+      this._send(subscribeMessage('subscribe', symbols, interval || undefined, indicators));
     }
   }
 
@@ -739,10 +783,30 @@ function withBatch(url) {
   return u.toString();
 }
 
-function subscribeMessage(type, symbols, interval) {
+function subscribeMessage(type, symbols, interval, indicators = null) {
   const message = symbols.length === 1 ? { type, symbol: symbols[0] } : { type, symbols };
   if (interval) message.interval = interval;
+  if (indicators) message.indicators = indicators;
   return message;
+}
+
+/** Errors refusing a whole indicator-set subscribe (docs/protocol.md §6.2.1). */
+const SET_ERRORS = new Set([
+  'unknown_indicator',
+  'invalid_indicator_parameter',
+  'too_many_indicators',
+  'invalid_field',
+  'limit_exceeded',
+]);
+
+/** `indicators` as given (trimmed, repeats dropped), `null` for the default set. */
+function indicatorList(indicators) {
+  if (indicators === undefined || indicators === null) return null;
+  const list = typeof indicators === 'string' ? [indicators] : [...indicators];
+  if (list.length === 0 || !list.every((i) => typeof i === 'string')) {
+    throw new TypeError(`indicators must be a non-empty array of strings such as 'ema:9', got ${JSON.stringify(list)}`);
+  }
+  return [...new Set(list.map((i) => i.trim()))];
 }
 
 /** The HTTP URL of `GET /candles` on the server of `url` (ws://, wss://, http:// or a path). */
