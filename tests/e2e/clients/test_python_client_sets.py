@@ -4,17 +4,23 @@ point and a gap check per set, and a set the server refuses is an error with its
 
 from __future__ import annotations
 
+import asyncio
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.clients.test_python_client import (
     FAST,
+    WAIT,
     Gate,
     Recorded,
     assert_numbered_or_reported,
 )
+from tests.e2e.clients.test_python_client_ticker import Calls, attach
 from tests.helpers import Client as RawClient
+from tests.helpers import free_port, serve_process
 from tickhub.app.roles import SingleService
 from tickhub.client import (
     Disconnected,
@@ -22,7 +28,9 @@ from tickhub.client import (
     Gap,
     SubscriptionAck,
     TechnicalAnalysis,
+    Ticker,
     TickhubError,
+    Welcome,
     connect,
 )
 
@@ -125,3 +133,53 @@ async def test_a_set_the_server_refuses_raises_its_code_and_is_not_kept(
         assert client.subscriptions == [("RELIANCE", None)]
         held = await client.list_subscriptions()
         assert [s for s in held.raw["subscriptions"] if "indicators" in s] == []
+
+
+async def test_the_ticker_with_sets_through_a_kill_reports_each_set_topic_once(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL and a start on the same port: a new epoch, so every resume is refused; each set's
+    topic reports its own ``not_recovered`` gap once and starts afresh (``reset``)."""
+    port = free_port()
+    proc = await serve_process(tmp_path, port)
+    topics = ["RELIANCE@1m[ema:9,rsi:14]", "RELIANCE@1m[ema:21,supertrend:10,3]"]
+    ticker = Ticker(f"ws://127.0.0.1:{port}/ws/analysis", **FAST)
+    calls = Calls()
+    attach(ticker, calls)
+    try:
+        ticker.connect(threaded=True)
+        acks = [
+            ticker.subscribe("RELIANCE", "1m", list(FAST_SET)).result(WAIT),
+            ticker.subscribe("RELIANCE", "1m", ["ema:21", "supertrend:10,3"]).result(WAIT),
+        ]
+        assert [a.topic for (a,) in acks] == topics
+        with pytest.raises(TickhubError) as raised:
+            ticker.subscribe("RELIANCE", "1m", ["ichimoku"]).result(WAIT)
+        assert raised.value.code == "unknown_indicator"
+
+        def each(n: int, since: int = 0) -> Any:
+            return lambda c: all(len(analyses(c.events, t, since)) >= n for t in topics)
+
+        await calls.until(each(2))
+        proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), WAIT)
+        proc = await serve_process(tmp_path, port)
+        mark = len(calls.events)
+        await calls.until(each(2, since=mark))
+        await calls.until(lambda c: len([e for e in c.events if isinstance(e, Welcome)]) == 2)
+
+        lost = [g for (g,) in calls.of("gap") if isinstance(g, Gap) and g.reason != "skipped"]
+        assert sorted((g.reason, g.topic) for g in lost) == sorted(
+            ("not_recovered", t) for t in topics
+        )
+        assert {g.indicators for g in lost} == {FAST_SET, SLOW_SET}
+        for topic in topics:
+            assert_numbered_or_reported(calls.events, topic)
+            after = analyses(calls.events, topic, since=mark)
+            assert after[0].reset and after[0].epoch != analyses(calls.events, topic)[0].epoch
+        assert len(ticker.client.subscriptions) == 2
+    finally:
+        ticker.close()
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), WAIT)
