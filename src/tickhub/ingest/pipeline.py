@@ -205,12 +205,10 @@ class Ingest:
                             self.publish_alert_event(event)
                 throttle.discard(key)
                 self._publish_candle(candle)  # always: a closed candle is never conflated
-                if analysis_t in wanted or analysis_t in self._sets:
+                if self._wants_analysis(analysis_t):
                     with self._contained("analysis", candle.symbol):
                         self._publish_analysis(candle.symbol, candle.interval, closed=True)
-            elif (
-                stream_t not in wanted and analysis_t not in wanted and analysis_t not in self._sets
-            ):
+            elif stream_t not in wanted and not self._wants_analysis(analysis_t):
                 throttle.starts_bucket(key, candle.start)
             elif throttle.starts_bucket(key, candle.start):
                 throttle.sent(key)
@@ -240,12 +238,16 @@ class Ingest:
         candle = self.candles.current(symbol, interval)
         if candle is None:
             return
-        if topic(Endpoint.STREAM, symbol, interval) in self.wanted:
+        _, stream_t, analysis_t = self._candle_keys(symbol, interval)
+        if stream_t in self.wanted:
             self._publish_candle(candle)
-        analysis_t = topic(Endpoint.ANALYSIS, symbol, interval)
-        if analysis_t in self.wanted or analysis_t in self._sets:
+        if self._wants_analysis(analysis_t):
             with self._contained("analysis", symbol):
                 self._publish_analysis(symbol, interval, closed=False)
+
+    def _wants_analysis(self, analysis_t: str) -> bool:
+        """Whether the default set's analysis topic, or one of an indicator set, is watched."""
+        return analysis_t in self.wanted or analysis_t in self._sets
 
     def _wants_stream(self, symbol: str) -> bool:
         return any(t in self.wanted for t in self._stream_topics(symbol))

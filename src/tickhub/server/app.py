@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from wsproto.utilities import generate_accept_token
 
-from tickhub.core import defaults, protocol
+from tickhub.core import defaults
 from tickhub.core.protocol import ErrorCode
 from tickhub.core.topics import Endpoint
 from tickhub.fanout.hub import Hub
@@ -29,6 +29,7 @@ from tickhub.server.http import (
     HttpRequest,
     HttpResponse,
     Routes,
+    error_response,
     preflight,
 )
 
@@ -177,7 +178,7 @@ class WebSocketServer:
         if endpoint is None:
             return self._not_found(request.path)
         if request.method != "GET":
-            return _error(
+            return error_response(
                 405,
                 ErrorCode.METHOD_NOT_ALLOWED,
                 f"a WebSocket handshake is a GET request, not {request.method}",
@@ -186,7 +187,7 @@ class WebSocketServer:
         version = headers.get_all("sec-websocket-version")
         if version != ["13"]:
             # §4.4: tell the client which version this server speaks.
-            return _error(
+            return error_response(
                 426,
                 ErrorCode.UPGRADE_REQUIRED,
                 f"unsupported WebSocket version: {', '.join(version) or 'none'}; this server "
@@ -195,18 +196,20 @@ class WebSocketServer:
             )
         key = headers.get("sec-websocket-key", "")
         if not _valid_key(key):
-            return _error(400, ErrorCode.BAD_REQUEST, f"invalid Sec-WebSocket-Key: {key!r}")
+            return error_response(400, ErrorCode.BAD_REQUEST, f"invalid Sec-WebSocket-Key: {key!r}")
         origins = headers.get_all("origin")
         if len(origins) > 1:
-            return _error(400, ErrorCode.BAD_REQUEST, "several Origin headers: send one")
+            return error_response(400, ErrorCode.BAD_REQUEST, "several Origin headers: send one")
         origin = origins[0] if origins else None
         if origin is not None and not self.allow_origin(origin):
             self.refused_origin += 1
             log.info("refused WebSocket from origin %r on %s", origin, endpoint.path)
-            return _error(403, ErrorCode.ORIGIN_NOT_ALLOWED, f"origin not allowed: {origin!r}")
+            return error_response(
+                403, ErrorCode.ORIGIN_NOT_ALLOWED, f"origin not allowed: {origin!r}"
+            )
         if not self.hub.can_accept():
             limit = self.hub.limits.max_connections
-            return _error(
+            return error_response(
                 503,
                 ErrorCode.LIMIT_EXCEEDED,
                 f"connection limit reached: {limit}",
@@ -231,7 +234,7 @@ class WebSocketServer:
             origin = headers.get("origin")
             return preflight(origin is not None and self.allow_origin(origin), origin, headers)
         if request.method not in ("GET", "HEAD"):
-            return _error(
+            return error_response(
                 405,
                 ErrorCode.METHOD_NOT_ALLOWED,
                 f"method not allowed: {request.method}",
@@ -239,7 +242,7 @@ class WebSocketServer:
             )
         endpoint = _ENDPOINTS.get(request.path.rstrip("/") or "/")
         if endpoint is not None:
-            return _error(
+            return error_response(
                 426,
                 ErrorCode.UPGRADE_REQUIRED,
                 f"{endpoint.path} is a WebSocket endpoint",
@@ -253,7 +256,7 @@ class WebSocketServer:
             return handler(request)
         except Exception:
             log.exception("route %s failed", request.path)
-            return _error(500, ErrorCode.INTERNAL_ERROR, "internal error")
+            return error_response(500, ErrorCode.INTERNAL_ERROR, "internal error")
 
     def cors_headers(self, request: HttpRequest) -> dict[str, str]:
         origin = request.headers.get("origin")
@@ -263,7 +266,7 @@ class WebSocketServer:
 
     @staticmethod
     def _not_found(path: str) -> HttpResponse:
-        return _error(404, ErrorCode.NOT_FOUND, f"not found: {path!r}")
+        return error_response(404, ErrorCode.NOT_FOUND, f"not found: {path!r}")
 
 
 def _valid_key(key: str) -> bool:
@@ -292,10 +295,3 @@ def _subprotocol_token(header: str | None) -> tuple[str | None, str | None]:
     # Never echo a token back (response headers end up in logs); clients offer "tickhub" too.
     echo = next((p for p in offered if not p.startswith("token.")), None)
     return token or None, echo
-
-
-def _error(
-    status: int, code: ErrorCode, message: str, headers: dict[str, str] | None = None
-) -> HttpResponse:
-    body = protocol.encode({"status": "error", "code": code.value, "message": message})
-    return HttpResponse(status, body, headers=headers or {})

@@ -32,12 +32,10 @@ from tickhub.core.errors import StoreUnavailableError
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import IST, Candle, Interval
 from tickhub.engines.payloads import candle_data
-from tickhub.server.http import HttpRequest, HttpResponse
+from tickhub.server.http import HttpRequest, HttpResponse, error_response
 
 __all__ = ["CandleLimits", "CandleSource", "CandlesRoute"]
 
-INVALID_PARAMETER = protocol.ErrorCode.INVALID_PARAMETER.value
-UNKNOWN_SYMBOL = protocol.ErrorCode.UNKNOWN_SYMBOL.value
 
 _MAX_QUERY = 2048
 """Characters of a query string read at the most (a valid one is far shorter)."""
@@ -104,10 +102,12 @@ class CandlesRoute:
         try:
             query = self.parse(request.query)
         except BadParameter as exc:
-            return _error(400, INVALID_PARAMETER, str(exc))
+            return error_response(400, protocol.ErrorCode.INVALID_PARAMETER, str(exc))
         instrument = self._registry.get(query.symbol)
         if instrument is None:
-            return _error(404, UNKNOWN_SYMBOL, f"unknown symbol: {query.symbol!r}")
+            return error_response(
+                404, protocol.ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol: {query.symbol!r}"
+            )
         symbol = instrument.symbol
         try:
             candles = self._source.closed_candles(
@@ -115,7 +115,7 @@ class CandlesRoute:
             )
             newest = self._source.newest_start(symbol, query.interval)
         except StoreUnavailableError as exc:
-            return _error(503, protocol.ErrorCode.UNAVAILABLE.value, f"candle history: {exc}")
+            return error_response(503, protocol.ErrorCode.UNAVAILABLE, f"candle history: {exc}")
         final = query.end is not None and newest is not None and query.end < newest
         age = self.limits.final_max_age if final else self.limits.max_age
         body = {
@@ -181,8 +181,3 @@ def _time(params: dict[str, str], name: str) -> datetime | None:
             f"{name}: expected ISO 8601 (2025-01-27T09:15:00+05:30) or epoch seconds, got {raw!r}"
         ) from None
     return ts.replace(tzinfo=IST) if ts.utcoffset() is None else ts
-
-
-def _error(status: int, code: str, message: str) -> HttpResponse:
-    body = protocol.encode({"status": "error", "code": code, "message": message})
-    return HttpResponse(status, body)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
+from tickhub.core import protocol
+
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 
 CSP = (
@@ -81,6 +83,14 @@ class HttpRequest:
 
 
 Routes = dict[str, Callable[[HttpRequest], HttpResponse]]
+
+
+def error_response(
+    status: int, code: protocol.ErrorCode, message: str, headers: dict[str, str] | None = None
+) -> HttpResponse:
+    """The error every route answers with: ``{"status": "error", "code", "message"}``."""
+    body = protocol.encode({"status": "error", "code": code.value, "message": message})
+    return HttpResponse(status, body, headers=headers or {})
 
 
 def response_headers(response: HttpResponse, cors: Mapping[str, str]) -> list[tuple[str, str]]:

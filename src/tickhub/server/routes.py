@@ -22,7 +22,7 @@ from tickhub.core.topics import Endpoint
 from tickhub.fanout.hub import Hub
 from tickhub.server.app import WebSocketServer
 from tickhub.server.candles import CandlesRoute
-from tickhub.server.http import HttpRequest, HttpResponse, Routes
+from tickhub.server.http import HttpRequest, HttpResponse, Routes, error_response
 from tickhub.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tickhub.server.metrics import Metrics
 from tickhub.server.specs import document_responses
@@ -317,9 +317,11 @@ class HttpRoutes:
 
         def guarded(request: HttpRequest) -> HttpResponse:
             if not self._is_admin(request):
-                body = {"status": "error", "code": "auth_required", "message": "admin key required"}
-                return HttpResponse(
-                    401, protocol.encode(body), headers={"WWW-Authenticate": "Bearer"}
+                return error_response(
+                    401,
+                    protocol.ErrorCode.AUTH_REQUIRED,
+                    "admin key required",
+                    headers={"WWW-Authenticate": "Bearer"},
                 )
             return route(request)
 
@@ -346,11 +348,5 @@ def query_params(query: str) -> Mapping[str, str] | HttpResponse:
 
 
 def bad_parameter(message: str) -> HttpResponse:
-    """A 400 with the error body every route uses: ``{"status", "code", "message"}``; the
-    message names the parameter and what it must be."""
-    body = {
-        "status": "error",
-        "code": protocol.ErrorCode.INVALID_PARAMETER.value,
-        "message": message,
-    }
-    return HttpResponse(400, protocol.encode(body))
+    """A 400 ``invalid_parameter``; the message names the parameter and what it must be."""
+    return error_response(400, protocol.ErrorCode.INVALID_PARAMETER, message)
