@@ -372,6 +372,7 @@ def response_validator(path: str, status: int) -> Any:
         ("/instruments", {}),
         ("/instruments?q=rel&limit=3", {}),
         ("/instruments?limit=0", {}),
+        ("/indicators", {}),
         ("/candles?symbol=RELIANCE", {}),
         ("/candles?symbol=NOPE", {}),
         ("/candles?symbol=RELIANCE&interval=2m", {}),

@@ -1,5 +1,6 @@
 """The HTTP routes beside the WebSocket endpoints: ``/health``, ``/connections``, ``/metrics``,
-``/test``, ``/instruments``, ``/candles`` (:mod:`tickhub.server.candles`) and the protocol
+``/test``, ``/instruments``, ``/candles`` (:mod:`tickhub.server.candles`), ``/indicators``
+(:mod:`tickhub.server.indicators`) and the protocol
 documents (``/asyncapi.yaml``, ``/openapi.yaml``).
 
 They report on a running service without knowing which role it plays (one process, or a gateway
@@ -23,6 +24,7 @@ from tickhub.fanout.hub import Hub
 from tickhub.server.app import WebSocketServer
 from tickhub.server.candles import CandlesRoute
 from tickhub.server.http import HttpRequest, HttpResponse, Routes, error_response
+from tickhub.server.indicators import indicators_route
 from tickhub.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tickhub.server.metrics import Metrics
 from tickhub.server.specs import document_responses
@@ -153,6 +155,7 @@ class HttpRoutes:
             "/metrics": self._admin(self.metrics_text),
             "/test": self.test,
             "/instruments": self.instruments,
+            "/indicators": indicators_route(self._hub.limits),
             **{path: self._document(path) for path in self._documents},
         }
         if self._candles is not None:
