@@ -5,7 +5,22 @@
 //   ?server=http://host:8081   another tickhub instance (default: the one serving this page)
 //   &symbols=RELIANCE,TCS      the watchlist (default: the last one used, kept in localStorage)
 //   &chart=RELIANCE&interval=5m
-import { TickhubClient } from './tickhub.js';
+//
+// "My indicators" (the picker under the chart) is an indicator set from GET /indicators, kept in
+// localStorage with the watchlist: a second /ws/analysis subscription of the chart's symbol and
+// interval beside the default one, its values in a table and its price-scale members on the chart.
+import { TickhubClient, indicatorSetOf } from './tickhub.js';
+import {
+  PLAIN_OPERANDS,
+  checkEntry,
+  entryLabel,
+  keepKnown,
+  kindLabel,
+  loadCatalog,
+  operandLabel,
+  operandsOf,
+  parseEntry,
+} from './indicators.js';
 import {
   CandlestickSeries,
   ColorType,
@@ -88,13 +103,20 @@ const state = {
   triggered: new Map(), // `${id}|${triggered_at}` -> alert at its firing
   updates: 0,
   marketTime: null,
+  catalog: null, // GET /indicators, or null where the server does not serve it
+  indicatorSet: Array.isArray(saved.indicators) ? saved.indicators : [], // canonical entries, as chosen
+  setValues: null, // the set's latest technical_indicators, for the chart's symbol and interval
+  alertKinds: false, // the server takes indicator and pattern alerts (its alert_data lists them)
+  trades: false, // the client and the server take trades
 };
 
 function save() {
   try {
     localStorage.setItem(
       STORE_KEY,
-      JSON.stringify({ watchlist: state.watchlist, chart: state.chartSymbol, interval: state.chartInterval }),
+      JSON.stringify({
+        watchlist: state.watchlist, chart: state.chartSymbol, interval: state.chartInterval, indicators: state.indicatorSet,
+      }),
     );
   } catch {
     // storage unavailable (private mode): the defaults apply next time
@@ -116,17 +138,34 @@ const clients = {
 /** The topics each client should hold; `sync` subscribes and unsubscribes the difference. */
 const held = { stream: new Map(), analysis: new Map(), alerts: new Map() };
 
+const topicKey = (t) => `${t.symbol}|${t.interval ?? ''}|${t.indicators?.join(',') ?? ''}`;
+const seriesKey = (t) => `${t.symbol}|${t.interval ?? ''}`;
+const topicOptions = (t) => ({
+  ...(t.interval ? { interval: t.interval } : {}),
+  ...(t.indicators ? { indicators: t.indicators } : {}),
+});
+
 function sync(name, wanted) {
   const client = clients[name];
   const current = held[name];
-  const next = new Map(wanted.map((t) => [`${t.symbol}|${t.interval ?? ''}`, t]));
+  const next = new Map(wanted.map((t) => [topicKey(t), t]));
+  // An unsubscribe takes every indicator set of its symbol and interval with it: where one
+  // topic of them goes, the ones still wanted are asked for again.
+  const dropped = new Set();
   for (const [key, t] of current) {
-    if (!next.has(key)) client.unsubscribe(t.symbol, t.interval ? { interval: t.interval } : {});
+    if (next.has(key) || dropped.has(seriesKey(t))) continue;
+    dropped.add(seriesKey(t));
+    client.unsubscribe(t.symbol, t.interval ? { interval: t.interval } : {});
   }
   for (const [key, t] of next) {
-    if (!current.has(key)) client.subscribe(t.symbol, t.interval ? { interval: t.interval } : {});
+    if (!current.has(key) || dropped.has(seriesKey(t))) client.subscribe(t.symbol, topicOptions(t));
   }
   held[name] = next;
+}
+
+/** The chosen set as the server keys it (sorted), or null when there is none to ask for. */
+function wantedSet() {
+  return state.catalog && state.indicatorSet.length ? [...state.indicatorSet].sort() : null;
 }
 
 function syncAll() {
@@ -134,7 +173,10 @@ function syncAll() {
   const streamTopics = state.watchlist.map((symbol) => ({ symbol, interval: '1m' }));
   if (chart) streamTopics.push({ symbol: chart, interval: state.chartInterval });
   sync('stream', streamTopics);
-  sync('analysis', chart ? [{ symbol: chart, interval: state.chartInterval }] : []);
+  const analysisTopics = chart ? [{ symbol: chart, interval: state.chartInterval }] : [];
+  const set = wantedSet();
+  if (chart && set) analysisTopics.push({ symbol: chart, interval: state.chartInterval, indicators: set });
+  sync('analysis', analysisTopics);
   const alertSymbols = new Set(state.watchlist);
   if (chart) alertSymbols.add(chart);
   for (const a of state.alerts.values()) alertSymbols.add(a.symbol);
@@ -245,6 +287,7 @@ function renderPickers() {
   const all = state.instruments.map((i) => i.symbol);
   fillSelect($('chart-symbol'), all, state.chartSymbol);
   fillSelect($('alert-symbol'), all, $('alert-symbol').value || state.chartSymbol);
+  fillSelect($('trade-symbol'), all, $('trade-symbol').value || state.chartSymbol);
   fillSelect($('add-symbol'), all.filter((s) => !state.watchlist.includes(s)), '', '+ add symbol');
 }
 
@@ -306,6 +349,7 @@ const overlays = {
   },
 };
 const OVERLAY_PERIOD = 20;
+const setLines = new Map(); // my indicators' lines: `${entry}|${member}` -> {entry, member, series, points, last}
 placeAttribution();
 
 const bars = new Map(); // chart time -> {time, open, high, low, close, volume}
@@ -328,6 +372,8 @@ function markChart() {
   chartBox.dataset.lastTime = bars.size ? String(lastTime) : '';
   chartBox.dataset.overlayPoints = String(overlays.sma.points[0].size);
   chartBox.dataset.overlayLastTime = Number.isFinite(overlays.sma.last[0]) ? String(overlays.sma.last[0]) : '';
+  chartBox.dataset.setLines = String(setLines.size);
+  chartBox.dataset.setPoints = String([...setLines.values()].reduce((n, l) => n + l.points.size, 0));
 }
 
 function redrawBars() {
@@ -353,6 +399,7 @@ function clearChart() {
   }
   candleSeries.setData([]);
   volumeSeries.setData([]);
+  clearSetLines();
   chartEpoch = null;
   markChart();
 }
@@ -551,6 +598,8 @@ function setChartSymbol(symbol, interval = state.chartInterval) {
   for (const id of ['ind-trend', 'ind-rsi', 'ind-macd', 'ind-atr', 'ind-vwap', 'ind-vol', 'ind-var', 'ind-beta', 'ind-patterns']) {
     $(id).textContent = '–';
   }
+  state.setValues = null; // my indicators' values were the previous chart's
+  renderSetValues();
   renderChartQuote();
   renderWatchlist();
   if (!$('alert-value').value) $('alert-symbol').value = symbol ?? '';
@@ -565,6 +614,207 @@ function renderChartQuote() {
   chg.textContent = q ? `${signed(q.change)} (${signed(q.change_percent, ' %')})` : '–';
   tone(chg, q ? q.change : 0);
 }
+
+// --- my indicators: the picker, its values and its lines ----------------------------------------
+
+// The set's price-scale members as lines over the candles, from the values its topic sends (one
+// point per candle: closed ones, and the forming one as UPDATE_INTERVAL allows); the lines start
+// when the page subscribes (the set's past is not recomputed here).
+const SET_COLOURS = ['#ff9800', '#00e676', '#f06292', '#26c6da', '#d4e157', '#ab47bc', '#ffee58', '#a1887f'];
+
+function setLineMembers(entry, kind) {
+  if (kind.name === 'supertrend') return ['value']; // `direction` colours the line
+  return kind.members.length ? kind.members : [''];
+}
+
+function rebuildSetLines() {
+  for (const l of setLines.values()) chart.removeSeries(l.series);
+  setLines.clear();
+  let colour = 0;
+  for (const entry of state.indicatorSet) {
+    const kind = state.catalog?.kinds.get(parseEntry(entry).name);
+    if (!kind?.price_scale) continue;
+    const base = SET_COLOURS[colour++ % SET_COLOURS.length];
+    for (const member of setLineMembers(entry, kind)) {
+      const dotted = kind.name === 'sar';
+      const series = chart.addSeries(LineSeries, {
+        color: base, lineWidth: member === 'middle' || member === 'pivot' ? 1 : 2,
+        lineStyle: member && member !== 'value' && member !== 'pivot' ? 2 : 0,
+        lineVisible: !dotted, pointMarkersVisible: dotted, pointMarkersRadius: 2,
+        priceLineVisible: false, lastValueVisible: false, crosshairMarkerVisible: false,
+        title: member && member !== 'value' ? `${entryLabel(entry)} ${member}` : entryLabel(entry),
+      });
+      setLines.set(`${entry}|${member}`, { entry, member, series, points: new Map(), last: -Infinity });
+    }
+  }
+  markChart();
+}
+
+function clearSetLines() {
+  for (const l of setLines.values()) {
+    l.points.clear();
+    l.last = -Infinity;
+    l.series.setData([]);
+  }
+}
+
+function putSetPoint(line, point) {
+  line.points.set(point.time, point);
+  if (point.time >= line.last) {
+    line.last = point.time;
+    line.series.update(point);
+    if (line.points.size <= MAX_BARS * 1.2) return;
+  }
+  const kept = [...line.points.values()].sort((a, b) => a.time - b.time).slice(-MAX_BARS);
+  line.points = new Map(kept.map((p) => [p.time, p]));
+  line.last = kept.length ? kept[kept.length - 1].time : -Infinity;
+  line.series.setData(kept);
+}
+
+function onSetAnalysis(msg, meta) {
+  if (msg.symbol !== state.chartSymbol || msg.interval !== state.chartInterval || meta.stale) return;
+  if (indicatorSetOf(msg).join(',') !== wantedSet()?.join(',')) return; // a set left behind
+  checkEpoch(msg);
+  const a = msg.data;
+  const values = a.technical_indicators;
+  const time = chartTime(a.candle.start);
+  for (const l of setLines.values()) {
+    const v = values[l.entry];
+    const value = l.member ? v?.[l.member] : v;
+    if (typeof value !== 'number') continue;
+    const point = { time, value };
+    if (l.member === 'value' && v.direction) point.color = v.direction === 'up' ? '#26a69a' : '#ef5350';
+    putSetPoint(l, point);
+  }
+  state.setValues = values;
+  showPickerError(null);
+  renderSetValues();
+  markChart();
+}
+
+function formatMember(value, kind) {
+  if (value === null || value === undefined) return '–';
+  if (typeof value !== 'number') return String(value);
+  if (kind?.price_scale) return price(value);
+  return Math.abs(value) >= 1e5 ? compactFmt.format(value) : num(value, 2);
+}
+
+function renderSetValues() {
+  const table = $('set-values');
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  if (!state.catalog) return; // no picker on this server
+  const values = state.setValues;
+  for (const entry of state.indicatorSet) {
+    const kind = state.catalog?.kinds.get(parseEntry(entry).name);
+    const members = kind?.members.length ? kind.members : [''];
+    members.forEach((member, i) => {
+      const v = values?.[entry];
+      const value = member ? v?.[member] : v;
+      const cell = el('td', { className: 'num val', textContent: formatMember(value, kind) });
+      if (member === 'direction' || member === 'histogram') tone(cell, value === 'up' ? 1 : value === 'down' ? -1 : value ?? 0);
+      const row = el(
+        'tr', {},
+        el('td', { className: 'ind', textContent: i === 0 ? entryLabel(entry) : '', title: entry }),
+        el('td', { className: 'member', textContent: member }),
+        cell,
+      );
+      row.dataset.entry = entry;
+      row.dataset.key = member ? `${entry}.${member}` : entry;
+      body.append(row);
+    });
+  }
+  table.hidden = state.indicatorSet.length === 0;
+  const warm = values?.warmup;
+  const warmup = $('set-warmup');
+  warmup.hidden = !warm || warm.have >= warm.needed;
+  warmup.textContent = warm ? `warm-up: ${warm.have} of ${warm.needed} candles` : '';
+}
+
+function showPickerError(text) {
+  const node = $('picker-error');
+  node.textContent = text ?? '';
+  node.hidden = !text;
+}
+
+function renderPickerParams() {
+  const kind = state.catalog.kinds.get($('picker-kind').value);
+  const box = $('picker-params');
+  box.replaceChildren();
+  kind.params.forEach((p, i) => {
+    const input = el('input', {
+      id: `picker-param-${i}`, type: 'number', value: String(p.default), placeholder: String(p.default),
+      min: String(p.min), max: String(p.max), step: p.integer ? '1' : 'any', inputMode: p.integer ? 'numeric' : 'decimal',
+    });
+    input.dataset.param = p.name;
+    input.setAttribute('aria-label', `${kindLabel(kind.name)} ${p.name} (${p.min} to ${p.max})`);
+    box.append(el('label', { className: 'param', title: `${p.min} to ${p.max}` }, `${p.name} `, input));
+  });
+}
+
+function renderChosen() {
+  const list = $('picker-chosen');
+  list.replaceChildren();
+  for (const entry of state.indicatorSet) {
+    const remove = el('button', { className: 'link', type: 'button', textContent: '×', title: `remove ${entry}` });
+    remove.setAttribute('aria-label', `remove ${entryLabel(entry)}`);
+    remove.addEventListener('click', () => setIndicatorSet(state.indicatorSet.filter((e) => e !== entry)));
+    const chip = el('li', { title: entry }, entryLabel(entry), remove);
+    chip.dataset.entry = entry;
+    list.append(chip);
+  }
+  const limit = state.catalog?.limits.max_indicators_per_subscription ?? 0;
+  $('picker-count').textContent = `${state.indicatorSet.length} of ${limit}`;
+  $('picker-add').disabled = state.indicatorSet.length >= limit;
+}
+
+function setIndicatorSet(entries) {
+  state.indicatorSet = entries;
+  state.setValues = null;
+  showPickerError(null);
+  renderChosen();
+  renderSetValues();
+  rebuildSetLines();
+  renderOperands();
+  syncAll();
+  save();
+}
+
+function initPicker() {
+  const catalog = state.catalog;
+  if (!catalog) return; // an older server: no picker, the page as it was
+  state.indicatorSet = keepKnown(state.indicatorSet, catalog);
+  const select = $('picker-kind');
+  for (const kind of catalog.kinds.values()) select.append(el('option', { value: kind.name, textContent: kindLabel(kind.name) }));
+  select.addEventListener('change', renderPickerParams);
+  renderPickerParams();
+  $('picker-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const kind = catalog.kinds.get(select.value);
+    const texts = kind.params.map((_, i) => $(`picker-param-${i}`).value);
+    const checked = checkEntry(kind, texts);
+    const limit = catalog.limits.max_indicators_per_subscription;
+    if (checked.error) showPickerError(checked.error);
+    else if (state.indicatorSet.includes(checked.entry)) showPickerError(`${entryLabel(checked.entry)} is in the set already`);
+    else if (state.indicatorSet.length >= limit) showPickerError(`at most ${limit} indicators (MAX_INDICATORS_PER_SUBSCRIPTION)`);
+    else setIndicatorSet([...state.indicatorSet, checked.entry]);
+  });
+  $('picker').hidden = false;
+  renderChosen();
+  renderSetValues();
+  rebuildSetLines();
+}
+
+/** A refused set: the server's words in the picker (the choice stays, to be changed). */
+const SET_ERROR_CODES = new Set(['unknown_indicator', 'invalid_indicator_parameter', 'too_many_indicators']);
+clients.analysis.on('error', (msg) => {
+  if (msg.request !== 'subscribe') return;
+  const setError = SET_ERROR_CODES.has(msg.code) ||
+    (msg.code === 'limit_exceeded' && msg.details?.setting === 'MAX_INDICATOR_SETS') ||
+    (msg.code === 'invalid_field' && msg.details?.field === 'indicators');
+  const setting = msg.details?.setting ? ` (${msg.details.setting})` : '';
+  if (setError) showPickerError(`server: ${msg.message}${setting}`);
+});
 
 // --- watchlist -----------------------------------------------------------------------------------
 
@@ -658,12 +908,30 @@ clients.stream.on('data', (msg, meta) => {
   else if (msg.data_type === 'candle_data') onChartCandle(msg, meta);
 });
 clients.analysis.on('data', (msg, meta) => {
-  if (msg.data_type === 'technical_analysis') onAnalysis(msg, meta);
+  if (msg.data_type !== 'technical_analysis') return;
+  if (indicatorSetOf(msg)) onSetAnalysis(msg, meta);
+  else onAnalysis(msg, meta);
 });
 
 // --- alerts --------------------------------------------------------------------------------------
 
+const CONDITION_WORDS = { crosses_above: 'crosses above', crosses_below: 'crosses below', above: 'above', below: 'below' };
+
+/** "RELIANCE RSI(14) crosses above 70 · 5m", "RELIANCE bullish engulfing · 15m". */
+function describeAnalysisAlert(a) {
+  const interval = a.interval ? ` · ${a.interval}` : '';
+  if (a.category === 'pattern' || a.condition === 'pattern') {
+    const direction = a.direction ? `${a.direction} ` : '';
+    const what = !a.pattern || a.pattern === 'any' ? `any ${direction}pattern` : `${direction}${a.pattern.replaceAll('_', ' ')}`;
+    return `${a.symbol} ${what}${interval}`;
+  }
+  const right = a.other ? operandLabel(a.other) : groupNumbers(String(a.value));
+  const forming = a.forming ? ' (forming)' : '';
+  return `${a.symbol} ${operandLabel(a.indicator)} ${CONDITION_WORDS[a.condition] ?? a.condition} ${right}${interval}${forming}`;
+}
+
 function describeAlert(a) {
+  if (a.category === 'indicator' || a.category === 'pattern' || a.indicator || a.pattern) return describeAnalysisAlert(a);
   if (a.condition === 'percent_change') return `${a.symbol} moves ±${num(a.value)}%`;
   const what = { above: '≥', below: '≤', cross_up: 'crosses up', cross_down: 'crosses down' }[a.condition] ?? a.condition;
   return `${a.symbol} ${what} ${price(a.value)}`;
@@ -687,8 +955,9 @@ function renderAlerts() {
         del.disabled = false;
       }
     });
+    const at = a.values ? `(${formatOperandValue(a.values.left)} / ${formatOperandValue(a.values.right)})` : `at ${price(a.price)}`;
     const stateText = a.fired
-      ? `triggered ${a.triggered_at ? timeFmt.format(new Date(a.triggered_at)) : ''} at ${price(a.price)}`
+      ? `triggered ${a.triggered_at ? timeFmt.format(new Date(a.triggered_at)) : ''} ${a.category === 'pattern' ? '' : at}`.trim()
       : a.once ? 'armed, once' : 'armed';
     const item = el(
       'li', {},
@@ -699,6 +968,7 @@ function renderAlerts() {
     );
     item.dataset.id = a.id;
     item.dataset.triggered = String(a.fired);
+    item.dataset.category = a.category ?? 'price';
     list.append(item);
   }
 }
@@ -715,8 +985,9 @@ function renderTriggered(freshKey = null) {
       'li', { className: a.source === 'user' ? 'user' : 'builtin' },
       el('time', { dateTime: a.triggered_at ?? '', textContent: a.triggered_at ? timeFmt.format(new Date(a.triggered_at)) : '' }),
       el('b', { textContent: a.symbol }),
-      el('span', { textContent: a.message ? groupNumbers(a.message) : a.type }),
+      el('span', { textContent: a.message ? groupNumbers(a.message) : a.category ? describeAlert(a) : a.type }),
     );
+    if (a.category) item.dataset.category = a.category;
     item.dataset.id = a.id;
     if (key === freshKey) item.classList.add('fresh');
     list.append(item);
@@ -736,6 +1007,11 @@ clients.alerts.on('data', (msg, meta) => {
   // The user alerts of this symbol, as the server has them now.
   for (const [id, a] of state.alerts) if (a.symbol === msg.symbol) state.alerts.delete(id);
   for (const a of d.price_alerts ?? []) if (a.source === 'user') state.alerts.set(a.id, a);
+  // Indicator and pattern alerts: the owner's own (a server without them sends neither list).
+  for (const a of [...(d.indicator_alerts ?? []), ...(d.pattern_alerts ?? [])]) {
+    if (a.source === undefined || a.source === 'user') state.alerts.set(a.id, a);
+  }
+  if (Array.isArray(d.indicator_alerts) || Array.isArray(d.pattern_alerts)) enableAlertKinds();
   let fresh = null;
   for (const a of d.recent_events ?? []) remember(a);
   if (msg.event === 'triggered' && d.alert) {
@@ -769,13 +1045,7 @@ $('alert-form').addEventListener('submit', async (event) => {
   button.disabled = true;
   showAlertError(null);
   try {
-    const alert = await clients.alerts.createAlert({
-      symbol: $('alert-symbol').value,
-      condition: $('alert-condition').value,
-      value: Number($('alert-value').value),
-      once: $('alert-once').checked,
-      note: $('alert-note').value.trim() || undefined,
-    });
+    const alert = await clients.alerts.createAlert(alertRequest());
     state.alerts.set(alert.id, alert);
     renderAlerts();
     syncAll(); // watch the alert's symbol so that its firing arrives here
@@ -786,6 +1056,106 @@ $('alert-form').addEventListener('submit', async (event) => {
     button.disabled = false;
   }
 });
+
+/** What the form asks for, by its kind (the fields of createAlert; docs/protocol.md §4.6). */
+function alertRequest() {
+  const common = {
+    symbol: $('alert-symbol').value,
+    once: $('alert-once').checked,
+    note: $('alert-note').value.trim() || undefined,
+  };
+  const kind = $('alert-kind').value;
+  if (kind === 'indicator') {
+    const other = $('alert-rhs').value === 'other';
+    return {
+      ...common,
+      interval: $('alert-interval').value,
+      indicator: $('alert-indicator').value.trim().toLowerCase(),
+      condition: $('alert-ind-condition').value,
+      ...(other ? { other: $('alert-other').value.trim().toLowerCase() } : { value: Number($('alert-rhs-value').value) }),
+      ...($('alert-forming').checked ? { forming: true } : {}),
+    };
+  }
+  if (kind === 'pattern') {
+    const direction = $('alert-direction').value;
+    return {
+      ...common,
+      interval: $('alert-interval').value,
+      condition: 'pattern',
+      pattern: $('alert-pattern').value,
+      ...(direction ? { direction } : {}),
+    };
+  }
+  return { ...common, condition: $('alert-condition').value, value: Number($('alert-value').value) };
+}
+
+function formatOperandValue(v) {
+  if (v === null || v === undefined) return '–';
+  return typeof v === 'number' ? (Math.abs(v) >= 1000 ? price(v) : num(v, 2)) : String(v);
+}
+
+/** Shows the fields of the chosen kind; the others are disabled, so that the browser's checks
+ * (required, min) look at the shown ones only. */
+function showAlertKind() {
+  const kind = $('alert-kind').value;
+  for (const [name, id] of [['price', 'alert-price-fields'], ['indicator', 'alert-indicator-fields'], ['pattern', 'alert-pattern-fields']]) {
+    $(id).hidden = kind !== name;
+    $(id).disabled = kind !== name;
+  }
+  const interval = $('alert-interval');
+  const analysis = kind !== 'price';
+  if (analysis && interval.disabled) interval.value = state.chartInterval;
+  interval.hidden = !analysis;
+  interval.disabled = !analysis;
+  showAlertRhs();
+}
+
+function showAlertRhs() {
+  const other = $('alert-rhs').value === 'other';
+  const off = $('alert-indicator-fields').disabled;
+  $('alert-rhs-value').hidden = other;
+  $('alert-rhs-value').disabled = other || off;
+  $('alert-other').hidden = !other;
+  $('alert-other').disabled = !other || off;
+}
+
+/** The server takes indicator and pattern alerts: their kinds become choosable. */
+function enableAlertKinds() {
+  if (state.alertKinds) return;
+  state.alertKinds = true;
+  for (const option of $('alert-kind').options) option.disabled = false;
+}
+
+/** The operands the form suggests: my indicators (each member), the catalog's defaults, prices. */
+function renderOperands() {
+  const list = $('alert-operands');
+  list.replaceChildren();
+  const seen = new Set();
+  const add = (value, label) => {
+    if (seen.has(value)) return;
+    seen.add(value);
+    list.append(el('option', { value, textContent: label }));
+  };
+  const kinds = state.catalog?.kinds ?? new Map();
+  for (const entry of state.indicatorSet) {
+    for (const operand of operandsOf(entry, kinds.get(parseEntry(entry).name))) add(operand, operandLabel(operand));
+  }
+  for (const kind of kinds.values()) {
+    for (const operand of operandsOf(kind.entry, kind)) add(operand, operandLabel(operand));
+  }
+  for (const operand of PLAIN_OPERANDS) add(operand, operandLabel(operand));
+}
+
+function renderPatternChoices() {
+  const select = $('alert-pattern');
+  for (const p of state.catalog?.patterns ?? []) {
+    const text = p.name.replaceAll('_', ' ') + (p.direction ? ` (${p.direction})` : '');
+    select.append(el('option', { value: p.name, textContent: text }));
+  }
+}
+
+$('alert-kind').addEventListener('change', showAlertKind);
+$('alert-rhs').addEventListener('change', showAlertRhs);
 
 /** The value field asks for what the condition takes: a price, or a percentage for percent_change. */
 function updateAlertValueHint() {
@@ -833,13 +1203,19 @@ function renderPositions() {
     body.append(el('tr', { className: 'empty' }, cell));
   }
   for (const { position: p, pnl } of list) {
+    const pnlCell = el('td', { className: 'num', textContent: signed(pnl.unrealized) });
+    if (pnl.realized !== undefined && pnl.realized !== null && pnl.realized !== 0) {
+      // Realised by trades (a server that books them); unrealised stays the column's figure.
+      pnlCell.append(el('span', { className: 'realized', textContent: `realised ${signed(pnl.realized)}` }));
+      pnlCell.title = `realised ${signed(pnl.realized)}${pnl.day_realized !== undefined ? `, today ${signed(pnl.day_realized)}` : ''}`;
+    }
     const cells = [
       el('td', { className: 'sym', textContent: p.symbol }),
       el('td', { className: 'num', textContent: String(p.quantity) }),
       el('td', { className: 'num opt', textContent: price(p.average_price) }),
       el('td', { className: 'num', textContent: price(p.last_price) }),
       el('td', { className: 'num opt', textContent: price(p.current_value) }),
-      el('td', { className: 'num', textContent: signed(pnl.unrealized) }),
+      pnlCell,
       el('td', { className: 'num opt-sm', textContent: signed(pnl.unrealized_percent, ' %') }),
       el('td', { className: 'num', textContent: signed(pnl.day) }),
     ];
@@ -848,6 +1224,8 @@ function renderPositions() {
     tone(cells[7], pnl.day);
     const row = el('tr', {}, ...cells);
     row.dataset.symbol = p.symbol;
+    if (pnl.realized !== undefined) row.dataset.realized = String(pnl.realized);
+    if (state.trades) row.addEventListener('click', () => selectTradeSymbol(p.symbol));
     body.append(row);
   }
   const t = state.totals;
@@ -859,6 +1237,126 @@ function renderPositions() {
   const day = $('tot-day');
   day.textContent = t ? signed(t.day_pnl) : '–';
   tone(day, t ? t.day_pnl : 0);
+  const realized = t?.realized_pnl;
+  $('tot-realized-box').hidden = realized === undefined || realized === null;
+  $('tot-realized').textContent = realized === undefined || realized === null ? '–' : signed(realized);
+  tone($('tot-realized'), realized ?? 0);
+}
+
+// --- trades --------------------------------------------------------------------------------------
+
+// Trades (add_trade, list_trades, delete_trade on /ws/portfolio) where the client and the server
+// take them: the form is shown when the client has addTrade, and hidden again when the server
+// answers that it does not know the request.
+const UNSUPPORTED = new Set(['unknown_type', 'invalid_message', 'invalid_type', 'unknown_message']);
+let tradesRequest = 0;
+
+function showTradeError(text) {
+  const node = $('trade-error');
+  node.textContent = text ?? '';
+  node.hidden = !text;
+}
+
+function tradeUnsupported(err) {
+  if (!UNSUPPORTED.has(err?.code)) return false;
+  state.trades = false;
+  $('trades-box').hidden = true;
+  return true;
+}
+
+function selectTradeSymbol(symbol) {
+  if (!symbol || $('trade-symbol').value === symbol) return;
+  $('trade-symbol').value = symbol;
+  loadTrades();
+}
+
+async function loadTrades() {
+  if (!state.trades) return;
+  const symbol = $('trade-symbol').value;
+  const request = ++tradesRequest;
+  try {
+    const trades = symbol ? await clients.portfolio.listTrades(symbol) : [];
+    if (request === tradesRequest) renderTrades(trades);
+  } catch (err) {
+    if (!tradeUnsupported(err)) console.warn('tickhub: list_trades failed:', err.code ?? err.message);
+  }
+}
+
+function renderTrades(trades) {
+  const list = $('trades');
+  list.replaceChildren();
+  if (!trades.length) list.append(el('li', { className: 'empty', textContent: 'no trades' }));
+  for (const t of trades) {
+    const del = el('button', { className: 'link del', type: 'button', textContent: 'delete' });
+    del.addEventListener('click', async () => {
+      del.disabled = true;
+      try {
+        await clients.portfolio.deleteTrade(t.id);
+        loadTrades();
+      } catch (err) {
+        showTradeError(err.message);
+        del.disabled = false;
+      }
+    });
+    const item = el(
+      'li', {},
+      el('b', { className: t.side === 'buy' ? 'up' : 'down', textContent: t.side }),
+      el('span', { className: 'num', textContent: `${t.quantity} @ ${price(t.price)}` }),
+      el('time', { dateTime: t.time ?? '', textContent: t.time ? dateTimeFmt.format(new Date(t.time)) : '' }),
+      del,
+    );
+    item.dataset.id = t.id;
+    item.dataset.side = t.side;
+    list.append(item);
+  }
+}
+
+/** `datetime-local` text is exchange time (IST); empty: now (the server's clock). */
+function tradeTime() {
+  const text = $('trade-time').value;
+  if (!text) return undefined;
+  return `${text.length === 16 ? `${text}:00` : text}+05:30`;
+}
+
+$('trade-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  showTradeError(null);
+  const quantity = Number($('trade-quantity').value);
+  const tradePrice = Number($('trade-price').value);
+  if (!Number.isInteger(quantity) || quantity < 1) return showTradeError('quantity: a whole number of at least 1');
+  if (!Number.isFinite(tradePrice) || tradePrice <= 0) return showTradeError('price: a number above 0');
+  const button = $('trade-add');
+  button.disabled = true;
+  try {
+    const reply = await clients.portfolio.addTrade({
+      symbol: $('trade-symbol').value, side: $('trade-side').value, quantity, price: tradePrice, time: tradeTime(),
+    });
+    const d = reply?.position;
+    if (d?.position) {
+      // The `*` subscription brings the same change; the reply shows it at once.
+      if (d.position.quantity === 0) state.positions.delete(d.position.symbol);
+      else state.positions.set(d.position.symbol, d);
+      if (d.portfolio) state.totals = d.portfolio;
+      positionsDirty = true;
+      schedule();
+    }
+    $('trade-quantity').value = '';
+    loadTrades();
+  } catch (err) {
+    if (!tradeUnsupported(err)) showTradeError(err.message);
+  } finally {
+    button.disabled = false;
+  }
+});
+$('trade-symbol').addEventListener('change', loadTrades);
+
+function initTrades() {
+  state.trades = typeof clients.portfolio.addTrade === 'function' && typeof clients.portfolio.listTrades === 'function';
+  $('trades-box').hidden = !state.trades;
+  if (!state.trades) return;
+  $('trade-symbol').value = state.chartSymbol ?? '';
+  clients.portfolio.on('open', loadTrades);
+  if (clients.portfolio.connected) loadTrades();
 }
 
 // --- controls ------------------------------------------------------------------------------------
@@ -884,7 +1382,11 @@ async function start() {
   renderConnection();
   for (const client of Object.values(clients)) client.connect();
   clients.portfolio.subscribe('*');
-  state.instruments = await loadInstruments();
+  [state.instruments, state.catalog] = await Promise.all([loadInstruments(), loadCatalog(server)]);
+  initPicker();
+  renderOperands();
+  renderPatternChoices();
+  showAlertKind();
   const symbols = state.instruments.map((i) => i.symbol);
   const fromParams = params.get('symbols')?.split(',').map((s) => s.trim()).filter(Boolean);
   const preferred = PREFERRED_WATCHLIST.filter((s) => symbols.includes(s));
@@ -899,6 +1401,7 @@ async function start() {
   renderWatchlist();
   setChartSymbol(chartSymbol, state.chartInterval);
   syncAll();
+  initTrades();
   pollHealth();
   setInterval(pollHealth, 5000);
 }
