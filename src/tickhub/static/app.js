@@ -438,6 +438,7 @@ function setHistory(history) {
   for (const b of candles) bars.set(b.time, b);
   redrawBars();
   backfillOverlays([...bars.values()].sort((a, b) => a.time - b.time));
+  backfillSetLines();
   chart.timeScale().scrollToRealTime();
   markChart();
 }
@@ -618,8 +619,10 @@ function renderChartQuote() {
 // --- my indicators: the picker, its values and its lines ----------------------------------------
 
 // The set's price-scale members as lines over the candles, from the values its topic sends (one
-// point per candle: closed ones, and the forming one as UPDATE_INTERVAL allows); the lines start
-// when the page subscribes (the set's past is not recomputed here).
+// point per candle: closed ones, and the forming one as UPDATE_INTERVAL allows). Their past
+// before the page subscribed is computed here from the chart's candles for the moving averages
+// and bands (SMA, EMA seeded with the SMA, Bollinger with the population deviation, Donchian), as
+// the default overlays' is; Supertrend, SAR, VWAP and the pivots start with the subscription.
 const SET_COLOURS = ['#ff9800', '#00e676', '#f06292', '#26c6da', '#d4e157', '#ab47bc', '#ffee58', '#a1887f'];
 
 function setLineMembers(entry, kind) {
@@ -638,16 +641,57 @@ function rebuildSetLines() {
     for (const member of setLineMembers(entry, kind)) {
       const dotted = kind.name === 'sar';
       const series = chart.addSeries(LineSeries, {
+        // Pivot levels lie far from the price: they must not squash the candles' scale.
+        ...(kind.name === 'pivots' ? { autoscaleInfoProvider: () => null } : {}),
         color: base, lineWidth: member === 'middle' || member === 'pivot' ? 1 : 2,
         lineStyle: member && member !== 'value' && member !== 'pivot' ? 2 : 0,
         lineVisible: !dotted, pointMarkersVisible: dotted, pointMarkersRadius: 2,
         priceLineVisible: false, lastValueVisible: false, crosshairMarkerVisible: false,
-        title: member && member !== 'value' ? `${entryLabel(entry)} ${member}` : entryLabel(entry),
       });
       setLines.set(`${entry}|${member}`, { entry, member, series, points: new Map(), last: -Infinity });
     }
   }
+  backfillSetLines();
   markChart();
+}
+
+function backfillSetLines() {
+  if (setLines.size === 0 || bars.size === 0) return;
+  const sorted = [...bars.values()].sort((a, b) => a.time - b.time);
+  const closes = sorted.map((b) => b.close);
+  const past = new Map(); // line -> points
+  for (const l of setLines.values()) {
+    const { name, values } = parseEntry(l.entry);
+    if (!['sma', 'ema', 'bollinger', 'donchian'].includes(name)) continue;
+    const n = values[0];
+    const points = [];
+    let ema = null;
+    for (let i = n - 1; i < sorted.length; i++) {
+      const window = closes.slice(i - n + 1, i + 1);
+      const mean = window.reduce((a, b) => a + b, 0) / n;
+      let value = mean;
+      if (name === 'ema') value = ema = ema === null ? mean : (closes[i] - ema) * (2 / (n + 1)) + ema;
+      if (name === 'bollinger' && l.member !== 'middle') {
+        const sd = Math.sqrt(window.reduce((a, b) => a + (b - mean) ** 2, 0) / n);
+        value = l.member === 'upper' ? mean + values[1] * sd : mean - values[1] * sd;
+      }
+      if (name === 'donchian') {
+        const span = sorted.slice(i - n + 1, i + 1);
+        const high = Math.max(...span.map((b) => b.high));
+        const low = Math.min(...span.map((b) => b.low));
+        value = l.member === 'upper' ? high : l.member === 'lower' ? low : (high + low) / 2;
+      }
+      points.push({ time: sorted[i].time, value });
+    }
+    past.set(l, points);
+  }
+  for (const [l, points] of past) {
+    for (const p of points) if (!l.points.has(p.time)) l.points.set(p.time, p); // the server's stay
+    const kept = [...l.points.values()].sort((a, b) => a.time - b.time).slice(-MAX_BARS);
+    l.points = new Map(kept.map((p) => [p.time, p]));
+    l.last = kept.length ? kept[kept.length - 1].time : -Infinity;
+    l.series.setData(kept);
+  }
 }
 
 function clearSetLines() {
@@ -708,21 +752,19 @@ function renderSetValues() {
   for (const entry of state.indicatorSet) {
     const kind = state.catalog?.kinds.get(parseEntry(entry).name);
     const members = kind?.members.length ? kind.members : [''];
-    members.forEach((member, i) => {
+    const cell = el('td', { className: 'members' });
+    for (const member of members) {
       const v = values?.[entry];
       const value = member ? v?.[member] : v;
-      const cell = el('td', { className: 'num val', textContent: formatMember(value, kind) });
-      if (member === 'direction' || member === 'histogram') tone(cell, value === 'up' ? 1 : value === 'down' ? -1 : value ?? 0);
-      const row = el(
-        'tr', {},
-        el('td', { className: 'ind', textContent: i === 0 ? entryLabel(entry) : '', title: entry }),
-        el('td', { className: 'member', textContent: member }),
-        cell,
-      );
-      row.dataset.entry = entry;
-      row.dataset.key = member ? `${entry}.${member}` : entry;
-      body.append(row);
-    });
+      const shown = el('b', { className: 'val', textContent: formatMember(value, kind) });
+      if (member === 'direction' || member === 'histogram') tone(shown, value === 'up' ? 1 : value === 'down' ? -1 : value ?? 0);
+      const item = el('span', { className: 'member' }, member ? el('small', { textContent: member }) : '', shown);
+      item.dataset.key = member ? `${entry}.${member}` : entry;
+      cell.append(item);
+    }
+    const row = el('tr', {}, el('td', { className: 'ind', textContent: entryLabel(entry), title: entry }), cell);
+    row.dataset.entry = entry;
+    body.append(row);
   }
   table.hidden = state.indicatorSet.length === 0;
   const warm = values?.warmup;
@@ -1407,6 +1449,6 @@ async function start() {
 }
 
 // For a console or a test: the clients and the state.
-window.tickhubDashboard = { clients, state, chart };
+window.tickhubDashboard = { clients, state, chart, bars, setLines };
 
 start();

@@ -15,6 +15,7 @@ from tests.e2e.browser.test_dashboard import (
     CHART_BARS,
     StartService,
     open_page,
+    save_screenshot,
     start_web_service,
     wait_above,
 )
@@ -63,7 +64,7 @@ async def test_picker_set_values_lines_and_reload(
     await expect(chips.nth(1)).to_contain_text("Bollinger(10, 2.5)")
     await expect(page.locator("#picker-count")).to_have_text("5 of 10")
 
-    # One row per member, each with its value once the set's topic sends one.
+    # A row per indicator, each member with its value once the set's topic sends one.
     keys = [
         "ema:5",
         *(f"bollinger:10,2.5.{m}" for m in ("upper", "middle", "lower")),
@@ -73,10 +74,11 @@ async def test_picker_set_values_lines_and_reload(
         *(f"pivots.{m}" for m in ("pivot", "r1", "r2", "r3", "s1", "s2", "s3")),
     ]
     rows = page.locator("#set-values tbody tr")
-    await expect(rows).to_have_count(len(keys))
-    assert [await r.get_attribute("data-key") for r in await rows.all()] == keys
+    await expect(rows).to_have_count(len(chosen))
+    members = page.locator("#set-values .member")
+    assert [await m.get_attribute("data-key") for m in await members.all()] == keys
     for key in keys:
-        cell = page.locator(f'#set-values tr[data-key="{key}"] td.val')
+        cell = page.locator(f'#set-values [data-key="{key}"] .val')
         await expect(cell).to_have_text(_value, timeout=20_000)
 
     # The server holds the set's topic for the chart's symbol and interval.
@@ -87,6 +89,40 @@ async def test_picker_set_values_lines_and_reload(
     chart = page.locator("#chart")
     await expect(chart).to_have_attribute("data-set-lines", "12")
     await wait_above(page, SET_POINTS, 12)
+
+    # The lines' past (computed in the page) and present (the server's) against a reference
+    # written here: Bollinger(10, 2.5) over the chart's closes, population deviation.
+    drawn = await page.evaluate(
+        """() => {
+          const d = window.tickhubDashboard;
+          const closes = [...d.bars.values()]
+            .sort((a, b) => a.time - b.time)
+            .map((b) => [b.time, b.close]);
+          const line = (m) => [...d.setLines.get(`bollinger:10,2.5|${m}`).points.values()]
+            .map((p) => [p.time, p.value]);
+          return { closes, upper: line('upper'), lower: line('lower') };
+        }"""
+    )
+    closes = drawn["closes"]
+    reference: dict[int, tuple[float, float]] = {}
+    for i in range(9, len(closes) - 2):  # closed candles only (the last may still be forming)
+        window = [c for _, c in closes[i - 9 : i + 1]]
+        mean = sum(window) / 10
+        sd = (sum((c - mean) ** 2 for c in window) / 10) ** 0.5
+        reference[closes[i][0]] = (mean + 2.5 * sd, mean - 2.5 * sd)
+    upper, lower = dict(drawn["upper"]), dict(drawn["lower"])
+    checked = [t for t in reference if t in upper and t in lower]
+    assert len(checked) > 50, len(checked)  # the past from /candles, not only the live points
+    for t in checked:
+        assert abs(upper[t] - reference[t][0]) < 1e-3, (t, upper[t], reference[t])
+        assert abs(lower[t] - reference[t][1]) < 1e-3, (t, lower[t], reference[t])
+
+    save_screenshot(await page.screenshot(full_page=True), "dashboard-indicators.png")
+    # On a phone the picker and its table fit the screen.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.wait_for_function("() => document.documentElement.scrollWidth <= window.innerWidth")
+    save_screenshot(await page.screenshot(full_page=True), "dashboard-indicators-phone.png")
+    await page.set_viewport_size({"width": 1400, "height": 900})
 
     # The form checks the catalog's ranges and constraints before asking the server.
     await add_indicator(page, "ema", "500")
@@ -103,15 +139,16 @@ async def test_picker_set_values_lines_and_reload(
     await page.click('#picker-chosen li[data-entry="pivots"] button')
     await expect(chips).to_have_count(4)
     await expect(chart).to_have_attribute("data-set-lines", "5")
-    await expect(rows).to_have_count(len(keys) - 7)
-    await expect(page.locator('#set-values tr[data-key="ema:5"] td.val')).to_have_text(_value)
+    await expect(rows).to_have_count(4)
+    await expect(members).to_have_count(len(keys) - 7)
+    await expect(page.locator('#set-values [data-key="ema:5"] .val')).to_have_text(_value)
 
     # The choice survives a reload: the same set, its values again.
     await page.reload()
     await expect(chips).to_have_count(4)
     assert [await c.get_attribute("data-entry") for c in await chips.all()] == chosen[:4]
     for key in keys[:-7]:
-        cell = page.locator(f'#set-values tr[data-key="{key}"] td.val')
+        cell = page.locator(f'#set-values [data-key="{key}"] .val')
         await expect(cell).to_have_text(_value, timeout=20_000)
     await wait_above(page, SET_POINTS, 0)
     console.assert_clean()
