@@ -1226,13 +1226,20 @@ clients.portfolio.on('data', (msg, meta) => {
   // After a restart or a refused resume the `*` snapshot is the whole portfolio: start again.
   if (meta.reset) state.positions.clear();
   const d = msg.data;
-  if (d.position.quantity === 0) state.positions.delete(msg.symbol);
+  if (isClosed(d)) state.positions.delete(msg.symbol);
   else state.positions.set(msg.symbol, d);
   state.totals = d.portfolio;
   addInstrument(msg.symbol);
   positionsDirty = true;
   schedule();
 });
+
+/** Flat and not traded today: off the table. A position that today's trades made flat stays, with
+ * its realised P&L (a server that books trades keeps sending it for the day). */
+function isClosed(d) {
+  const p = d.position;
+  return p.quantity === 0 && !((p.day_buy_quantity ?? 0) + (p.day_sell_quantity ?? 0) > 0);
+}
 
 function renderPositions() {
   positionsDirty = false;
@@ -1376,7 +1383,7 @@ $('trade-form').addEventListener('submit', async (event) => {
     const d = reply?.position;
     if (d?.position) {
       // The `*` subscription brings the same change; the reply shows it at once.
-      if (d.position.quantity === 0) state.positions.delete(d.position.symbol);
+      if (isClosed(d)) state.positions.delete(d.position.symbol);
       else state.positions.set(d.position.symbol, d);
       if (d.portfolio) state.totals = d.portfolio;
       positionsDirty = true;
