@@ -5,6 +5,7 @@
 //   ?server=http://host:8081   another tickhub instance (default: the one serving this page)
 //   &symbols=RELIANCE,TCS      the watchlist (default: the last one used, kept in localStorage)
 //   &chart=RELIANCE&interval=5m
+//   &indicators=ema:9;supertrend:10,3   my indicators (entries joined by ';', as a set's key)
 //
 // "My indicators" (the picker under the chart) is an indicator set from GET /indicators, kept in
 // localStorage with the watchlist: a second /ws/analysis subscription of the chart's symbol and
@@ -104,7 +105,10 @@ const state = {
   updates: 0,
   marketTime: null,
   catalog: null, // GET /indicators, or null where the server does not serve it
-  indicatorSet: Array.isArray(saved.indicators) ? saved.indicators : [], // canonical entries, as chosen
+  // Canonical entries, in the order chosen (checked against the catalog once it is loaded).
+  indicatorSet: params.has('indicators')
+    ? params.get('indicators').split(';').map((e) => e.trim().toLowerCase()).filter(Boolean)
+    : Array.isArray(saved.indicators) ? saved.indicators : [],
   setValues: null, // the set's latest technical_indicators, for the chart's symbol and interval
   alertKinds: false, // the server takes indicator and pattern alerts (its alert_data lists them)
   trades: false, // the client and the server take trades

@@ -104,14 +104,15 @@ export function checkEntry(kind, texts) {
   return { entry: canonicalEntry(kind.name, values) };
 }
 
-/** A saved set, kept to the entries this catalog knows and takes, canonical, at most `limit`. */
+/** A saved (or linked) set, kept to the entries this catalog knows and takes, canonical, at most
+ * the server's limit. */
 export function keepKnown(entries, catalog) {
   const kept = [];
   for (const entry of Array.isArray(entries) ? entries : []) {
     if (typeof entry !== 'string') continue;
     const { name, values } = parseEntry(entry);
     const kind = catalog.kinds.get(name);
-    if (!kind || values.length !== kind.params.length) continue;
+    if (!kind || values.length > kind.params.length) continue; // omitted trailing ones: defaults
     const checked = checkEntry(kind, values);
     if (checked.entry && !kept.includes(checked.entry)) kept.push(checked.entry);
   }

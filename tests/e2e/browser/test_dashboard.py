@@ -469,12 +469,19 @@ async def test_screenshot_of_a_busy_dashboard(
     page, console = await open_page(
         browser,
         port,
-        "/?symbols=NIFTY%2050,RELIANCE,TCS,HDFCBANK,INFY,ICICIBANK,SBIN&chart=RELIANCE",
+        "/?symbols=NIFTY%2050,RELIANCE,TCS,HDFCBANK,INFY,ICICIBANK,SBIN&chart=RELIANCE"
+        "&indicators=ema:9;donchian:20;supertrend:10,3;rsi:14;macd",
     )
     await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
     await wait_above(page, CHART_BARS, 36, timeout=30_000)
     await wait_above(page, "document.getElementById('chart').dataset.overlayPoints", 15)
     await expect(page.locator("#ind-rsi")).to_have_text(_number_text)
+    # My indicators from the link: the set's lines and values.
+    await expect(page.locator("#picker-chosen li")).to_have_count(5)
+    await expect(page.locator('#picker-chosen li[data-entry="macd:12,26,9"]')).to_be_visible()
+    await expect(page.locator('#set-values [data-key="macd:12,26,9.signal"] .val')).to_have_text(
+        _number_text, timeout=30_000
+    )
     await expect(page.locator("#triggered li").first).to_be_visible(timeout=10_000)
     price = float(
         await page.locator('#ticker tr[data-symbol="RELIANCE"]').get_attribute("data-price") or 0
