@@ -735,7 +735,6 @@ function onSetAnalysis(msg, meta) {
     putSetPoint(l, point);
   }
   state.setValues = values;
-  showPickerError(null);
   renderSetValues();
   markChart();
 }

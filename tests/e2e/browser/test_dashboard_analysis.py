@@ -131,6 +131,10 @@ async def test_picker_set_values_lines_and_reload(
     )
     await add_indicator(page, "macd", "30", "10", "9")
     await expect(page.locator("#picker-error")).to_have_text("MACD: fast must be below slow")
+    # The message stays while the set's values go on arriving.
+    points = int(await page.evaluate(f"() => {SET_POINTS}"))
+    await wait_above(page, SET_POINTS, points + 2)
+    await expect(page.locator("#picker-error")).to_have_text("MACD: fast must be below slow")
     await add_indicator(page, "ema", "5")
     await expect(page.locator("#picker-error")).to_contain_text("EMA(5) is in the set already")
     await expect(chips).to_have_count(5)
