@@ -172,7 +172,7 @@ async def test_two_workers_share_the_port_and_sigterm_stops_them_all(
         assert status == 200 and "# TYPE" in metrics
     status, _, health = await ahttp_get(sw.port, "/health")
     assert status in (200, 503) and health["worker"] in (1, 2)
-    for path in ("/test", "/instruments"):
+    for path in ("/test", "/instruments", "/indicators"):
         status, _, _ = await ahttp_get(sw.port, path)
         assert status == 200
 
