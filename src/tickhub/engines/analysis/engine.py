@@ -40,13 +40,12 @@ from tickhub.engines.analysis.indicators import (
     Indicators,
     SessionVwap,
     indicators_from_prices,
-    price_arrays,
     tail,
 )
-from tickhub.engines.analysis.patterns import Pattern, detect_patterns
+from tickhub.engines.analysis.patterns import Pattern, patterns_on
 from tickhub.engines.analysis.pivots import previous_session, session_of
 from tickhub.engines.analysis.risk import RISK_WINDOW, RiskMetrics, risk_metrics
-from tickhub.engines.analysis.sets import Prices, compute_set, lookback, prices_of, with_candle
+from tickhub.engines.analysis.sets import Prices, compute_set, lookback, with_candle
 from tickhub.engines.analysis.trend import Trend, classify_trend
 
 DEFAULT_MAXLEN = 500
@@ -122,7 +121,7 @@ class AnalysisEngine:
         if indicators is not None:
             chosen = series.indicator_set(indicators, include_forming)
         if series.patterns is None:
-            series.patterns = detect_patterns(series.closed, with_strength=True)
+            series.patterns = series.detect_patterns()
         return {
             "technical_indicators": chosen,
             "patterns": series.patterns,
@@ -153,8 +152,8 @@ class _Series:
     __slots__ = (
         "_before_last",
         "_closed_indicators",
-        "_prices",
         "closed",
+        "columns",
         "forming",
         "patterns",
         "pivot_input",
@@ -162,7 +161,6 @@ class _Series:
         "sets",
         "version",
         "vwap",
-        "wide",
     )
 
     def __init__(self, maxlen: int) -> None:
@@ -173,34 +171,45 @@ class _Series:
         # ``closed``; ``_before_last`` lets a correction of the newest candle replace its term.
         self.vwap = SessionVwap()
         self._before_last = SessionVwap()
-        self._prices: tuple[FloatArray, FloatArray, FloatArray] | None = None
+        # Open, high, low, close and volume of ``closed``, kept beside it: a close appends to
+        # them, instead of every computation building its arrays from the candles again.
+        self.columns: tuple[FloatArray, ...] = tuple(np.empty(0) for _ in range(5))
         self._closed_indicators: tuple[Indicators, Trend] | None = None
         self.patterns: list[Pattern] | None = None
         self.risk: tuple[int, RiskMetrics] | None = None
-        # Per set key, its values on the closed candles; and the widest price arrays read.
+        # Per set key, its values on the closed candles.
         self.sets: dict[str, dict[str, Any]] = {}
-        self.wide: tuple[int, Prices] | None = None
         self.pivot_input: tuple[date, tuple[float, float, float] | None] | None = None
 
     def close(self, candle: Candle) -> None:
         if self.closed and candle.start < self.closed[-1].start:
             return
+        row = (candle.open, candle.high, candle.low, candle.close, float(candle.volume))
         if self.closed and candle.start == self.closed[-1].start:
             self.closed[-1] = candle
+            pairs = zip(self.columns, row, strict=True)
+            self.columns = tuple(_replace_last(a, v) for a, v in pairs)
         else:
             self.closed.append(candle)
+            keep, pairs = len(self.closed), zip(self.columns, row, strict=True)
+            self.columns = tuple(np.append(a, v)[-keep:] for a, v in pairs)
             self._before_last = self.vwap
         self.vwap = self._before_last.add(candle)
         if self.forming is not None and self.forming.start <= candle.start:
             self.forming = None
         self.version += 1
-        self._prices = None
         self._closed_indicators = None
         self.patterns = None
         self.risk = None
         self.sets = {}
-        self.wide = None
         self.pivot_input = None
+
+    def detect_patterns(self) -> list[Pattern]:
+        """The patterns on the newest closed candle (:func:`patterns_on` its columns)."""
+        if not self.closed:
+            return []
+        open_, high, low, close, _ = self.columns
+        return patterns_on(open_, high, low, close, self.closed[-1].start, with_strength=True)
 
     def form(self, candle: Candle) -> None:
         if self.closed and candle.start <= self.closed[-1].start:
@@ -227,12 +236,8 @@ class _Series:
 
     def _compute_set(self, specs: IndicatorSet, forming: Candle | None) -> dict[str, Any]:
         n = lookback(specs)
-        if self.wide is None or self.wide[0] < n:
-            self.wide = (n, prices_of(tail(self.closed, n)))
-        width, prices = self.wide
-        if width > n:
-            high, low, close, volume = prices
-            prices = (high[-n:], low[-n:], close[-n:], volume[-n:])
+        _, high, low, close, volume = self.columns
+        prices: Prices = (high[-n:], low[-n:], close[-n:], volume[-n:])
         vwap, have = self.vwap, len(self.closed)
         newest = forming if forming is not None else (self.closed[-1] if self.closed else None)
         if forming is not None:
@@ -250,9 +255,8 @@ class _Series:
         return self.pivot_input[1]
 
     def _compute(self, forming: Candle | None) -> tuple[Indicators, Trend]:
-        if self._prices is None:
-            self._prices = price_arrays(tail(self.closed, LOOKBACK))
-        high, low, close = self._prices
+        _, high, low, close, _ = self.columns
+        high, low, close = high[-LOOKBACK:], low[-LOOKBACK:], close[-LOOKBACK:]
         vwap, have = self.vwap, len(self.closed)
         if forming is not None:
             high = np.append(high, forming.high)[-LOOKBACK:]
@@ -263,3 +267,11 @@ class _Series:
         last_close = float(close[-1]) if len(close) else None
         trend = classify_trend(last_close, indicators["ema_20"], indicators["macd"]["histogram"])
         return indicators, trend
+
+
+def _replace_last(values: FloatArray, value: float) -> FloatArray:
+    """A copy of ``values`` with its newest element ``value`` (a correction of the last close):
+    a copy, since caches of the previous version may still read the old array."""
+    out = values.copy()
+    out[-1] = value
+    return out
