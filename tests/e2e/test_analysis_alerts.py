@@ -32,13 +32,12 @@ class Raw:
         self.seen: list[Msg] = []
 
     async def next(self, pred: Callable[[Msg], bool]) -> Msg:
-        for m in self.seen:
-            if pred(m) and not m.get("_taken"):
-                m["_taken"] = True
-                return m
+        for old in self.seen:
+            if pred(old) and not old.get("_taken"):
+                old["_taken"] = True
+                return old
         while True:
-            raw = await self.ws.recv(decode=True)
-            m: Msg = json.loads(raw)
+            m: Msg = json.loads(await self.ws.recv(decode=True))
             self.seen.append(m)
             if pred(m):
                 m["_taken"] = True
