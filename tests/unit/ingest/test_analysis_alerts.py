@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,16 @@ def test_analysis_alerts_count_against_the_quota_and_list_apart() -> None:
         1,
         1,
     ]
+
+
+def test_a_forming_pattern_alert_fires_on_the_update_that_makes_it_and_once_per_candle() -> None:
+    candles = _engulfing_series()
+    *history, last = candles
+    driver = Driver()
+    forming_alert = make(driver.alerts, condition="pattern", pattern="engulfing", forming=True)
+    for candle in history:
+        driver.feed(candle)
+    update = replace(last, closed=False)
+    fired = driver.feed(update)
+    assert [e.alert.id for e in fired] == [forming_alert.id]
+    assert driver.feed(last) == []  # its candle closes: it already fired on this candle
