@@ -38,6 +38,7 @@ from tickhub.engines.analysis import AnalysisEngine
 from tickhub.engines.candles import CandleEngine, roll_up
 from tickhub.feeds.base import Feed
 from tickhub.ingest.alerts import StoredAlerts
+from tickhub.ingest.analysis_alerts import on_analysis_candle
 from tickhub.ingest.portfolio import StoredPortfolio
 from tickhub.ingest.publisher import Publisher
 from tickhub.ingest.throttle import Key, Throttle
@@ -195,6 +196,10 @@ class Ingest:
                 self.analysis.on_candle(candle)
             except Exception:
                 self._engine_failed("analysis", candle.symbol)
+            with self._contained("alerts", candle.symbol):  # indicator and pattern alerts
+                fired = on_analysis_candle(self.alerts, self.analysis, candle, self.market_time)
+                for event in fired:
+                    self.publish_alert_event(event)
             if candle.closed:
                 if self.on_closed_candle is not None:
                     with self._contained("candle store", candle.symbol):

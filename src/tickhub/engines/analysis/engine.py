@@ -42,7 +42,12 @@ from tickhub.engines.analysis.indicators import (
     indicators_from_prices,
     tail,
 )
-from tickhub.engines.analysis.patterns import Pattern, patterns_on
+from tickhub.engines.analysis.patterns import (
+    PATTERN_CONTEXT,
+    Pattern,
+    detect_patterns,
+    patterns_on,
+)
 from tickhub.engines.analysis.pivots import previous_session, session_of
 from tickhub.engines.analysis.risk import RISK_WINDOW, RiskMetrics, risk_metrics
 from tickhub.engines.analysis.sets import Prices, compute_set, lookback, with_candle
@@ -130,6 +135,53 @@ class AnalysisEngine:
             "interval": interval.value,
         }
 
+    # --- what analysis alerts read (``tickhub.engines.alerts.analysis``) --------------------
+
+    def forming(self, symbol: str, interval: Interval) -> Candle | None:
+        """The forming candle taken as current (``None``: none, or one of a closed bucket)."""
+        series = self._series.get((symbol, interval))
+        return series.forming if series is not None else None
+
+    def set_values(
+        self, symbol: str, interval: Interval, specs: IndicatorSet, *, include_forming: bool
+    ) -> dict[str, Any]:
+        """The ``technical_indicators`` of ``specs``, as :meth:`analyze` computes them (the
+        same cache: once per closed candle and set)."""
+        series = self._series.get((symbol, interval)) or _Series(self.maxlen)
+        return series.indicator_set(specs, include_forming)
+
+    def set_values_before(
+        self, symbol: str, interval: Interval, specs: IndicatorSet
+    ) -> dict[str, Any] | None:
+        """The values of ``specs`` on the closed candle before the newest (``None`` with fewer
+        than two): those computed at its close when they were asked then, else computed now from
+        the history without the newest candle (once per closed candle and set)."""
+        series = self._series.get((symbol, interval))
+        return series.indicator_set_before(specs) if series is not None else None
+
+    def previous_session(
+        self, symbol: str, interval: Interval, day: date
+    ) -> tuple[float, float, float] | None:
+        """High, low and close of the latest session before ``day`` in the closed candles."""
+        series = self._series.get((symbol, interval))
+        return series.session_before(day) if series is not None else None
+
+    def patterns_with_forming(self, symbol: str, interval: Interval) -> list[Pattern]:
+        """The patterns the forming candle would make if it closed now (not cached)."""
+        series = self._series.get((symbol, interval))
+        if series is None or series.forming is None:
+            return []
+        return detect_patterns([*tail(series.closed, PATTERN_CONTEXT), series.forming])
+
+    def closed_patterns(self, symbol: str, interval: Interval) -> list[Pattern]:
+        """The patterns on the newest closed candle (the cache :meth:`analyze` reports)."""
+        series = self._series.get((symbol, interval))
+        if series is None:
+            return []
+        if series.patterns is None:
+            series.patterns = series.detect_patterns()
+        return series.patterns
+
     def _risk(self, series: _Series, interval: Interval) -> RiskMetrics:
         benchmark = None
         if self.benchmark is not None:
@@ -152,6 +204,7 @@ class _Series:
     __slots__ = (
         "_before_last",
         "_closed_indicators",
+        "before_sets",
         "closed",
         "columns",
         "forming",
@@ -179,6 +232,8 @@ class _Series:
         self.risk: tuple[int, RiskMetrics] | None = None
         # Per set key, its values on the closed candles.
         self.sets: dict[str, dict[str, Any]] = {}
+        # Per set key, its values on the closed candle before the newest (alerts' crossings).
+        self.before_sets: dict[str, dict[str, Any]] = {}
         self.pivot_input: tuple[date, tuple[float, float, float] | None] | None = None
 
     def close(self, candle: Candle) -> None:
@@ -194,6 +249,7 @@ class _Series:
             keep, pairs = len(self.closed), zip(self.columns, row, strict=True)
             self.columns = tuple(np.append(a, v)[-keep:] for a, v in pairs)
             self._before_last = self.vwap
+            self.before_sets = self.sets
         self.vwap = self._before_last.add(candle)
         if self.forming is not None and self.forming.start <= candle.start:
             self.forming = None
@@ -247,6 +303,35 @@ class _Series:
         if newest is not None and any(s.name == "pivots" for s in specs):
             session = self._previous_session(session_of(newest))
         return compute_set(specs, prices, vwap=vwap.value, previous_session=session, have=have)
+
+    def indicator_set_before(self, specs: IndicatorSet) -> dict[str, Any] | None:
+        if len(self.closed) < 2:
+            return None
+        key = set_key(specs)
+        found = self.before_sets.get(key)
+        if found is None:
+            n = lookback(specs)
+            _, high, low, close, volume = self.columns
+            before = slice(-(n + 1), -1)
+            session = None
+            if any(s.name == "pivots" for s in specs):
+                # As for the newest candle: the whole history is scanned for its previous session.
+                earlier = list(self.closed)[:-1]
+                session = previous_session(earlier, session_of(earlier[-1]))
+            found = self.before_sets[key] = compute_set(
+                specs,
+                (high[before], low[before], close[before], volume[before]),
+                vwap=self._before_last.value,
+                previous_session=session,
+                have=len(self.closed) - 1,
+            )
+        return found
+
+    def session_before(self, day: date) -> tuple[float, float, float] | None:
+        """The previous session of ``day``: cached for the newest candle's day."""
+        if self.closed and session_of(self.closed[-1]) == day:
+            return self._previous_session(day)
+        return previous_session(self.closed, day)
 
     def _previous_session(self, today: date) -> tuple[float, float, float] | None:
         """The pivots' input, found once per closed candle and day (a scan of the history)."""
