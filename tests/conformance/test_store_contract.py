@@ -29,14 +29,18 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.fakes import T0, alert, closed_candle, event, position
+from tickhub.core.commands import parse_operand
 from tickhub.core.errors import StoreUnavailableError
 from tickhub.core.model import Candle, Interval
+from tickhub.core.protocol import ProtocolError
 from tickhub.engines.alerts import Alert, AlertEvent
+from tickhub.engines.alerts.model import AnalysisRule
 from tickhub.store import open_store
 from tickhub.store import postgres as pg
 from tickhub.store import sqlite as lite
 from tickhub.store.postgres import PostgresStore
 from tickhub.store.postgres_url import redact_url
+from tickhub.store.rows import ANALYSIS_COLUMNS
 from tickhub.store.sqlite import SqliteStore
 
 PG_URL = os.environ.get("TICKHUB_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
@@ -114,6 +118,10 @@ class Backend:
     def set_version(self, version: int) -> None:
         raise NotImplementedError
 
+    def drop_analysis_columns(self) -> None:
+        """Take the alerts table back to its columns before analysis alerts."""
+        raise NotImplementedError
+
 
 class SqliteBackend(Backend):
     name = "sqlite"
@@ -146,6 +154,10 @@ class SqliteBackend(Backend):
 
     def set_version(self, version: int) -> None:
         self._execute(f"UPDATE schema_version SET version = {version}")
+
+    def drop_analysis_columns(self) -> None:
+        for column in ANALYSIS_COLUMNS:
+            self._execute(f"ALTER TABLE alerts DROP COLUMN {column}")
 
 
 class PostgresBackend(Backend):
@@ -186,6 +198,14 @@ class PostgresBackend(Backend):
 
     def set_version(self, version: int) -> None:
         pg_admin(sql.SQL("UPDATE {}.schema_version SET version = %s").format(self.id), (version,))
+
+    def drop_analysis_columns(self) -> None:
+        for column in ANALYSIS_COLUMNS:
+            pg_admin(
+                sql.SQL("ALTER TABLE {}.alerts DROP COLUMN {}").format(
+                    self.id, sql.Identifier(column)
+                )
+            )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -287,6 +307,66 @@ def test_alerts_round_trip_every_field_in_first_saved_order(store: AnyStore) -> 
 def _fields(a: Alert) -> dict[str, Any]:
     """Every field with its type, so ``1 == 1.0 == True`` cannot hide a change."""
     return {f.name: (getattr(a, f.name), type(getattr(a, f.name)).__name__) for f in fields(a)}
+
+
+def _analysis_alerts() -> list[Alert]:
+    ema = parse_operand("ema:9", "indicator")
+    band = parse_operand("BOLLINGER.UPPER:20,2", "other")
+    assert not isinstance(ema, ProtocolError) and not isinstance(band, ProtocolError)
+    crossing = Alert(
+        id="a_ind",
+        symbol="RELIANCE",
+        condition="crosses_above",
+        value=None,
+        owner="u",
+        once=False,
+        rule=AnalysisRule(Interval.M5, ema, band, forming=True),
+        triggered=True,
+        triggered_at=T0,
+        price=2501.5,
+        message="RELIANCE 5m: EMA(9) 2501.20 crossed above Bollinger upper(20,2) 2500.10",
+        last_candle=T0 - timedelta(minutes=5),
+        values=(2501.2, 2500.1),
+        fire_count=1,
+    )
+    pattern = Alert(
+        id="a_pat",
+        symbol="RELIANCE",
+        condition="pattern",
+        value=None,
+        owner="u",
+        rule=AnalysisRule(Interval.M15, pattern="engulfing", direction="bullish"),
+    )
+    return [crossing, pattern]
+
+
+def test_analysis_alerts_round_trip_and_fire_with_their_state(store: AnyStore) -> None:
+    crossing, pattern = _analysis_alerts()
+    store.save_alert(alert("a_price", owner="u"))
+    store.save_alert(pattern)
+    e = AlertEvent(crossing, T0, 2501.5, crossing.message or "", "indicator")
+    store.add_event(e)
+    loaded = store.load_alerts()
+    assert loaded == [alert("a_price", owner="u"), pattern, crossing]
+    assert [_fields(x) for x in loaded[1:]] == [_fields(pattern), _fields(crossing)]
+    assert loaded[2].rule is not None and loaded[2].rule.other is not None
+    assert loaded[2].rule.other.canonical == "bollinger.upper:20,2"
+    assert store.events("RELIANCE", "u", 10) == [e]
+
+
+def test_a_table_from_before_analysis_alerts_gains_their_columns(backend: Backend) -> None:
+    """A database made by the schema without the analysis columns: its alerts load as they
+    were, the columns are added, and analysis alerts are saved there."""
+    old = backend.open()
+    old.save_alert(alert("a_old", owner="u"))
+    old.close()
+    backend.drop_analysis_columns()
+    store = backend.open()
+    assert store.load_alerts() == [alert("a_old", owner="u")]
+    crossing, pattern = _analysis_alerts()
+    store.save_alert(pattern)
+    store.add_event(AlertEvent(crossing, T0, 2501.5, "m", "indicator"))
+    assert backend.open().load_alerts() == [alert("a_old", owner="u"), pattern, crossing]
 
 
 def test_a_naive_time_is_refused_before_writing(store: AnyStore) -> None:

@@ -202,6 +202,32 @@ async def _drive_main(
          "once": True, "note": "schema"},
         "alert",
     )  # fmt: skip
+    # Analysis alerts: one that fires on the first 1m close (close 101 >= 100), one against
+    # another operand, and a pattern alert; all listed in alert_data's two new lists.
+    await run.ask(
+        alerts,
+        {"type": "create_alert", "symbol": "RELIANCE", "interval": "1m", "indicator": "close",
+         "condition": "above", "value": 100},
+        "alert",
+    )  # fmt: skip
+    await run.ask(
+        alerts,
+        {"type": "create_alert", "symbol": "RELIANCE", "interval": "5m", "indicator": "ema:9",
+         "condition": "crosses_above", "other": "bollinger.upper:20,2", "forming": True},
+        "alert",
+    )  # fmt: skip
+    await run.ask(
+        alerts,
+        {"type": "create_alert", "symbol": "RELIANCE", "interval": "15m", "condition": "pattern",
+         "pattern": "engulfing", "direction": "bullish"},
+        "alert",
+    )  # fmt: skip
+    await run.error(
+        alerts,
+        {"type": "create_alert", "symbol": "RELIANCE", "indicator": "close", "condition": "above",
+         "other": "bollinger.top"},
+        "invalid_field",
+    )  # fmt: skip
     await run.ask(alerts, {"type": "list_alerts", "symbol": "RELIANCE"}, "alerts")
     await run.error(alerts, {"type": "delete_alert", "id": "a_000000000000"}, "not_found")
     feed.push(
@@ -212,6 +238,9 @@ async def _drive_main(
         tick("RELIANCE", at(17, 1), 102.5, 1400),
     )
     await alerts.wait_for(lambda m: m.get("event") == "triggered")
+    await alerts.wait_for(
+        lambda m: m.get("event") == "triggered" and m["data"]["alert"]["category"] == "indicator"
+    )
     await stream.wait_for(lambda m: m.get("data_type") == "candle_data" and m["data"]["closed"])
     await stream.wait_for(lambda m: m.get("data_type") == "market_data")
     await analysis.wait_for(lambda m: m.get("data_type") == "technical_analysis")

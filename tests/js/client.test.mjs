@@ -307,14 +307,21 @@ describe('client (fake server)', () => {
     const listed = c.listAlerts();
     const refused = c.createAlert({ symbol: 'NOPE', condition: 'above', value: 1 });
     const deleted = c.deleteAlert('a_1');
+    const analysis = c.createAlert({
+      symbol: 'RELIANCE', condition: 'crosses_above', indicator: 'ema:9', other: 'ema:21', interval: '5m', forming: true,
+    });
     assert.equal((await created).id, 'a_1');
     assert.deepEqual(await listed, [{ id: 'a_1' }]);
     await assert.rejects(refused, (err) => err instanceof TickhubError && err.code === 'unknown_symbol');
     assert.equal(await deleted, 'a_1');
+    assert.equal((await analysis).id, 'a_1');
     assert.deepEqual(
       net.last().sent.map((m) => m.type),
-      ['create_alert', 'list_alerts', 'create_alert', 'delete_alert'],
+      ['create_alert', 'list_alerts', 'create_alert', 'delete_alert', 'create_alert'],
     );
+    assert.deepEqual(net.last().sent.at(-1), {
+      type: 'create_alert', symbol: 'RELIANCE', condition: 'crosses_above', indicator: 'ema:9', other: 'ema:21', interval: '5m', forming: true,
+    });
     c.close();
   });
 

@@ -410,21 +410,34 @@ class Client:
         self,
         symbol: str,
         condition: str,
-        value: float,
+        value: float | None = None,
         *,
         once: bool | None = None,
         note: str | None = None,
+        indicator: str | None = None,
+        other: str | None = None,
+        interval: str | None = None,
+        pattern: str | None = None,
+        direction: str | None = None,
+        forming: bool | None = None,
     ) -> Alert:
-        """/ws/alerts: a user alert (``above``, ``below``, ``cross_up``, ``cross_down``,
-        ``percent_change``); returns it as created."""
-        msg: dict[str, Any] = {
-            "type": "create_alert",
-            "symbol": symbol,
-            "condition": condition,
+        """/ws/alerts: a price alert (``above``, ``below``, ``cross_up``, ``cross_down``,
+        ``percent_change`` against ``value``), an indicator alert (``indicator`` with
+        ``crosses_above``, ``crosses_below``, ``above``, ``below`` against ``value`` or
+        ``other``) or a pattern alert (``condition="pattern"``, ``pattern``, ``direction``), on
+        the candles of ``interval``; returns it as created."""
+        msg: dict[str, Any] = {"type": "create_alert", "symbol": symbol, "condition": condition}
+        optional = {
             "value": value,
+            "indicator": indicator,
+            "other": other,
+            "interval": interval,
+            "pattern": pattern,
+            "direction": direction,
+            "forming": forming,
+            "once": once,
         }
-        if once is not None:
-            msg["once"] = once
+        msg.update((k, v) for k, v in optional.items() if v is not None)
         if note:
             msg["note"] = note
         reply = await self._typed(msg, AlertReply)

@@ -369,7 +369,12 @@ class Alert:
     """A user alert or a built-in rule (docs/protocol.md §6.3).
 
     ``triggered`` is true only on the alert that fired, in the event announcing that firing;
-    the lasting state is ``fired`` and ``armed``. ``(id, fire_count)`` names one firing."""
+    the lasting state is ``fired`` and ``armed``. ``(id, fire_count)`` names one firing.
+
+    An analysis alert (``category`` ``indicator`` or ``pattern``) also has ``interval``, its
+    operands ``indicator`` and ``other``, ``forming``, a pattern alert's ``pattern`` and
+    ``direction``, and its last firing's ``values`` (left, right) and ``candle_start``; for a
+    price alert or a built-in rule these are ``None`` (``forming`` false)."""
 
     id: str
     symbol: str
@@ -388,9 +393,18 @@ class Alert:
     fire_count: int
     category: str
     owner: str | None
+    interval: str | None = None
+    indicator: str | None = None
+    other: str | None = None
+    forming: bool = False
+    pattern: str | None = None
+    direction: str | None = None
+    values: tuple[float, float] | None = None
+    candle_start: datetime | None = None
 
     @classmethod
     def parse(cls, raw: Raw) -> Alert:
+        values = _obj(raw, "values")
         return cls(
             _str(raw, "id"),
             _str(raw, "symbol"),
@@ -409,19 +423,30 @@ class Alert:
             _int(raw, "fire_count"),
             _str(raw, "category"),
             _opt_str(raw, "owner"),
+            _opt_str(raw, "interval"),
+            _opt_str(raw, "indicator"),
+            _opt_str(raw, "other"),
+            _bool(raw, "forming"),
+            _opt_str(raw, "pattern"),
+            _opt_str(raw, "direction"),
+            (_num(values, "left"), _num(values, "right")) if values else None,
+            _time(raw, "candle_start"),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class AlertState:
     """``alert_data``: every alert of the symbol. A state message has ``recent_events`` (the
-    last firings, newest first); an event message (``event == "triggered"``) has ``alert``."""
+    last firings, newest first); an event message (``event == "triggered"``) has ``alert``.
+    ``indicator_alerts`` and ``pattern_alerts`` are the owner's analysis alerts."""
 
     price_alerts: tuple[Alert, ...]
     volume_alerts: tuple[Alert, ...]
     breakout_alerts: tuple[Alert, ...]
     recent_events: tuple[Alert, ...]
     alert: Alert | None
+    indicator_alerts: tuple[Alert, ...] = ()
+    pattern_alerts: tuple[Alert, ...] = ()
 
     @classmethod
     def parse(cls, raw: Raw) -> AlertState:
@@ -432,6 +457,8 @@ class AlertState:
             tuple(Alert.parse(a) for a in _list(raw, "breakout_alerts")),
             tuple(Alert.parse(a) for a in _list(raw, "recent_events")),
             Alert.parse(fired) if isinstance(fired, Mapping) else None,
+            tuple(Alert.parse(a) for a in _list(raw, "indicator_alerts")),
+            tuple(Alert.parse(a) for a in _list(raw, "pattern_alerts")),
         )
 
 

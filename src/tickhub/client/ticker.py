@@ -143,13 +143,32 @@ class Ticker:
         self,
         symbol: str,
         condition: str,
-        value: float,
+        value: float | None = None,
         *,
         once: bool | None = None,
         note: str | None = None,
+        indicator: str | None = None,
+        other: str | None = None,
+        interval: str | None = None,
+        pattern: str | None = None,
+        direction: str | None = None,
+        forming: bool | None = None,
     ) -> concurrent.futures.Future[Alert]:
+        """:meth:`Client.create_alert`: a price, indicator or pattern alert."""
         return self._submit(
-            lambda: self.client.create_alert(symbol, condition, value, once=once, note=note)
+            lambda: self.client.create_alert(
+                symbol,
+                condition,
+                value,
+                once=once,
+                note=note,
+                indicator=indicator,
+                other=other,
+                interval=interval,
+                pattern=pattern,
+                direction=direction,
+                forming=forming,
+            )
         )
 
     def call(self, make: Callable[[Client], Awaitable[T]]) -> concurrent.futures.Future[T]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
+from datetime import datetime
 
 from tickhub.core import defaults
-from tickhub.core.commands import CreateAlert
+from tickhub.core.commands import CreateAlert, CreateAnalysisAlert
 from tickhub.core.model import Candle, Tick
 from tickhub.core.protocol import ProtocolError
 from tickhub.engines.alerts import Alert, AlertEvent, AlertRules, AlertsEngine, Evaluation
+from tickhub.engines.alerts.analysis import Frame
 from tickhub.store import Store
 
 __all__ = ["StoredAlerts"]
@@ -51,7 +53,9 @@ class StoredAlerts:
 
     # --- requests -------------------------------------------------------------------------------
 
-    def create(self, owner: str | None, request: CreateAlert) -> Alert | ProtocolError:
+    def create(
+        self, owner: str | None, request: CreateAlert | CreateAnalysisAlert
+    ) -> Alert | ProtocolError:
         """Add a user alert, saved before it is returned (the error is
         :meth:`AlertsEngine.prepare`'s)."""
         alert = self.engine.prepare(owner, request)
@@ -82,6 +86,11 @@ class StoredAlerts:
     def on_candle(self, candle: Candle) -> builtins.list[AlertEvent]:
         """Evaluate a closed candle; the firings, each saved with its alert."""
         return self._persist(self.engine.evaluate_candle(candle))
+
+    def on_analysis(self, frame: Frame, at: datetime) -> builtins.list[AlertEvent]:
+        """Evaluate the analysis alerts of the frame's candle; the firings, each saved with its
+        alert (a re-arming saved alone)."""
+        return self._persist(self.engine.evaluate_analysis(frame, at))
 
     def _persist(self, evaluation: Evaluation) -> builtins.list[AlertEvent]:
         store = self.store

@@ -38,6 +38,7 @@ from tickhub.engines.analysis import AnalysisEngine
 from tickhub.engines.candles import CandleEngine, roll_up
 from tickhub.feeds.base import Feed
 from tickhub.ingest.alerts import StoredAlerts
+from tickhub.ingest.analysis_alerts import on_analysis_candle
 from tickhub.ingest.portfolio import StoredPortfolio
 from tickhub.ingest.publisher import Publisher
 from tickhub.ingest.throttle import Key, Throttle
@@ -97,6 +98,8 @@ class Ingest:
         self._throttled = self.throttle.offer  # bound once: called several times per tick
         self._keys: dict[tuple[str, Interval], tuple[Key, str, str]] = {}
         self._owner_topics: dict[tuple[str, str], dict[str, int]] = {}
+        # (symbol, interval) whose last close's analysis alerts failed to be saved.
+        self._analysis_retry: set[tuple[str, Interval]] = set()
         self._alert_states: dict[tuple[str, str], dict[str, Any]] = {}  # (symbol, owner): last sent
         self.wanted: set[str] = set()  # topics some client subscribes to (see on_demand)
         self._topic_cache: dict[str, list[str]] = {}
@@ -129,6 +132,8 @@ class Ingest:
         if self.market_time is None or tick.timestamp > self.market_time:
             self.market_time = tick.timestamp
         self._publish_stream(tick, "tick_data", payloads.tick_data(tick), "tick")
+        if self._analysis_retry:
+            self._retry_analysis_alerts(symbol)
         self._on_candles(updates)
         try:
             self.portfolio.on_tick(tick)
@@ -195,6 +200,8 @@ class Ingest:
                 self.analysis.on_candle(candle)
             except Exception:
                 self._engine_failed("analysis", candle.symbol)
+            with self._contained("alerts", candle.symbol):  # indicator and pattern alerts
+                self._analysis_alerts(candle)
             if candle.closed:
                 if self.on_closed_candle is not None:
                     with self._contained("candle store", candle.symbol):
@@ -218,6 +225,32 @@ class Ingest:
                 self._throttled(
                     key, functools.partial(self._publish_forming, candle.symbol, candle.interval)
                 )
+
+    def _analysis_alerts(self, candle: Candle) -> None:
+        """Evaluate the indicator and pattern alerts of a candle update. A close whose firings
+        could not all be saved is evaluated again on the symbol's next tick (those saved are
+        not: their ``last_candle`` is that close), so a failed write delays a firing, never
+        loses it, as for price alerts."""
+        key = (candle.symbol, candle.interval)
+        try:
+            fired = on_analysis_candle(self.alerts, self.analysis, candle, self.market_time)
+        except Exception:
+            if candle.closed:
+                self._analysis_retry.add(key)
+            raise
+        if candle.closed:
+            self._analysis_retry.discard(key)
+        for event in fired:
+            self.publish_alert_event(event)
+
+    def _retry_analysis_alerts(self, symbol: str) -> None:
+        for key in [k for k in self._analysis_retry if k[0] == symbol]:
+            newest = self.analysis.history(symbol, key[1], 1)
+            if not newest:
+                self._analysis_retry.discard(key)
+                continue
+            with self._contained("alerts", symbol):
+                self._analysis_alerts(newest[0])
 
     def _candle_keys(self, symbol: str, interval: Interval) -> tuple[Key, str, str]:
         """(throttle key, stream topic, analysis topic), built once per symbol and interval."""

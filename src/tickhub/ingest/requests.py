@@ -22,6 +22,7 @@ from tickhub.core.commands import (
     REQUEST_ENDPOINTS,
     Command,
     CreateAlert,
+    CreateAnalysisAlert,
     DeleteAlert,
     ListAlerts,
     ListPositions,
@@ -99,7 +100,7 @@ class Requests:
         answered ``internal_error``)."""
         try:
             match command:
-                case CreateAlert():
+                case CreateAlert() | CreateAnalysisAlert():
                     self.create_alert(session, command)
                 case ListAlerts():
                     self.list_alerts(session, command)
@@ -129,7 +130,7 @@ class Requests:
 
     # --- alerts --------------------------------------------------------------------------------
 
-    def create_alert(self, session: Replier, command: CreateAlert) -> None:
+    def create_alert(self, session: Replier, command: CreateAlert | CreateAnalysisAlert) -> None:
         created = self.ingest.alerts.create(session.user, command)
         if isinstance(created, ProtocolError):
             self._error(session, created, command.type)

@@ -169,7 +169,7 @@ export interface Alert {
   id: string;
   symbol: string;
   type: string;
-  condition: AlertCondition;
+  condition: AlertCondition | AnalysisCondition;
   value: number | null;
   /** True only in the event message announcing this alert's firing (once per firing). */
   triggered: boolean;
@@ -183,14 +183,27 @@ export interface Alert {
   source: 'user' | 'builtin';
   armed: boolean;
   fire_count: number;
-  category: 'price' | 'volume' | 'breakout';
+  category: 'price' | 'volume' | 'breakout' | 'indicator' | 'pattern';
   owner?: string;
+  /** Analysis alerts only (category `indicator` or `pattern`). */
+  interval?: Interval;
+  indicator?: string | null;
+  other?: string | null;
+  forming?: boolean;
+  /** Pattern alerts only; `direction` null means any. */
+  pattern?: string;
+  direction?: 'bullish' | 'bearish' | 'neutral' | null;
+  /** The last firing's left and right values (indicator alerts; null until it fires). */
+  values?: { left: number; right: number } | null;
+  candle_start?: Timestamp | null;
 }
 
 export interface AlertData {
   price_alerts: Alert[];
   volume_alerts: Alert[];
   breakout_alerts: Alert[];
+  indicator_alerts: Alert[];
+  pattern_alerts: Alert[];
   /** State messages. */
   recent_events?: Alert[];
   /** Event messages (`event: "triggered"`): the alert that fired. */
@@ -405,11 +418,22 @@ export interface Events {
 
 export interface NewAlert {
   symbol: string;
-  condition: AlertCondition;
-  value: number;
+  condition: AlertCondition | AnalysisCondition;
+  /** A price alert's level, or an indicator alert's (exactly one of `value` and `other`). */
+  value?: number;
   once?: boolean;
   note?: string;
+  /** An indicator alert's operands: `rsi:14`, `bollinger.upper:20,2`, `close`, `prev_high`. */
+  indicator?: string;
+  other?: string;
+  interval?: Interval;
+  /** A pattern alert (`condition: "pattern"`): a pattern name or `any`. */
+  pattern?: string;
+  direction?: 'bullish' | 'bearish' | 'neutral';
+  forming?: boolean;
 }
+
+export type AnalysisCondition = 'crosses_above' | 'crosses_below' | 'above' | 'below' | 'pattern';
 
 export interface NewPosition {
   symbol: string;

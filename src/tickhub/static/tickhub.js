@@ -710,10 +710,19 @@ export class TickhubClient {
     if (this._send(p.message)) p.sent = true;
   }
 
-  /** /ws/alerts: `{symbol, condition, value, once?, note?}` -> the created alert. */
-  async createAlert({ symbol, condition, value, once, note } = {}) {
-    const message = { type: 'create_alert', symbol, condition, value };
-    if (once !== undefined) message.once = once;
+  /**
+   * /ws/alerts: `{symbol, condition, value?, once?, note?}` -> the created alert; an analysis
+   * alert adds `indicator`, `other` (instead of `value`), `interval`, `pattern`, `direction`,
+   * `forming`.
+   */
+  async createAlert({
+    symbol, condition, value, once, note, indicator, other, interval, pattern, direction, forming,
+  } = {}) {
+    const message = { type: 'create_alert', symbol, condition };
+    const optional = { value, indicator, other, interval, pattern, direction, forming, once };
+    for (const [key, v] of Object.entries(optional)) {
+      if (v !== undefined && v !== null) message[key] = v;
+    }
     if (note !== undefined && note !== null && note !== '') message.note = note;
     return (await this.request(message)).alert;
   }

@@ -59,6 +59,7 @@ from tickhub.store.postgres_url import (
     split_url,
 )
 from tickhub.store.rows import (
+    ANALYSIS_COLUMNS,
     POSITION_COLUMNS,
     alert_fields,
     alert_from_row,
@@ -144,14 +145,18 @@ _POSITIONS_LOCK = 0x74680002
 
 _UPSERT_ALERT: LiteralString = (
     "INSERT INTO {s}.alerts (id, owner, symbol, condition, value, once, note, source, triggered, "
-    "triggered_at, price, message, armed, last_price, fire_count) VALUES (%(id)s, %(owner)s, "
+    "triggered_at, price, message, armed, last_price, fire_count, interval, spec, last_candle, "
+    "last_values) VALUES (%(id)s, %(owner)s, "
     "%(symbol)s, %(condition)s, %(value)s, %(once)s, %(note)s, %(source)s, %(triggered)s, "
-    "%(triggered_at)s, %(price)s, %(message)s, %(armed)s, %(last_price)s, %(fire_count)s) "
+    "%(triggered_at)s, %(price)s, %(message)s, %(armed)s, %(last_price)s, %(fire_count)s, "
+    "%(interval)s, %(spec)s, %(last_candle)s, %(last_values)s) "
     "ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, symbol = excluded.symbol, "
     "condition = excluded.condition, value = excluded.value, once = excluded.once, "
     "note = excluded.note, source = excluded.source, triggered = excluded.triggered, "
     "triggered_at = excluded.triggered_at, price = excluded.price, message = excluded.message, "
-    "armed = excluded.armed, last_price = excluded.last_price, fire_count = excluded.fire_count"
+    "armed = excluded.armed, last_price = excluded.last_price, fire_count = excluded.fire_count, "
+    "interval = excluded.interval, spec = excluded.spec, last_candle = excluded.last_candle, "
+    "last_values = excluded.last_values"
 )
 _UPSERT_CANDLE: LiteralString = (
     "INSERT INTO {s}.candles (symbol, interval, start, open, high, low, close, volume) "
@@ -357,6 +362,7 @@ class PostgresStore(ClosedOnExit):
                     f"({SCHEMA_VERSION}): schema {self.schema!r} at {self.url}"
                 )
             if current == SCHEMA_VERSION:
+                add_analysis_columns(cur)
                 return
             for statements in _MIGRATIONS[current:]:
                 for statement in statements:
@@ -368,6 +374,24 @@ class PostgresStore(ClosedOnExit):
                 ),
                 (SCHEMA_VERSION,),
             )
+            add_analysis_columns(cur)
+
+        def add_analysis_columns(cur: psycopg.Cursor[DictRow]) -> None:
+            # Analysis alerts' columns, added to a table made before them whatever its version
+            # (nullable: every existing row is a price or built-in alert as before).
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = 'alerts'",
+                (self.schema,),
+            )
+            have = {row["column_name"] for row in cur.fetchall()}
+            for column in ANALYSIS_COLUMNS:
+                if column not in have:
+                    cur.execute(
+                        sql.SQL("ALTER TABLE {s}.alerts ADD COLUMN {c} text").format(
+                            s=self._schema_id, c=sql.Identifier(column)
+                        )
+                    )
 
         self._write("open", migrate)
 
@@ -378,7 +402,8 @@ class PostgresStore(ClosedOnExit):
             "load_alerts",
             self._sql(
                 "SELECT id, owner, symbol, condition, value, once, note, source, triggered, "
-                "triggered_at, price, message, armed, last_price, fire_count "
+                "triggered_at, price, message, armed, last_price, fire_count, "
+                "interval, spec, last_candle, last_values "
                 "FROM {s}.alerts ORDER BY seq"
             ),
         )

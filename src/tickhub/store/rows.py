@@ -14,10 +14,15 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Protocol, TypeVar
 
+from tickhub.core.commands import Operand, parse_operand
+from tickhub.core.model import Interval
+from tickhub.core.protocol import ProtocolError
 from tickhub.engines.alerts import Alert, AlertEvent, Category, Source
+from tickhub.engines.alerts.model import AnalysisRule
 
 __all__ = [
     "ALERT_COLUMNS",
+    "ANALYSIS_COLUMNS",
     "POSITION_COLUMNS",
     "POSITION_KEYS",
     "Row",
@@ -47,8 +52,18 @@ ALERT_COLUMNS = (
     "armed",
     "last_price",
     "fire_count",
+    "interval",
+    "spec",
+    "last_candle",
+    "last_values",
 )
-"""The columns of an alert row, in table order."""
+"""The columns of an alert row, in table order. The last four are an analysis alert's (``NULL``
+for the others): its interval, its rule as JSON (``indicator``, ``other``, ``pattern``,
+``direction``, ``forming``), the start of the candle it last fired on, and that firing's left and
+right values as a JSON array; they were added to tables made before them (see the stores)."""
+
+ANALYSIS_COLUMNS = ALERT_COLUMNS[-4:]
+"""The alert columns added for analysis alerts, all nullable text."""
 
 POSITION_KEYS = ("owner", "symbol", "quantity", "average_price", "product", "exchange")
 POSITION_COLUMNS = (*POSITION_KEYS, "updated_at")
@@ -85,7 +100,58 @@ def alert_fields(alert: Alert) -> dict[str, object]:
         "armed": alert.armed,
         "last_price": alert.last_price,
         "fire_count": alert.fire_count,
+        "interval": alert.rule.interval.value if alert.rule is not None else None,
+        "spec": _spec_text(alert.rule) if alert.rule is not None else None,
+        "last_candle": time_text(alert.last_candle) if alert.last_candle is not None else None,
+        "last_values": json.dumps(list(alert.values)) if alert.values is not None else None,
     }
+
+
+def _spec_text(rule: AnalysisRule) -> str:
+    return json.dumps(
+        {
+            "indicator": rule.indicator.canonical if rule.indicator is not None else None,
+            "other": rule.other.canonical if rule.other is not None else None,
+            "pattern": rule.pattern,
+            "direction": rule.direction,
+            "forming": rule.forming,
+        }
+    )
+
+
+def _optional(row: Row, key: str) -> Any:
+    """A column a row from before analysis alerts (or an old event's snapshot) lacks."""
+    try:
+        return row[key]
+    except (KeyError, IndexError):
+        return None
+
+
+def _rule_of(interval: object, spec: object) -> AnalysisRule | None:
+    """An analysis alert's rule back from its columns (``ValueError`` for an unreadable one)."""
+    if spec is None:
+        return None
+    data = json.loads(str(spec))
+    if not isinstance(data, dict) or not isinstance(interval, str):
+        raise ValueError(f"unreadable analysis alert: {spec!r}")
+    operands: list[Operand | None] = []
+    for name in ("indicator", "other"):
+        text = data.get(name)
+        if text is None:
+            operands.append(None)
+            continue
+        operand = parse_operand(text, name, max_period=10**9)
+        if isinstance(operand, ProtocolError):
+            raise ValueError(f"unreadable analysis alert operand: {text!r}")
+        operands.append(operand)
+    return AnalysisRule(
+        Interval.parse(interval),
+        operands[0],
+        operands[1],
+        data.get("pattern"),
+        data.get("direction"),
+        bool(data.get("forming", False)),
+    )
 
 
 class Row(Protocol):
@@ -98,6 +164,9 @@ def alert_from_row(row: Row) -> Alert:
     """The alert of a row (or of an event's JSON snapshot); ``ValueError`` for an unknown
     source."""
     triggered_at = row["triggered_at"]
+    last_candle = _optional(row, "last_candle")
+    last_values = _optional(row, "last_values")
+    values = json.loads(last_values) if last_values is not None else None
     return Alert(
         id=row["id"],
         owner=row["owner"],
@@ -114,6 +183,9 @@ def alert_from_row(row: Row) -> Alert:
         armed=bool(row["armed"]),
         last_price=row["last_price"],
         fire_count=int(row["fire_count"]),
+        rule=_rule_of(_optional(row, "interval"), _optional(row, "spec")),
+        last_candle=datetime.fromisoformat(last_candle) if last_candle is not None else None,
+        values=(float(values[0]), float(values[1])) if values is not None else None,
     )
 
 
@@ -122,6 +194,8 @@ _CATEGORIES: Final[Mapping[str, Category]] = {
     "price": "price",
     "volume": "volume",
     "breakout": "breakout",
+    "indicator": "indicator",
+    "pattern": "pattern",
 }
 _T = TypeVar("_T")
 

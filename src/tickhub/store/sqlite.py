@@ -27,6 +27,7 @@ from tickhub.store.base import ClosedOnExit, PositionRow
 from tickhub.store.candle_rows import CANDLE_COLUMNS, candle_from_row, candle_values, epoch_of
 from tickhub.store.rows import (
     ALERT_COLUMNS,
+    ANALYSIS_COLUMNS,
     POSITION_COLUMNS,
     alert_fields,
     alert_from_row,
@@ -181,6 +182,12 @@ class SqliteStore(ClosedOnExit):
             for statements in _MIGRATIONS[current:]:
                 for statement in statements:
                     conn.execute(statement)
+            # Analysis alerts' columns: added to a table made before them, whatever its version
+            # (nullable, so every existing row is a price or built-in alert as before).
+            have = {row[1] for row in conn.execute("PRAGMA table_info(alerts)")}
+            for column in ANALYSIS_COLUMNS:
+                if column not in have:
+                    conn.execute(f"ALTER TABLE alerts ADD COLUMN {column} TEXT")
             conn.execute(
                 "INSERT INTO schema_version (id, version) VALUES (1, ?) "
                 "ON CONFLICT (id) DO UPDATE SET version = excluded.version",

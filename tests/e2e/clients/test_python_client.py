@@ -316,6 +316,26 @@ async def test_requests_and_their_errors(service: SingleService) -> None:
             "far",
         )
         assert alert.id in [a.id for a in await alerts.list_alerts("TCS")]
+        crossing = await alerts.create_alert(
+            "TCS", "crosses_above", indicator="EMA:9", other="ema:21", interval="5m", forming=True
+        )
+        assert (crossing.category, crossing.indicator, crossing.other, crossing.value) == (
+            "indicator",
+            "ema:9",
+            "ema:21",
+            None,
+        )
+        assert (crossing.interval, crossing.forming, crossing.values) == ("5m", True, None)
+        pattern = await alerts.create_alert(
+            "TCS", "pattern", pattern="engulfing", direction="bullish", interval="15m"
+        )
+        assert (pattern.category, pattern.pattern, pattern.direction) == (
+            "pattern",
+            "engulfing",
+            "bullish",
+        )
+        assert await alerts.delete_alert(crossing.id) == crossing.id
+        assert await alerts.delete_alert(pattern.id) == pattern.id
         with pytest.raises(TickhubError) as invalid:
             await alerts.create_alert("TCS", "sideways", 1)
         assert (

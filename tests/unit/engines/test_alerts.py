@@ -467,8 +467,16 @@ def test_state_lists_owner_alerts_and_every_builtin_rule() -> None:
     created(engine, "other", SYM, "below", 2000)
     created(engine, "u", "TCS", "above", 4000)
     state = engine.state(SYM, "u")
-    assert set(state) == {"price_alerts", "volume_alerts", "breakout_alerts"}
-    ids = {k: [e["id"] for e in v if isinstance(e, dict)] for k, v in state.items()}
+    # The seed's three lists, and the analysis alerts' two (empty without any).
+    assert set(state) == {
+        "price_alerts",
+        "volume_alerts",
+        "breakout_alerts",
+        "indicator_alerts",
+        "pattern_alerts",
+    }
+    assert state["indicator_alerts"] == [] and state["pattern_alerts"] == []
+    ids = {k: [e["id"] for e in v if isinstance(e, dict)] for k, v in state.items() if v}
     assert ids == {
         "price_alerts": [
             mine.id,

@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tickhub.core.model import IST, Candle, Interval
 from tickhub.engines.analysis import (
@@ -25,6 +28,7 @@ from tickhub.engines.analysis import (
     risk_metrics,
 )
 from tickhub.engines.analysis.patterns import PATTERN_CONTEXT
+from tickhub.engines.analysis.risk import percentile
 
 T0 = datetime(2024, 1, 2, 9, 15, tzinfo=IST)
 TOL = 1e-6
@@ -453,3 +457,16 @@ def test_trend_of_accelerating_rise_and_fall() -> None:
         indicators = compute_indicators(candles)
         trend = classify_trend(closes[-1], indicators["ema_20"], indicators["macd"]["histogram"])
         assert trend == expected
+
+
+@given(
+    st.lists(
+        st.floats(min_value=-0.5, max_value=0.5, allow_nan=False, allow_subnormal=False),
+        min_size=1,
+        max_size=200,
+    ),
+    st.floats(min_value=0, max_value=100),
+)
+def test_percentile_is_numpys_linear_percentile_bit_for_bit(values: list[float], q: float) -> None:
+    array = np.array(values, dtype=np.float64)
+    assert percentile(array, q) == float(np.percentile(array, q, method="linear"))

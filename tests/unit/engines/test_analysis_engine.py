@@ -200,7 +200,7 @@ def test_maxlen_must_exceed_the_risk_window() -> None:
 
 
 def test_forming_updates_do_not_recompute_patterns_or_risk(monkeypatch: pytest.MonkeyPatch) -> None:
-    patterns_calls = counting(monkeypatch, "detect_patterns")
+    patterns_calls = counting(monkeypatch, "patterns_on")
     risk_calls = counting(monkeypatch, "risk_metrics")
     candles = walk(100)
     engine = fed(candles[:-1])
@@ -294,3 +294,35 @@ def test_patterns_carry_the_signal_candle_start() -> None:
         "strength": 100,
     }
     assert {p["start"] for p in found} == {doji.start}
+
+
+def test_kept_columns_are_the_closed_candles_through_corrections_and_eviction() -> None:
+    """The arrays a close appends to hold exactly what building them from the kept candles gives,
+    and the analysis on them equals one computed afresh from those candles."""
+    candles = walk(140)
+    engine = AnalysisEngine(maxlen=RISK_WINDOW + 10, benchmark=None)
+    rng = random.Random(5)
+    for candle in candles:
+        engine.on_candle(candle)
+        if rng.random() < 0.2:  # a correction of the candle just closed
+            engine.on_candle(dataclasses.replace(candle, close=candle.close + 0.5, volume=7))
+    series = engine._series[("RELIANCE", Interval.M1)]
+    kept = list(series.closed)
+    assert len(kept) == RISK_WINDOW + 10
+    built = [
+        [c.open for c in kept],
+        [c.high for c in kept],
+        [c.low for c in kept],
+        [c.close for c in kept],
+        [float(c.volume) for c in kept],
+    ]
+    assert [list(column) for column in series.columns] == built
+    analysis = engine.analyze("RELIANCE", Interval.M1)
+    fresh = fed(kept, maxlen=RISK_WINDOW + 10, benchmark=None)
+    assert analysis["patterns"] == detect_patterns(kept, with_strength=True)
+    assert analysis["risk_metrics"] == risk_metrics(kept, None, Interval.M1)
+    indicators = dict(analysis["technical_indicators"])
+    reference = dict(compute_indicators(kept))
+    indicators.pop("vwap"), reference.pop("vwap")  # the session's VWAP also counts evicted ones
+    assert indicators == reference
+    assert fresh.analyze("RELIANCE", Interval.M1)["patterns"] == analysis["patterns"]

@@ -24,7 +24,7 @@ from tests.fakes import T0, BusRecorder, RecordingBus, ScriptedFeed, StepClock, 
 from tickhub.bus import Bus, BusMessage
 from tickhub.bus.memory import MemoryBus
 from tickhub.core import defaults
-from tickhub.core.commands import CreateAlert, parse_command
+from tickhub.core.commands import CreateAlert, CreateAnalysisAlert, parse_command
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Candle, FeedState, Interval
 from tickhub.core.topics import ALL_SYMBOLS, Endpoint, topic
@@ -695,3 +695,60 @@ def test_a_past_warms_the_engines_without_publishing() -> None:
     # The first live tick opens 10:00 and closes nothing of the past.
     ingest.on_tick(tick("RELIANCE", at(1), 102.0, 5000))
     assert ingest.candles.history("RELIANCE", Interval.M1)[-1] == minutes[-1]
+
+
+# --- analysis alerts ------------------------------------------------------------------------------
+
+
+class _FailingEvents(SqliteStore):
+    """A real store whose ``add_event`` fails while ``failing`` is set."""
+
+    failing = False
+
+    def add_event(self, event: Any) -> None:
+        if self.failing:
+            raise OSError("disk full")
+        super().add_event(event)
+
+
+def test_an_analysis_alert_whose_firing_failed_to_save_fires_on_the_next_tick(
+    tmp_path: Path,
+) -> None:
+    bus, clock = MemoryBus(), ManualClock()
+    with _FailingEvents(tmp_path / "alerts.db") as store:
+        alerts = StoredAlerts(store, USER_ALERTS_ONLY)
+        request = parse_command(
+            {
+                "type": "create_alert",
+                "symbol": "RELIANCE",
+                "interval": "1m",
+                "indicator": "close",
+                "condition": "crosses_above",
+                "value": 2500,
+            },
+            endpoint=Endpoint.ALERTS,
+            registry=REGISTRY,
+        )
+        assert isinstance(request, CreateAnalysisAlert), request
+        created = alerts.create("", request)
+        assert isinstance(created, Alert)
+        ingest = make(bus, clock, alerts=alerts)
+        feed = watch(ingest, bus, topic(Endpoint.ALERTS, "RELIANCE"))
+
+        def firings() -> list[Msg]:
+            return [m for m in decoded(feed, "alert_data") if m["data"].get("alert")]
+
+        ingest.on_tick(tick("RELIANCE", at(0), 2490.0, 100))
+        ingest.on_tick(tick("RELIANCE", at(60), 2510.0, 200))  # 10:00 closes below 2500
+        store.failing = True
+        ingest.on_tick(tick("RELIANCE", at(120), 2511.0, 300))  # 10:01 closes above: crossed
+        assert firings() == [] and store.events("RELIANCE", "", 10) == []
+        store.failing = False
+        ingest.on_tick(tick("RELIANCE", at(121), 2512.0, 400))  # the close is evaluated again
+        (event,) = firings()
+        assert event["data"]["alert"]["id"] == created.id
+        assert event["data"]["alert"]["candle_start"] == "2025-01-27T04:31:00.000Z"
+        assert event["data"]["alert"]["price"] == 2510.0
+        assert len(store.events("RELIANCE", "", 10)) == 1
+        ingest.on_tick(tick("RELIANCE", at(122), 2513.0, 500))
+        assert len(firings()) == 1  # once

@@ -22,6 +22,7 @@ accepts, ``alerts`` and ``positions`` the requests of their endpoint (and their 
 
 from __future__ import annotations
 
+from tickhub.core.commands.alert_operands import Operand, parse_operand
 from tickhub.core.commands.alerts import (
     ALERT_PERCENT_RANGE,
     ALERT_PRICE_RANGE,
@@ -39,10 +40,12 @@ from tickhub.core.commands.indicators import (
 )
 from tickhub.core.commands.model import (
     REQUEST_ENDPOINTS,
+    AnalysisCondition,
     Auth,
     Command,
     Condition,
     CreateAlert,
+    CreateAnalysisAlert,
     DeleteAlert,
     Heartbeat,
     ListAlerts,
@@ -78,10 +81,12 @@ __all__ = [
     "NOTE_MAX_LENGTH",
     "POSITION_PRICE_DECIMALS",
     "REQUEST_ENDPOINTS",
+    "AnalysisCondition",
     "Auth",
     "Command",
     "Condition",
     "CreateAlert",
+    "CreateAnalysisAlert",
     "DeleteAlert",
     "Heartbeat",
     "IndicatorSet",
@@ -89,6 +94,7 @@ __all__ = [
     "ListAlerts",
     "ListPositions",
     "ListSubscriptions",
+    "Operand",
     "Ping",
     "Product",
     "RemovePosition",
@@ -98,6 +104,7 @@ __all__ = [
     "Unsubscribe",
     "parse_command",
     "parse_indicators",
+    "parse_operand",
     "parse_position_fields",
     "parse_set_key",
     "set_key",

@@ -10,12 +10,25 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
 
-from tickhub.core.commands.fields import Context, instrument_symbol, invalid, missing
-from tickhub.core.commands.model import Condition, CreateAlert, DeleteAlert, ListAlerts
+from tickhub.core.commands.analysis_alerts import is_analysis_alert, parse_analysis_alert
+from tickhub.core.commands.fields import (
+    NOTE_MAX_LENGTH as NOTE_MAX_LENGTH,
+)
+from tickhub.core.commands.fields import (
+    Context,
+    instrument_symbol,
+    invalid,
+    missing,
+    once_and_note,
+)
+from tickhub.core.commands.model import (
+    Condition,
+    CreateAlert,
+    CreateAnalysisAlert,
+    DeleteAlert,
+    ListAlerts,
+)
 from tickhub.core.protocol import ProtocolError, json_kind, shown
-
-NOTE_MAX_LENGTH: Final = 200
-"""Characters of an alert's ``note``: a reminder, not a document."""
 
 ALERT_PRICE_RANGE: Final = (Decimal("0.01"), Decimal(10) ** 9)
 """An alert's price level, inclusive: one paisa to 10^9 rupees (the range of a position's
@@ -32,11 +45,18 @@ set at any paisa (and a percentage at any hundredth)."""
 _ALERT_STEP = Decimal(1).scaleb(-ALERT_VALUE_DECIMALS)
 
 
-def parse_create_alert(msg: Mapping[str, Any], ctx: Context) -> CreateAlert | ProtocolError:
-    """``symbol`` (looked up first), ``condition``, ``value``, ``once``, ``note``, in this order."""
+def parse_create_alert(
+    msg: Mapping[str, Any], ctx: Context
+) -> CreateAlert | CreateAnalysisAlert | ProtocolError:
+    """``symbol`` (looked up first), ``condition``, ``value``, ``once``, ``note``, in this order;
+    an analysis alert (``indicator``, or ``condition`` ``pattern``) is
+    :func:`~tickhub.core.commands.analysis_alerts.parse_analysis_alert`'s. A price alert takes
+    no ``other``."""
     symbol = instrument_symbol(msg, ctx)
     if isinstance(symbol, ProtocolError):
         return symbol
+    if is_analysis_alert(msg):
+        return parse_analysis_alert(msg, ctx, symbol)
     raw = msg.get("condition")
     if raw is None or raw == "":
         return missing("condition")
@@ -51,21 +71,19 @@ def parse_create_alert(msg: Mapping[str, Any], ctx: Context) -> CreateAlert | Pr
             f"unknown condition: {shown(raw)} (allowed: {', '.join(allowed)})",
             allowed=allowed,
         )
+    if msg.get("other") is not None:
+        return invalid(
+            "other",
+            f"field 'other' needs an 'indicator': condition {condition.value!r} is a price's",
+        )
     level = _level(condition, msg.get("value"))
     if isinstance(level, ProtocolError):
         return level
-    once = msg.get("once", True)
-    if not isinstance(once, bool):
-        return invalid("once", f"field 'once' must be a boolean, got {json_kind(once)}")
-    note = msg.get("note")
-    if note is not None and not isinstance(note, str):
-        return invalid("note", f"field 'note' must be a string, got {json_kind(note)}")
-    if note is not None and len(note) > NOTE_MAX_LENGTH:
-        return invalid(
-            "note",
-            f"field 'note' is too long: {len(note)} characters (at most {NOTE_MAX_LENGTH})",
-        )
-    return CreateAlert(symbol, condition, level, once, note or None)
+    rest = once_and_note(msg)
+    if isinstance(rest, ProtocolError):
+        return rest
+    once, note = rest
+    return CreateAlert(symbol, condition, level, once, note)
 
 
 def _level(condition: Condition, value: object) -> Decimal | ProtocolError:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tickhub.core import defaults
 from tickhub.core.instruments import InstrumentRegistry
-from tickhub.core.protocol import ErrorCode, ProtocolError, clip, shown
+from tickhub.core.protocol import ErrorCode, ProtocolError, clip, json_kind, shown
 from tickhub.core.topics import Endpoint
 
 
@@ -47,3 +47,23 @@ def instrument_symbol(msg: Mapping[str, Any], ctx: Context) -> str | ProtocolErr
             ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol: {shown(raw)}", {"symbol": clip(raw)}
         )
     return instrument.symbol
+
+
+NOTE_MAX_LENGTH = 200
+"""Characters of an alert's ``note``: a reminder, not a document."""
+
+
+def once_and_note(msg: Mapping[str, Any]) -> tuple[bool, str | None] | ProtocolError:
+    """An alert's ``once`` (true when absent) and ``note`` (an empty one is ``None``)."""
+    once = msg.get("once", True)
+    if not isinstance(once, bool):
+        return invalid("once", f"field 'once' must be a boolean, got {json_kind(once)}")
+    note = msg.get("note")
+    if note is not None and not isinstance(note, str):
+        return invalid("note", f"field 'note' must be a string, got {json_kind(note)}")
+    if note is not None and len(note) > NOTE_MAX_LENGTH:
+        return invalid(
+            "note",
+            f"field 'note' is too long: {len(note)} characters (at most {NOTE_MAX_LENGTH})",
+        )
+    return once, note or None

@@ -13,6 +13,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import ClassVar, Final
 
+from tickhub.core.commands.alert_operands import Operand
 from tickhub.core.commands.indicators import IndicatorSet
 from tickhub.core.model import Interval
 from tickhub.core.topics import Endpoint
@@ -26,6 +27,17 @@ class Condition(str, Enum):
     CROSS_UP = "cross_up"
     CROSS_DOWN = "cross_down"
     PERCENT_CHANGE = "percent_change"
+
+
+class AnalysisCondition(str, Enum):
+    """When an analysis alert fires (on candle closes of its interval); the order is the one
+    error messages list them in."""
+
+    CROSSES_ABOVE = "crosses_above"
+    CROSSES_BELOW = "crosses_below"
+    ABOVE = "above"
+    BELOW = "below"
+    PATTERN = "pattern"
 
 
 class Product(str, Enum):
@@ -141,6 +153,27 @@ class DeleteAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class CreateAnalysisAlert:
+    """``create_alert`` with ``indicator``, or with ``condition`` ``pattern``: an alert evaluated
+    on the candles of ``interval``. An indicator alert has ``indicator`` and exactly one of
+    ``other`` and ``value``; a pattern alert has ``pattern`` (a name of the patterns' table, or
+    ``any``) and ``direction`` (``None``: any)."""
+
+    type: ClassVar[str] = "create_alert"
+    symbol: str
+    interval: Interval
+    condition: AnalysisCondition
+    indicator: Operand | None = None
+    other: Operand | None = None
+    value: Decimal | None = None
+    pattern: str | None = None
+    direction: str | None = None
+    forming: bool = False
+    once: bool = True
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SetPosition:
     """``set_position`` on ``/ws/portfolio`` (also one row of a positions file): ``symbol`` and
     ``exchange`` are the instrument's own; ``quantity`` 0 removes the position."""
@@ -176,6 +209,7 @@ Command = (
     | ListSubscriptions
     | Auth
     | CreateAlert
+    | CreateAnalysisAlert
     | ListAlerts
     | DeleteAlert
     | SetPosition

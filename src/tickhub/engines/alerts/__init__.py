@@ -83,7 +83,8 @@ Persistence
 
 Modules: :mod:`.model` (the data), :mod:`.wire` (payloads; requests arrive checked, as
 :class:`~tickhub.core.commands.CreateAlert`), :mod:`.rules` (the
-arming rule both kinds share), :mod:`.user`, :mod:`.builtin`, :mod:`.engine` (the face).
+arming rule both kinds share), :mod:`.user`, :mod:`.builtin`, :mod:`.analysis` (indicator and
+pattern alerts, evaluated on candles from values the caller computes), :mod:`.engine` (the face).
 """
 
 from __future__ import annotations

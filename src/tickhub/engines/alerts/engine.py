@@ -15,11 +15,13 @@ import secrets
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import datetime
 
 from tickhub.core import defaults
-from tickhub.core.commands import CreateAlert
-from tickhub.core.model import Candle, Tick
+from tickhub.core.commands import CreateAlert, CreateAnalysisAlert
+from tickhub.core.model import Candle, Interval, Tick
 from tickhub.core.protocol import ProtocolError
+from tickhub.engines.alerts.analysis import Frame, Needs, analysis_needs, evaluate_analysis
 from tickhub.engines.alerts.builtin import BuiltinRules
 from tickhub.engines.alerts.model import Alert, AlertEvent, AlertRules, Evaluation
 from tickhub.engines.alerts.user import UserAlerts
@@ -63,7 +65,9 @@ class AlertsEngine:
 
     # --- requests -------------------------------------------------------------------------------
 
-    def prepare(self, owner: str | None, request: CreateAlert) -> Alert | ProtocolError:
+    def prepare(
+        self, owner: str | None, request: CreateAlert | CreateAnalysisAlert
+    ) -> Alert | ProtocolError:
         """A new user alert for ``request`` (checked by ``tickhub.core.commands``), not yet
         added (:meth:`add` it once it is saved): ``limit_exceeded`` past
         ``rules.max_alerts_per_owner``, the one error left, since it depends on state."""
@@ -74,7 +78,9 @@ class AlertsEngine:
         """Add an alert from :meth:`prepare`."""
         self._users.put(alert)
 
-    def create(self, owner: str | None, request: CreateAlert) -> Alert | ProtocolError:
+    def create(
+        self, owner: str | None, request: CreateAlert | CreateAnalysisAlert
+    ) -> Alert | ProtocolError:
         """:meth:`prepare` and :meth:`add`: the new alert, or the error."""
         alert = self.prepare(owner, request)
         if isinstance(alert, Alert):
@@ -136,6 +142,35 @@ class AlertsEngine:
         self._builtin.evaluate_candle(candle, evaluation)
         return evaluation
 
+    def watches(self, symbol: str, interval: Interval, *, forming: bool = False) -> bool:
+        """Whether a candle of ``symbol`` at ``interval`` (a forming one with ``forming``) can
+        fire an analysis alert: the ingest computes a frame only then."""
+        alerts = self._users.of_series(symbol, interval)
+        if not alerts:  # by far the most common case
+            return False
+        return any(
+            not (a.triggered and a.once)
+            and (not forming or (a.rule is not None and a.rule.forming))
+            for a in alerts
+        )
+
+    def analysis_needs(self, symbol: str, interval: Interval) -> Needs:
+        """What a frame for the analysis alerts of ``symbol`` at ``interval`` must hold."""
+        return analysis_needs(self._users.of_series(symbol, interval))
+
+    def evaluate_analysis(self, frame: Frame, at: datetime) -> Evaluation:
+        """What the frame's candle (closed, or forming) changes for the analysis alerts of its
+        symbol and interval (see :mod:`~tickhub.engines.alerts.analysis`); nothing is applied
+        until :meth:`commit`."""
+        evaluation = Evaluation()
+        candle = frame.candle
+        alerts = builtins.list(self._users.of_series(candle.symbol, candle.interval))
+        evaluate_analysis(alerts, frame, at, evaluation, self._putting)
+        return evaluation
+
+    def _putting(self, alert: Alert) -> Callable[[], None]:
+        return lambda: self._users.put(alert)
+
     def commit(self, evaluation: Evaluation, persisted: int | None = None) -> list[AlertEvent]:
         """Apply the first ``persisted`` changes of ``evaluation`` (all when ``None``) and return
         their firings. Only when every change is applied does the engine take the evaluated
@@ -178,21 +213,25 @@ class AlertsEngine:
     ) -> dict[str, builtins.list[object]]:
         """The ``alert_data`` payload for ``symbol`` as ``owner`` sees it (``None`` = ``""``).
 
-        ``price_alerts`` holds the owner's user alerts (creation order) then the built-in price
-        rules; ``volume_alerts`` and ``breakout_alerts`` the built-in candle rules. Each entry is
-        :func:`~tickhub.engines.alerts.wire.alert_payload`; built-in entries carry ``value`` =
-        the level currently in force (``None`` until known) and no ``owner``. Only the entry
-        whose id is ``firing`` (the event being announced) has ``triggered`` true.
+        ``price_alerts`` holds the owner's user price alerts (creation order) then the built-in
+        price rules; ``volume_alerts`` and ``breakout_alerts`` the built-in candle rules;
+        ``indicator_alerts`` and ``pattern_alerts`` the owner's analysis alerts (creation order).
+        Each entry is :func:`~tickhub.engines.alerts.wire.alert_payload`; built-in entries carry
+        ``value`` = the level currently in force (``None`` until known) and no ``owner``. Only the
+        entry whose id is ``firing`` (the event being announced) has ``triggered`` true.
         """
         owner = owner or ""
         lists: dict[str, builtins.list[object]] = {
             "price_alerts": [],
             "volume_alerts": [],
             "breakout_alerts": [],
+            "indicator_alerts": [],
+            "pattern_alerts": [],
         }
         for alert in self._users.of_symbol(symbol):
             if alert.owner == owner:
-                lists["price_alerts"].append(alert_payload(alert, triggered=alert.id == firing))
+                entry = alert_payload(alert, triggered=alert.id == firing)
+                lists[f"{alert.category}_alerts"].append(entry)
         for name, payload in self._builtin.entries(symbol, firing):
             lists[name].append(payload)
         return lists

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from tickhub.core import defaults
-from tickhub.core.commands import Condition
+from tickhub.core.commands import Condition, Operand
 from tickhub.core.model import Interval
 
 __all__ = [
@@ -26,13 +26,14 @@ __all__ = [
     "AlertChange",
     "AlertEvent",
     "AlertRules",
+    "AnalysisRule",
     "Category",
     "Evaluation",
     "Source",
     "builtin_id",
 ]
 
-Category = Literal["price", "volume", "breakout"]
+Category = Literal["price", "volume", "breakout", "indicator", "pattern"]
 Source = Literal["user", "builtin"]
 
 CONDITIONS: Final = tuple(c.value for c in Condition)
@@ -143,6 +144,28 @@ class AlertRules:
 
 
 @dataclass(frozen=True, slots=True)
+class AnalysisRule:
+    """What makes a user alert an analysis alert: evaluated on the candles of ``interval``.
+
+    An indicator alert compares ``indicator`` with ``other``, or with the alert's ``value``
+    when ``other`` is ``None``; a pattern alert (``pattern`` set: a pattern name or ``any``)
+    fires on a candle with that pattern, of ``direction`` (``None``: any). ``forming``: also
+    evaluated on the forming candle's updates.
+    """
+
+    interval: Interval
+    indicator: Operand | None = None
+    other: Operand | None = None
+    pattern: str | None = None
+    direction: str | None = None
+    forming: bool = False
+
+    @property
+    def category(self) -> Category:
+        return "pattern" if self.pattern is not None else "indicator"
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """One alert and its evaluation state (everything the store persists).
 
@@ -153,6 +176,10 @@ class Alert:
     ``triggered_at``, ``price`` and ``message`` describe the last firing; ``armed`` tells whether
     it can fire again; ``last_price`` is the last price evaluated (for crossing detection) as of
     the last save; ``fire_count`` counts firings.
+
+    An analysis alert has a ``rule`` (and ``condition`` one of ``AnalysisCondition``'s names);
+    ``last_candle`` is the start of the candle it last fired on (a candle not newer never fires
+    it again) and ``values`` the left and right values of that firing (indicator alerts).
     """
 
     id: str
@@ -170,10 +197,16 @@ class Alert:
     armed: bool = True
     last_price: float | None = None
     fire_count: int = 0
+    rule: AnalysisRule | None = None
+    last_candle: datetime | None = None
+    values: tuple[float, float] | None = None
 
     @property
     def category(self) -> Category:
-        """``price`` for every user alert; a built-in rule's from :data:`RULE_CATEGORY`."""
+        """``price`` for a user price alert, ``indicator`` or ``pattern`` for an analysis alert;
+        a built-in rule's from :data:`RULE_CATEGORY`."""
+        if self.rule is not None:
+            return self.rule.category
         return "price" if self.source == "user" else RULE_CATEGORY[self.condition]
 
 

@@ -12,10 +12,17 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from tickhub.core.commands import CreateAlert
-from tickhub.core.model import Tick
+from tickhub.core.commands import CreateAlert, CreateAnalysisAlert
+from tickhub.core.model import Interval, Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError, clip, shown
-from tickhub.engines.alerts.model import Alert, AlertChange, AlertEvent, AlertRules, Evaluation
+from tickhub.engines.alerts.model import (
+    Alert,
+    AlertChange,
+    AlertEvent,
+    AlertRules,
+    AnalysisRule,
+    Evaluation,
+)
 from tickhub.engines.alerts.rules import decide, price_text, rearms
 
 __all__ = ["UserAlerts"]
@@ -31,12 +38,14 @@ class UserAlerts:
         self._new_id = new_id
         self._alerts: dict[str, Alert] = {}
         self._by_symbol: dict[str, dict[str, Alert]] = {}
+        # Analysis alerts, by the series whose candles evaluate them.
+        self._by_series: dict[tuple[str, Interval], dict[str, Alert]] = {}
         self._last_price: dict[str, float] = {}  # per alert id, between saves
 
     # --- the set of alerts ----------------------------------------------------------------------
 
     def prepare(
-        self, owner: str, request: CreateAlert, last_price: float | None
+        self, owner: str, request: CreateAlert | CreateAnalysisAlert, last_price: float | None
     ) -> Alert | ProtocolError:
         """A new alert for ``request``, not yet added: ``limit_exceeded`` when ``owner`` holds
         ``max_alerts_per_owner`` already. ``last_price`` (the symbol's, if known) is the previous
@@ -52,6 +61,24 @@ class UserAlerts:
         alert_id = self._new_id()
         while alert_id in self._alerts:
             alert_id = self._new_id()
+        if isinstance(request, CreateAnalysisAlert):
+            return Alert(
+                id=alert_id,
+                symbol=request.symbol,
+                condition=request.condition.value,
+                value=float(request.value) if request.value is not None else None,
+                owner=owner,
+                once=request.once,
+                note=request.note,
+                rule=AnalysisRule(
+                    request.interval,
+                    request.indicator,
+                    request.other,
+                    request.pattern,
+                    request.direction,
+                    request.forming,
+                ),
+            )
         return Alert(
             id=alert_id,
             symbol=request.symbol,
@@ -67,6 +94,9 @@ class UserAlerts:
         """Add ``alert`` or replace the one with its id (keeping its place in the order)."""
         self._alerts[alert.id] = alert
         self._by_symbol.setdefault(alert.symbol, {})[alert.id] = alert
+        if alert.rule is not None:
+            series = (alert.symbol, alert.rule.interval)
+            self._by_series.setdefault(series, {})[alert.id] = alert
 
     def owned(self, owner: str, id: str) -> Alert | ProtocolError:
         """``owner``'s alert ``id``, or ``not_found`` (another owner's alert is not found
@@ -85,6 +115,12 @@ class UserAlerts:
         del by_symbol[id]
         if not by_symbol:
             del self._by_symbol[alert.symbol]
+        if alert.rule is not None:
+            series = (alert.symbol, alert.rule.interval)
+            by_series = self._by_series[series]
+            del by_series[id]
+            if not by_series:
+                del self._by_series[series]
         self._last_price.pop(id, None)
 
     def get(self, id: str) -> Alert | None:
@@ -99,6 +135,10 @@ class UserAlerts:
         """Every owner's alerts of ``symbol``, oldest first."""
         return self._by_symbol.get(symbol, {}).values()
 
+    def of_series(self, symbol: str, interval: Interval) -> Iterable[Alert]:
+        """Every owner's analysis alerts of ``symbol`` at ``interval``, oldest first."""
+        return self._by_series.get((symbol, interval), {}).values()
+
     def list(self, owner: str, symbol: str | None = None) -> builtins.list[Alert]:
         """``owner``'s alerts, optionally of one symbol, oldest first."""
         source = self._alerts.values() if symbol is None else self.of_symbol(symbol)
@@ -111,7 +151,7 @@ class UserAlerts:
         now, price = tick.timestamp, tick.price
         seen: dict[str, float] = {}
         for alert in self._by_symbol.get(tick.symbol, {}).values():
-            if alert.triggered and alert.once:
+            if (alert.triggered and alert.once) or alert.rule is not None:
                 continue
             if alert.triggered_at is not None and now <= alert.triggered_at:
                 continue

@@ -50,9 +50,35 @@ def alert_payload(
     }
     if alert.source == "user":
         body["owner"] = alert.owner
+        if alert.rule is not None:
+            body.update(_analysis_fields(alert))
     else:
         # Built-in rules: ``type`` is the rule, ``condition`` its direction against ``value``.
         body["condition"] = "above" if alert.condition in UP_RULES else "below"
+    return body
+
+
+def _analysis_fields(alert: Alert) -> dict[str, object]:
+    """What an analysis alert adds: its series, operands, pattern, and its last firing's
+    ``values`` and ``candle_start``."""
+    rule = alert.rule
+    assert rule is not None
+    body: dict[str, object] = {
+        "interval": rule.interval.value,
+        "indicator": rule.indicator.canonical if rule.indicator is not None else None,
+        "other": rule.other.canonical if rule.other is not None else None,
+        "forming": rule.forming,
+    }
+    if rule.pattern is not None:
+        body["pattern"] = rule.pattern
+        body["direction"] = rule.direction
+    values = alert.values
+    body["values"] = (
+        {"left": values[0], "right": values[1]}
+        if values is not None and rule.pattern is None
+        else None
+    )
+    body["candle_start"] = iso(alert.last_candle) if alert.last_candle is not None else None
     return body
 
 

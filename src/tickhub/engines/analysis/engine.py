@@ -40,13 +40,17 @@ from tickhub.engines.analysis.indicators import (
     Indicators,
     SessionVwap,
     indicators_from_prices,
-    price_arrays,
     tail,
 )
-from tickhub.engines.analysis.patterns import Pattern, detect_patterns
+from tickhub.engines.analysis.patterns import (
+    PATTERN_CONTEXT,
+    Pattern,
+    detect_patterns,
+    patterns_on,
+)
 from tickhub.engines.analysis.pivots import previous_session, session_of
 from tickhub.engines.analysis.risk import RISK_WINDOW, RiskMetrics, risk_metrics
-from tickhub.engines.analysis.sets import Prices, compute_set, lookback, prices_of, with_candle
+from tickhub.engines.analysis.sets import Prices, compute_set, lookback, with_candle
 from tickhub.engines.analysis.trend import Trend, classify_trend
 
 DEFAULT_MAXLEN = 500
@@ -122,7 +126,7 @@ class AnalysisEngine:
         if indicators is not None:
             chosen = series.indicator_set(indicators, include_forming)
         if series.patterns is None:
-            series.patterns = detect_patterns(series.closed, with_strength=True)
+            series.patterns = series.detect_patterns()
         return {
             "technical_indicators": chosen,
             "patterns": series.patterns,
@@ -130,6 +134,53 @@ class AnalysisEngine:
             "trend": trend,
             "interval": interval.value,
         }
+
+    # --- what analysis alerts read (``tickhub.engines.alerts.analysis``) --------------------
+
+    def forming(self, symbol: str, interval: Interval) -> Candle | None:
+        """The forming candle taken as current (``None``: none, or one of a closed bucket)."""
+        series = self._series.get((symbol, interval))
+        return series.forming if series is not None else None
+
+    def set_values(
+        self, symbol: str, interval: Interval, specs: IndicatorSet, *, include_forming: bool
+    ) -> dict[str, Any]:
+        """The ``technical_indicators`` of ``specs``, as :meth:`analyze` computes them (the
+        same cache: once per closed candle and set)."""
+        series = self._series.get((symbol, interval)) or _Series(self.maxlen)
+        return series.indicator_set(specs, include_forming)
+
+    def set_values_before(
+        self, symbol: str, interval: Interval, specs: IndicatorSet
+    ) -> dict[str, Any] | None:
+        """The values of ``specs`` on the closed candle before the newest (``None`` with fewer
+        than two): those computed at its close when they were asked then, else computed now from
+        the history without the newest candle (once per closed candle and set)."""
+        series = self._series.get((symbol, interval))
+        return series.indicator_set_before(specs) if series is not None else None
+
+    def previous_session(
+        self, symbol: str, interval: Interval, day: date
+    ) -> tuple[float, float, float] | None:
+        """High, low and close of the latest session before ``day`` in the closed candles."""
+        series = self._series.get((symbol, interval))
+        return series.session_before(day) if series is not None else None
+
+    def patterns_with_forming(self, symbol: str, interval: Interval) -> list[Pattern]:
+        """The patterns the forming candle would make if it closed now (not cached)."""
+        series = self._series.get((symbol, interval))
+        if series is None or series.forming is None:
+            return []
+        return detect_patterns([*tail(series.closed, PATTERN_CONTEXT), series.forming])
+
+    def closed_patterns(self, symbol: str, interval: Interval) -> list[Pattern]:
+        """The patterns on the newest closed candle (the cache :meth:`analyze` reports)."""
+        series = self._series.get((symbol, interval))
+        if series is None:
+            return []
+        if series.patterns is None:
+            series.patterns = series.detect_patterns()
+        return series.patterns
 
     def _risk(self, series: _Series, interval: Interval) -> RiskMetrics:
         benchmark = None
@@ -153,8 +204,9 @@ class _Series:
     __slots__ = (
         "_before_last",
         "_closed_indicators",
-        "_prices",
+        "before_sets",
         "closed",
+        "columns",
         "forming",
         "patterns",
         "pivot_input",
@@ -162,7 +214,6 @@ class _Series:
         "sets",
         "version",
         "vwap",
-        "wide",
     )
 
     def __init__(self, maxlen: int) -> None:
@@ -173,34 +224,48 @@ class _Series:
         # ``closed``; ``_before_last`` lets a correction of the newest candle replace its term.
         self.vwap = SessionVwap()
         self._before_last = SessionVwap()
-        self._prices: tuple[FloatArray, FloatArray, FloatArray] | None = None
+        # Open, high, low, close and volume of ``closed``, kept beside it: a close appends to
+        # them, instead of every computation building its arrays from the candles again.
+        self.columns: tuple[FloatArray, ...] = tuple(np.empty(0) for _ in range(5))
         self._closed_indicators: tuple[Indicators, Trend] | None = None
         self.patterns: list[Pattern] | None = None
         self.risk: tuple[int, RiskMetrics] | None = None
-        # Per set key, its values on the closed candles; and the widest price arrays read.
+        # Per set key, its values on the closed candles.
         self.sets: dict[str, dict[str, Any]] = {}
-        self.wide: tuple[int, Prices] | None = None
+        # Per set key, its values on the closed candle before the newest (alerts' crossings).
+        self.before_sets: dict[str, dict[str, Any]] = {}
         self.pivot_input: tuple[date, tuple[float, float, float] | None] | None = None
 
     def close(self, candle: Candle) -> None:
         if self.closed and candle.start < self.closed[-1].start:
             return
+        row = (candle.open, candle.high, candle.low, candle.close, float(candle.volume))
         if self.closed and candle.start == self.closed[-1].start:
             self.closed[-1] = candle
+            pairs = zip(self.columns, row, strict=True)
+            self.columns = tuple(_replace_last(a, v) for a, v in pairs)
         else:
             self.closed.append(candle)
+            keep, pairs = len(self.closed), zip(self.columns, row, strict=True)
+            self.columns = tuple(np.append(a, v)[-keep:] for a, v in pairs)
             self._before_last = self.vwap
+            self.before_sets = self.sets
         self.vwap = self._before_last.add(candle)
         if self.forming is not None and self.forming.start <= candle.start:
             self.forming = None
         self.version += 1
-        self._prices = None
         self._closed_indicators = None
         self.patterns = None
         self.risk = None
         self.sets = {}
-        self.wide = None
         self.pivot_input = None
+
+    def detect_patterns(self) -> list[Pattern]:
+        """The patterns on the newest closed candle (:func:`patterns_on` its columns)."""
+        if not self.closed:
+            return []
+        open_, high, low, close, _ = self.columns
+        return patterns_on(open_, high, low, close, self.closed[-1].start, with_strength=True)
 
     def form(self, candle: Candle) -> None:
         if self.closed and candle.start <= self.closed[-1].start:
@@ -227,12 +292,8 @@ class _Series:
 
     def _compute_set(self, specs: IndicatorSet, forming: Candle | None) -> dict[str, Any]:
         n = lookback(specs)
-        if self.wide is None or self.wide[0] < n:
-            self.wide = (n, prices_of(tail(self.closed, n)))
-        width, prices = self.wide
-        if width > n:
-            high, low, close, volume = prices
-            prices = (high[-n:], low[-n:], close[-n:], volume[-n:])
+        _, high, low, close, volume = self.columns
+        prices: Prices = (high[-n:], low[-n:], close[-n:], volume[-n:])
         vwap, have = self.vwap, len(self.closed)
         newest = forming if forming is not None else (self.closed[-1] if self.closed else None)
         if forming is not None:
@@ -243,6 +304,35 @@ class _Series:
             session = self._previous_session(session_of(newest))
         return compute_set(specs, prices, vwap=vwap.value, previous_session=session, have=have)
 
+    def indicator_set_before(self, specs: IndicatorSet) -> dict[str, Any] | None:
+        if len(self.closed) < 2:
+            return None
+        key = set_key(specs)
+        found = self.before_sets.get(key)
+        if found is None:
+            n = lookback(specs)
+            _, high, low, close, volume = self.columns
+            before = slice(-(n + 1), -1)
+            session = None
+            if any(s.name == "pivots" for s in specs):
+                # As for the newest candle: the whole history is scanned for its previous session.
+                earlier = list(self.closed)[:-1]
+                session = previous_session(earlier, session_of(earlier[-1]))
+            found = self.before_sets[key] = compute_set(
+                specs,
+                (high[before], low[before], close[before], volume[before]),
+                vwap=self._before_last.value,
+                previous_session=session,
+                have=len(self.closed) - 1,
+            )
+        return found
+
+    def session_before(self, day: date) -> tuple[float, float, float] | None:
+        """The previous session of ``day``: cached for the newest candle's day."""
+        if self.closed and session_of(self.closed[-1]) == day:
+            return self._previous_session(day)
+        return previous_session(self.closed, day)
+
     def _previous_session(self, today: date) -> tuple[float, float, float] | None:
         """The pivots' input, found once per closed candle and day (a scan of the history)."""
         if self.pivot_input is None or self.pivot_input[0] != today:
@@ -250,9 +340,8 @@ class _Series:
         return self.pivot_input[1]
 
     def _compute(self, forming: Candle | None) -> tuple[Indicators, Trend]:
-        if self._prices is None:
-            self._prices = price_arrays(tail(self.closed, LOOKBACK))
-        high, low, close = self._prices
+        _, high, low, close, _ = self.columns
+        high, low, close = high[-LOOKBACK:], low[-LOOKBACK:], close[-LOOKBACK:]
         vwap, have = self.vwap, len(self.closed)
         if forming is not None:
             high = np.append(high, forming.high)[-LOOKBACK:]
@@ -263,3 +352,11 @@ class _Series:
         last_close = float(close[-1]) if len(close) else None
         trend = classify_trend(last_close, indicators["ema_20"], indicators["macd"]["histogram"])
         return indicators, trend
+
+
+def _replace_last(values: FloatArray, value: float) -> FloatArray:
+    """A copy of ``values`` with its newest element ``value`` (a correction of the last close):
+    a copy, since caches of the previous version may still read the old array."""
+    out = values.copy()
+    out[-1] = value
+    return out

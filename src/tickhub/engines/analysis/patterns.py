@@ -126,11 +126,31 @@ def detect_patterns(candles: Sequence[Candle], *, with_strength: bool = False) -
     if not window:
         return []
     n = len(window)
-    open_ = np.fromiter((c.open for c in window), dtype=np.float64, count=n)
-    high = np.fromiter((c.high for c in window), dtype=np.float64, count=n)
-    low = np.fromiter((c.low for c in window), dtype=np.float64, count=n)
-    close = np.fromiter((c.close for c in window), dtype=np.float64, count=n)
-    start = window[-1].start
+    return patterns_on(
+        np.fromiter((c.open for c in window), dtype=np.float64, count=n),
+        np.fromiter((c.high for c in window), dtype=np.float64, count=n),
+        np.fromiter((c.low for c in window), dtype=np.float64, count=n),
+        np.fromiter((c.close for c in window), dtype=np.float64, count=n),
+        window[-1].start,
+        with_strength=with_strength,
+    )
+
+
+def patterns_on(
+    open_: FloatArray,
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    start: datetime,
+    *,
+    with_strength: bool = False,
+) -> list[Pattern]:
+    """:func:`detect_patterns` on prices already in arrays (oldest first; only the last
+    ``PATTERN_CONTEXT`` are read), the newest candle starting at ``start``."""
+    if len(close) == 0:
+        return []
+    if len(close) > PATTERN_CONTEXT:
+        open_, high, low, close = (a[-PATTERN_CONTEXT:] for a in (open_, high, low, close))
     found: list[Pattern] = []
     for name, function, fixed in PATTERNS:
         signal = int(function(open_, high, low, close)[-1])

@@ -28,7 +28,7 @@ from typing import TypedDict
 import numpy as np
 
 from tickhub.core.model import Candle, Interval
-from tickhub.engines.analysis.indicators import tail
+from tickhub.engines.analysis.indicators import FloatArray, tail
 
 RISK_WINDOW = 60
 """Default returns per window: an hour of 1m candles, three months of daily ones; enough that the
@@ -84,11 +84,28 @@ def risk_metrics(
     metrics["realised_volatility"] = float(
         np.std(log_returns, ddof=1) * math.sqrt(periods_per_year(interval))
     )
-    metrics["var_95"] = float(-np.percentile(returns, 5, method="linear"))
+    metrics["var_95"] = -percentile(returns, 5.0)
     metrics["max_drawdown"] = float(np.max(1.0 - closes / peaks))
     if benchmark:
         metrics["beta"] = _beta(candles, benchmark, window)
     return metrics
+
+
+def percentile(values: FloatArray, q: float) -> float:
+    """``numpy.percentile(values, q, method="linear")``, bit for bit, without its generality:
+    that call costs about 20 µs on 60 returns, this one about 1 µs, once per closed candle and
+    topic. The interpolation is numpy's own (``_lerp``): from the lower neighbour below the
+    midpoint, from the upper one at or above it."""
+    ordered = np.sort(values)
+    position = (len(ordered) - 1) * (q / 100.0)
+    low = int(position)
+    fraction = position - low
+    if low + 1 >= len(ordered):
+        return float(ordered[low])
+    a, b = float(ordered[low]), float(ordered[low + 1])
+    if fraction >= 0.5:
+        return b - (b - a) * (1.0 - fraction)
+    return a + (b - a) * fraction
 
 
 def _beta(candles: Sequence[Candle], benchmark: Sequence[Candle], window: int) -> float | None:
