@@ -395,7 +395,7 @@ class Ingest:
             slot="position",
             retain="position",
         )
-        if self.portfolio.position(owner, symbol) is not None:
+        if self.portfolio.is_listed(owner, symbol):
             pub.data(
                 topic(Endpoint.PORTFOLIO, ALL_SYMBOLS, owner=owner),
                 symbol,
