@@ -310,6 +310,8 @@ class SqliteStore(ClosedOnExit):
             with self._write() as conn:
                 conn.execute(_INSERT_TRADE, values)
         except sqlite3.IntegrityError as exc:
+            if "UNIQUE" not in str(exc):
+                raise
             raise ValueError(f"trade {values[0]!r}/{values[1]!r} not added: {exc}") from None
 
     def delete_trade(self, owner: str, id: str) -> bool:
