@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,7 +15,9 @@ import websockets
 from tests.conftest import make_settings
 from tests.fakes import ScriptedFeed, tick
 from tests.helpers import Client, close_all, is_type, seed_view
+from tickhub import client as tickhub_client
 from tickhub.app.roles import SingleService
+from tickhub.client import Ticker, TickhubError
 from tickhub.core.model import IST
 
 Msg = dict[str, Any]
@@ -342,3 +345,43 @@ async def test_trades_are_per_user_with_authentication_on(tmp_path: Path) -> Non
         assert [t["owner"] for t in listed["trades"]] == ["alice"]
     finally:
         await app.stop()
+
+
+async def test_python_client_and_ticker_record_list_and_delete_trades(app: App) -> None:
+    async with tickhub_client.connect(app.url) as portfolio:
+        added = await portfolio.add_trade(
+            "HDFCBANK", "buy", 20, "985.30", time=recent(40), product="cnc", id="n-1"
+        )
+        assert added.status == "added" and added.trade is not None
+        assert (added.trade.id, added.trade.quantity, added.trade.price) == ("n-1", 20, 985.3)
+        assert added.trade.time == datetime.fromisoformat(recent(40))
+        sold = await portfolio.add_trade("HDFCBANK", "sell", 5, 1000.0)
+        assert sold.position is not None
+        assert sold.position.position.quantity == 15 and sold.position.position.trades == 2
+        assert sold.position.pnl.realized == 73.5  # 5 × (1000 − 985.30)
+        assert sold.position.portfolio.realized_pnl == 73.5
+        again = await portfolio.add_trade("HDFCBANK", "buy", 20, "985.30", id="n-1")
+        assert again.status == "exists" and again.trade == added.trade
+        assert [t.side for t in await portfolio.list_trades("HDFCBANK")] == ["buy", "sell"]
+        assert sold.trade is not None
+        deleted = await portfolio.delete_trade(sold.trade.id)
+        assert deleted.status == "deleted" and deleted.id == sold.trade.id
+        with pytest.raises(TickhubError) as gone:
+            await portfolio.delete_trade(sold.trade.id)
+        assert gone.value.code == "not_found"
+        with pytest.raises(TickhubError) as bad:
+            await portfolio.add_trade("HDFCBANK", "short", 1, 1)
+        assert bad.value.code == "invalid_field" and bad.value.details["field"] == "side"
+
+    ticker = Ticker(app.url)
+    ticker.connect(threaded=True)
+    try:
+        reply = await asyncio.wrap_future(ticker.add_trade("ITC", "sell", 3, 410.2))
+        assert reply.status == "added" and reply.position is not None
+        assert reply.position.position.quantity == -3
+        trades = await asyncio.wrap_future(ticker.list_trades())
+        assert [t.symbol for t in trades] == ["HDFCBANK", "ITC"]
+        deleted = await asyncio.wrap_future(ticker.delete_trade(trades[-1].id))
+        assert deleted.status == "deleted"
+    finally:
+        await asyncio.to_thread(ticker.close)
