@@ -277,6 +277,19 @@ class Portfolio:
         book = self._books.get(owner, {}).get(symbol)
         return book is not None and book.traded_on(self.today())
 
+    def unlisted_since(self, day: date) -> list[tuple[str, str]]:
+        """``(owner, symbol)`` of the flat symbols listed on ``day`` (counted trades that day)
+        that are no longer listed: what the day's end takes off ``*``."""
+        today = self.today()
+        return [
+            (owner, symbol)
+            for owner, owned in sorted(self._books.items())
+            for symbol, book in sorted(owned.items())
+            if symbol not in self._positions.get(owner, {})
+            and book.traded_on(day)
+            and not book.traded_on(today)
+        ]
+
     # --- trades --------------------------------------------------------------------------------
 
     def restore_trades(
