@@ -24,7 +24,7 @@ from decimal import Decimal
 from tickhub.core.commands import MAX_QUANTITY
 from tickhub.core.model import IST, Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError
-from tickhub.engines.portfolio.ledger import DayFigures, Ledger, day_figures, fifo, trade_day
+from tickhub.engines.portfolio.ledger import DayFigures, Ledger, day_figures, fifo
 from tickhub.engines.portfolio.positions import Position
 from tickhub.engines.portfolio.trades import Trade
 from tickhub.engines.portfolio.valuation import (
@@ -81,9 +81,9 @@ class Book:
         return Position(self.symbol, ledger.quantity, avg, product, exchange)
 
     def traded_on(self, today: date) -> bool:
-        """Whether a counted trade falls on ``today``."""
-        ledger = self.ledger
-        return ledger is not None and any(trade_day(t) == today for t in ledger.trades)
+        """Whether a counted trade falls on ``today`` (from the day figures, kept per day)."""
+        day = self.day(today)
+        return day is not None and day.traded
 
     def quantity(self) -> int:
         return self.ledger.quantity if self.ledger is not None else 0
