@@ -212,3 +212,26 @@ def node_has_websocket() -> bool:
         timeout=30,
     )
     return probe.returncode == 0
+
+
+TRADE_FIELDS = frozenset(
+    {
+        "buy_quantity",
+        "sell_quantity",
+        "day_buy_quantity",
+        "day_sell_quantity",
+        "day_buy_price",
+        "day_sell_price",
+        "trades",
+        "realized",
+        "day_realized",
+        "realized_pnl",
+        "day_realized_pnl",
+    }
+)
+"""The fields positions built from trades added to ``position``, ``pnl`` and ``portfolio``."""
+
+
+def seed_view(fields: Any) -> dict[str, Any]:
+    """A ``position``, ``pnl`` or ``portfolio`` object with only the fields it always had."""
+    return {k: v for k, v in dict(fields).items() if k not in TRADE_FIELDS}

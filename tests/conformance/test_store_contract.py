@@ -584,6 +584,134 @@ def test_a_database_failure_mid_replace_rolls_everything_back(backend: Backend) 
     assert [r["symbol"] for r in store.load_positions("u")] == ["SBIN"]
 
 
+# --- trades -------------------------------------------------------------------------------------
+
+
+def trade_row(trade_id: str, seq: int, **kw: Any) -> dict[str, object]:
+    row: dict[str, object] = {
+        "owner": "u",
+        "id": trade_id,
+        "seq": seq,
+        "symbol": "RELIANCE",
+        "side": "buy",
+        "quantity": 10,
+        "price": "2500.05",
+        "time": "2026-12-02T10:15:00+05:30",
+        "product": "CNC",
+        "exchange": "NSE",
+    }
+    row.update(kw)
+    return row
+
+
+def test_trades_round_trip_exactly_in_arrival_order(store: AnyStore) -> None:
+    rows = [
+        trade_row("b", 2, price="0.123456789012345678", side="sell"),
+        trade_row("a", 1, owner="v", product=None, exchange=None, quantity=10**12),
+        trade_row("c", 3, time="2026-12-01T23:59:59.250000+00:00"),
+    ]
+    for row in rows:
+        store.add_trade(row)
+    assert store.load_trades() == [rows[1], rows[0], rows[2]]
+    assert store.load_trades("u") == [rows[0], rows[2]]
+    assert store.load_trades("nobody") == []
+    stored = store.load_trades("u")[0]
+    assert type(stored["price"]) is str and type(stored["quantity"]) is int
+
+
+def test_a_taken_trade_id_or_seq_is_refused_and_changes_nothing(store: AnyStore) -> None:
+    store.add_trade(trade_row("a", 1))
+    with pytest.raises(ValueError, match="not added"):
+        store.add_trade(trade_row("a", 2, price="1"))
+    with pytest.raises(ValueError, match="not added"):
+        store.add_trade(trade_row("b", 1))
+    store.add_trade(trade_row("a", 3, owner="v"))  # ids are per owner
+    assert [(r["owner"], r["id"], r["price"]) for r in store.load_trades()] == [
+        ("u", "a", "2500.05"),
+        ("v", "a", "2500.05"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"price": 2500.05}, "float would round"),
+        ({"price": "NaN"}, "finite"),
+        ({"quantity": 0}, "positive"),
+        ({"quantity": True}, "positive"),
+        ({"side": "hold"}, "side"),
+        ({"time": "2026-12-02T10:15:00"}, "offset"),
+        ({"id": ""}, "id"),
+        ({"extra": 1}, "unknown trade field"),
+    ],
+)
+def test_an_invalid_trade_row_raises_and_writes_nothing(
+    store: AnyStore, change: dict[str, object], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        store.add_trade(trade_row("a", 1, **change))
+    assert store.load_trades() == []
+
+
+def test_delete_trade_is_by_owner_and_id(store: AnyStore) -> None:
+    store.add_trade(trade_row("a", 1))
+    assert store.delete_trade("v", "a") is False
+    assert store.delete_trade("u", "a") is True
+    assert store.delete_trade("u", "a") is False
+    assert store.load_trades() == []
+
+
+def test_save_carried_writes_the_position_and_its_mark_together(store: AnyStore) -> None:
+    store.save_carried("u", "TCS", position("TCS"), 7)
+    store.save_carried("u", "TCS", position("TCS", quantity=-3), 9)  # both replaced
+    store.save_carried("v", "SBIN", None, 2)  # no position row: flat from the mark on
+    assert store.load_positions() == [position("TCS", quantity=-3)]
+    assert store.load_trade_marks() == [
+        {"owner": "u", "symbol": "TCS", "after_seq": 9},
+        {"owner": "v", "symbol": "SBIN", "after_seq": 2},
+    ]
+    store.save_carried("u", "TCS", None, 11)
+    assert store.load_positions("u") == []
+    assert store.load_trade_marks("u") == [{"owner": "u", "symbol": "TCS", "after_seq": 11}]
+    with pytest.raises(ValueError, match="given for"):
+        store.save_carried("u", "ITC", position("TCS"), 12)
+    with pytest.raises(ValueError, match="after_seq"):
+        store.save_carried("u", "TCS", None, -1)
+    assert store.load_trade_marks("u") == [{"owner": "u", "symbol": "TCS", "after_seq": 11}]
+
+
+def test_a_database_failure_in_save_carried_rolls_the_mark_back(backend: Backend) -> None:
+    store = backend.open()
+    store.save_carried("u", "BOOM", None, 1)
+    backend.fail_inserts("positions", "BOOM")
+    with pytest.raises(backend.database_error, match="boom"):
+        store.save_carried("u", "BOOM", position("BOOM"), 5)
+    assert store.load_trade_marks() == [{"owner": "u", "symbol": "BOOM", "after_seq": 1}]
+    assert store.load_positions() == []
+
+
+def test_a_database_failure_on_a_trade_insert_writes_nothing(backend: Backend) -> None:
+    store = backend.open()
+    backend.fail_inserts("trades", "BOOM")
+    with pytest.raises(backend.database_error, match="boom"):
+        store.add_trade(trade_row("a", 1, symbol="BOOM"))
+    assert store.load_trades() == []
+    store.add_trade(trade_row("a", 1))
+    assert len(store.load_trades()) == 1
+
+
+def test_a_reopened_store_sees_trades_and_marks(backend: Backend) -> None:
+    store = backend.open()
+    store.add_trade(trade_row("a", 1))
+    store.add_trade(trade_row("b", 2, side="sell", quantity=4))
+    store.save_carried("u", "RELIANCE", position("RELIANCE"), 2)
+    store.close()
+    again = backend.open()
+    assert again.load_trades() == [trade_row("a", 1), trade_row("b", 2, side="sell", quantity=4)]
+    assert again.load_trade_marks() == [{"owner": "u", "symbol": "RELIANCE", "after_seq": 2}]
+    assert again.load_positions() == [position("RELIANCE")]
+
+
 # --- candles ------------------------------------------------------------------------------------
 
 

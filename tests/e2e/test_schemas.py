@@ -268,6 +268,21 @@ async def _drive_main(
                               "average_price": 1500}, "position")  # fmt: skip
     await run.ask(portfolio, {"type": "remove_position", "symbol": "INFY"}, "position")
 
+    # Trades: added (and again by its id: exists), listed, deleted; an unknown id.
+    trade = {"type": "add_trade", "symbol": "TCS", "side": "buy", "quantity": 4,
+             "price": "3000.5", "time": "2025-01-27T09:20:00+05:30", "product": "MIS",
+             "exchange": "NSE", "id": "c-1"}  # fmt: skip
+    monkeypatch.setattr(svc.producer.ingest.positions, "_now", lambda: at(21))
+    await run.ask(portfolio, trade, "trade", status="added")
+    await run.ask(portfolio, trade, "trade", status="exists")
+    await run.ask(portfolio, {"type": "add_trade", "symbol": "TCS", "side": "sell", "quantity": 1,
+                              "price": 3010}, "trade", status="added")  # fmt: skip
+    await run.ask(portfolio, {"type": "list_trades"}, "trades")
+    await run.ask(portfolio, {"type": "list_trades", "symbol": "TCS"}, "trades")
+    await run.ask(portfolio, {"type": "delete_trade", "id": "c-1"}, "trade", status="deleted")
+    await run.error(portfolio, {"type": "delete_trade", "id": "c-1"}, "not_found")
+    monkeypatch.undo()
+
     def broken(*args: object) -> None:
         raise OSError("disk full")
 

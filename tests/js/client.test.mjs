@@ -758,6 +758,26 @@ describe('client (real service)', live, () => {
     assert.equal(typeof totals.total_value, 'number');
     assert.equal((await portfolio.removePosition('WIPRO')).status, 'removed');
     await assert.rejects(portfolio.removePosition('WIPRO'), (err) => err.code === 'not_found');
+    // Trades build the position FIFO: bought 10 @ 250.5, sold 4 @ 260 -> 6 held, 38 realised.
+    const bought = await portfolio.addTrade({ symbol: 'WIPRO', side: 'buy', quantity: 10, price: '250.5', id: 'js-1' });
+    assert.equal(bought.status, 'added');
+    assert.equal(bought.trade.id, 'js-1');
+    assert.equal(bought.position.position.quantity, 10);
+    const retried = await portfolio.addTrade({ symbol: 'WIPRO', side: 'buy', quantity: 10, price: '250.5', id: 'js-1' });
+    assert.equal(retried.status, 'exists');
+    const sold = await portfolio.addTrade({ symbol: 'WIPRO', side: 'sell', quantity: 4, price: 260, time: new Date() });
+    assert.equal(sold.position.position.quantity, 6);
+    assert.equal(sold.position.pnl.realized, 38);
+    assert.deepEqual((await portfolio.listTrades('WIPRO')).map((x) => x.side), ['buy', 'sell']);
+    const deleted = await portfolio.deleteTrade(sold.trade.id);
+    assert.equal(deleted.status, 'deleted');
+    assert.equal(deleted.position.position.quantity, 10);
+    await assert.rejects(portfolio.deleteTrade(sold.trade.id), (err) => err.code === 'not_found');
+    await assert.rejects(
+      portfolio.addTrade({ symbol: 'WIPRO', side: 'buy', quantity: 0, price: 1 }),
+      (err) => err instanceof TickhubError && err.code === 'invalid_field',
+    );
+    await portfolio.deleteTrade('js-1');
     portfolio.close();
   });
 

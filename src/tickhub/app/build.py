@@ -134,7 +134,9 @@ def build_portfolio(
 ) -> StoredPortfolio:
     """The positions from the store, seeded by the portfolio file (or the demo one) on first run:
     changes made over the protocol win later."""
-    portfolio = StoredPortfolio(store, now=clock.now)
+    portfolio = StoredPortfolio(
+        store, now=clock.now, trades=store, max_trades=settings.max_trades_per_owner
+    )
     portfolio.load()
     seed_file = settings.portfolio_file or (
         demo_portfolio_file() if settings.feed == "sim" and settings.demo_portfolio else None

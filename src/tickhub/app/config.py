@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     store_url: SecretStr | None = None  # may hold a database password
     portfolio_file: Path | None = None
     demo_portfolio: bool = True
+    max_trades_per_owner: int = Field(d.MAX_TRADES_PER_OWNER, ge=1, le=1_000_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

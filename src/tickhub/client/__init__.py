@@ -38,6 +38,8 @@ from tickhub.client.messages import (
     Subscriptions,
     TechnicalAnalysis,
     TickData,
+    TradeReply,
+    TradesReply,
     UnknownData,
     UnknownMessage,
     Welcome,
@@ -57,6 +59,7 @@ from tickhub.client.payloads import (
     PositionState,
     Quote,
     Tick,
+    Trade,
 )
 from tickhub.client.policy import backoff_delay, should_reconnect
 from tickhub.client.ticker import Ticker
@@ -104,6 +107,9 @@ __all__ = [
     "TickData",
     "Ticker",
     "TickhubError",
+    "Trade",
+    "TradeReply",
+    "TradesReply",
     "UnknownData",
     "UnknownMessage",
     "Welcome",

@@ -51,11 +51,13 @@ from tickhub.client.messages import (
     Status,
     SubscriptionAck,
     Subscriptions,
+    TradeReply,
+    TradesReply,
     Welcome,
     parse_message,
 )
 from tickhub.client.options import ClientOptions
-from tickhub.client.payloads import Alert, PortfolioTotals, Position
+from tickhub.client.payloads import Alert, PortfolioTotals, Position, Trade
 from tickhub.client.policy import backoff_delay, should_reconnect
 from tickhub.client.replies import AckWaiters, PendingRequests, normalise, same_interval
 from tickhub.client.tracking import Gap, SeqTracker, set_suffix
@@ -486,6 +488,47 @@ class Client:
         """/ws/portfolio: every position (by symbol) and the totals."""
         reply = await self._typed({"type": "list_positions"}, PositionsReply)
         return reply.positions, reply.portfolio
+
+    async def add_trade(
+        self,
+        symbol: str,
+        side: str,
+        quantity: int,
+        price: float | str,
+        *,
+        time: str | None = None,
+        product: str | None = None,
+        exchange: str | None = None,
+        id: str | None = None,
+    ) -> TradeReply:
+        """/ws/portfolio: record a trade (``side`` ``buy`` or ``sell``; ``time`` ISO 8601 with
+        its offset, default now). With an ``id`` a retry is safe: the same id answers the stored
+        trade, status ``exists``. The reply carries the symbol's position after it."""
+        msg: dict[str, Any] = {
+            "type": "add_trade",
+            "symbol": symbol,
+            "side": side,
+            "quantity": quantity,
+            "price": price,
+        }
+        for key, value in (("time", time), ("product", product), ("exchange", exchange)):
+            if value:
+                msg[key] = value
+        if id is not None:
+            msg["id"] = id
+        return await self._typed(msg, TradeReply)
+
+    async def list_trades(self, symbol: str | None = None) -> tuple[Trade, ...]:
+        """/ws/portfolio: the trades (of one symbol, or all), oldest first."""
+        msg: dict[str, Any] = {"type": "list_trades"}
+        if symbol:
+            msg["symbol"] = symbol
+        return (await self._typed(msg, TradesReply)).trades
+
+    async def delete_trade(self, id: str) -> TradeReply:
+        """/ws/portfolio: forget a trade (``not_found`` when unknown); the reply carries the
+        symbol's position after it."""
+        return await self._typed({"type": "delete_trade", "id": id}, TradeReply)
 
     async def list_subscriptions(self) -> Subscriptions:
         return await self._typed({"type": "list_subscriptions"}, Subscriptions)

@@ -23,6 +23,7 @@ from tickhub.client.payloads import (
     PositionState,
     Quote,
     Tick,
+    Trade,
     parse_time,
 )
 from tickhub.client.tracking import Gap, Observation, indicator_set_of, topic_of
@@ -50,6 +51,8 @@ __all__ = [
     "Subscriptions",
     "TechnicalAnalysis",
     "TickData",
+    "TradeReply",
+    "TradesReply",
     "UnknownData",
     "UnknownMessage",
     "Welcome",
@@ -301,6 +304,26 @@ class PositionsReply:
 
 
 @dataclass(frozen=True, slots=True)
+class TradeReply:
+    """``trade``: ``added`` or ``exists`` (with ``trade``), or ``deleted`` (with ``id``); with
+    the symbol's ``position_data`` payload after the change in ``position``."""
+
+    status: str
+    trade: Trade | None
+    id: str | None
+    position: PositionState | None
+    raw: Raw
+
+
+@dataclass(frozen=True, slots=True)
+class TradesReply:
+    """``trades``: oldest first (by time, then arrival)."""
+
+    trades: tuple[Trade, ...]
+    raw: Raw
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownMessage:
     """A message ``type`` this client does not know; clients must ignore those (§2)."""
 
@@ -343,6 +366,8 @@ ServerMessage = (
     | AlertsReply
     | PositionReply
     | PositionsReply
+    | TradeReply
+    | TradesReply
     | UnknownMessage
 )
 Event = ServerMessage | Gap | Disconnected | Reconnecting
@@ -440,4 +465,15 @@ def parse_message(raw: Raw, seen: Observation | None = None) -> ServerMessage:
             PortfolioTotals.parse(totals if isinstance(totals, Mapping) else {}),
             raw,
         )
+    if kind == "trade":
+        trade, position = raw.get("trade"), raw.get("position")
+        return TradeReply(
+            _str(raw, "status"),
+            Trade.parse(trade) if isinstance(trade, Mapping) else None,
+            _opt_str(raw, "id"),
+            PositionState.parse(position) if isinstance(position, Mapping) else None,
+            raw,
+        )
+    if kind == "trades":
+        return TradesReply(tuple(Trade.parse(t) for t in _objects(raw, "trades")), raw)
     return UnknownMessage(kind, raw)

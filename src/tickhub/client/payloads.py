@@ -30,6 +30,7 @@ __all__ = [
     "Quote",
     "RiskMetrics",
     "Tick",
+    "Trade",
     "Warmup",
     "parse_time",
 ]
@@ -475,6 +476,14 @@ class Position:
     invested_value: float
     product: str | None
     exchange: str | None
+    # From the trades counted toward the position (zeros and None without trades).
+    buy_quantity: int = 0
+    sell_quantity: int = 0
+    day_buy_quantity: int = 0
+    day_sell_quantity: int = 0
+    day_buy_price: float | None = None
+    day_sell_price: float | None = None
+    trades: int = 0
 
     @classmethod
     def parse(cls, raw: Raw) -> Position:
@@ -487,6 +496,13 @@ class Position:
             _num(raw, "invested_value"),
             _opt_str(raw, "product"),
             _opt_str(raw, "exchange"),
+            _int(raw, "buy_quantity"),
+            _int(raw, "sell_quantity"),
+            _int(raw, "day_buy_quantity"),
+            _int(raw, "day_sell_quantity"),
+            _opt_num(raw, "day_buy_price"),
+            _opt_num(raw, "day_sell_price"),
+            _int(raw, "trades"),
         )
 
 
@@ -496,6 +512,8 @@ class Pnl:
     unrealized_percent: float
     day: float
     day_percent: float
+    realized: float = 0.0
+    day_realized: float = 0.0
 
     @classmethod
     def parse(cls, raw: Raw) -> Pnl:
@@ -504,6 +522,8 @@ class Pnl:
             _num(raw, "unrealized_percent"),
             _num(raw, "day"),
             _num(raw, "day_percent"),
+            _num(raw, "realized"),
+            _num(raw, "day_realized"),
         )
 
 
@@ -516,6 +536,8 @@ class PortfolioTotals:
     day_pnl: float
     positions: int
     priced: int
+    realized_pnl: float = 0.0
+    day_realized_pnl: float = 0.0
 
     @classmethod
     def parse(cls, raw: Raw) -> PortfolioTotals:
@@ -527,6 +549,8 @@ class PortfolioTotals:
             _num(raw, "day_pnl"),
             _int(raw, "positions"),
             _int(raw, "priced"),
+            _num(raw, "realized_pnl"),
+            _num(raw, "day_realized_pnl"),
         )
 
 
@@ -544,4 +568,33 @@ class PositionState:
             Position.parse(_obj(raw, "position")),
             Pnl.parse(_obj(raw, "pnl")),
             PortfolioTotals.parse(_obj(raw, "portfolio")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One recorded trade (docs/protocol.md §5.11); positions are built from trades FIFO."""
+
+    id: str
+    symbol: str
+    side: str
+    quantity: int
+    price: float
+    time: datetime | None
+    product: str | None
+    exchange: str | None
+    owner: str
+
+    @classmethod
+    def parse(cls, raw: Raw) -> Trade:
+        return cls(
+            _str(raw, "id"),
+            _str(raw, "symbol"),
+            _str(raw, "side"),
+            _int(raw, "quantity"),
+            _num(raw, "price"),
+            _time(raw, "time"),
+            _opt_str(raw, "product"),
+            _opt_str(raw, "exchange"),
+            _str(raw, "owner"),
         )

@@ -26,6 +26,9 @@ REPLY_TYPES = {
     "set_position": "position",
     "remove_position": "position",
     "list_positions": "positions",
+    "add_trade": "trade",
+    "delete_trade": "trade",
+    "list_trades": "trades",
     "list_subscriptions": "subscriptions",
     "auth": "auth",
 }

@@ -31,10 +31,11 @@ from tickhub.client.messages import (
     ServerError,
     Status,
     SubscriptionAck,
+    TradeReply,
     Welcome,
 )
 from tickhub.client.options import ClientOptions
-from tickhub.client.payloads import Alert
+from tickhub.client.payloads import Alert, Trade
 from tickhub.client.tracking import Gap
 
 __all__ = ["Ticker"]
@@ -170,6 +171,32 @@ class Ticker:
                 forming=forming,
             )
         )
+
+    def add_trade(
+        self,
+        symbol: str,
+        side: str,
+        quantity: int,
+        price: float | str,
+        *,
+        time: str | None = None,
+        product: str | None = None,
+        exchange: str | None = None,
+        id: str | None = None,
+    ) -> concurrent.futures.Future[TradeReply]:
+        return self._submit(
+            lambda: self.client.add_trade(
+                symbol, side, quantity, price, time=time, product=product, exchange=exchange, id=id
+            )
+        )
+
+    def list_trades(
+        self, symbol: str | None = None
+    ) -> concurrent.futures.Future[tuple[Trade, ...]]:
+        return self._submit(lambda: self.client.list_trades(symbol))
+
+    def delete_trade(self, id: str) -> concurrent.futures.Future[TradeReply]:
+        return self._submit(lambda: self.client.delete_trade(id))
 
     def call(self, make: Callable[[Client], Awaitable[T]]) -> concurrent.futures.Future[T]:
         """Any method of the underlying :class:`Client`, e.g.

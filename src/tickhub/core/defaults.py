@@ -92,6 +92,9 @@ MAX_EVENTS_PER_SYMBOL: Final = 1000
 """Alert events kept per symbol in the store; older ones are pruned."""
 MAX_ALERTS_PER_OWNER: Final = 500
 """User alerts one owner may hold; past it ``create_alert`` answers ``limit_exceeded``."""
+MAX_TRADES_PER_OWNER: Final = 10_000
+"""Trades one owner may record on ``/ws/portfolio``; past it ``add_trade`` answers
+``limit_exceeded`` (every position is rebuilt from its trades at start)."""
 ALERT_MEMORY_EVENTS: Final = 100
 """Alert events kept per symbol in memory when alerts run without a store."""
 RECENT_ALERT_EVENTS: Final = 10

@@ -21,7 +21,7 @@ import functools
 import logging
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from tickhub.bus import Bus
@@ -106,6 +106,7 @@ class Ingest:
         self._plain_topics: dict[tuple[Endpoint, str], str] = {}
         # Wanted analysis topics of indicator sets, by their default-set topic: topic -> set.
         self._sets: dict[str, dict[str, IndicatorSet]] = {}
+        self._portfolio_day: date | None = None  # the IST date of the portfolio's day figures
 
     @property
     def update_interval(self) -> float:
@@ -428,7 +429,7 @@ class Ingest:
             slot="position",
             retain="position",
         )
-        if self.portfolio.position(owner, symbol) is not None:
+        if self.portfolio.is_listed(owner, symbol):
             pub.data(
                 topic(Endpoint.PORTFOLIO, ALL_SYMBOLS, owner=owner),
                 symbol,
@@ -631,10 +632,21 @@ class Ingest:
                     out.add(owner)
         return out
 
+    def _portfolio_day_end(self) -> None:
+        """A new IST day: positions that trades made flat yesterday leave ``*``."""
+        today = self.portfolio.today()
+        day, self._portfolio_day = self._portfolio_day, today
+        if day is None or day == today:
+            return
+        for owner, symbol in self.portfolio.unlisted_since(day):
+            with self._contained("portfolio", symbol):
+                self.forget_position(symbol, owner)
+
     # --- pacing --------------------------------------------------------------------------------
 
     def flush(self) -> None:
         """Publish throttled updates whose time has come, and close candles that are due."""
+        self._portfolio_day_end()
         self.throttle.flush()
         if self.market_time is not None:
             self._on_candles(self.candles.close_due(self.market_time))

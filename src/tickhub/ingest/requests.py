@@ -1,4 +1,5 @@
-"""Endpoint-specific requests: alerts (create/list/delete) and positions (set/remove/list).
+"""Endpoint-specific requests: alerts (create/list/delete), positions (set/remove/list) and
+trades (add/list/delete).
 
 A request reaches :meth:`Requests.handle_command` already checked, as its command
 (``tickhub.core.commands``): from the hub in the same process, which parsed it, or through
@@ -20,12 +21,15 @@ from tickhub.core import protocol
 from tickhub.core.clock import Clock
 from tickhub.core.commands import (
     REQUEST_ENDPOINTS,
+    AddTrade,
     Command,
     CreateAlert,
     CreateAnalysisAlert,
     DeleteAlert,
+    DeleteTrade,
     ListAlerts,
     ListPositions,
+    ListTrades,
     RemovePosition,
     SetPosition,
     parse_command,
@@ -34,7 +38,7 @@ from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.protocol import ErrorCode, ProtocolError
 from tickhub.core.topics import Endpoint
 from tickhub.engines.alerts import alert_payload
-from tickhub.engines.portfolio import position_of
+from tickhub.engines.portfolio import position_of, trade_payload
 from tickhub.ingest.pipeline import Ingest
 
 log = logging.getLogger(__name__)
@@ -112,6 +116,12 @@ class Requests:
                     self.remove_position(session, command)
                 case ListPositions():
                     self.list_positions(session, command)
+                case AddTrade():
+                    self.add_trade(session, command)
+                case ListTrades():
+                    self.list_trades(session, command)
+                case DeleteTrade():
+                    self.delete_trade(session, command)
                 case _:
                     raise TypeError(f"not a request: {command.type!r}")
         except Exception:
@@ -193,9 +203,62 @@ class Requests:
     def list_positions(self, session: Replier, command: ListPositions) -> None:
         portfolio = self.ingest.portfolio
         rows = [
-            dict(portfolio.value(session.user, p.symbol)["position"])
-            for p in portfolio.positions(session.user)
+            dict(portfolio.value(session.user, symbol)["position"])
+            for symbol in portfolio.held_symbols(session.user)
         ]
         self._reply(
             session, "positions", positions=rows, portfolio=dict(portfolio.totals(session.user))
         )
+
+    # --- trades --------------------------------------------------------------------------------
+
+    def add_trade(self, session: Replier, command: AddTrade) -> None:
+        user, symbol = session.user, command.symbol
+        was_listed = self.ingest.portfolio.is_listed(user, symbol)
+        result = self.ingest.positions.add_trade(user, command)
+        if isinstance(result, ProtocolError):
+            self._error(session, result, command.type)
+            return
+        status, trade = result
+        self._reply(
+            session,
+            "trade",
+            status=status,
+            trade=trade_payload(user, trade),
+            position=dict(self.ingest.portfolio.value(user, trade.symbol)),
+        )
+        if status == "added":
+            self._after_trade(user, symbol, was_listed)
+
+    def list_trades(self, session: Replier, command: ListTrades) -> None:
+        trades = self.ingest.portfolio.trades(session.user, command.symbol)
+        self._reply(session, "trades", trades=[trade_payload(session.user, t) for t in trades])
+
+    def delete_trade(self, session: Replier, command: DeleteTrade) -> None:
+        user = session.user
+        existing = self.ingest.portfolio.trade(user, command.id)
+        was_listed = existing is not None and self.ingest.portfolio.is_listed(user, existing.symbol)
+        result = self.ingest.positions.delete_trade(user, command.id)
+        if result is None:
+            result = ProtocolError(
+                ErrorCode.NOT_FOUND, f"no trade {command.id!r}", {"id": command.id}
+            )
+        if isinstance(result, ProtocolError):
+            self._error(session, result, command.type)
+            return
+        self._reply(
+            session,
+            "trade",
+            status="deleted",
+            id=command.id,
+            position=dict(self.ingest.portfolio.value(user, result.symbol)),
+        )
+        self._after_trade(user, result.symbol, was_listed)
+
+    def _after_trade(self, user: str, symbol: str, was_listed: bool) -> None:
+        """A trade changed ``symbol``'s position: announce it, on ``*`` too (a position that
+        is no longer listed leaves ``*``)."""
+        self._on_change()
+        if was_listed and not self.ingest.portfolio.is_listed(user, symbol):
+            self.ingest.forget_position(symbol, user)
+        self.ingest.publish_portfolio(symbol, user)

@@ -219,6 +219,14 @@ export interface Position {
   invested_value: number;
   product: string | null;
   exchange: string | null;
+  /** From the trades counted toward the position (0 and null without trades). */
+  buy_quantity: number;
+  sell_quantity: number;
+  day_buy_quantity: number;
+  day_sell_quantity: number;
+  day_buy_price: number | null;
+  day_sell_price: number | null;
+  trades: number;
 }
 
 export interface PortfolioTotals {
@@ -229,12 +237,56 @@ export interface PortfolioTotals {
   day_pnl: number;
   positions: number;
   priced: number;
+  realized_pnl: number;
+  day_realized_pnl: number;
 }
 
 export interface PositionData {
   position: Position;
-  pnl: { unrealized: number; unrealized_percent: number; day: number; day_percent: number };
+  pnl: {
+    unrealized: number;
+    unrealized_percent: number;
+    day: number;
+    day_percent: number;
+    realized: number;
+    day_realized: number;
+  };
   portfolio: PortfolioTotals;
+}
+
+/** A recorded trade (positions are built from trades FIFO). */
+export interface Trade {
+  id: string;
+  symbol: string;
+  side: 'buy' | 'sell';
+  quantity: number;
+  price: number;
+  time: Timestamp;
+  product: string | null;
+  exchange: string | null;
+  owner: string;
+}
+
+export interface NewTrade {
+  symbol: string;
+  side: 'buy' | 'sell';
+  quantity: number;
+  price: number | string;
+  /** ISO 8601 with its offset (or a Date); default now. */
+  time?: string | Date;
+  product?: 'CNC' | 'MIS' | 'NRML' | string;
+  exchange?: string;
+  /** The client's id: the same id again answers the stored trade (`exists`). */
+  id?: string;
+}
+
+export interface TradeReply {
+  type: 'trade';
+  timestamp: Timestamp;
+  status: 'added' | 'exists' | 'deleted';
+  trade?: Trade;
+  id?: string;
+  position: PositionData;
 }
 
 interface DataMessageBase<T extends DataType, D> {
@@ -485,6 +537,9 @@ export class TickhubClient {
   }>;
   removePosition(symbol: string): Promise<{ type: 'position'; status: 'removed'; symbol: string }>;
   listPositions(): Promise<{ positions: Position[]; portfolio: PortfolioTotals }>;
+  addTrade(trade: NewTrade): Promise<TradeReply>;
+  listTrades(symbol?: string): Promise<Trade[]>;
+  deleteTrade(id: string): Promise<TradeReply>;
   /** Closed candles from `GET /candles` on this client's server, oldest first. */
   history(symbol: string, options?: HistoryOptions): Promise<Candle[]>;
   /** Round trip in milliseconds. */

@@ -84,6 +84,9 @@ const REQUEST_REPLIES = {
   set_position: 'position',
   remove_position: 'position',
   list_positions: 'positions',
+  add_trade: 'trade',
+  delete_trade: 'trade',
+  list_trades: 'trades',
 };
 
 const CONNECTING = 0;
@@ -756,6 +759,32 @@ export class TickhubClient {
   async listPositions() {
     const reply = await this.request({ type: 'list_positions' });
     return { positions: reply.positions, portfolio: reply.portfolio };
+  }
+
+  /**
+   * /ws/portfolio: record a trade, `{symbol, side, quantity, price, time?, product?, exchange?,
+   * id?}` -> the reply `{status: "added" | "exists", trade, position}`. With an `id` a retry
+   * is safe: the same id answers the stored trade (`exists`).
+   */
+  addTrade({ symbol, side, quantity, price, time, product, exchange, id } = {}) {
+    const message = { type: 'add_trade', symbol, side, quantity, price };
+    if (time) message.time = time instanceof Date ? time.toISOString() : time;
+    if (product) message.product = product;
+    if (exchange) message.exchange = exchange;
+    if (id !== undefined && id !== null) message.id = id;
+    return this.request(message);
+  }
+
+  /** /ws/portfolio: the trades (of one symbol, or all), oldest first. */
+  async listTrades(symbol = undefined) {
+    const message = { type: 'list_trades' };
+    if (symbol) message.symbol = symbol;
+    return (await this.request(message)).trades;
+  }
+
+  /** /ws/portfolio: forget a trade by id -> the reply `{status: "deleted", id, position}`. */
+  deleteTrade(id) {
+    return this.request({ type: 'delete_trade', id });
   }
 
   /**

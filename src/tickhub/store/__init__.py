@@ -11,9 +11,9 @@ psycopg, which is why neither is imported here until opened.
 from __future__ import annotations
 
 from tickhub.core import defaults
-from tickhub.store.base import CandleStore, PositionRow, PositionStore, Store
+from tickhub.store.base import CandleStore, PositionRow, PositionStore, Store, TradeStore
 
-__all__ = ["CandleStore", "PositionRow", "PositionStore", "Store", "open_store"]
+__all__ = ["CandleStore", "PositionRow", "PositionStore", "Store", "TradeStore", "open_store"]
 
 
 def open_store(url_or_path: str, *, max_candles: int = defaults.CANDLE_RETENTION_ROWS) -> Store:

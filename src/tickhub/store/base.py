@@ -18,6 +18,14 @@ Position rows are plain dicts with the keys:
 ==================  ==========================================================================
 
 Any other key, a missing required key or a value of the wrong type raises ``ValueError``.
+
+Trade rows (``TradeStore``) have the keys ``owner``, ``id`` (``(owner, id)`` is the key), ``seq``
+(``int``: the arrival number, unique over the store), ``symbol``, ``side`` (``"buy"`` |
+``"sell"``), ``quantity`` (positive ``int``), ``price`` (``str``: a finite ``Decimal`` as text;
+``Decimal`` accepted on write, ``float`` rejected), ``time`` (``str``: ISO 8601 with its offset;
+an aware ``datetime`` accepted on write), ``product`` and ``exchange`` (``str | None``). A mark
+row has ``owner``, ``symbol`` and ``after_seq`` (``int``): the trades of that owner and symbol
+with ``seq <= after_seq`` were recorded before the carried-in position and do not count.
 """
 
 from __future__ import annotations
@@ -30,7 +38,16 @@ from typing import Protocol, Self
 from tickhub.core.model import Candle, Interval
 from tickhub.engines.alerts import Alert, AlertEvent
 
-__all__ = ["CandleStore", "ClosedOnExit", "PositionRow", "PositionStore", "Store"]
+__all__ = [
+    "CandleStore",
+    "ClosedOnExit",
+    "MarkRow",
+    "PositionRow",
+    "PositionStore",
+    "Store",
+    "TradeRow",
+    "TradeStore",
+]
 
 PositionRow = dict[str, object]
 """One position as the store keeps it (keys above)."""
@@ -57,6 +74,41 @@ class PositionStore(Protocol):
         A row's ``owner`` may be omitted (it is ``owner``); another owner, a repeated symbol or
         an invalid row raises ``ValueError`` and changes nothing.
         """
+        ...
+
+
+TradeRow = dict[str, object]
+"""One trade as the store keeps it (keys above)."""
+
+MarkRow = dict[str, object]
+"""Where one owner's trades in one symbol start to count (keys above)."""
+
+
+class TradeStore(Protocol):
+    """Where trades, and the marks of carried-in positions, survive a restart."""
+
+    def load_trades(self, owner: str | None = None) -> list[TradeRow]:
+        """Trade rows of ``owner`` (every owner when ``None``), in arrival order (``seq``)."""
+        ...
+
+    def add_trade(self, row: TradeRow) -> None:
+        """Insert one trade; ``ValueError`` if ``(owner, id)`` or ``seq`` is taken, or the row
+        is invalid, and nothing is written."""
+        ...
+
+    def delete_trade(self, owner: str, id: str) -> bool:
+        """Remove one trade; ``False`` when there was none."""
+        ...
+
+    def load_trade_marks(self, owner: str | None = None) -> list[MarkRow]:
+        """Mark rows of ``owner`` (every owner when ``None``), ordered by owner, symbol."""
+        ...
+
+    def save_carried(
+        self, owner: str, symbol: str, position: PositionRow | None, after_seq: int
+    ) -> None:
+        """In one transaction: make ``position`` ``owner``'s row in ``symbol`` (``None``:
+        delete it) and set the symbol's mark to ``after_seq``."""
         ...
 
 
@@ -88,7 +140,7 @@ class CandleStore(Protocol):
         ...
 
 
-class Store(PositionStore, CandleStore, Protocol):
+class Store(PositionStore, TradeStore, CandleStore, Protocol):
     """What alerts and positions need to survive a restart.
 
     Every method is synchronous and quick (one short transaction, or one query); each write

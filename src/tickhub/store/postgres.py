@@ -49,7 +49,7 @@ from tickhub.core import defaults
 from tickhub.core.errors import StoreUnavailableError
 from tickhub.core.model import Candle, Interval
 from tickhub.engines.alerts import Alert, AlertEvent
-from tickhub.store.base import ClosedOnExit, PositionRow
+from tickhub.store.base import ClosedOnExit, MarkRow, PositionRow, TradeRow
 from tickhub.store.candle_rows import candle_from_row, candle_values, epoch_of
 from tickhub.store.postgres_url import (
     check_schema,
@@ -68,6 +68,7 @@ from tickhub.store.rows import (
     position_values,
     replacement_values,
 )
+from tickhub.store.trade_rows import MARK_COLUMNS, TRADE_COLUMNS, mark_values, trade_values
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -131,6 +132,27 @@ _MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
             close double precision NOT NULL,
             volume bigint NOT NULL,
             PRIMARY KEY (symbol, interval, start)
+        )""",
+    ),
+    (
+        """CREATE TABLE IF NOT EXISTS {s}.trades (
+            owner text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            seq bigint NOT NULL UNIQUE,
+            symbol text COLLATE "C" NOT NULL,
+            side text NOT NULL CHECK (side IN ('buy', 'sell')),
+            quantity bigint NOT NULL,
+            price text NOT NULL,
+            time text NOT NULL,
+            product text,
+            exchange text,
+            PRIMARY KEY (owner, id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS {s}.trade_marks (
+            owner text COLLATE "C" NOT NULL,
+            symbol text COLLATE "C" NOT NULL,
+            after_seq bigint NOT NULL,
+            PRIMARY KEY (owner, symbol)
         )""",
     ),
 )
@@ -505,6 +527,75 @@ class PostgresStore(ClosedOnExit):
                 cur.executemany(self._sql(_UPSERT_POSITION), values)
 
         self._write("replace_positions", replace)
+
+    # --- trades ---------------------------------------------------------------------------------
+
+    def load_trades(self, owner: str | None = None) -> list[TradeRow]:
+        select = (
+            "SELECT owner, id, seq, symbol, side, quantity, price, time, product, exchange "
+            "FROM {s}.trades "
+        )
+        if owner is None:
+            rows = self._read("load_trades", self._sql(select + "ORDER BY seq"))
+        else:
+            rows = self._read(
+                "load_trades", self._sql(select + "WHERE owner = %s ORDER BY seq"), (owner,)
+            )
+        return [{key: row[key] for key in TRADE_COLUMNS} for row in rows]
+
+    def add_trade(self, row: TradeRow) -> None:
+        values = trade_values(row)
+        query = self._sql(
+            "INSERT INTO {s}.trades (owner, id, seq, symbol, side, quantity, price, time, "
+            "product, exchange) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        try:
+            self._write("add_trade", lambda cur: cur.execute(query, values))
+        except psycopg.errors.UniqueViolation as exc:
+            detail = self._scrub(str(exc))
+            raise ValueError(f"trade {values[0]!r}/{values[1]!r} not added: {detail}") from None
+
+    def delete_trade(self, owner: str, id: str) -> bool:
+        query = self._sql("DELETE FROM {s}.trades WHERE owner = %s AND id = %s")
+        return self._write("delete_trade", lambda cur: cur.execute(query, (owner, id)).rowcount > 0)
+
+    def load_trade_marks(self, owner: str | None = None) -> list[MarkRow]:
+        select = "SELECT owner, symbol, after_seq FROM {s}.trade_marks "
+        if owner is None:
+            rows = self._read("load_trade_marks", self._sql(select + "ORDER BY owner, symbol"))
+        else:
+            rows = self._read(
+                "load_trade_marks",
+                self._sql(select + "WHERE owner = %s ORDER BY owner, symbol"),
+                (owner,),
+            )
+        return [{key: row[key] for key in MARK_COLUMNS} for row in rows]
+
+    def save_carried(
+        self, owner: str, symbol: str, position: PositionRow | None, after_seq: int
+    ) -> None:
+        mark = mark_values(owner, symbol, after_seq)
+        values = None if position is None else position_values(position)
+        if values is not None and (values[0], values[1]) != (owner, symbol):
+            raise ValueError(f"position {values[0]!r}/{values[1]!r} given for {owner!r}/{symbol!r}")
+
+        def save(cur: psycopg.Cursor[DictRow]) -> None:
+            if values is None:
+                cur.execute(
+                    self._sql("DELETE FROM {s}.positions WHERE owner = %s AND symbol = %s"),
+                    (owner, symbol),
+                )
+            else:
+                cur.execute(self._sql(_UPSERT_POSITION), values)
+            cur.execute(
+                self._sql(
+                    "INSERT INTO {s}.trade_marks (owner, symbol, after_seq) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (owner, symbol) DO UPDATE SET after_seq = excluded.after_seq"
+                ),
+                mark,
+            )
+
+        self._write("save_carried", save)
 
     # --- candles --------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from tickhub.core import defaults
 from tickhub.core.model import Candle, Interval
 from tickhub.engines.alerts import Alert, AlertEvent
-from tickhub.store.base import ClosedOnExit, PositionRow
+from tickhub.store.base import ClosedOnExit, MarkRow, PositionRow, TradeRow
 from tickhub.store.candle_rows import CANDLE_COLUMNS, candle_from_row, candle_values, epoch_of
 from tickhub.store.rows import (
     ALERT_COLUMNS,
@@ -36,6 +36,7 @@ from tickhub.store.rows import (
     position_values,
     replacement_values,
 )
+from tickhub.store.trade_rows import MARK_COLUMNS, TRADE_COLUMNS, mark_values, trade_values
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -95,6 +96,27 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             volume INTEGER NOT NULL,
             PRIMARY KEY (symbol, interval, start)
         ) WITHOUT ROWID""",
+    ),
+    (
+        """CREATE TABLE IF NOT EXISTS trades (
+            owner TEXT NOT NULL,
+            id TEXT NOT NULL,
+            seq INTEGER NOT NULL UNIQUE,
+            symbol TEXT NOT NULL,
+            side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+            quantity INTEGER NOT NULL,
+            price TEXT NOT NULL,
+            time TEXT NOT NULL,
+            product TEXT,
+            exchange TEXT,
+            PRIMARY KEY (owner, id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS trade_marks (
+            owner TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            after_seq INTEGER NOT NULL,
+            PRIMARY KEY (owner, symbol)
+        )""",
     ),
 )
 """Migration ``i`` (0-based) takes the schema from version ``i`` to ``i + 1``; append only."""
@@ -277,6 +299,63 @@ class SqliteStore(ClosedOnExit):
             for v in values:
                 conn.execute(_UPSERT_POSITION, v)
 
+    # --- trades ---------------------------------------------------------------------------------
+
+    def load_trades(self, owner: str | None = None) -> list[TradeRow]:
+        query = f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades"
+        params: tuple[object, ...] = ()
+        if owner is not None:
+            query += " WHERE owner = ?"
+            params = (owner,)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY seq", params).fetchall()
+        return [{key: row[key] for key in TRADE_COLUMNS} for row in rows]
+
+    def add_trade(self, row: TradeRow) -> None:
+        values = trade_values(row)
+        try:
+            with self._write() as conn:
+                conn.execute(_INSERT_TRADE, values)
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" not in str(exc):
+                raise
+            raise ValueError(f"trade {values[0]!r}/{values[1]!r} not added: {exc}") from None
+
+    def delete_trade(self, owner: str, id: str) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute("DELETE FROM trades WHERE owner = ? AND id = ?", (owner, id))
+            return cursor.rowcount > 0
+
+    def load_trade_marks(self, owner: str | None = None) -> list[MarkRow]:
+        query = f"SELECT {', '.join(MARK_COLUMNS)} FROM trade_marks"
+        params: tuple[object, ...] = ()
+        if owner is not None:
+            query += " WHERE owner = ?"
+            params = (owner,)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY owner, symbol", params).fetchall()
+        return [{key: row[key] for key in MARK_COLUMNS} for row in rows]
+
+    def save_carried(
+        self, owner: str, symbol: str, position: PositionRow | None, after_seq: int
+    ) -> None:
+        mark = mark_values(owner, symbol, after_seq)
+        values = None if position is None else position_values(position)
+        if values is not None and (values[0], values[1]) != (owner, symbol):
+            raise ValueError(f"position {values[0]!r}/{values[1]!r} given for {owner!r}/{symbol!r}")
+        with self._write() as conn:
+            if values is None:
+                conn.execute(
+                    "DELETE FROM positions WHERE owner = ? AND symbol = ?", (owner, symbol)
+                )
+            else:
+                conn.execute(_UPSERT_POSITION, values)
+            conn.execute(
+                "INSERT INTO trade_marks (owner, symbol, after_seq) VALUES (?, ?, ?) "
+                "ON CONFLICT (owner, symbol) DO UPDATE SET after_seq = excluded.after_seq",
+                mark,
+            )
+
     # --- candles --------------------------------------------------------------------------------
 
     def save_candles(self, candles: Sequence[Candle]) -> None:
@@ -328,6 +407,12 @@ _UPSERT_POSITION = (
     f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (owner, symbol) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS[2:])
+)
+
+
+_INSERT_TRADE = (
+    f"INSERT INTO trades ({', '.join(TRADE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in TRADE_COLUMNS)})"
 )
 
 

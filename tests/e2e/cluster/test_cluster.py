@@ -203,6 +203,16 @@ async def test_requests_through_one_gateway_take_effect_everywhere(redis_cluster
     pushed = next((m for m in b.seen if held(m)), None) or await b.wait_for(held)
     assert pushed["symbol"] == "TCS"
 
+    # A trade through the other gateway applies on top of the carried-in 3 (FIFO).
+    trade = {"type": "add_trade", "symbol": "TCS", "side": "sell", "quantity": 1,
+             "price": 3100, "id": "gw-1"}  # fmt: skip
+    added = await b.request(trade, "trade")
+    assert added["status"] == "added" and added["position"]["pnl"]["realized"] == 100.0
+    assert (await a.request(trade, "trade"))["status"] == "exists"
+    assert [t["id"] for t in (await a.request({"type": "list_trades"}, "trades"))["trades"]] == [
+        "gw-1"
+    ]
+
 
 @pytest.mark.redis
 async def test_gateways_report_a_dead_ingest_and_recover_when_it_returns(

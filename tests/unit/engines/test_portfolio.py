@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import FakePositionStore as FakeStore
+from tests.helpers import seed_view
 from tickhub.core.commands import MAX_QUANTITY, parse_position_fields
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Tick
@@ -71,7 +72,7 @@ def test_long_position_value_and_day_pnl() -> None:
     # 10 × 1500.35 = 15003.50; 10 × 1450.55 = 14505.50; (1500.35 − 1450.55) × 10 = 498.00
     # 498 / 14505.5 × 100 = 3.4331…; (1500.35 − 1490.10) × 10 = 102.50
     # 10.25 / 1490.10 × 100 = 0.6878…
-    assert v["position"] == {
+    assert seed_view(v["position"]) == {
         "symbol": "RELIANCE",
         "quantity": 10,
         "average_price": 1450.55,
@@ -81,7 +82,7 @@ def test_long_position_value_and_day_pnl() -> None:
         "product": "CNC",
         "exchange": "NSE",
     }
-    assert v["pnl"] == {
+    assert seed_view(v["pnl"]) == {
         "unrealized": 498.0,
         "unrealized_percent": 3.43,
         "day": 102.5,
@@ -103,7 +104,7 @@ def test_short_position_gains_when_price_falls() -> None:
     # −49.75 / 3150.25 × 100 × sign(−20) = +1.5792…
     assert v["position"]["current_value"] == -62010.0
     assert v["position"]["invested_value"] == -64000.0
-    assert v["pnl"] == {
+    assert seed_view(v["pnl"]) == {
         "unrealized": 1990.0,
         "unrealized_percent": 3.11,
         "day": 995.0,
@@ -121,7 +122,7 @@ def test_short_position_loses_when_price_rises() -> None:
 
     # (812.40 − 800) × −100 = −1240; −1240 / 80000 × 100 = −1.55; (812.40 − 805) × −100 = −740
     # 7.40 / 805 × 100 × −1 = −0.9192…
-    assert pnl == {
+    assert seed_view(pnl) == {
         "unrealized": -1240.0,
         "unrealized_percent": -1.55,
         "day": -740.0,
@@ -143,7 +144,7 @@ def test_totals_across_long_short_and_unpriced_positions() -> None:
     # invested: 14505.50 − 64000.00 + 41020.00 = −8474.50
     # gross:    14505.50 + 64000.00 + 41020.00 = 119525.50
     # pnl: 498 + 1990 + 0 = 2488 -> 2488 / 119525.5 × 100 = 2.0816…; day: 102.50 + 995 + 0 = 1097.50
-    assert totals == {
+    assert seed_view(totals) == {
         "total_value": -5986.5,
         "total_invested": -8474.5,
         "total_pnl": 2488.0,
@@ -164,7 +165,7 @@ def test_unpriced_position_is_valued_at_average_price() -> None:
 
     assert v["position"]["last_price"] is None
     assert v["position"]["current_value"] == v["position"]["invested_value"] == 41020.0
-    assert v["pnl"] == {
+    assert seed_view(v["pnl"]) == {
         "unrealized": 0.0,
         "unrealized_percent": 0.0,
         "day": 0.0,
@@ -200,7 +201,7 @@ def test_no_position_answers_quantity_zero() -> None:
 
     v = p.value("", "SBIN")
 
-    assert v["position"] == {
+    assert seed_view(v["position"]) == {
         "symbol": "SBIN",
         "quantity": 0,
         "average_price": 0.0,
@@ -210,7 +211,7 @@ def test_no_position_answers_quantity_zero() -> None:
         "product": None,
         "exchange": None,
     }
-    assert v["pnl"] == {
+    assert seed_view(v["pnl"]) == {
         "unrealized": 0.0,
         "unrealized_percent": 0.0,
         "day": 0.0,

@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from tests.fakes import T0, BusRecorder, RecordingBus, ScriptedFeed, StepClock, tick
+from tests.helpers import seed_view
 from tickhub.bus import Bus, BusMessage
 from tickhub.bus.memory import MemoryBus
 from tickhub.core import defaults
@@ -621,7 +622,7 @@ def test_positions_are_valued_from_ticks_on_the_symbol_and_the_all_symbols_topic
         data = decoded(one, "position_data")[-1]["data"]
         invested = quantity * average
         unrealized = (price - average) * quantity
-        assert data["position"] == {
+        assert seed_view(data["position"]) == {
             "symbol": "RELIANCE",
             "quantity": quantity,
             "average_price": money(average),
@@ -631,7 +632,7 @@ def test_positions_are_valued_from_ticks_on_the_symbol_and_the_all_symbols_topic
             "product": "CNC",
             "exchange": "NSE",
         }
-        assert data["pnl"] == {
+        assert seed_view(data["pnl"]) == {
             "unrealized": money(unrealized),
             "unrealized_percent": money(unrealized / invested * 100),
             "day": money((price - prev) * quantity),

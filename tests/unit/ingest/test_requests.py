@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from tests.fakes import BusRecorder, HandlerTable, RecordingReplier, ScriptedFeed, tick
+from tests.helpers import seed_view
 from tickhub.bus.memory import MemoryBus
 from tickhub.core.commands import NOTE_MAX_LENGTH, REQUEST_ENDPOINTS, ListPositions
 from tickhub.core.instruments import InstrumentRegistry
@@ -409,7 +410,7 @@ def test_set_position_is_saved_before_the_reply_and_then_announced(svc: Service)
 
     reply = svc.ask(session, "set_position", **POSITION, product="cnc")
     assert (reply["type"], reply["status"], reply["symbol"]) == ("position", "saved", "RELIANCE")
-    assert reply["position"] == {
+    assert seed_view(reply["position"]) == {
         "symbol": "RELIANCE",
         "quantity": 10,
         "average_price": 2450.35,

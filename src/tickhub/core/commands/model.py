@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from types import MappingProxyType
@@ -46,6 +47,13 @@ class Product(str, Enum):
     CNC = "CNC"
     MIS = "MIS"
     NRML = "NRML"
+
+
+class Side(str, Enum):
+    """The side of a trade."""
+
+    BUY = "buy"
+    SELL = "sell"
 
 
 # --- the commands -------------------------------------------------------------------------------
@@ -201,6 +209,39 @@ class ListPositions:
     type: ClassVar[str] = "list_positions"
 
 
+@dataclass(frozen=True, slots=True)
+class AddTrade:
+    """``add_trade`` on ``/ws/portfolio``: one fill. ``symbol``/``exchange`` are the instrument's
+    own; ``price`` exact as written; ``time`` aware (``None``: now, the ingest's clock); ``id``
+    the client's idempotency key (``None``: the server makes one)."""
+
+    type: ClassVar[str] = "add_trade"
+    symbol: str
+    side: Side
+    quantity: int
+    price: Decimal
+    exchange: str
+    time: datetime | None = None
+    product: Product | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListTrades:
+    """``list_trades`` on ``/ws/portfolio``: every trade, or ``symbol``'s only."""
+
+    type: ClassVar[str] = "list_trades"
+    symbol: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTrade:
+    """``delete_trade`` on ``/ws/portfolio``: ``id`` is not checked to exist (that is state)."""
+
+    type: ClassVar[str] = "delete_trade"
+    id: str
+
+
 Command = (
     Subscribe
     | Unsubscribe
@@ -215,6 +256,9 @@ Command = (
     | SetPosition
     | RemovePosition
     | ListPositions
+    | AddTrade
+    | ListTrades
+    | DeleteTrade
 )
 """Every message a client may send, by its ``type``."""
 
@@ -226,6 +270,9 @@ REQUEST_ENDPOINTS: Final[Mapping[str, Endpoint]] = MappingProxyType(
         SetPosition.type: Endpoint.PORTFOLIO,
         RemovePosition.type: Endpoint.PORTFOLIO,
         ListPositions.type: Endpoint.PORTFOLIO,
+        AddTrade.type: Endpoint.PORTFOLIO,
+        ListTrades.type: Endpoint.PORTFOLIO,
+        DeleteTrade.type: Endpoint.PORTFOLIO,
     }
 )
 """The endpoint-specific request types and the one endpoint that accepts each; anywhere else

@@ -12,14 +12,17 @@ from tickhub.core.commands.fields import Context
 from tickhub.core.commands.indicators import parse_indicators
 from tickhub.core.commands.model import (
     REQUEST_ENDPOINTS,
+    AddTrade,
     Auth,
     Command,
     CreateAlert,
     DeleteAlert,
+    DeleteTrade,
     Heartbeat,
     ListAlerts,
     ListPositions,
     ListSubscriptions,
+    ListTrades,
     Ping,
     RemovePosition,
     ResumePoint,
@@ -32,6 +35,7 @@ from tickhub.core.commands.positions import (
     parse_remove_position,
     parse_set_position,
 )
+from tickhub.core.commands.trades import parse_add_trade, parse_delete_trade, parse_list_trades
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Interval
 from tickhub.core.protocol import ErrorCode, ProtocolError, shown, type_of, unknown_type
@@ -161,6 +165,9 @@ _PARSERS: Final[Mapping[str, Callable[[Mapping[str, Any], Context], Command | Pr
             SetPosition.type: parse_set_position,
             RemovePosition.type: parse_remove_position,
             ListPositions.type: parse_list_positions,
+            AddTrade.type: parse_add_trade,
+            ListTrades.type: parse_list_trades,
+            DeleteTrade.type: parse_delete_trade,
         }
     )
 )

@@ -15,6 +15,7 @@ from tickhub.core import protocol
 from tickhub.core.commands.fields import Context, instrument_symbol, missing
 from tickhub.core.commands.model import ListPositions, Product, RemovePosition, SetPosition
 from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.model import Instrument
 from tickhub.core.protocol import ErrorCode, ProtocolError, clip, shown
 
 MIN_POSITION_PRICE: Final = Decimal("0.01")
@@ -67,6 +68,32 @@ def parse_position_fields(
     blank), ``unknown_symbol``, and ``invalid_field`` naming the field and the value, both in
     ``details`` (the value only when it is a short scalar).
     """
+    instrument = tradable_instrument(fields, registry)
+    if isinstance(instrument, ProtocolError):
+        return instrument
+    raw_quantity = _required(fields, "quantity")
+    if isinstance(raw_quantity, ProtocolError):
+        return raw_quantity
+    quantity = _quantity(raw_quantity, text=text)
+    if isinstance(quantity, ProtocolError):
+        return quantity
+    raw_price = _required(fields, "average_price")
+    if isinstance(raw_price, ProtocolError):
+        return raw_price
+    average_price = price_field(raw_price)
+    if isinstance(average_price, ProtocolError):
+        return average_price
+    product = product_field(fields)
+    if isinstance(product, ProtocolError):
+        return product
+    return SetPosition(instrument.symbol, quantity, average_price, instrument.exchange, product)
+
+
+def tradable_instrument(
+    fields: Mapping[str, object], registry: InstrumentRegistry
+) -> Instrument | ProtocolError:
+    """The instrument of ``symbol`` (``EXCHANGE:SYMBOL``, or its exchange from ``exchange``,
+    which must be the instrument's); an index is refused. Shared with ``add_trade``."""
     symbol = _required(fields, "symbol")
     if isinstance(symbol, ProtocolError):
         return symbol
@@ -86,28 +113,20 @@ def parse_position_fields(
         return _wrong("exchange", exchange, f"{instrument.exchange!r} for {instrument.symbol!r}")
     if not instrument.tradable:
         return _wrong("symbol", symbol, "a tradable instrument, not an index")
-    raw_quantity = _required(fields, "quantity")
-    if isinstance(raw_quantity, ProtocolError):
-        return raw_quantity
-    quantity = _quantity(raw_quantity, text=text)
-    if isinstance(quantity, ProtocolError):
-        return quantity
-    raw_price = _required(fields, "average_price")
-    if isinstance(raw_price, ProtocolError):
-        return raw_price
-    average_price = _average_price(raw_price)
-    if isinstance(average_price, ProtocolError):
-        return average_price
+    return instrument
+
+
+def product_field(fields: Mapping[str, object]) -> Product | ProtocolError | None:
+    """The optional ``product``, any case."""
     raw_product = _optional_text(fields, "product")
     if isinstance(raw_product, ProtocolError):
         return raw_product
-    product: Product | None = None
-    if raw_product is not None:
-        try:
-            product = Product(raw_product.upper())
-        except ValueError:
-            return _wrong("product", raw_product, f"one of {', '.join(p.value for p in Product)}")
-    return SetPosition(instrument.symbol, quantity, average_price, instrument.exchange, product)
+    if raw_product is None:
+        return None
+    try:
+        return Product(raw_product.upper())
+    except ValueError:
+        return _wrong("product", raw_product, f"one of {', '.join(p.value for p in Product)}")
 
 
 def _wrong(name: str, value: object, requirement: str) -> ProtocolError:
@@ -159,7 +178,8 @@ def _quantity(value: object, *, text: bool) -> int | ProtocolError:
     return quantity
 
 
-def _average_price(value: object) -> Decimal | ProtocolError:
+def price_field(value: object, name: str = "average_price") -> Decimal | ProtocolError:
+    """A price checked as an average price is (range, decimals), exact; errors name ``name``."""
     price: Decimal | None = None
     if isinstance(value, str):
         raw = value.strip()
@@ -171,14 +191,10 @@ def _average_price(value: object) -> Decimal | ProtocolError:
     elif isinstance(value, int) and not isinstance(value, bool):
         price = Decimal(value)
     if price is None or not price.is_finite() or price <= 0:
-        return _wrong("average_price", value, "a number greater than 0")
+        return _wrong(name, value, "a number greater than 0")
     if not MIN_POSITION_PRICE <= price <= MAX_POSITION_PRICE:
-        return _wrong(
-            "average_price", value, f"from {MIN_POSITION_PRICE} to {MAX_POSITION_PRICE:f}"
-        )
+        return _wrong(name, value, f"from {MIN_POSITION_PRICE} to {MAX_POSITION_PRICE:f}")
     exponent = price.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > POSITION_PRICE_DECIMALS:
-        return _wrong(
-            "average_price", value, f"a number with at most {POSITION_PRICE_DECIMALS} decimals"
-        )
+        return _wrong(name, value, f"a number with at most {POSITION_PRICE_DECIMALS} decimals")
     return price

@@ -30,6 +30,20 @@ Portfolio totals cover all of an owner's positions (unpriced ones at average pri
     total_pnl         = sum(unrealized)        day_pnl        = sum(day)
     total_pnl_percent = total_pnl / sum(|invested_value|) * 100     (gross exposure)
     positions         = number of positions    priced         = how many have a last price
+
+Positions built from trades (``ledger``: FIFO) are valued from their open lots: ``invested_value``
+is ``Σ q × price`` of the lots (so ``unrealized`` is ``current_value − invested_value``, the same
+as above), ``average_price`` their weighted average, and ``day`` is the day's M2M::
+
+    day = (last − prev) × Q_carried  +  (last × Q_new − C_new)
+        + Σ over today's closes of carried lots (exit − prev) × q
+        + Σ over today's closes of lots opened today (exit − entry) × q
+
+``Q_carried``: open lots opened before today (the carried-in one included); ``Q_new``/``C_new``:
+open lots opened today, ``Σ q`` and ``Σ q × price``. Without a previous close the carried lots'
+open part is 0 and their closes count from their entry; without a last price the open parts are
+0. ``realized`` is ``Σ (exit − entry) × q`` over every close since the carried-in position,
+``day_realized`` over today's. A position without counted trades is valued as above, unchanged.
 """
 
 from __future__ import annotations
@@ -48,13 +62,16 @@ from decimal import (
 )
 from typing import TypedDict
 
+from tickhub.engines.portfolio.ledger import DayFigures, Ledger
 from tickhub.engines.portfolio.positions import Position
 
 __all__ = [
+    "Holding",
     "PnlFields",
     "PortfolioTotals",
     "PositionFields",
     "PositionValue",
+    "holding_of",
     "portfolio_totals",
     "position_value",
     "price_from_tick",
@@ -82,6 +99,13 @@ class PositionFields(TypedDict):
     invested_value: float
     product: str | None
     exchange: str | None
+    buy_quantity: int
+    sell_quantity: int
+    day_buy_quantity: int
+    day_sell_quantity: int
+    day_buy_price: float | None
+    day_sell_price: float | None
+    trades: int
 
 
 class PnlFields(TypedDict):
@@ -89,6 +113,8 @@ class PnlFields(TypedDict):
     unrealized_percent: float
     day: float
     day_percent: float
+    realized: float
+    day_realized: float
 
 
 class PortfolioTotals(TypedDict):
@@ -99,6 +125,8 @@ class PortfolioTotals(TypedDict):
     day_pnl: float
     positions: int
     priced: int
+    realized_pnl: float
+    day_realized_pnl: float
 
 
 class PositionValue(TypedDict):
@@ -109,23 +137,54 @@ class PositionValue(TypedDict):
     portfolio: PortfolioTotals
 
 
-# --- valuation ----------------------------------------------------------------------------------
+# --- valuation ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What is valued for one symbol: a set position (``ledger`` ``None``) or the open lots of
+    its FIFO ``ledger`` with ``day``, its figures for today. ``cost`` is ``Σ q × price`` of
+    what is open; ``average_price`` is ``None`` when flat (a position that trades closed today,
+    still listed)."""
+
+    symbol: str
+    quantity: int
+    average_price: Decimal | None
+    cost: Decimal
+    product: str | None = None
+    exchange: str | None = None
+    ledger: Ledger | None = None
+    day: DayFigures | None = None
+
+
+def holding_of(position: Position) -> Holding:
+    """A set position, as valued."""
+    with localcontext(_CONTEXT):
+        cost = Decimal(position.quantity) * position.average_price
+    return Holding(
+        position.symbol,
+        position.quantity,
+        position.average_price,
+        cost,
+        position.product,
+        position.exchange,
+    )
 
 
 def position_value(
     symbol: str,
-    position: Position | None,
-    held: Collection[Position],
+    holding: Holding | None,
+    held: Collection[Holding],
     last: Mapping[str, Decimal],
     prev_close: Mapping[str, Decimal],
 ) -> PositionValue:
-    """The payload for one symbol: its ``position`` (``None``: not held, answered as quantity 0
+    """The payload for one symbol: its ``holding`` (``None``: not held, answered as quantity 0
     and zero amounts) valued at the prices known, with the totals of ``held`` (all the owner's
-    positions)."""
+    holdings)."""
     price = last.get(symbol)
     prev = prev_close.get(symbol)
     with localcontext(_CONTEXT):
-        if position is None:
+        if holding is None:
             fields = PositionFields(
                 symbol=symbol,
                 quantity=0,
@@ -135,39 +194,84 @@ def position_value(
                 invested_value=0.0,
                 product=None,
                 exchange=None,
+                **_trade_fields(None, None),
             )
-            pnl = PnlFields(unrealized=0.0, unrealized_percent=0.0, day=0.0, day_percent=0.0)
+            pnl = PnlFields(
+                unrealized=0.0,
+                unrealized_percent=0.0,
+                day=0.0,
+                day_percent=0.0,
+                realized=0.0,
+                day_realized=0.0,
+            )
         else:
-            v = _valuate(position, last, prev_close)
+            v = _valuate(holding, last, prev_close)
+            avg = holding.average_price
             fields = PositionFields(
                 symbol=symbol,
-                quantity=position.quantity,
-                average_price=_money(position.average_price),
+                quantity=holding.quantity,
+                average_price=0.0 if avg is None else _money(avg),
                 last_price=_out(price),
                 current_value=_money(v.current),
                 invested_value=_money(v.invested),
-                product=position.product,
-                exchange=position.exchange,
+                product=holding.product,
+                exchange=holding.exchange,
+                **_trade_fields(holding.ledger, holding.day),
             )
             day_percent = _ZERO
-            if price is not None and prev is not None:
-                sign = 1 if position.quantity > 0 else -1
+            if price is not None and prev is not None and holding.quantity:
+                sign = 1 if holding.quantity > 0 else -1
                 day_percent = (price - prev) / prev * _HUNDRED * sign
             pnl = PnlFields(
                 unrealized=_money(v.unrealized),
                 unrealized_percent=_money(_percent(v.unrealized, abs(v.invested))),
                 day=_money(v.day),
                 day_percent=_money(day_percent),
+                realized=_money(v.realized),
+                day_realized=_money(v.day_realized),
             )
         return PositionValue(position=fields, pnl=pnl, portfolio=_totals(held, last, prev_close))
 
 
 def portfolio_totals(
-    held: Collection[Position], last: Mapping[str, Decimal], prev_close: Mapping[str, Decimal]
+    held: Collection[Holding], last: Mapping[str, Decimal], prev_close: Mapping[str, Decimal]
 ) -> PortfolioTotals:
-    """The totals of ``held`` (all of one owner's positions) at the prices known."""
+    """The totals of ``held`` (all of one owner's holdings) at the prices known."""
     with localcontext(_CONTEXT):
         return _totals(held, last, prev_close)
+
+
+class _TradeFields(TypedDict):
+    buy_quantity: int
+    sell_quantity: int
+    day_buy_quantity: int
+    day_sell_quantity: int
+    day_buy_price: float | None
+    day_sell_price: float | None
+    trades: int
+
+
+def _trade_fields(ledger: Ledger | None, day: DayFigures | None) -> _TradeFields:
+    """The trade-built fields of ``position`` (zeros and nulls without counted trades)."""
+    if ledger is None or day is None:
+        return _TradeFields(
+            buy_quantity=0,
+            sell_quantity=0,
+            day_buy_quantity=0,
+            day_sell_quantity=0,
+            day_buy_price=None,
+            day_sell_price=None,
+            trades=0,
+        )
+    return _TradeFields(
+        buy_quantity=ledger.buy_quantity,
+        sell_quantity=ledger.sell_quantity,
+        day_buy_quantity=day.buy_quantity,
+        day_sell_quantity=day.sell_quantity,
+        day_buy_price=_money(day.buy_value / day.buy_quantity) if day.buy_quantity else None,
+        day_sell_price=_money(day.sell_value / day.sell_quantity) if day.sell_quantity else None,
+        trades=len(ledger.trades),
+    )
 
 
 def price_from_tick(value: float) -> Decimal | None:
@@ -185,20 +289,24 @@ class _Valuation:
     unrealized: Decimal
     day: Decimal
     priced: bool
+    realized: Decimal = _ZERO
+    day_realized: Decimal = _ZERO
 
 
 def _totals(
-    held: Collection[Position], last: Mapping[str, Decimal], prev_close: Mapping[str, Decimal]
+    held: Collection[Holding], last: Mapping[str, Decimal], prev_close: Mapping[str, Decimal]
 ) -> PortfolioTotals:
-    current = invested = gross = unrealized = day = _ZERO
+    current = invested = gross = unrealized = day = realized = day_realized = _ZERO
     priced = 0
-    for position in held:
-        v = _valuate(position, last, prev_close)
+    for holding in held:
+        v = _valuate(holding, last, prev_close)
         current += v.current
         invested += v.invested
         gross += abs(v.invested)
         unrealized += v.unrealized
         day += v.day
+        realized += v.realized
+        day_realized += v.day_realized
         priced += v.priced
     return PortfolioTotals(
         total_value=_money(current),
@@ -208,20 +316,36 @@ def _totals(
         day_pnl=_money(day),
         positions=len(held),
         priced=priced,
+        realized_pnl=_money(realized),
+        day_realized_pnl=_money(day_realized),
     )
 
 
 def _valuate(
-    position: Position, last: Mapping[str, Decimal], prev_close: Mapping[str, Decimal]
+    holding: Holding, last: Mapping[str, Decimal], prev_close: Mapping[str, Decimal]
 ) -> _Valuation:
-    q = Decimal(position.quantity)
-    invested = q * position.average_price
-    price = last.get(position.symbol)
+    q = Decimal(holding.quantity)
+    invested = holding.cost
+    price = last.get(holding.symbol)
+    prev = prev_close.get(holding.symbol)
+    d = holding.day
+    if d is None or holding.ledger is None:
+        if price is None:
+            return _Valuation(invested, invested, _ZERO, _ZERO, priced=False)
+        day = (price - prev) * q if prev is not None else _ZERO
+        current = q * price
+        return _Valuation(current, invested, current - invested, day, True)
+    # Built from trades: the day's M2M (module docstring).
+    closed = d.new_closed_realized + d.carried_closed_exit
+    closed -= prev * d.carried_closed_quantity if prev is not None else d.carried_closed_entry
+    realized, day_realized = holding.ledger.realized, d.realized
     if price is None:
-        return _Valuation(invested, invested, _ZERO, _ZERO, priced=False)
-    prev = prev_close.get(position.symbol)
-    day = (price - prev) * q if prev is not None else _ZERO
-    return _Valuation(q * price, invested, (price - position.average_price) * q, day, True)
+        return _Valuation(invested, invested, _ZERO, closed, False, realized, day_realized)
+    current = q * price
+    day = price * d.new_quantity - d.new_cost + closed
+    if prev is not None:
+        day += (price - prev) * d.carried_quantity
+    return _Valuation(current, invested, current - invested, day, True, realized, day_realized)
 
 
 def _percent(part: Decimal, whole: Decimal) -> Decimal:
