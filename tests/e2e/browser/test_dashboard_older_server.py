@@ -1,11 +1,12 @@
 """The dashboard against a server (and client) from before indicator sets, analysis alerts and
 trades: no ``GET /indicators`` (404), ``alert_data`` without ``indicator_alerts`` /
-``pattern_alerts``, a JavaScript client without ``addTrade`` / ``listTrades``. The page offers
-none of the new parts, works as it did (charts, price alerts firing) and fails no script.
+``pattern_alerts``, ``position_data`` without the trade fields, a JavaScript client without
+``addTrade`` / ``listTrades``. The page offers none of the new parts, works as it did (charts,
+price alerts firing) and fails no script.
 
 The older server is the real one seen through Playwright: the route answers 404, the alerts
-socket's messages lose the two lists on their way to the page, tickhub.js loses the trade
-methods."""
+and portfolio sockets' messages lose the new fields on their way to the page, tickhub.js loses
+the trade methods."""
 
 from __future__ import annotations
 
@@ -32,18 +33,35 @@ _number = re.compile(r"^\d+(\.\d+)?$")
 _digit = re.compile(r"\d")
 
 
-def older_alert_data(text: str | bytes, seen: list[str]) -> str | bytes:
-    """A message as a server without analysis alerts sends it (batches included); the symbols
-    of the ``alert_data`` messages passed go to ``seen``."""
+TRADE_FIELDS = {
+    "position": ("buy_quantity", "sell_quantity", "day_buy_quantity", "day_sell_quantity",
+                 "day_buy_price", "day_sell_price", "trades"),
+    "pnl": ("realized", "day_realized"),
+    "portfolio": ("realized_pnl", "day_realized_pnl"),
+}  # fmt: skip
+"""What ``position_data`` gained with trades."""
+
+
+def older(text: str | bytes, seen: list[str]) -> str | bytes:
+    """A message as a server without analysis alerts and trades sends it (batches included): no
+    ``indicator_alerts`` / ``pattern_alerts`` in ``alert_data``, none of the trade fields in
+    ``position_data``. The data types of the messages changed go to ``seen``."""
     if isinstance(text, bytes):
         return text
     msg: Any = json.loads(text)
 
     def strip(m: Any) -> None:
-        if isinstance(m, dict) and m.get("data_type") == "alert_data":
-            seen.append(m["symbol"])
+        if not isinstance(m, dict):
+            return
+        if m.get("data_type") == "alert_data":
+            seen.append(m["data_type"])
             m["data"].pop("indicator_alerts", None)
             m["data"].pop("pattern_alerts", None)
+        if m.get("data_type") == "position_data":
+            seen.append(m["data_type"])
+            for part, fields in TRADE_FIELDS.items():
+                for name in fields:
+                    m["data"].get(part, {}).pop(name, None)
 
     strip(msg)
     for inner in msg.get("messages", []) if isinstance(msg, dict) else []:
@@ -68,14 +86,14 @@ async def test_dashboard_against_an_older_server_offers_nothing_new(
 
     seen: list[str] = []
 
-    def older_alerts(ws: WebSocketRoute) -> None:
+    def older_server(ws: WebSocketRoute) -> None:
         server = ws.connect_to_server()
-        server.on_message(lambda m: ws.send(older_alert_data(m, seen)))
+        server.on_message(lambda m: ws.send(older(m, seen)))
         ws.on_message(lambda m: server.send(m))
 
     await page.route("**/indicators", no_catalog)
     await page.route("**/static/tickhub.js", older_client)
-    await page.route_web_socket(re.compile(r"/ws/alerts"), older_alerts)
+    await page.route_web_socket(re.compile(r"/ws/(alerts|portfolio)"), older_server)
     await page.goto(f"http://127.0.0.1:{port}/")
 
     await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
@@ -93,6 +111,7 @@ async def test_dashboard_against_an_older_server_offers_nothing_new(
     await expect(page.locator("#picker")).to_be_hidden()
     await expect(page.locator("#trades-box")).to_be_hidden()
     await expect(page.locator("#tot-realized-box")).to_be_hidden()
+    await expect(page.locator("#positions .realized")).to_have_count(0)
     for kind in ("indicator", "pattern"):
         await expect(page.locator(f'#alert-kind option[value="{kind}"]')).to_be_disabled()
 
@@ -105,7 +124,8 @@ async def test_dashboard_against_an_older_server_offers_nothing_new(
     await expect(mine).to_have_count(1)
     await expect(mine).to_have_attribute("data-category", "price")
     await expect(page.locator("#triggered li.user")).to_have_count(1, timeout=10_000)
-    assert "RELIANCE" in seen  # the alerts socket went through the older server's shape
+    # The sockets went through the older server's shape.
+    assert {"alert_data", "position_data"} <= set(seen)
 
     # The only console error is the browser's own line for the 404 the page expected.
     assert console.exceptions == []
