@@ -140,5 +140,30 @@ async def test_an_indicator_alert_fires_in_the_page(
     fired = page.locator("#triggered li.user")
     await expect(fired).to_have_count(1, timeout=15_000)
     await expect(fired).to_contain_text("RELIANCE")
+    await expect(fired).to_have_attribute("data-category", "indicator")
+    await expect(mine).to_have_attribute("data-triggered", "true")
+    await expect(mine).to_contain_text(re.compile(r"triggered .*\(1,\d{3}\.\d{2} / 1\.00\)"))
+    console.assert_clean()
+
+
+async def test_a_pattern_alert_fires_in_the_page(
+    service_factory: StartService, port: int, browser: Browser
+) -> None:
+    """``any`` pattern on 1m candles, with a past session for the patterns' context: one of the
+    61 shows on some close within seconds, and its firing is announced."""
+    await start_web_service(service_factory, port, sim_history_sessions=1)
+    page, console = await open_page(browser, port)
+    await ready(page)
+    await expect(page.locator('#alert-kind option[value="pattern"]')).to_be_enabled()
+    await page.select_option("#alert-symbol", "RELIANCE")
+    await page.select_option("#alert-kind", "pattern")
+    await page.select_option("#alert-interval", "1m")
+    await page.select_option("#alert-pattern", "any")
+    await page.click("#alert-create")
+    mine = page.locator('#my-alerts li[data-category="pattern"]')
+    await expect(mine.locator("b")).to_have_text("RELIANCE any pattern · 1m")
+    fired = page.locator('#triggered li.user[data-category="pattern"]')
+    await expect(fired).to_have_count(1, timeout=30_000)
+    await expect(fired).to_contain_text("RELIANCE 1m:")
     await expect(mine).to_have_attribute("data-triggered", "true")
     console.assert_clean()
