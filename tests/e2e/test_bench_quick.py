@@ -54,7 +54,16 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_analysis_cost_runs_and_writes_its_table(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "bench/analysis_cost.py", "--closes", "20", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "bench/analysis_cost.py",
+            "--closes",
+            "20",
+            "--alerts",
+            "5",
+            "--out",
+            str(tmp_path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -64,7 +73,12 @@ def test_analysis_cost_runs_and_writes_its_table(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((tmp_path / "analysis_cost.json").read_text())
     kinds = [row["kind"] for row in results["rows"]]
-    assert kinds == ["default analysis", "indicator set", "set, forming update"]
+    assert kinds == [
+        "default analysis",
+        "indicator set",
+        "set, forming update",
+        "5 indicator alerts",
+    ]
     assert all(row["us_per_close"] > 0 for row in results["rows"])
     assert len(results["meta"]["set"]) == 10
     assert "CPU us" in proc.stdout

@@ -195,14 +195,16 @@ class Ingest:
     def _on_candles(self, updates: Sequence[Candle]) -> None:
         wanted = self.wanted
         throttle = self.throttle
+        analysis_series = self.alerts.engine.analysis_series
         for candle in updates:
             key, stream_t, analysis_t = self._candle_keys(candle.symbol, candle.interval)
             try:
                 self.analysis.on_candle(candle)
             except Exception:
                 self._engine_failed("analysis", candle.symbol)
-            with self._contained("alerts", candle.symbol):  # indicator and pattern alerts
-                self._analysis_alerts(candle)
+            if (candle.symbol, candle.interval) in analysis_series:
+                with self._contained("alerts", candle.symbol):  # indicator and pattern alerts
+                    self._analysis_alerts(candle)
             if candle.closed:
                 if self.on_closed_candle is not None:
                     with self._contained("candle store", candle.symbol):

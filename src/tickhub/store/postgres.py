@@ -68,7 +68,7 @@ from tickhub.store.rows import (
     position_values,
     replacement_values,
 )
-from tickhub.store.trade_rows import MARK_COLUMNS, TRADE_COLUMNS, mark_values, trade_values
+from tickhub.store.trade_rows import MARK_COLUMNS, TRADE_COLUMNS, carried_values, trade_values
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -574,10 +574,7 @@ class PostgresStore(ClosedOnExit):
     def save_carried(
         self, owner: str, symbol: str, position: PositionRow | None, after_seq: int
     ) -> None:
-        mark = mark_values(owner, symbol, after_seq)
-        values = None if position is None else position_values(position)
-        if values is not None and (values[0], values[1]) != (owner, symbol):
-            raise ValueError(f"position {values[0]!r}/{values[1]!r} given for {owner!r}/{symbol!r}")
+        mark, values = carried_values(owner, symbol, position, after_seq)
 
         def save(cur: psycopg.Cursor[DictRow]) -> None:
             if values is None:

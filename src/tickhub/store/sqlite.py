@@ -36,7 +36,7 @@ from tickhub.store.rows import (
     position_values,
     replacement_values,
 )
-from tickhub.store.trade_rows import MARK_COLUMNS, TRADE_COLUMNS, mark_values, trade_values
+from tickhub.store.trade_rows import MARK_COLUMNS, TRADE_COLUMNS, carried_values, trade_values
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -268,17 +268,23 @@ class SqliteStore(ClosedOnExit):
             rows = self._conn.execute(query, params).fetchall()
         return [event_from_row(row) for row in rows]
 
-    # --- positions ------------------------------------------------------------------------------
-
-    def load_positions(self, owner: str | None = None) -> list[PositionRow]:
-        query = f"SELECT {', '.join(POSITION_COLUMNS)} FROM positions"
+    def _owned(
+        self, table: str, columns: Sequence[str], order: str, owner: str | None
+    ) -> list[dict[str, object]]:
+        """The rows of ``table`` (of ``owner``, or every owner's), as dicts of ``columns``."""
+        query = f"SELECT {', '.join(columns)} FROM {table}"
         params: tuple[object, ...] = ()
         if owner is not None:
             query += " WHERE owner = ?"
             params = (owner,)
         with self._lock:
-            rows = self._conn.execute(query + " ORDER BY owner, symbol", params).fetchall()
-        return [{key: row[key] for key in POSITION_COLUMNS} for row in rows]
+            rows = self._conn.execute(f"{query} ORDER BY {order}", params).fetchall()
+        return [{key: row[key] for key in columns} for row in rows]
+
+    # --- positions ------------------------------------------------------------------------------
+
+    def load_positions(self, owner: str | None = None) -> list[PositionRow]:
+        return self._owned("positions", POSITION_COLUMNS, "owner, symbol", owner)
 
     def save_position(self, row: PositionRow) -> None:
         values = position_values(row)
@@ -302,14 +308,7 @@ class SqliteStore(ClosedOnExit):
     # --- trades ---------------------------------------------------------------------------------
 
     def load_trades(self, owner: str | None = None) -> list[TradeRow]:
-        query = f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades"
-        params: tuple[object, ...] = ()
-        if owner is not None:
-            query += " WHERE owner = ?"
-            params = (owner,)
-        with self._lock:
-            rows = self._conn.execute(query + " ORDER BY seq", params).fetchall()
-        return [{key: row[key] for key in TRADE_COLUMNS} for row in rows]
+        return self._owned("trades", TRADE_COLUMNS, "seq", owner)
 
     def add_trade(self, row: TradeRow) -> None:
         values = trade_values(row)
@@ -327,22 +326,12 @@ class SqliteStore(ClosedOnExit):
             return cursor.rowcount > 0
 
     def load_trade_marks(self, owner: str | None = None) -> list[MarkRow]:
-        query = f"SELECT {', '.join(MARK_COLUMNS)} FROM trade_marks"
-        params: tuple[object, ...] = ()
-        if owner is not None:
-            query += " WHERE owner = ?"
-            params = (owner,)
-        with self._lock:
-            rows = self._conn.execute(query + " ORDER BY owner, symbol", params).fetchall()
-        return [{key: row[key] for key in MARK_COLUMNS} for row in rows]
+        return self._owned("trade_marks", MARK_COLUMNS, "owner, symbol", owner)
 
     def save_carried(
         self, owner: str, symbol: str, position: PositionRow | None, after_seq: int
     ) -> None:
-        mark = mark_values(owner, symbol, after_seq)
-        values = None if position is None else position_values(position)
-        if values is not None and (values[0], values[1]) != (owner, symbol):
-            raise ValueError(f"position {values[0]!r}/{values[1]!r} given for {owner!r}/{symbol!r}")
+        mark, values = carried_values(owner, symbol, position, after_seq)
         with self._write() as conn:
             if values is None:
                 conn.execute(

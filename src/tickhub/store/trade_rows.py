@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
-from tickhub.store.rows import time_text
+from tickhub.store.rows import position_values, time_text
 
 __all__ = ["MARK_COLUMNS", "TRADE_COLUMNS", "mark_values", "trade_values"]
 
@@ -92,6 +92,18 @@ def mark_values(owner: str, symbol: str, after_seq: int) -> tuple[str, str, int]
     if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
         raise ValueError(f"mark after_seq must be an int >= 0, got {after_seq!r}")
     return owner, symbol, after_seq
+
+
+def carried_values(
+    owner: str, symbol: str, position: Mapping[str, object] | None, after_seq: int
+) -> tuple[tuple[str, str, int], tuple[object, ...] | None]:
+    """The mark's and the carried-in position's column values of a ``save_carried``, checked
+    (``ValueError``): the position, when there is one, must be ``owner``'s in ``symbol``."""
+    mark = mark_values(owner, symbol, after_seq)
+    values = None if position is None else position_values(position)
+    if values is not None and (values[0], values[1]) != (owner, symbol):
+        raise ValueError(f"position {values[0]!r}/{values[1]!r} given for {owner!r}/{symbol!r}")
+    return mark, values
 
 
 def _price_text(value: object) -> str:

@@ -16,10 +16,10 @@ from decimal import Decimal
 from typing import Any, Final
 
 from tickhub.core.commands.alert_operands import Operand, parse_operand
-from tickhub.core.commands.fields import Context, invalid, missing, once_and_note
+from tickhub.core.commands.fields import Context, interval_of, invalid, missing, once_and_note
 from tickhub.core.commands.model import AnalysisCondition, CreateAnalysisAlert
 from tickhub.core.model import Interval
-from tickhub.core.protocol import ErrorCode, ProtocolError, json_kind, shown
+from tickhub.core.protocol import ProtocolError, json_kind, shown
 
 ANALYSIS_VALUE_LIMIT: Final = Decimal(10) ** 12
 """An indicator alert's ``value``, inclusive on both sides: -10^12 to 10^12 (an OBV or a
@@ -118,17 +118,7 @@ def parse_analysis_alert(
 def _interval(raw: object) -> Interval | ProtocolError:
     if raw is None:
         return DEFAULT_ALERT_INTERVAL
-    if isinstance(raw, str):
-        try:
-            return Interval.parse(raw.strip())
-        except ValueError:
-            pass
-    value = shown(raw)
-    return ProtocolError(
-        ErrorCode.UNKNOWN_INTERVAL,
-        f"unknown interval: {value} (allowed: {', '.join(i.value for i in Interval)})",
-        {"interval": raw if isinstance(raw, str) else value, "field": "interval"},
-    )
+    return interval_of(raw.strip() if isinstance(raw, str) else raw, field="interval")
 
 
 def _pattern_fields(msg: Mapping[str, Any]) -> tuple[str, str | None] | ProtocolError:

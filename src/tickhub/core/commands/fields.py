@@ -9,6 +9,7 @@ from typing import Any
 
 from tickhub.core import defaults
 from tickhub.core.instruments import InstrumentRegistry
+from tickhub.core.model import Interval
 from tickhub.core.protocol import ErrorCode, ProtocolError, clip, json_kind, shown
 from tickhub.core.topics import Endpoint
 
@@ -22,6 +23,22 @@ class Context:
     max_symbols: int
     max_indicators: int = defaults.MAX_INDICATORS_PER_SUBSCRIPTION
     max_period: int = defaults.MAX_INDICATOR_PERIOD
+
+
+def interval_of(raw: object, **details: object) -> Interval | ProtocolError:
+    """The interval ``raw`` names, or ``unknown_interval`` listing the allowed ones (with
+    ``details`` added to the error's)."""
+    if isinstance(raw, str):
+        try:
+            return Interval.parse(raw)
+        except ValueError:
+            pass
+    value = shown(raw)
+    return ProtocolError(
+        ErrorCode.UNKNOWN_INTERVAL,
+        f"unknown interval: {value} (allowed: {', '.join(i.value for i in Interval)})",
+        {"interval": raw if isinstance(raw, str) else value, **details},
+    )
 
 
 def missing(name: str) -> ProtocolError:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -112,12 +112,15 @@ class IndicatorSpec:
 
     name: str
     params: tuple[float, ...]
+    canonical: str = field(init=False, repr=False, compare=False)
+    """The entry's canonical form, made once: sets, topics and every alert evaluation key
+    their values by it."""
 
-    @property
-    def canonical(self) -> str:
-        if not self.params:
-            return self.name
-        return f"{self.name}:{','.join(number_text(p) for p in self.params)}"
+    def __post_init__(self) -> None:
+        text = self.name
+        if self.params:
+            text = f"{self.name}:{','.join(number_text(p) for p in self.params)}"
+        object.__setattr__(self, "canonical", text)
 
     def param(self, index: int) -> float:
         return self.params[index]

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from tickhub.core import defaults, protocol
 from tickhub.core.commands.alerts import parse_create_alert, parse_delete_alert, parse_list_alerts
-from tickhub.core.commands.fields import Context
+from tickhub.core.commands.fields import Context, interval_of
 from tickhub.core.commands.indicators import parse_indicators
 from tickhub.core.commands.model import (
     REQUEST_ENDPOINTS,
@@ -38,7 +38,7 @@ from tickhub.core.commands.positions import (
 from tickhub.core.commands.trades import parse_add_trade, parse_delete_trade, parse_list_trades
 from tickhub.core.instruments import InstrumentRegistry
 from tickhub.core.model import Interval
-from tickhub.core.protocol import ErrorCode, ProtocolError, shown, type_of, unknown_type
+from tickhub.core.protocol import ProtocolError, type_of, unknown_type
 from tickhub.core.topics import Endpoint
 
 
@@ -115,19 +115,7 @@ def _interval(
     if not endpoint.has_interval:
         return None
     raw = msg.get("interval")
-    if raw is None:
-        return default
-    if isinstance(raw, str):
-        try:
-            return Interval.parse(raw)
-        except ValueError:
-            pass
-    value = shown(raw)
-    return ProtocolError(
-        ErrorCode.UNKNOWN_INTERVAL,
-        f"unknown interval: {value} (allowed: {', '.join(i.value for i in Interval)})",
-        {"interval": raw if isinstance(raw, str) else value},
-    )
+    return default if raw is None else interval_of(raw)
 
 
 def _heartbeat(msg: Mapping[str, Any], ctx: Context) -> Heartbeat:

@@ -13,7 +13,7 @@ import builtins
 import math
 import secrets
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, KeysView
 from dataclasses import replace
 from datetime import datetime
 
@@ -141,6 +141,12 @@ class AlertsEngine:
             return evaluation
         self._builtin.evaluate_candle(candle, evaluation)
         return evaluation
+
+    @property
+    def analysis_series(self) -> KeysView[tuple[str, Interval]]:
+        """The (symbol, interval) pairs that have analysis alerts, as a live view: the ingest
+        tests a candle against it before anything else (most candles have none)."""
+        return self._users.series()
 
     def watches(self, symbol: str, interval: Interval, *, forming: bool = False) -> bool:
         """Whether a candle of ``symbol`` at ``interval`` (a forming one with ``forming``) can

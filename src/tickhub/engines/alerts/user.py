@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, KeysView
 from dataclasses import replace
 
 from tickhub.core.commands import CreateAlert, CreateAnalysisAlert
@@ -134,6 +134,10 @@ class UserAlerts:
     def of_symbol(self, symbol: str) -> Iterable[Alert]:
         """Every owner's alerts of ``symbol``, oldest first."""
         return self._by_symbol.get(symbol, {}).values()
+
+    def series(self) -> KeysView[tuple[str, Interval]]:
+        """The (symbol, interval) pairs that have analysis alerts: a live view."""
+        return self._by_series.keys()
 
     def of_series(self, symbol: str, interval: Interval) -> Iterable[Alert]:
         """Every owner's analysis alerts of ``symbol`` at ``interval``, oldest first."""

@@ -28,10 +28,8 @@ def supertrend(
 ) -> tuple[FloatArray, npt.NDArray[np.int8]]:
     """(value, direction) per candle: NaN and 0 while warming up, then the band and ±1."""
     n = len(close)
-    value = np.full(n, math.nan)
-    direction = np.zeros(n, dtype=np.int8)
     if n <= period:
-        return value, direction
+        return np.full(n, math.nan), np.zeros(n, dtype=np.int8)
     atr = talib.ATR(high, low, close, timeperiod=period)
     mid = (high + low) / 2.0
     basic_upper = (mid + multiplier * atr).tolist()
@@ -40,8 +38,10 @@ def supertrend(
     upper = basic_upper[period]
     lower = basic_lower[period]
     trend = DOWN
-    value[period] = upper
-    direction[period] = trend
+    # Python lists in the loop, one array each at the end: a NumPy item write per candle costs
+    # more than the rule itself.
+    values = [math.nan] * period + [upper]
+    directions = [0] * period + [trend]
     for i in range(period + 1, n):
         new_upper, new_lower = basic_upper[i], basic_lower[i]
         previous_close = closes[i - 1]
@@ -54,6 +54,6 @@ def supertrend(
         else:
             trend = DOWN if closes[i] < new_lower else UP
         upper, lower = new_upper, new_lower
-        value[i] = lower if trend == UP else upper
-        direction[i] = trend
-    return value, direction
+        values.append(lower if trend == UP else upper)
+        directions.append(trend)
+    return np.array(values, dtype=np.float64), np.array(directions, dtype=np.int8)

@@ -41,10 +41,13 @@ from tickhub.engines.portfolio.trades import Trade
 __all__ = ["Close", "DayFigures", "Ledger", "Lot", "day_figures", "fifo", "trade_day"]
 
 _ZERO = Decimal(0)
-# As in ``valuation``: 50 digits hold any bounded quantity times any accepted price exactly.
-_CONTEXT = Context(
+MONEY_CONTEXT = Context(
     prec=50, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
 )
+"""The decimal context of every amount (here and in ``valuation``), whatever the process-wide
+one is: 50 digits hold any product of a bounded quantity and a price given with many decimals
+without rounding anything near a paisa."""
+_CONTEXT = MONEY_CONTEXT
 
 
 @dataclass(frozen=True, slots=True)

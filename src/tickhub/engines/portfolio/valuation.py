@@ -51,18 +51,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import (
-    ROUND_HALF_EVEN,
     ROUND_HALF_UP,
-    Context,
     Decimal,
-    DivisionByZero,
-    InvalidOperation,
-    Overflow,
     localcontext,
 )
 from typing import TypedDict
 
-from tickhub.engines.portfolio.ledger import DayFigures, Ledger
+from tickhub.engines.portfolio.ledger import MONEY_CONTEXT, DayFigures, Ledger
 from tickhub.engines.portfolio.positions import Position
 
 __all__ = [
@@ -80,17 +75,25 @@ __all__ = [
 _PAISE = Decimal("0.01")
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
-# Independent of whatever the process-wide decimal context is; 50 digits hold any product of a
-# bounded quantity and a price given with many decimals without rounding anything near a paisa.
-_CONTEXT = Context(
-    prec=50, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
-)
+_CONTEXT = MONEY_CONTEXT
 
 
 # --- wire payload -------------------------------------------------------------------------------
 
 
-class PositionFields(TypedDict):
+class TradeFields(TypedDict):
+    """A position's figures from its trades (0 and ``None`` for one set by ``set_position``)."""
+
+    buy_quantity: int
+    sell_quantity: int
+    day_buy_quantity: int
+    day_sell_quantity: int
+    day_buy_price: float | None
+    day_sell_price: float | None
+    trades: int
+
+
+class PositionFields(TradeFields):
     symbol: str
     quantity: int
     average_price: float
@@ -99,13 +102,6 @@ class PositionFields(TypedDict):
     invested_value: float
     product: str | None
     exchange: str | None
-    buy_quantity: int
-    sell_quantity: int
-    day_buy_quantity: int
-    day_sell_quantity: int
-    day_buy_price: float | None
-    day_sell_price: float | None
-    trades: int
 
 
 class PnlFields(TypedDict):
@@ -241,20 +237,10 @@ def portfolio_totals(
         return _totals(held, last, prev_close)
 
 
-class _TradeFields(TypedDict):
-    buy_quantity: int
-    sell_quantity: int
-    day_buy_quantity: int
-    day_sell_quantity: int
-    day_buy_price: float | None
-    day_sell_price: float | None
-    trades: int
-
-
-def _trade_fields(ledger: Ledger | None, day: DayFigures | None) -> _TradeFields:
+def _trade_fields(ledger: Ledger | None, day: DayFigures | None) -> TradeFields:
     """The trade-built fields of ``position`` (zeros and nulls without counted trades)."""
     if ledger is None or day is None:
-        return _TradeFields(
+        return TradeFields(
             buy_quantity=0,
             sell_quantity=0,
             day_buy_quantity=0,
@@ -263,7 +249,7 @@ def _trade_fields(ledger: Ledger | None, day: DayFigures | None) -> _TradeFields
             day_sell_price=None,
             trades=0,
         )
-    return _TradeFields(
+    return TradeFields(
         buy_quantity=ledger.buy_quantity,
         sell_quantity=ledger.sell_quantity,
         day_buy_quantity=day.buy_quantity,
