@@ -82,9 +82,15 @@ class StoredPortfolio:
         self.store = store
         self.trade_store = trades
         self.max_trades = max_trades
-        # "Today" for the day figures is the service clock's IST date.
-        self.portfolio = Portfolio(today=lambda: now().astimezone(IST).date())
+        # "Today" for the day figures is the exchange's: the IST date of the newest tick (of the
+        # service clock before the first), so that a replayed or simulated session has its days.
+        self.portfolio = Portfolio(today=lambda: self.exchange_now().astimezone(IST).date())
         self._now = now
+
+    def exchange_now(self) -> datetime:
+        """The exchange's time: the newest tick's, else the service clock's."""
+        market = self.portfolio.market_time()
+        return market if market is not None else self._now()
 
     def load(self) -> int:
         """Replace the positions in memory with the store's (no store: keep them); the count.
@@ -109,9 +115,9 @@ class StoredPortfolio:
             existing = portfolio.trade(owner, command.id)
             if existing is not None:
                 return "exists", existing
-        now = self._now()
+        now = self.exchange_now()
         time = command.time if command.time is not None else now
-        late = trade_time_error(time, now)
+        late = trade_time_error(time, now, wall=self._now())
         if late is not None:
             return late
         if portfolio.trade_count(owner) >= self.max_trades:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tickhub.core.commands import AddTrade, Side
-from tickhub.core.model import IST
+from tickhub.core.model import IST, Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError
 from tickhub.engines.portfolio import Position
 from tickhub.ingest.portfolio import StoredPortfolio
@@ -111,3 +111,34 @@ def test_the_same_id_is_recorded_once_and_time_and_quota_are_checked(tmp_path: P
     full = p.add_trade("", buy(1, "100"))
     assert isinstance(full, ProtocolError) and full.code is ErrorCode.LIMIT_EXCEEDED
     assert p.portfolio.trade_count("") == 2
+
+
+def test_trade_times_and_the_day_follow_the_exchange_clock_of_the_ticks() -> None:
+    """A simulated or replayed session runs on its own clock: a trade at its market time is
+    not "in the future" of the wall clock, a trade without a time takes the newest tick's time,
+    and "today" is the ticks' day."""
+    market = datetime(2027, 3, 1, 10, 0, tzinfo=IST)  # the simulated session, ahead of NOW
+    p = StoredPortfolio(now=lambda: NOW)
+    p.portfolio.on_tick(Tick("INFY", 1, market, 1550.0, prev_close=1540.0))
+    at_market = AddTrade(
+        "INFY", Side.BUY, 10, Decimal("1550"), "NSE", time=market + timedelta(seconds=30)
+    )
+    added = p.add_trade("", at_market)
+    assert not isinstance(added, ProtocolError), added
+    untimed = p.add_trade("", AddTrade("INFY", Side.SELL, 4, Decimal("1560"), "NSE"))
+    assert not isinstance(untimed, ProtocolError), untimed
+    assert untimed[1].time == market
+    position = p.portfolio.value("", "INFY")["position"]
+    assert (position["day_buy_quantity"], position["day_sell_quantity"]) == (10, 4)
+    later = market + timedelta(minutes=2)
+    ahead = AddTrade("INFY", Side.BUY, 1, Decimal("1550"), "NSE", time=later)
+    refused = p.add_trade("", ahead)
+    assert isinstance(refused, ProtocolError) and refused.code is ErrorCode.INVALID_FIELD
+
+
+def test_after_the_close_a_trade_may_be_entered_up_to_the_wall_clock() -> None:
+    last_tick = NOW - timedelta(hours=2)
+    p = StoredPortfolio(now=lambda: NOW)
+    p.portfolio.on_tick(Tick("INFY", 1, last_tick, 1550.0, prev_close=1540.0))
+    entered = AddTrade("INFY", Side.BUY, 1, Decimal("1550"), "NSE", time=NOW)
+    assert not isinstance(p.add_trade("", entered), ProtocolError)

@@ -111,10 +111,15 @@ def parse_delete_trade(msg: Mapping[str, Any], ctx: Context) -> DeleteTrade | Pr
     return DeleteTrade(trade_id)
 
 
-def trade_time_error(time: datetime, now: datetime) -> ProtocolError | None:
-    """Why a trade at ``time`` cannot be recorded at ``now`` (more than
-    :data:`TRADE_MAX_AHEAD` ahead, or more than :data:`TRADE_MAX_AGE` back), or ``None``."""
-    if time > now + TRADE_MAX_AHEAD:
+def trade_time_error(
+    time: datetime, now: datetime, *, wall: datetime | None = None
+) -> ProtocolError | None:
+    """Why a trade at ``time`` cannot be recorded at ``now``, the exchange's time (more than
+    :data:`TRADE_MAX_AHEAD` ahead of the later of ``now`` and the ``wall`` clock, or more than
+    :data:`TRADE_MAX_AGE` before ``now``), or ``None``. The wall clock only widens the future
+    bound: after the close the newest tick's time lags the hour at which a trade is entered."""
+    latest = now if wall is None or wall < now else wall
+    if time > latest + TRADE_MAX_AHEAD:
         return invalid(
             "time",
             f"field 'time' must not be more than {_seconds(TRADE_MAX_AHEAD)} s in the future, "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from tickhub.core.commands import MAX_QUANTITY
@@ -154,10 +154,15 @@ class Portfolio:
         self._trade_ids: dict[str, dict[str, Trade]] = {}
         self._seq = 0  # the last arrival number given to a trade
         self._latest: date | None = None  # the IST date of the newest tick
+        self._latest_at: datetime | None = None  # and its time
         self._today = today if today is not None else self._tick_day
 
     def _tick_day(self) -> date:
         return self._latest if self._latest is not None else date.min
+
+    def market_time(self) -> datetime | None:
+        """The exchange time of the newest tick seen (``None`` before the first)."""
+        return self._latest_at
 
     def today(self) -> date:
         """The IST date the day figures are for (the injected ``today``, else the newest
@@ -451,9 +456,10 @@ class Portfolio:
 
     def on_tick(self, tick: Tick) -> None:
         """Remember the tick's price and previous close (a zero means unknown and is ignored)."""
-        day = tick.timestamp.astimezone(IST).date()
-        if self._latest is None or day > self._latest:
-            self._latest = day
+        at = tick.timestamp
+        if self._latest_at is None or at > self._latest_at:
+            self._latest_at = at
+            self._latest = at.astimezone(IST).date()
         price = price_from_tick(tick.price)
         if price is not None:
             self._last[tick.symbol] = price
