@@ -765,7 +765,11 @@ describe('client (real service)', live, () => {
     assert.equal(bought.position.position.quantity, 10);
     const retried = await portfolio.addTrade({ symbol: 'WIPRO', side: 'buy', quantity: 10, price: '250.5', id: 'js-1' });
     assert.equal(retried.status, 'exists');
-    const sold = await portfolio.addTrade({ symbol: 'WIPRO', side: 'sell', quantity: 4, price: 260, time: new Date() });
+    // A Date is sent as ISO 8601: a second after the buy, which took the exchange's time (the
+    // simulated session's clock, not this machine's).
+    const later = new Date(Date.parse(bought.trade.time) + 1000);
+    const sold = await portfolio.addTrade({ symbol: 'WIPRO', side: 'sell', quantity: 4, price: 260, time: later });
+    assert.equal(sold.trade.time, later.toISOString());
     assert.equal(sold.position.position.quantity, 6);
     assert.equal(sold.position.pnl.realized, 38);
     assert.deepEqual((await portfolio.listTrades('WIPRO')).map((x) => x.side), ['buy', 'sell']);
