@@ -14,6 +14,7 @@ from tickhub.core.commands import MAX_QUANTITY
 from tickhub.core.model import IST, Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError
 from tickhub.engines.portfolio import Portfolio, Position, Trade, trade_from_row, trade_to_row
+from tickhub.engines.portfolio.ledger import day_figures, extended, fifo
 
 TODAY = date(2026, 12, 2)
 
@@ -397,3 +398,54 @@ def test_trade_checks_its_invariants(side: str) -> None:
         Trade("x", "INFY", side, 1, Decimal(1), datetime(2026, 1, 1), 1)
     with pytest.raises(ValueError, match="side"):
         Trade("x", "INFY", "hold", 1, Decimal(1), at(0), 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    TRADES,
+    st.one_of(st.none(), st.tuples(st.integers(-80, 80).filter(bool), PRICES)),
+    st.sampled_from([TODAY, TODAY - timedelta(days=1)]),
+)
+def test_extending_a_ledger_trade_by_trade_equals_replaying_it(
+    fills: list[tuple[str, int, Decimal, int, int]],
+    carried: tuple[int, Decimal] | None,
+    today: date,
+) -> None:
+    """The ledger a trade recorded after every other extends is the one ``fifo`` replays, and
+    its day figures (read from the lists' ends) are those of the replayed ledger, exactly."""
+    position = None if carried is None else Position("INFY", carried[0], carried[1])
+    made = sorted(
+        (
+            Trade(f"x{i}", "INFY", side, q, price, at(d, 9, 15) + timedelta(minutes=m), i + 1)
+            for i, (side, q, price, d, m) in enumerate(fills)
+        ),
+        key=lambda t: (t.time, t.seq),
+    )
+    ledger = fifo(position, made[:1])
+    for n in range(2, len(made) + 1):
+        grown = extended(ledger, made[n - 1])
+        assert grown is not None
+        ledger = grown
+        assert ledger == fifo(position, made[:n])
+        assert day_figures(ledger, today) == day_figures(fifo(position, made[:n]), today)
+    if len(made) > 1:
+        assert extended(ledger, made[0]) is None  # earlier than the last: replay instead
+
+
+def test_day_figures_read_from_the_end_match_a_full_scan() -> None:
+    """Carried lot, yesterday's and today's trades: today's figures count today's only."""
+    position = Position("INFY", 5, Decimal("100"))
+    trades = [
+        Trade("a", "INFY", "buy", 10, Decimal("101"), at(1, 10), 1),
+        Trade("b", "INFY", "sell", 12, Decimal("103"), at(1, 11), 2),
+        Trade("c", "INFY", "buy", 4, Decimal("99"), at(0, 10), 3),
+        Trade("d", "INFY", "sell", 2, Decimal("98"), at(0, 11), 4),
+    ]
+    day = day_figures(fifo(position, trades), TODAY)
+    assert (day.buy_quantity, day.sell_quantity) == (4, 2)
+    assert day.buy_value == Decimal("396") and day.sell_value == Decimal("196")
+    # Yesterday: 5 carried + 10 bought, 12 sold -> 3 of yesterday's lot left (carried today);
+    # today: 4 bought, then 2 sold close 2 of the 3 carried (FIFO) at 98 vs 101.
+    assert (day.carried_quantity, day.new_quantity, day.new_cost) == (1, 4, Decimal("396"))
+    assert day.realized == Decimal("-6")
+    assert (day.carried_closed_quantity, day.carried_closed_exit) == (2, Decimal("196"))

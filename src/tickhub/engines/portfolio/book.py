@@ -24,7 +24,7 @@ from decimal import Decimal
 from tickhub.core.commands import MAX_QUANTITY
 from tickhub.core.model import IST, Tick
 from tickhub.core.protocol import ErrorCode, ProtocolError
-from tickhub.engines.portfolio.ledger import DayFigures, Ledger, day_figures, fifo
+from tickhub.engines.portfolio.ledger import DayFigures, Ledger, day_figures, extended, fifo
 from tickhub.engines.portfolio.positions import Position
 from tickhub.engines.portfolio.trades import Trade
 from tickhub.engines.portfolio.valuation import (
@@ -51,14 +51,23 @@ class Book:
     __slots__ = ("_day", "carried", "ledger", "mark", "symbol", "trades")
 
     def __init__(
-        self, symbol: str, carried: Position | None, mark: int, trades: tuple[Trade, ...]
+        self,
+        symbol: str,
+        carried: Position | None,
+        mark: int,
+        trades: tuple[Trade, ...],
+        *,
+        ledger: Ledger | None = None,
     ) -> None:
+        """``ledger``: the FIFO of these, when the caller already has it (else it is made)."""
         self.symbol = symbol
         self.carried = carried
         self.mark = mark
         self.trades = trades
-        counted = [t for t in trades if t.seq > mark]
-        self.ledger: Ledger | None = fifo(carried, counted) if counted else None
+        if ledger is None:
+            counted = [t for t in trades if t.seq > mark]
+            ledger = fifo(carried, counted) if counted else None
+        self.ledger: Ledger | None = ledger
         self._day: tuple[date, DayFigures] | None = None
 
     def day(self, today: date) -> DayFigures | None:
@@ -340,7 +349,9 @@ class Portfolio:
         carried = book.carried if book is not None else self.position(owner, symbol)
         mark = book.mark if book is not None else 0
         trades = (book.trades if book is not None else ()) + (trade,)
-        new = Book(symbol, carried, mark, trades)
+        # A trade later than every counted one extends the FIFO instead of replaying it.
+        ledger = extended(book.ledger, trade) if book is not None and book.ledger else None
+        new = Book(symbol, carried, mark, trades, ledger=ledger)
         if abs(new.quantity()) > MAX_QUANTITY:
             return _too_large(symbol)
         self._seq = trade.seq

@@ -148,29 +148,67 @@ def _fifo(carried: Position | None, trades: Iterable[Trade]) -> Ledger:
     ordered = tuple(sorted(trades, key=lambda t: (t.time, t.seq)))
     bought = sold = 0
     for trade in ordered:
-        day = trade_day(trade)
-        left = trade.signed
-        if left > 0:
-            bought += left
+        _match(lots, closes, trade)
+        if trade.side == "buy":
+            bought += trade.quantity
         else:
-            sold -= left
-        while left and lots and (lots[0].quantity > 0) != (left > 0):
-            lot = lots[0]
-            closed = min(abs(lot.quantity), abs(left))
-            signed = closed if lot.quantity > 0 else -closed
-            closes.append(Close(signed, lot.price, trade.price, day, lot.day))
-            rest = lot.quantity - signed
-            if rest:
-                lots[0] = Lot(rest, lot.price, lot.day)
-            else:
-                lots.pop(0)
-            left += signed  # a sell (left < 0) closes a long (signed > 0), and vice versa
-        if left:
-            lots.append(Lot(left, trade.price, day))
+            sold += trade.quantity
     quantity = sum(lot.quantity for lot in lots)
     cost = sum((lot.quantity * lot.price for lot in lots), _ZERO)
     realized = sum(((c.exit - c.entry) * c.quantity for c in closes), _ZERO)
     return Ledger(tuple(lots), tuple(closes), ordered, bought, sold, quantity, cost, realized)
+
+
+def extended(ledger: Ledger, trade: Trade) -> Ledger | None:
+    """``fifo`` of the ledger's lots and trades with ``trade`` added, without replaying them,
+    when ``trade`` sorts after every trade of the ledger (by time, then ``seq``: the usual case,
+    a trade recorded as it happens); ``None`` when it does not (replay them with ``fifo``).
+    Costs the new closes and one copy of the lot and close lists, not a replay of every trade."""
+    if ledger.trades:
+        last = ledger.trades[-1]
+        if (trade.time, trade.seq) < (last.time, last.seq):
+            return None
+    with localcontext(_CONTEXT):
+        lots = list(ledger.lots)
+        closes: list[Close] = []
+        opened = _match(lots, closes, trade)
+        # The cost loses what the closes took off their lots and gains the lot opened, if any.
+        cost = ledger.cost - sum((c.quantity * c.entry for c in closes), _ZERO)
+        cost += opened * trade.price
+        realized = ledger.realized + sum(((c.exit - c.entry) * c.quantity for c in closes), _ZERO)
+        buy = trade.quantity if trade.side == "buy" else 0
+        return Ledger(
+            tuple(lots),
+            ledger.closes + tuple(closes),
+            (*ledger.trades, trade),
+            ledger.buy_quantity + buy,
+            ledger.sell_quantity + trade.quantity - buy,
+            ledger.quantity + trade.signed,
+            cost,
+            realized,
+        )
+
+
+def _match(lots: list[Lot], closes: list[Close], trade: Trade) -> int:
+    """Apply one trade to the open ``lots`` (oldest first), FIFO: it closes lots of the other
+    side, oldest first, appending each close to ``closes``, and what is left opens a lot. The
+    signed quantity of the lot opened (0: none)."""
+    day = trade_day(trade)
+    left = trade.signed
+    while left and lots and (lots[0].quantity > 0) != (left > 0):
+        lot = lots[0]
+        closed = min(abs(lot.quantity), abs(left))
+        signed = closed if lot.quantity > 0 else -closed
+        closes.append(Close(signed, lot.price, trade.price, day, lot.day))
+        rest = lot.quantity - signed
+        if rest:
+            lots[0] = Lot(rest, lot.price, lot.day)
+        else:
+            lots.pop(0)
+        left += signed  # a sell (left < 0) closes a long (signed > 0), and vice versa
+    if left:
+        lots.append(Lot(left, trade.price, day))
+    return left
 
 
 def day_figures(ledger: Ledger, today: date) -> DayFigures:
@@ -182,18 +220,26 @@ def day_figures(ledger: Ledger, today: date) -> DayFigures:
 def _day_figures(ledger: Ledger, today: date) -> DayFigures:
     buy_q = sell_q = 0
     buy_v = sell_v = _ZERO
-    for trade in ledger.trades:
-        if trade_day(trade) == today:
-            if trade.side == "buy":
-                buy_q += trade.quantity
-                buy_v += trade.quantity * trade.price
-            else:
-                sell_q += trade.quantity
-                sell_v += trade.quantity * trade.price
+    # Trades, closes and lots are each in time order: today's are at the end (after them only
+    # trades a later wall clock dated tomorrow), so each list is read backwards to its last day.
+    for trade in reversed(ledger.trades):
+        day = trade_day(trade)
+        if day != today:
+            if day < today:
+                break
+            continue
+        if trade.side == "buy":
+            buy_q += trade.quantity
+            buy_v += trade.quantity * trade.price
+        else:
+            sell_q += trade.quantity
+            sell_v += trade.quantity * trade.price
     realized = new_closed = cc_exit = cc_entry = _ZERO
     cc_q = 0
-    for c in ledger.closes:
+    for c in reversed(ledger.closes):
         if c.day != today:
+            if c.day < today:
+                break
             continue
         pnl = (c.exit - c.entry) * c.quantity
         realized += pnl
@@ -203,14 +249,16 @@ def _day_figures(ledger: Ledger, today: date) -> DayFigures:
             cc_q += c.quantity
             cc_exit += c.quantity * c.exit
             cc_entry += c.quantity * c.entry
-    carried_q = new_q = 0
+    new_q = 0
     new_cost = _ZERO
-    for lot in ledger.lots:
-        if lot.day == today:
-            new_q += lot.quantity
-            new_cost += lot.quantity * lot.price
-        else:
-            carried_q += lot.quantity
+    for lot in reversed(ledger.lots):
+        if lot.day != today:
+            if lot.day is None or lot.day < today:
+                break
+            continue
+        new_q += lot.quantity
+        new_cost += lot.quantity * lot.price
+    carried_q = ledger.quantity - new_q
     return DayFigures(
         buy_q,
         buy_v,
