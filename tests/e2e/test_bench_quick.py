@@ -82,3 +82,23 @@ def test_analysis_cost_runs_and_writes_its_table(tmp_path: Path) -> None:
     assert all(row["us_per_close"] > 0 for row in results["rows"])
     assert len(results["meta"]["set"]) == 10
     assert "CPU us" in proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_trades_cost_runs_and_writes_its_table(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "bench/trades_cost.py", "--trades", "50", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "trades_cost.json").read_text())
+    assert [row["kind"] for row in results["rows"]] == [
+        "add_trade mean",
+        "add_trade, last tenth",
+        "value() after",
+    ]
+    assert all(row["us"] > 0 for row in results["rows"])
