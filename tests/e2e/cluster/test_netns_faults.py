@@ -318,6 +318,27 @@ def in_order(msgs: list[Msg]) -> bool:
     return seqs == sorted(seqs) and len(seqs) == len(set(seqs))
 
 
+def disorder(msgs: list[Msg]) -> str:
+    """Where ``in_order`` fails: each live message whose ``seq`` is not above every one before
+    it, with the one it follows (for the assertion's message)."""
+    out: list[str] = []
+    top: Msg | None = None
+    for m in (m for m in msgs if is_live(m)):
+        if top is not None and m["seq"] <= top["seq"]:
+            out.append(f"{_brief(m)} after {_brief(top)}")
+        if top is None or m["seq"] > top["seq"]:
+            top = m
+    return "; ".join(out)
+
+
+def _brief(m: Msg) -> str:
+    start = m["data"].get("start", "") if isinstance(m.get("data"), dict) else ""
+    return (
+        f"{m['data_type']} {start} seq {m['seq']} epoch {m['epoch']}"
+        f" snapshot {m.get('snapshot', False)}"
+    )
+
+
 def last_data(c: Watched) -> Msg:
     return [m for m in c.seen if is_data(m)][-1]
 
@@ -379,7 +400,7 @@ async def resume(net: Net, gw: str, before: dict[str, Msg], ref: Viewer, event: 
     assert acks["stream"]["recovered"] is True
     assert acks["alerts"]["recovered"] is True
     await caught_up(again.stream, ref.stream)
-    assert in_order(again.stream.seen)
+    assert in_order(again.stream.seen), disorder(again.stream.seen)
     assert_nothing_lost(ref.stream.seen, again.stream.seen, before["stream"])
     assert_every_minute_closed(ref.stream.seen)
     got = await has(again.alerts, lambda m: is_event(m) and m["seq"] == event["seq"])
@@ -435,7 +456,7 @@ async def test_a_gateway_cut_off_from_redis_for_10s(net: Net) -> None:
 
     # The same connection, never closed; in order. Unless the bus had to reconnect (which it
     # says: `reconnecting`), TCP brought every message late, so nothing is missing at all.
-    assert in_order(cut.stream.seen)
+    assert in_order(cut.stream.seen), disorder(cut.stream.seen)
     print("partition: statuses seen", statuses(cut.stream))
     if "reconnecting" not in statuses(cut.stream):
         assert_gap_free(cut.stream.seen)
@@ -479,7 +500,7 @@ async def test_a_gateway_whose_redis_connections_break_during_a_10s_cut(net: Net
 
     # The connection stayed open; the gateway read what it missed from Redis's history and
     # sent it in order: every candle close and the alert event, only replaced state skipped.
-    assert in_order(cut.stream.seen)
+    assert in_order(cut.stream.seen), disorder(cut.stream.seen)
     assert_nothing_lost(ref.stream.seen, cut.stream.seen, before["stream"])
     assert_every_minute_closed(cut.stream.seen)
     await has(cut.alerts, lambda m: is_event(m) and m["seq"] == event["seq"])
@@ -592,7 +613,8 @@ async def test_redis_killed_and_started_again_empty(net: Net) -> None:
     note("redis started again: live", t0)
     for v in (a, b):
         await more_data(v.stream)
-        assert in_order(v.stream.seen)  # the same connections, the same run: seq go on
+        # The same connections, the same run: seq go on.
+        assert in_order(v.stream.seen), disorder(v.stream.seen)
     note("redis started again: data", t0)
 
     print("redis restart: live gaps", gaps(a.stream.seen), gaps(b.stream.seen))
@@ -618,7 +640,7 @@ async def test_redis_killed_and_started_again_empty(net: Net) -> None:
     else:
         first = next(m for m in c.stream.seen if is_data(m))
         assert first["snapshot"] is True and first["epoch"] == before["stream"]["epoch"]
-    assert in_order(c.stream.seen)
+    assert in_order(c.stream.seen), disorder(c.stream.seen)
 
     # From further back, past what only the old Redis held: not recovered, a fresh snapshot.
     d, ack = await net.watch("gw1", since=early)

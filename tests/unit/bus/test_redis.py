@@ -491,6 +491,46 @@ async def test_reconnects_resubscribes_and_flushes_the_queue_after_a_redis_resta
 
 
 @pytest.mark.redis
+async def test_a_write_sent_again_after_a_redis_restart_reaches_subscribers_once(
+    own_redis: RedisServer,
+) -> None:
+    """The producer's writer sends a batch again when Redis died before its reply came (the
+    subscribers may have had it): the repeats are dropped, ``seq`` never goes back."""
+    await own_redis.start()
+    states: asyncio.Queue[bool] = asyncio.Queue()
+    producer = _fast(own_redis.url, lambda _: None)
+    gateway = _fast(own_redis.url, states.put_nowait)
+    seen = Recorder()
+
+    def batch(*seqs: int) -> None:
+        for seq in seqs:
+            slot = "candle:09:15" if seq == 2 else "tick"
+            payload = b'{"seq":%d}' % seq
+            producer.publish(msg("stream:X", payload, slot, retain=slot, seq=seq, epoch="e"))
+
+    try:
+        await producer.start()
+        await gateway.start()
+        await _state(states, True)
+        gateway.subscribe("stream:X", seen)
+        await settle(producer, gateway)
+        batch(1, 2, 3)
+        await seen.wait_for(3)
+
+        await own_redis.kill()
+        await _state(states, False)
+        await own_redis.start()  # empty
+        await _state(states, True)
+        await settle(producer, gateway)  # the gateway has refilled the topic: nothing to refill
+        batch(1, 2, 3, 4)  # the write whose reply was lost, then the next message
+        await settle(producer, gateway)
+        assert [m.seq for m in seen.messages] == [1, 2, 3, 4]
+    finally:
+        await gateway.close()
+        await producer.close()
+
+
+@pytest.mark.redis
 async def test_start_without_redis_keeps_retrying_until_it_appears(
     own_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -73,3 +73,47 @@ def test_a_first_subscription_is_not_refilled() -> None:
     sub = Subscription(TopicHistory())
     sub.start_sync()
     assert sub.filling is None
+
+
+# A producer whose write was cut off by the outage sends it again: messages delivered before the
+# loss come once more (held, or live after the refill). They must not reach handlers twice.
+
+
+def test_a_write_sent_again_and_held_is_not_delivered_twice() -> None:
+    sub = lost_at(7)
+    assert sub.filling is not None
+    sub.filling += [msg(5), msg(6, "candle:09:16"), msg(7), msg(8)]
+    assert seqs(sub.refill([msg(6, "candle:09:16")])) == [8]
+    assert sub.fence == ("e1", 8)
+
+
+def test_a_write_sent_again_after_an_empty_refill_is_a_repeat() -> None:
+    sub = lost_at(7)
+    assert sub.refill([]) == []  # a Redis that restarted empty, nothing held yet
+    assert [sub.fresh(m) for m in (msg(5), msg(6), msg(7), msg(8))] == [False, False, False, True]
+
+
+def test_live_repeats_are_dropped_and_a_new_run_starts_afresh() -> None:
+    sub = Subscription(TopicHistory())
+    live = [msg(1), msg(2), msg(1), msg(2), msg(3), msg(1, epoch="e2"), msg(1, epoch="e2")]
+    live += [msg(2, epoch="e2")]
+    assert [(m.epoch, m.seq) for m in live if sub.fresh(m)] == [
+        ("e1", 1),
+        ("e1", 2),
+        ("e1", 3),
+        ("e2", 1),
+        ("e2", 2),
+    ]
+    unnumbered = BusMessage(TOPIC, b"{}", None)
+    assert sub.fresh(unnumbered) and sub.fresh(unnumbered)
+
+
+def test_a_second_loss_after_a_refill_does_not_deliver_the_refilled_messages_again() -> None:
+    sub = lost_at(10)
+    assert seqs(sub.refill([msg(12, "candle:09:15")])) == [12]
+    # The history of the new connection saw only what came live: less than was delivered.
+    sub.received(msg(11), 0)
+    sub.lost(TopicHistory())
+    assert sub.resume_after == ("e1", 11)
+    sub.start_sync()
+    assert seqs(sub.refill([msg(12, "candle:09:15"), msg(13, "candle:09:16")])) == [13]

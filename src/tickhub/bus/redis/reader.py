@@ -313,8 +313,8 @@ class Reader:
         if state.filling is not None:  # after a reconnect: until what was missed is read
             state.filling.append(message)
             return
-        if message.seq and message.seq <= state.fence[1] and message.epoch == state.fence[0]:
-            return  # the refill delivered it already
+        if not state.fresh(message):
+            return  # delivered already: by the refill, or before a write was sent again
         self._deliver(topic, state, message)
 
     def _deliver(self, topic: str, state: Subscription, message: BusMessage) -> None:

@@ -10,6 +10,11 @@ After a lost connection the messages published meanwhile never reached us; the o
 must not miss (candle closes, alert events) are in Redis's stream of the topic. The first sync
 on the new connection reads it, and until then live messages are held (``filling``), so that
 ``refill`` hands the missed ones and the held ones over in ``seq`` order.
+
+A producer whose write was cut off by the outage sends that write again (``Writer``): messages
+that reached us before may come once more, on this connection or the next. ``fence`` is the
+newest numbered message passed to the handlers; one at or below it in the same epoch is such a
+repeat and goes no further (``fresh``), so handlers never see ``seq`` repeat or go back.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ class Subscription:
         # (epoch, seq) of the last message before the connection was lost, until refilled
         self.resume_after: tuple[str, int] | None = None
         self.filling: list[BusMessage] | None = None  # live messages held until the refill
-        self.fence: tuple[str, int] = ("", 0)  # delivered by the refill: a live copy is a repeat
+        self.fence: tuple[str, int] = ("", 0)  # (epoch, seq) of the newest numbered delivered
 
     def apply(self, name: str, drop: bool, payload: bytes) -> None:
         if self.values is None:
@@ -114,14 +119,31 @@ class Subscription:
         self.buffer = []
         self.history = history
 
+    def fresh(self, message: BusMessage) -> bool:
+        """Whether ``message``, about to be delivered, is not a repeat of one delivered before
+        (same epoch, ``seq`` not above the ``fence``); if so the fence moves up to it. An
+        unnumbered message is always fresh."""
+        seq = message.seq
+        if not seq:
+            return True
+        epoch, newest = self.fence
+        if seq <= newest and message.epoch == epoch:
+            return False
+        self.fence = (message.epoch, seq)
+        return True
+
     def refill(self, stored: list[BusMessage]) -> list[BusMessage]:
         """What to deliver once the sync after a reconnect read the topic's history ``stored``
         (the stream's messages and the latest state): those after the resume point that were
         not held (published while the connection was down), and the live messages held
-        meanwhile, in ``seq`` order. From then on a live
-        message at or below the newest one delivered here is a repeat (``fence``)."""
+        meanwhile, in ``seq`` order, without repeats of what was delivered before (a write the
+        producer sent again after the outage, ``fresh``)."""
         assert self.resume_after is not None and self.filling is not None
         epoch, last = self.resume_after
+        if self.fence[0] == epoch:
+            # An earlier refill may have delivered more than the history has seen since.
+            last = max(last, self.fence[1])
+        self.fence = (epoch, last)
         held, self.resume_after, self.filling = self.filling, None, None
         have = {m.seq for m in held if m.epoch == epoch}
         order: list[tuple[int, int, int, BusMessage]] = []
@@ -136,11 +158,7 @@ class Subscription:
                 rank, key = (0 if m.epoch == epoch else 1), m.seq
             order.append((rank, key, i + 1, m))
         order.sort(key=lambda item: item[:3])
-        out = [item[3] for item in order]
-        newest = max((m.seq for m in out if m.epoch == epoch), default=0)
-        if newest:
-            self.fence = (epoch, newest)
-        return out
+        return [item[3] for item in order if self.fresh(item[3])]
 
 
 def _newest(payloads: Iterable[bytes]) -> tuple[str, int] | None:

@@ -6,7 +6,8 @@ is full the oldest conflatable message (``slot`` not ``None``) is dropped and co
 The writer task sends everything queued (up to ``MAX_BATCH``) in one pipeline per round, in
 order, ``MESSAGES_PER_CALL`` messages per script call. A batch whose outcome is unknown after a
 connection loss is sent again: around an outage a message may arrive twice, never out of
-order. Redis refusing an update (out of memory) drops that message, logged and counted.
+order (a subscriber drops the repeat: ``Subscription.fresh``). Redis refusing an update (out
+of memory) drops that message, logged and counted.
 """
 
 from __future__ import annotations
