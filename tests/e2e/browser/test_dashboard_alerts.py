@@ -5,15 +5,12 @@ description, and an alert's firing is announced as a price alert's is."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-from typing import Any
 
-from playwright.async_api import Browser, Page, expect
-from websocket import create_connection
+from playwright.async_api import Browser, expect
 
 from tests.e2e.browser import test_dashboard as dashboard
+from tests.e2e.browser.pages import ready, request
 from tests.e2e.browser.test_dashboard import (
     StartService,
     open_page,
@@ -24,33 +21,6 @@ from tests.e2e.browser.test_dashboard import (
 pytestmark = dashboard.pytestmark
 port = dashboard.port
 browser = dashboard.browser
-
-Msg = dict[str, Any]
-_number = re.compile(r"^\d+(\.\d+)?$")
-
-
-def _request(port: int, path: str, message: Msg, reply: str) -> Msg:
-    """One request on a fresh connection of ``websocket-client``; its reply."""
-    ws = create_connection(f"ws://127.0.0.1:{port}{path}", timeout=10)
-    try:
-        ws.send(json.dumps(message))
-        while True:
-            msg: Msg = json.loads(ws.recv())
-            if msg.get("type") in (reply, "error"):
-                return msg
-    finally:
-        ws.close()
-
-
-async def request(port: int, path: str, message: Msg, reply: str) -> Msg:
-    return await asyncio.to_thread(_request, port, path, message, reply)
-
-
-async def ready(page: Page) -> None:
-    await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
-    await expect(page.locator('#ticker tr[data-symbol="RELIANCE"]')).to_have_attribute(
-        "data-price", _number
-    )
 
 
 async def test_indicator_and_pattern_alerts_from_the_form(
