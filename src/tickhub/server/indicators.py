@@ -54,15 +54,8 @@ def _param(param: Param, max_period: int) -> dict[str, Any]:
     return body
 
 
-def _members(kind: Kind) -> list[str]:
-    """``"{upper, middle, lower}"`` -> its names; a plain number has none."""
-    if not kind.output.startswith("{"):
-        return []
-    return [m.strip() for m in kind.output.strip("{}").split(",")]
-
-
 def _indicator(kind: Kind, max_period: int) -> dict[str, Any]:
-    members = _members(kind)
+    members = list(kind.members)
     defaults = tuple(float(p.default) for p in kind.params)
     return {
         "name": kind.name,

@@ -26,17 +26,14 @@ from tickhub.core.protocol import ErrorCode, ProtocolError, clip, json_kind, sho
 
 MEMBERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
-        "macd": ("macd", "signal", "histogram"),
-        "bollinger": ("upper", "middle", "lower"),
-        "supertrend": ("value",),
-        "stoch": ("k", "d"),
-        "adx": ("adx", "plus_di", "minus_di"),
-        "donchian": ("upper", "middle", "lower"),
-        "pivots": ("pivot", "r1", "r2", "r3", "s1", "s2", "s3"),
+        kind.name: tuple(m for m in kind.members if m != "direction")
+        for kind in CATALOG.values()
+        if kind.members
     }
 )
-"""The members an operand may name, per indicator with several outputs (supertrend's
-``direction`` is not a number, hence not an operand)."""
+"""The members an operand may name, per indicator with several outputs: the catalog's, but
+supertrend's ``direction``, which is not a number, hence not an operand."""
+
 
 DEFAULT_MEMBERS: Final[Mapping[str, str]] = MappingProxyType(
     {

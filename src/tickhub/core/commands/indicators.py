@@ -48,11 +48,17 @@ class Param:
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """One indicator the grammar knows: its parameters, in order, and what it outputs."""
+    """One indicator the grammar knows: its parameters, in order, and what it outputs: a
+    number, or an object of these ``members`` (in the order its value lists them)."""
 
     name: str
     params: tuple[Param, ...]
-    output: str
+    members: tuple[str, ...] = ()
+
+    @property
+    def output(self) -> str:
+        """``number``, or the members as the documentation writes them: ``{k, d}``."""
+        return f"{{{', '.join(self.members)}}}" if self.members else "number"
 
 
 def _period(name: str, default: int, low: int = 2) -> Param:
@@ -63,43 +69,42 @@ CATALOG: Final[Mapping[str, Kind]] = MappingProxyType(
     {
         k.name: k
         for k in (
-            Kind("sma", (_period("period", 20),), "number"),
-            Kind("ema", (_period("period", 20),), "number"),
-            Kind("rsi", (_period("period", 14),), "number"),
+            Kind("sma", (_period("period", 20),)),
+            Kind("ema", (_period("period", 20),)),
+            Kind("rsi", (_period("period", 14),)),
             Kind(
                 "macd",
                 (_period("fast", 12), _period("slow", 26), _period("signal", 9, 1)),
-                "{macd, signal, histogram}",
+                ("macd", "signal", "histogram"),
             ),
             Kind(
                 "bollinger",
                 (_period("period", 20), Param("deviations", 2, 0.1, 10, integer=False)),
-                "{upper, middle, lower}",
+                ("upper", "middle", "lower"),
             ),
-            Kind("atr", (_period("period", 14, 1),), "number"),
-            Kind("vwap", (), "number"),
+            Kind("atr", (_period("period", 14, 1),)),
+            Kind("vwap", ()),
             Kind(
                 "supertrend",
                 (_period("period", 10, 1), Param("multiplier", 3, 0.1, 10, integer=False)),
-                "{value, direction}",
+                ("value", "direction"),
             ),
             Kind(
                 "stoch",
                 (_period("fastk", 14, 1), _period("slowk", 3, 1), _period("slowd", 3, 1)),
-                "{k, d}",
+                ("k", "d"),
             ),
-            Kind("adx", (_period("period", 14),), "{adx, plus_di, minus_di}"),
-            Kind("obv", (), "number"),
+            Kind("adx", (_period("period", 14),), ("adx", "plus_di", "minus_di")),
+            Kind("obv", ()),
             Kind(
                 "sar",
                 (
                     Param("acceleration", 0.02, 0.001, 1, integer=False),
                     Param("maximum", 0.2, 0.001, 1, integer=False),
                 ),
-                "number",
             ),
-            Kind("donchian", (_period("period", 20),), "{upper, middle, lower}"),
-            Kind("pivots", (), "{pivot, r1, r2, r3, s1, s2, s3}"),
+            Kind("donchian", (_period("period", 20),), ("upper", "middle", "lower")),
+            Kind("pivots", (), ("pivot", "r1", "r2", "r3", "s1", "s2", "s3")),
         )
     }
 )

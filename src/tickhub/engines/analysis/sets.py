@@ -23,7 +23,7 @@ import numpy as np
 import talib
 from talib._ta_lib import MA_Type
 
-from tickhub.core.commands.indicators import IndicatorSet, IndicatorSpec, warmup_of
+from tickhub.core.commands.indicators import CATALOG, IndicatorSet, IndicatorSpec, warmup_of
 from tickhub.core.model import Candle
 from tickhub.engines.analysis.indicators import LOOKBACK, FloatArray
 from tickhub.engines.analysis.pivots import NO_PIVOTS, classic_pivots
@@ -153,20 +153,9 @@ def _value(
     raise ValueError(f"indicator without a computation: {name}")
 
 
-_SHAPES: dict[str, tuple[str, ...]] = {
-    "macd": ("macd", "signal", "histogram"),
-    "bollinger": ("upper", "middle", "lower"),
-    "supertrend": ("value", "direction"),
-    "stoch": ("k", "d"),
-    "adx": ("adx", "plus_di", "minus_di"),
-    "donchian": ("upper", "middle", "lower"),
-    "pivots": tuple(NO_PIVOTS),
-}
-
-
 def _empty(spec: IndicatorSpec) -> Any:
-    members = _SHAPES.get(spec.name)
-    return None if members is None else dict.fromkeys(members)
+    members = CATALOG[spec.name].members
+    return dict.fromkeys(members) if members else None
 
 
 def _last(values: FloatArray) -> float | None:
