@@ -51,19 +51,10 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
     assert "msgs/CPU-s" in proc.stdout  # the table was printed
 
 
-@pytest.mark.timeout(120)
-def test_analysis_cost_runs_and_writes_its_table(tmp_path: Path) -> None:
+def _script(out: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One in-process cost script of ``bench/``, writing into ``out``; it must succeed."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "bench/analysis_cost.py",
-            "--closes",
-            "20",
-            "--alerts",
-            "5",
-            "--out",
-            str(tmp_path),
-        ],
+        [sys.executable, script, *args, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -71,6 +62,12 @@ def test_analysis_cost_runs_and_writes_its_table(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.timeout(120)
+def test_analysis_cost_runs_and_writes_its_table(tmp_path: Path) -> None:
+    proc = _script(tmp_path, "bench/analysis_cost.py", "--closes", "20", "--alerts", "5")
     results = json.loads((tmp_path / "analysis_cost.json").read_text())
     kinds = [row["kind"] for row in results["rows"]]
     assert kinds == [
@@ -86,15 +83,7 @@ def test_analysis_cost_runs_and_writes_its_table(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_trades_cost_runs_and_writes_its_table(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "bench/trades_cost.py", "--trades", "50", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _script(tmp_path, "bench/trades_cost.py", "--trades", "50")
     results = json.loads((tmp_path / "trades_cost.json").read_text())
     assert [row["kind"] for row in results["rows"]] == [
         "add_trade mean",
