@@ -11,6 +11,7 @@ import builtins
 import functools
 from collections.abc import Callable, Iterable, KeysView
 from dataclasses import replace
+from typing import TypeVar
 
 from tickhub.core.commands import CreateAlert, CreateAnalysisAlert
 from tickhub.core.model import Interval, Tick
@@ -27,6 +28,8 @@ from tickhub.engines.alerts.rules import decide, price_text, rearms
 
 __all__ = ["UserAlerts"]
 
+K = TypeVar("K")
+
 
 class UserAlerts:
     """Every owner's alerts, by id and by symbol, in creation order."""
@@ -38,7 +41,9 @@ class UserAlerts:
         self._new_id = new_id
         self._alerts: dict[str, Alert] = {}
         self._by_symbol: dict[str, dict[str, Alert]] = {}
-        # Analysis alerts, by the series whose candles evaluate them.
+        # Price alerts by symbol (what a tick evaluates), analysis alerts by the series whose
+        # candles evaluate them: a tick never walks past the analysis alerts of its symbol.
+        self._priced: dict[str, dict[str, Alert]] = {}
         self._by_series: dict[tuple[str, Interval], dict[str, Alert]] = {}
         self._last_price: dict[str, float] = {}  # per alert id, between saves
 
@@ -94,7 +99,9 @@ class UserAlerts:
         """Add ``alert`` or replace the one with its id (keeping its place in the order)."""
         self._alerts[alert.id] = alert
         self._by_symbol.setdefault(alert.symbol, {})[alert.id] = alert
-        if alert.rule is not None:
+        if alert.rule is None:
+            self._priced.setdefault(alert.symbol, {})[alert.id] = alert
+        else:
             series = (alert.symbol, alert.rule.interval)
             self._by_series.setdefault(series, {})[alert.id] = alert
 
@@ -111,16 +118,11 @@ class UserAlerts:
     def remove(self, id: str) -> None:
         """Forget alert ``id`` (which must exist)."""
         alert = self._alerts.pop(id)
-        by_symbol = self._by_symbol[alert.symbol]
-        del by_symbol[id]
-        if not by_symbol:
-            del self._by_symbol[alert.symbol]
-        if alert.rule is not None:
-            series = (alert.symbol, alert.rule.interval)
-            by_series = self._by_series[series]
-            del by_series[id]
-            if not by_series:
-                del self._by_series[series]
+        _drop(self._by_symbol, alert.symbol, id)
+        if alert.rule is None:
+            _drop(self._priced, alert.symbol, id)
+        else:
+            _drop(self._by_series, (alert.symbol, alert.rule.interval), id)
         self._last_price.pop(id, None)
 
     def get(self, id: str) -> Alert | None:
@@ -154,8 +156,8 @@ class UserAlerts:
         """Evaluate the tick's symbol's alerts into ``evaluation`` (``tick.price`` a float)."""
         now, price = tick.timestamp, tick.price
         seen: dict[str, float] = {}
-        for alert in self._by_symbol.get(tick.symbol, {}).values():
-            if (alert.triggered and alert.once) or alert.rule is not None:
+        for alert in self._priced.get(tick.symbol, {}).values():
+            if alert.triggered and alert.once:
                 continue
             if alert.triggered_at is not None and now <= alert.triggered_at:
                 continue
@@ -223,6 +225,14 @@ class UserAlerts:
             down = tick.prev_close * (1 - level / 100)
             return rearms(False, price, down, band) and rearms(True, price, up, band)
         return rearms(condition in ("above", "cross_up"), price, level, band)
+
+
+def _drop(index: dict[K, dict[str, Alert]], key: K, id: str) -> None:
+    """Take alert ``id`` out of ``index[key]``, and the key with its last alert."""
+    alerts = index[key]
+    del alerts[id]
+    if not alerts:
+        del index[key]
 
 
 def _message(alert: Alert, tick: Tick) -> str:
